@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class Clock:
@@ -16,7 +16,7 @@ class Clock:
 
     def now(self) -> datetime:
         """The current time as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.time(), tz=timezone.utc)
+        return datetime.fromtimestamp(self.time(), tz=UTC)
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back."""

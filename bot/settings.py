@@ -20,3 +20,58 @@ class ManagerSettings:
     read_timeout: float = 300.0
     connect_timeout: float = 5.0
     fallback_password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role given to a Slack user or user group, optionally only in some channels or on some managers."""
+
+    principal: str  # U… user id, S… user-group id, or shell:NAME
+    role: str
+    channels: tuple[str, ...] = ()
+    managers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot is configured with, validated; secrets are not shown by repr."""
+
+    managers: tuple[ManagerSettings, ...]
+    data_dir: str
+    db_path: str
+    archive_dir: str
+    archive_url: str = ""
+    slack_bot_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_app_token: str = field(default="", repr=False)
+    slack_api_url: str = ""
+    grants: tuple[Grant, ...] = ()
+    viewers_restricted: bool = False
+    channels: tuple[str, ...] = ()
+    access_contact: str = "your Cloudify admins"
+    shell_role: str = "viewer"
+    require_approval: bool = True
+    gate_ttl: float = 600.0
+    backup_schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+    retention: tuple[tuple[str, int], ...] = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
+    summary_channel: str = ""
+    alert_channel: str = ""
+    max_backup_age: float = 26 * 3600.0
+    demo: bool = False
+
+    def manager(self, name: str | None) -> ManagerSettings:
+        """The named manager, or the first (default) one when `name` is empty."""
+        if not name:
+            return self.managers[0]
+        for m in self.managers:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def secrets(self) -> set[str]:
+        """Every configured secret value, so outputs can be checked or scrubbed for them."""
+        values = {self.slack_bot_token, self.slack_signing_secret, self.slack_app_token}
+        for m in self.managers:
+            values |= {m.password, m.token, m.fallback_password}
+        return {v for v in values if v and len(v) >= 4}

@@ -1,0 +1,45 @@
+"""Assemble a running bot from settings: store, manager clients, archive, policy, dispatcher."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bot.clock import Clock
+from bot.context import Services
+from bot.dispatch import Dispatcher
+from bot.policy import Policy
+from bot.registry import REGISTRY
+from bot.settings import Settings
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None, transport: Any = None,
+                   groups_of: Any = None) -> Services:
+    """Everything a dispatcher needs; `transport` lets tests and the demo talk to an in-process simulator."""
+    import commands  # noqa: F401 - registers every command declaration
+    from bot.cloudify import Manager
+    from bot.store import Store
+
+    clock = clock or Clock()
+    os.makedirs(os.path.dirname(os.path.abspath(settings.db_path)), exist_ok=True)
+    store = Store(settings.db_path, clock=clock)
+    store.secrets = settings.secrets()
+    managers = {m.name: Manager(m, transport=transport, clock=clock) for m in settings.managers}
+    services = Services(settings=settings, clock=clock, store=store, managers=managers, registry=REGISTRY,
+                        policy=Policy(settings, groups_of))
+    services.archive = _archive(services)
+    return services
+
+
+def _archive(services: Services) -> Any:
+    """The off-manager archive, when its module is present."""
+    try:
+        from bot.archive import open_archive
+    except ImportError:
+        return None
+    return open_archive(services.settings, services.store, services.clock)
+
+
+def build_dispatcher(settings: Settings, **kwargs: Any) -> Dispatcher:
+    """A dispatcher over freshly built services."""
+    return Dispatcher(build_services(settings, **kwargs))

@@ -1,0 +1,144 @@
+"""`cfy-bot`: the process entry point (shell, run, docs, check, simulator, http, socket, audit)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bot.errors import BotError, ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cfy-bot", description="Slack chat-ops for Cloudify Manager backups.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sh = sub.add_parser("shell", help="interactive terminal front end")
+    run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed, 2 usage error)")
+    for q in (sh, run):
+        q.add_argument("--demo", action="store_true", help="use embedded simulated managers")
+        q.add_argument("-m", "--manager", help="default manager for this session")
+    run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
+    run.add_argument("--approve-as", default="", metavar="NAME", help="a second admin who approves restores")
+    run.add_argument("text", help="the command, e.g. \"snapshots list\"")
+    sub.add_parser("docs", help="print the command table (Markdown)")
+    sub.add_parser("check", help="validate configuration and reach every manager")
+    sim = sub.add_parser("simulator", help="serve a simulated Cloudify manager over HTTP")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8100)
+    sim.add_argument("--data-dir", default=None)
+    http = sub.add_parser("http", help="serve Slack over HTTP (/slack/events, /health)")
+    http.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    http.add_argument("--threads", type=int, default=8)
+    sub.add_parser("socket", help="connect to Slack in Socket Mode")
+    audit = sub.add_parser("audit", help="check or export the audit log")
+    asub = audit.add_subparsers(dest="audit_cmd", required=True)
+    asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    exp = asub.add_parser("export", help="stream audit rows")
+    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    exp.add_argument("--since", default=None, help="ISO time or a duration such as 24h")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd == "simulator":
+        from simulator.server import serve
+
+        print(f"simulated Cloudify manager on http://{args.host}:{args.port} (admin/admin, default_tenant)",
+              flush=True)
+        serve(args.host, args.port, data_dir=args.data_dir)
+        return 0
+    if args.cmd == "docs":
+        import commands  # noqa: F401
+        from bot.helptext import docs_table
+        from bot.registry import REGISTRY
+
+        print(docs_table(REGISTRY))
+        return 0
+    try:
+        return _with_settings(args)
+    except ConfigError as exc:
+        print(f"cfy-bot cannot start: {exc}", file=sys.stderr)
+        return 2
+    except BotError as exc:
+        print(f"cfy-bot: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _with_settings(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+
+    demo = None
+    if getattr(args, "demo", False):
+        from bot.demo import make_demo
+
+        demo = make_demo(dict(os.environ))
+        settings, transport = demo.settings, demo.transport
+    else:
+        _load_dotenv()
+        settings, transport = load_settings(), None
+    try:
+        return _dispatch(args, settings, transport)
+    finally:
+        if demo is not None:
+            demo.close()
+
+
+def _load_dotenv() -> None:
+    from dotenv import load_dotenv
+
+    load_dotenv(os.path.join(os.getcwd(), ".env"), override=False)
+
+
+def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
+    if args.cmd in ("shell", "run"):
+        return _terminal(args, settings, transport)
+    if args.cmd == "check":
+        from bot.check import run_check
+
+        return run_check(settings, transport=transport)
+    if args.cmd == "audit":
+        from bot.auditcli import run_audit
+
+        return run_audit(args, settings)
+    if args.cmd == "http":
+        from bot.slack import serve_http
+
+        return serve_http(settings, port=args.port, threads=args.threads)
+    if args.cmd == "socket":
+        from bot.slack import serve_socket
+
+        return serve_socket(settings)
+    return 2
+
+
+def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
+    from dataclasses import replace
+
+    from bot.app import build_dispatcher
+    from bot.shell import Terminal
+
+    if args.manager:
+        names = [m.name for m in settings.managers]
+        if args.manager not in names:
+            print(f"cfy-bot: unknown manager {args.manager!r}; configured: {', '.join(names)}", file=sys.stderr)
+            return 2
+        first = settings.manager(args.manager)
+        settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
+    dispatcher = build_dispatcher(settings, transport=transport)
+    term = Terminal(dispatcher)
+    if args.cmd == "run":
+        return term.run(args.text, yes=args.yes, approver=args.approve_as)
+    return term.repl(history=os.path.join(settings.data_dir, "shell-history") if not args.demo else None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The one path every command takes: parse → authorize → gate? → run → audit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.context import Ctx, NullSink, Services, Sink
+from bot.core import Invocation, Reply
+from bot.errors import BotError, UsageError
+from bot.helptext import help_reply
+from bot.parser import Args, parse
+
+log = logging.getLogger("cfy_bot.dispatch")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a transport shows: a reply, an exit code, and the operation when one was created."""
+
+    reply: Reply
+    exit_code: int = 0
+    operation: dict[str, Any] | None = None
+    gate: str | None = None  # "confirm" | "approve" while the operation waits for a decision
+
+
+def usage_reply(exc: UsageError) -> Reply:
+    """A usage error as a reply: what was wrong, the usage line, and a suggestion."""
+    lines = [str(exc)]
+    if exc.suggestion:
+        lines.append(f"Did you mean `{exc.suggestion}`?")
+    if exc.usage:
+        lines.append(f"Usage: {exc.usage}")
+    lines.append("Type `help` for the list of commands.")
+    return Reply(text="\n".join(lines), title="Usage error", tone="warning", ok=False)
+
+
+def error_reply(exc: BotError, manager: str = "") -> Reply:
+    """A bot error as a reply that names the manager it is about."""
+    text = str(exc)
+    if manager and manager not in text:
+        text = f"[{manager}] {text}"
+    return Reply(text=text, title="Failed", tone="danger", ok=False)
+
+
+def internal_error(inv: Invocation) -> Outcome:
+    """The only answer to an unexpected exception: a reference, never a traceback."""
+    log.exception("internal error handling invocation %s", inv.id)
+    return Outcome(Reply(text=f"internal error, ref `{inv.id}` (the details are in the bot's log)",
+                         title="Internal error", tone="danger", ok=False), 1)
+
+
+class Dispatcher:
+    """Runs invocations from any transport against the services."""
+
+    def __init__(self, services: Services, operations: Any = None) -> None:
+        self.services = services
+        if operations is None:
+            from bot.operations import Operations
+
+            operations = Operations(services)
+        self.operations = operations
+
+    def handle(self, inv: Invocation, sink: Sink | None = None) -> Outcome:
+        """Handle one invocation; never raises."""
+        try:
+            return self._handle(inv, sink or NullSink())
+        except Exception:  # noqa: BLE001 - the one place a bare Exception is caught (DESIGN §2)
+            return internal_error(inv)
+
+    def decide(self, op_id: str, actor: Any, action: str, sink: Sink | None = None,
+               channel: str = "", transport: str = "") -> Outcome:
+        """Answer a gate (confirm, approve, reject) or cancel an operation; never raises."""
+        try:
+            return self.operations.decide(op_id, actor, action, sink or NullSink(), channel, transport)
+        except BotError as exc:
+            return Outcome(error_reply(exc), 1)
+        except Exception:  # noqa: BLE001 - see handle()
+            inv = Invocation(text=f"{action} {op_id}", actor=actor, channel=channel, transport=transport,
+                             received_at=self.services.clock.now())
+            return internal_error(inv)
+
+    def _handle(self, inv: Invocation, sink: Sink) -> Outcome:
+        svc = self.services
+        base = {"actor": inv.actor.id, "transport": inv.transport, "channel": inv.channel}
+        svc.audit("invoke", **base, detail={"text": inv.text[:500], "invocation": inv.id})
+        try:
+            parsed = parse(inv.text, svc.registry)
+            if parsed.help_topic is not None:
+                may_run = svc.policy.may_run(inv.actor, inv.channel)
+                return Outcome(help_reply(svc.registry, parsed.help_topic, may_run))
+            cmd = parsed.command
+            assert cmd is not None
+            manager = self._manager_name(parsed.manager) if cmd.manager_scoped else ""
+        except UsageError as exc:
+            svc.audit("usage_error", **base, detail={"error": str(exc), "invocation": inv.id})
+            return Outcome(usage_reply(exc), 2)
+        decision = svc.policy.check(inv.actor, cmd, inv.channel, manager)
+        if not decision.allowed:
+            svc.audit("denied", **base, manager=manager, command=cmd.name,
+                      detail={"reason": decision.reason, "needed": cmd.permission})
+            return Outcome(Reply(text=decision.reason, title="Not allowed", tone="warning", ok=False), 1)
+        ctx = Ctx(inv, parsed.args, cmd, svc, manager, sink, manager_named=bool(parsed.manager))
+        if cmd.gate or cmd.long_running:
+            return self.operations.start(ctx)
+        return self.run_quick(ctx)
+
+    def _manager_name(self, name: str | None) -> str:
+        names = list(self.services.managers)
+        if not name:
+            return names[0]
+        if name not in self.services.managers:
+            raise UsageError(f"unknown manager {name!r}; configured managers: {', '.join(names)}")
+        return name
+
+    def run_quick(self, ctx: Ctx) -> Outcome:
+        """Run a command that needs no operation and answer at once."""
+        try:
+            reply = ctx.command.handler(ctx, ctx.args)
+        except UsageError as exc:
+            ctx.audit("usage_error", error=str(exc))
+            return Outcome(usage_reply(exc), 2)
+        except BotError as exc:
+            ctx.audit("outcome", ok=False, error=str(exc))
+            return Outcome(_with_notices(ctx, error_reply(exc, ctx.manager_name)), exc.exit_code)
+        return Outcome(_with_notices(ctx, reply), 0 if reply.ok else 1)
+
+
+def _with_notices(ctx: Ctx, reply: Reply) -> Reply:
+    """Add what the client noticed on the way (a node failover) to the reply."""
+    if not ctx.manager_name:
+        return reply
+    client = ctx.services.managers.get(ctx.manager_name)
+    notices = client.take_notices() if client is not None and hasattr(client, "take_notices") else []
+    if not notices:
+        return reply
+    text = reply.text + "\n" + "\n".join(f"Note: {n}" for n in notices)
+    return Reply(text=text, title=reply.title, tone=reply.tone, fields=reply.fields, table=reply.table,
+                 public=reply.public, ok=reply.ok)
+
+
+__all__ = ["Args", "Dispatcher", "Outcome", "error_reply", "usage_reply"]

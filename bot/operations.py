@@ -1,0 +1,212 @@
+"""The operation engine: gates, two-person approval, compare-and-set state changes, running, expiry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from bot.context import Ctx, Services, Sink
+from bot.core import Actor, Invocation, ProgressEvent, Reply
+from bot.dispatch import Outcome, error_reply, internal_error
+from bot.errors import BotError, NotFound, OperationError
+from bot.parser import Args
+
+log = logging.getLogger("cfy_bot.operations")
+FINAL = ("succeeded", "failed", "cancelled", "expired")
+
+
+def actor_of(op: dict[str, Any]) -> Actor:
+    """The requester of an operation as an Actor."""
+    source = op["requester"].split(":", 1)[0] if ":" in op["requester"] else "system"
+    return Actor(op["requester"], op.get("requester_name") or op["requester"], source)
+
+
+def describe(op: dict[str, Any]) -> str:
+    """One line on where an operation stands, for a second click or a busy manager."""
+    who = op.get("requester_name") or op["requester"]
+    state = op["state"]
+    if state == "pending":
+        waiting = "a second admin's approval" if op.get("gate") == "approve" else "confirmation"
+        return f"operation {op['id']} ({op['kind']} on {op['manager']}, by {who}) is waiting for {waiting}"
+    decided = op.get("decided_by") or op.get("approved_by") or op.get("confirmed_by") or ""
+    by = f" by {decided}" if decided and state in ("cancelled", "approved") else ""
+    step = f", step: {op['step']}" if op.get("step") and state == "running" else ""
+    return f"operation {op['id']} ({op['kind']} on {op['manager']}, requested by {who}) is {state}{by}{step}"
+
+
+class Operations:
+    """Creates, decides and runs operations; every state change is a compare-and-set in the store."""
+
+    def __init__(self, services: Services) -> None:
+        self.svc = services
+
+    # -- starting -----------------------------------------------------------------------------
+    def start(self, ctx: Ctx) -> Outcome:
+        """Create the operation for a gated or long-running command, then gate it or run it."""
+        cmd, inv = ctx.command, ctx.inv
+        gated = cmd.gate is not None
+        expires = ctx.now() + timedelta(seconds=self.svc.settings.gate_ttl) if gated else None
+        try:
+            op = self.svc.store.create_operation(
+                kind=cmd.name, args=dict(ctx.args), manager=ctx.manager_name, requester=inv.actor.id,
+                requester_name=inv.actor.name, channel=inv.channel, transport=inv.transport,
+                state="pending" if gated else "approved", gate="confirm" if gated else "",
+                expires_at=expires.isoformat() if expires else None, exclusive=cmd.exclusive,
+            )
+        except OperationError as exc:
+            ctx.audit("refused", reason=str(exc))
+            return Outcome(Reply(text=str(exc), title="Busy", tone="warning", ok=False), 1)
+        ctx.op = op
+        if not gated:
+            return self.run(op, ctx.sink)
+        text = self.gate_text(op)
+        ctx.audit("gate_shown", gate="confirm", text=text)
+        ctx.sink.emit(ProgressEvent(op["id"], "gate", text, "warning", ctx.now(), {"gate": "confirm"}))
+        return Outcome(Reply(text=text, title="Confirm", tone="warning"), 0, op, "confirm")
+
+    def gate_text(self, op: dict[str, Any]) -> str:
+        """What the confirmation card says."""
+        cmd = self.svc.registry.commands[tuple(op["kind"].split())]
+        args = {k: ("" if v is None else v) for k, v in op["args"].items()}
+        what = cmd.gate_text.format(manager=op["manager"], **args) if cmd.gate_text else (
+            f"run `{op['kind']}` on manager {op['manager']}")
+        approval = " A second admin must then approve." if self._needs_approval(op) else ""
+        return f"{what}{approval} (operation {op['id']}, expires at {op['expires_at'][11:16]} UTC)"
+
+    def _needs_approval(self, op: dict[str, Any]) -> bool:
+        cmd = self.svc.registry.commands[tuple(op["kind"].split())]
+        return cmd.gate == "approve" and self.svc.settings.require_approval
+
+    # -- deciding -----------------------------------------------------------------------------
+    def decide(self, op_id: str, actor: Actor, action: str, sink: Sink, channel: str = "",
+               transport: str = "") -> Outcome:
+        """Confirm, approve, reject or cancel; a stale or repeated decision starts nothing."""
+        op = self._get(op_id)
+        self.expire_due()
+        op = self._get(op_id)
+        audit = {"actor": actor.id, "transport": transport or actor.source, "channel": channel,
+                 "manager": op["manager"], "command": op["kind"], "operation_id": op_id}
+        if action in ("reject", "cancel"):
+            return self._cancel(op, actor, audit, sink)
+        wanted = {"confirm": "confirm", "approve": "approve"}.get(action)
+        if wanted is None:
+            raise OperationError(f"unknown decision {action!r}")
+        if op["state"] != "pending" or op.get("gate") != wanted:
+            return Outcome(Reply(text=describe(op), title="Nothing to do", tone="info"), 1, op)
+        problem = self._may_decide(op, actor, wanted, channel)
+        if problem:
+            self.svc.audit("denied", **audit, detail={"decision": action, "reason": problem})
+            return Outcome(Reply(text=problem, title="Not allowed", tone="warning", ok=False), 1, op)
+        return self._record_decision(op, actor, wanted, audit, sink)
+
+    def _may_decide(self, op: dict[str, Any], actor: Actor, gate: str, channel: str) -> str:
+        """Why `actor` may not answer this gate, or '' when it may (authorized again, server side)."""
+        cmd = self.svc.registry.commands[tuple(op["kind"].split())]
+        decision = self.svc.policy.check(actor, cmd, channel or op["channel"], op["manager"])
+        if gate == "confirm" and actor.id != op["requester"]:
+            return f"only the requester ({op.get('requester_name') or op['requester']}) can confirm {op['id']}"
+        if not decision.allowed:
+            return decision.reason
+        if gate == "approve":
+            if actor.id == op["requester"] or actor.id == op.get("confirmed_by"):
+                return "you requested this operation: a second admin must approve it"
+            if self.svc.policy.role(actor, channel or op["channel"], op["manager"]) != "admin":
+                return f"approving `{op['kind']}` needs the admin role; ask {self.svc.settings.access_contact}"
+        return ""
+
+    def _record_decision(self, op: dict[str, Any], actor: Actor, gate: str, audit: dict[str, Any],
+                         sink: Sink) -> Outcome:
+        now = self.svc.clock.now().isoformat()
+        if gate == "confirm" and self._needs_approval(op):
+            new = self.svc.store.transition(op["id"], "pending", "pending", expect_gate="confirm",
+                                            gate="approve", confirmed_by=actor.id, confirmed_at=now)
+        elif gate == "confirm":
+            new = self.svc.store.transition(op["id"], "pending", "approved", expect_gate="confirm",
+                                            gate="", confirmed_by=actor.id, confirmed_at=now)
+        else:
+            new = self.svc.store.transition(op["id"], "pending", "approved", expect_gate="approve",
+                                            gate="", approved_by=actor.id, approved_at=now)
+        if new is None:  # somebody else decided first
+            return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
+        self.svc.audit("gate_answered" if gate == "confirm" else "approved", **audit,
+                       detail={"decision": gate, "by": actor.name})
+        if new["state"] == "pending":
+            text = f"{actor.name} confirmed. {self.gate_text(new)}"
+            sink.emit(ProgressEvent(new["id"], "gate", text, "warning", self.svc.clock.now(), {"gate": "approve"}))
+            return Outcome(Reply(text=text, title="Waiting for approval", tone="warning"), 0, new, "approve")
+        return self.run(new, sink)
+
+    def _cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any], sink: Sink) -> Outcome:
+        if op["state"] == "running":
+            return self.request_cancel(op, actor, audit)
+        if actor.id != op["requester"] and self.svc.policy.role(actor, op["channel"], op["manager"]) != "admin":
+            return Outcome(Reply(text="only the requester or an admin can cancel this", ok=False), 1, op)
+        new = self.svc.store.transition(op["id"], ("pending", "approved"), "cancelled", decided_by=actor.id)
+        if new is None:
+            return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
+        self.svc.audit("gate_answered", **audit, detail={"decision": "cancel", "by": actor.name})
+        text = f"cancelled by {actor.name}; nothing was changed on {op['manager']}"
+        sink.emit(ProgressEvent(op["id"], "finished", text, "info", self.svc.clock.now(), {"state": "cancelled"}))
+        return Outcome(Reply(text=text, title="Cancelled"), 0, new)
+
+    def request_cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any]) -> Outcome:
+        """Ask a running operation to stop at its next step; refused after the point of no return."""
+        if op.get("point_of_no_return"):
+            return Outcome(Reply(text=f"{op['id']} is past the point of no return ({op.get('step')}); "
+                                 "it cannot be cancelled now", title="Cannot cancel", tone="warning", ok=False), 1, op)
+        new = self.svc.store.update_operation(op["id"], "running", cancel_requested=actor.id)
+        if new is None:
+            return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
+        self.svc.audit("gate_answered", **audit, detail={"decision": "cancel", "by": actor.name})
+        return Outcome(Reply(text=f"cancel requested by {actor.name}; {op['id']} stops before its next step",
+                             title="Cancelling"), 0, new)
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, op: dict[str, Any], sink: Sink) -> Outcome:
+        """Move an approved operation to running and run its handler to a final state."""
+        running = self.svc.store.transition(op["id"], "approved", "running", step="started")
+        if running is None:
+            return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
+        cmd = self.svc.registry.commands[tuple(op["kind"].split())]
+        actor = actor_of(running)
+        inv = Invocation(text=op["kind"], actor=actor, channel=running["channel"],
+                         transport=running["transport"], received_at=self.svc.clock.now())
+        ctx = Ctx(inv, Args(running["args"]), cmd, self.svc, running["manager"], sink, op=running)
+        ctx.step(f"{op['kind']} on {op['manager']} started by {actor.name}", kind="started")
+        try:
+            reply = cmd.handler(ctx, ctx.args)
+        except BotError as exc:
+            return self._finish(ctx, "failed", error_reply(exc, ctx.manager_name), str(exc))
+        except Exception:  # noqa: BLE001 - the operation must end in a known state, then report it
+            self._finish(ctx, "failed", Reply(text="internal error", ok=False), f"internal error, ref {inv.id}")
+            return internal_error(inv)
+        return self._finish(ctx, "succeeded" if reply.ok else "failed", reply, "" if reply.ok else reply.text)
+
+    def _finish(self, ctx: Ctx, state: str, reply: Reply, error: str) -> Outcome:
+        op = ctx.op or {}
+        done = self.svc.store.transition(op["id"], "running", state, error=error, result={"text": reply.text[:4000]})
+        ctx.audit("outcome", state=state, error=error)
+        tone = "good" if state == "succeeded" else "danger"
+        ctx.step(reply.text, tone=tone, kind="finished", state=state)
+        return Outcome(reply if state == "succeeded" else _failed(reply), 0 if state == "succeeded" else 1, done)
+
+    # -- housekeeping ---------------------------------------------------------------------------
+    def expire_due(self) -> list[dict[str, Any]]:
+        """Expire every gate whose time is up; each is audited."""
+        expired = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
+        for op in expired:
+            self.svc.audit("outcome", actor="system:gates", manager=op["manager"], command=op["kind"],
+                           operation_id=op["id"], detail={"state": "expired"})
+        return expired
+
+    def _get(self, op_id: str) -> dict[str, Any]:
+        op = self.svc.store.get_operation(op_id)
+        if op is None:
+            raise NotFound(f"no operation {op_id!r}")
+        return op
+
+
+def _failed(reply: Reply) -> Reply:
+    return Reply(text=reply.text, title=reply.title or "Failed", tone="danger", fields=reply.fields,
+                 table=reply.table, public=reply.public, ok=False)

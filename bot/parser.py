@@ -1,0 +1,179 @@
+"""Turn command text into a command and its arguments; never exits, never raises anything but UsageError."""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.errors import UsageError
+from bot.registry import Command, Param, Registry
+
+MANAGER_FLAGS = ("-m", "--manager")
+HELP_FLAGS = ("-h", "--help")
+# Flags people carry over from the guide that cfy never had: answer with the real spelling.
+KNOWN_MISTAKES = {
+    "--include-credentials": "cfy has no --include-credentials: credentials are included unless you pass "
+    "--exclude-credentials",
+    "--tenant-name": "the tenant comes from the manager's configuration (CLOUDIFY_TENANT), not a flag",
+}
+
+
+class Args(dict):
+    """Parsed arguments; readable as attributes (`args.snapshot_id`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The outcome of parsing: a command with its args, or a help request."""
+
+    command: Command | None
+    args: Args = field(default_factory=Args)
+    manager: str | None = None
+    help_topic: tuple[str, ...] | None = None  # set when the user asked for help
+
+
+def tokenize(text: str) -> list[str]:
+    """Split like a shell; unbalanced quotes are a usage error, not a crash."""
+    try:
+        return shlex.split(text, posix=True)
+    except ValueError as exc:
+        raise UsageError(f"could not read the command: {exc} (check the quotes)") from None
+
+
+def parse(text: str, registry: Registry) -> Parsed:
+    """Parse `text` against `registry`."""
+    words = tokenize(text)
+    if words and words[0].lower() in ("cfy", "/cfy"):
+        words = words[1:]
+    if not words:
+        return Parsed(None, help_topic=())
+    if words[0].lower() == "help" and registry.lookup(words)[0] is None:
+        return Parsed(None, help_topic=tuple(w for w in words[1:] if w not in HELP_FLAGS))
+    cmd, used = registry.lookup(words)
+    if cmd is None:
+        raise _unknown(words, registry)
+    rest = words[used:]
+    if any(w in HELP_FLAGS for w in rest):
+        return Parsed(cmd, help_topic=cmd.path)
+    args, manager = _parse_params(cmd, rest)
+    return Parsed(cmd, args, manager)
+
+
+def _unknown(words: list[str], registry: Registry) -> UsageError:
+    """A usage error for words that name no command, with a suggestion when one is close."""
+    children = registry.children(words[0])
+    if children:
+        sub = words[1] if len(words) > 1 else ""
+        names = ", ".join(c.path[1] for c in children)
+        head = f"`{words[0]}` needs a sub-command" if not sub else f"no command `{words[0]} {sub}`"
+        close = difflib.get_close_matches(sub, [c.path[1] for c in children], n=1) if sub else []
+        suggestion = f"{children[0].path[0]} {close[0]}" if close else ""
+        return UsageError(f"{head}; try one of: {names}", suggestion=suggestion)
+    hits = registry.suggest(words[:2]) or registry.suggest(words[:1])
+    return UsageError(f"unknown command `{' '.join(words[:2])}`", suggestion=hits[0] if hits else "")
+
+
+def _parse_params(cmd: Command, tokens: list[str]) -> tuple[Args, str | None]:
+    """Bind `tokens` to the command's parameters."""
+    args = Args({p.name: p.default for p in cmd.params})
+    positionals = [p for p in cmd.params if p.positional]
+    manager: str | None = None
+    free: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--":
+            free.extend(tokens[i + 1 :])
+            break
+        if tok.startswith("-") and len(tok) > 1 and not _is_number(tok):
+            name, _, inline = tok.partition("=")
+            if cmd.manager_scoped and name in MANAGER_FLAGS:
+                manager, i = _value(cmd, name, inline, tokens, i)
+                continue
+            param, value = _option(cmd, name)
+            if param.kind == "bool":
+                if inline:
+                    raise UsageError(f"{name} takes no value", usage=cmd.usage())
+                args[param.name] = value
+                i += 1
+                continue
+            raw, i = _value(cmd, name, inline, tokens, i)
+            args[param.name] = _convert(cmd, param, raw)
+            continue
+        free.append(tok)
+        i += 1
+    _bind_positionals(cmd, positionals, free, args)
+    return args, manager
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def _value(cmd: Command, name: str, inline: str, tokens: list[str], i: int) -> tuple[str, int]:
+    """The value of an option given as `--opt=V` or `--opt V`, and the index after it."""
+    if inline:
+        return inline, i + 1
+    if i + 1 >= len(tokens):
+        raise UsageError(f"option {name} needs a value", usage=cmd.usage())
+    return tokens[i + 1], i + 2
+
+
+def _option(cmd: Command, name: str) -> tuple[Param, bool]:
+    """The parameter a flag names, and the value a bare bool flag sets."""
+    for p in cmd.params:
+        if name in p.flags:
+            return p, True
+        if p.negatable and name == "--no-" + p.flags[-1][2:]:
+            return p, False
+    if name in KNOWN_MISTAKES:
+        raise UsageError(KNOWN_MISTAKES[name], usage=cmd.usage())
+    flags = [f for p in cmd.params for f in p.flags if f.startswith("--")]
+    flags += ["--no-" + p.flags[-1][2:] for p in cmd.params if p.negatable]
+    close = difflib.get_close_matches(name, flags, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UsageError(f"no such option: {name}{hint}", usage=cmd.usage())
+
+
+def _convert(cmd: Command, p: Param, raw: str) -> Any:
+    """Convert and check one value."""
+    label = p.flags[-1] if p.flags else (p.metavar or p.name.upper())
+    try:
+        value: Any = {"int": int, "float": float}.get(p.kind, str)(raw)
+    except ValueError:
+        raise UsageError(f"{label} must be {'an integer' if p.kind == 'int' else 'a number'}, got {raw!r}",
+                         usage=cmd.usage()) from None
+    if p.kind in ("int", "float") and value < 0:
+        raise UsageError(f"{label} must not be negative, got {raw!r}", usage=cmd.usage())
+    if p.choices and value not in p.choices:
+        raise UsageError(f"{label} must be one of {', '.join(p.choices)}; got {raw!r}", usage=cmd.usage())
+    if p.check and (problem := p.check(value)):
+        raise UsageError(problem, usage=cmd.usage())
+    return value
+
+
+def _bind_positionals(cmd: Command, params: list[Param], free: list[str], args: Args) -> None:
+    """Give each positional parameter its word(s); too few or too many is a usage error."""
+    for p in params:
+        if p.rest:
+            if free:
+                args[p.name] = _convert(cmd, p, " ".join(free))
+            free = []
+        elif free:
+            args[p.name] = _convert(cmd, p, free.pop(0))
+        if p.required and args.get(p.name) in (None, ""):
+            raise UsageError(f"missing argument {p.metavar or p.name.upper()}", usage=cmd.usage())
+    if free:
+        raise UsageError(f"unexpected argument {free[0]!r}", usage=cmd.usage())

@@ -1,0 +1,74 @@
+"""Plain-text rendering of replies and progress for the terminal (and as Slack's fallback text)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.core import ProgressEvent, Reply, Table
+
+TONE_MARK = {"info": "", "good": "OK ", "warning": "WARNING ", "danger": "ALERT "}
+
+
+def table_text(table: Table, max_rows: int | None = None) -> str:
+    """Columns aligned with two spaces; rows past `max_rows` are cut with a note."""
+    rows = list(table.rows)
+    cut = 0
+    if max_rows is not None and len(rows) > max_rows:
+        cut, rows = len(rows) - max_rows, rows[:max_rows]
+    cells = [list(table.columns)] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(table.columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if cut:
+        lines.append(f"... {cut} more rows not shown")
+    if table.note:
+        lines.append(table.note)
+    return "\n".join(lines)
+
+
+def reply_text(reply: Reply) -> str:
+    """The whole reply as plain text."""
+    parts = []
+    head = f"{TONE_MARK.get(reply.tone, '')}{reply.title}".strip()
+    if head:
+        parts.append(head)
+    if reply.text and reply.text != reply.title:
+        parts.append(reply.text)
+    if reply.fields:
+        width = max(len(k) for k, _ in reply.fields)
+        parts.append("\n".join(f"{k.ljust(width)}  {v}" for k, v in reply.fields))
+    if reply.table is not None:
+        parts.append(table_text(reply.table))
+    return "\n".join(parts)
+
+
+def progress_line(event: ProgressEvent) -> str:
+    """One progress event as a terminal line, with the time it happened."""
+    at = event.at or datetime.now(UTC)
+    mark = {"started": "▶", "step": "·", "gate": "?", "finished": "■"}.get(event.kind, "·")
+    tone = TONE_MARK.get(event.tone, "")
+    return f"{at.strftime('%H:%M:%S')} {mark} [{event.op_id}] {tone}{event.text}"
+
+
+def age(seconds: float) -> str:
+    """A short human age: `45s`, `12m`, `5h 3m`, `3d 4h`."""
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def size(n: int | None) -> str:
+    """Bytes as a short human size."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

@@ -1,0 +1,53 @@
+"""Pieces several commands share: id rules, time formatting, parameters declared once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import quote
+
+from bot.registry import Param
+from bot.render import age
+
+
+def check_snapshot_id(value: str) -> str | None:
+    """The manager's snapshot id rules (checked before any request), or None when `value` is fine."""
+    if not value:
+        return "the snapshot id is empty"
+    if len(value) > 256:
+        return "the snapshot id is too long: at most 256 characters"
+    if quote(value, safe="") != value:
+        return (f"the snapshot id {value!r} contains illegal characters: only letters, digits and "
+                "the characters - . _ ~ are allowed")
+    if not ("a" <= value[0].lower() <= "z"):
+        return f"the snapshot id {value!r} must begin with a letter"
+    return None
+
+
+SNAPSHOT_ID = Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=check_snapshot_id,
+                    help="the snapshot's id on the manager")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 time from the manager (`2026-11-25T02:40:51.214Z`), or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def when(text: str | None, now: datetime) -> str:
+    """`2026-11-25 02:40 (3h 5m ago)`; blank for no time."""
+    t = parse_time(text)
+    if t is None:
+        return ""
+    delta = (now - t).total_seconds()
+    rel = f"{age(delta)} ago" if delta >= 0 else f"in {age(-delta)}"
+    return f"{t.strftime('%Y-%m-%d %H:%M')} ({rel})"
+
+
+def last_line(error: str | None) -> str:
+    """The last non-empty line of a traceback: where the message is."""
+    lines = [ln.strip() for ln in (error or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,104 @@
+"""`help` and `status`: what the bot can do, and how each manager is doing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Ctx
+from bot.core import Reply
+from bot.errors import BotError, ManagerError
+from bot.helptext import help_reply
+from bot.parser import Args
+from bot.registry import Param, command
+from bot.render import age
+from commands.common import parse_time, when
+
+ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling", "queued")
+
+
+@command("help", summary="List the commands you can run, or explain one", group="overview",
+         params=[Param("topic", metavar="TOPIC", rest=True, help="a group or a command")],
+         examples=["help", "help snapshots", "help snapshots create"], manager_scoped=False)
+def help_cmd(ctx: Ctx, args: Args) -> Reply:
+    """Answer `help [TOPIC]`."""
+    topic = tuple((args.topic or "").split())
+    return help_reply(ctx.services.registry, topic, ctx.services.policy.may_run(ctx.inv.actor, ctx.inv.channel))
+
+
+@command("status", summary="Each manager: reachable, version, maintenance, snapshots, last good backup",
+         group="overview", examples=["status", "status -m production"])
+def status(ctx: Ctx, args: Args) -> Reply:
+    """Answer `status` for the chosen manager, or for every manager when none is named."""
+    names = [ctx.manager_name] if ctx.manager_named or len(ctx.services.managers) == 1 else list(ctx.services.managers)
+    sections, ok = [], True
+    for name in names:
+        lines, good = _manager_status(ctx, name)
+        ok &= good
+        sections.append("\n".join(lines))
+    title = "Status" if len(names) > 1 else f"Status of {names[0]}"
+    return Reply(text="\n\n".join(sections), title=title, tone="good" if ok else "warning")
+
+
+def _manager_status(ctx: Ctx, name: str) -> tuple[list[str], bool]:
+    client = ctx.services.managers[name]
+    now = ctx.now()
+    lines = [f"*{name}* ({client.current_url})"]
+    try:
+        version = client.version()
+    except ManagerError as exc:
+        return lines + [f"  unreachable: {exc}"], False
+    lines.append(f"  version {version.get('version')} {version.get('edition', '')}".rstrip())
+    good = True
+    for label, probe in (("maintenance", _maintenance), ("snapshot restore", _restore_state),
+                         ("executions", _executions), ("newest snapshot", _newest_snapshot)):
+        try:
+            text, fine = probe(client, now)
+        except BotError as exc:
+            text, fine = f"could not read: {exc}", False
+        good &= fine
+        lines.append(f"  {label}: {text}")
+    lines.append(f"  last verified backup: {_last_backup(ctx, name, now)}")
+    running = ctx.store.list_operations(states=("pending", "approved", "running"), manager=name)
+    if running:
+        lines.append("  bot operations: " + "; ".join(f"{o['id']} {o['kind']} {o['state']}" for o in running))
+    notices = client.take_notices()
+    lines += [f"  note: {n}" for n in notices]
+    return lines, good
+
+
+def _maintenance(client: Any, now: Any) -> tuple[str, bool]:
+    m = client.maintenance_status()
+    status = m.get("status", "?")
+    if status == "activating":
+        return f"activating, waiting for {len(m.get('remaining_executions') or [])} executions", False
+    return status, status == "deactivated"
+
+
+def _restore_state(client: Any, now: Any) -> tuple[str, bool]:
+    state = client.snapshot_status()
+    return ("a snapshot restore is running" if state == "running" else "none running"), state != "running"
+
+
+def _executions(client: Any, now: Any) -> tuple[str, bool]:
+    page = client.list_executions(include_system=True, status=list(ACTIVE), size=50)
+    if not page.total:
+        return "none active", True
+    items = ", ".join(f"{e.get('workflow_id')} {e.get('status')}" for e in page.items[:5])
+    return f"{page.total} active ({items})", True
+
+
+def _newest_snapshot(client: Any, now: Any) -> tuple[str, bool]:
+    page = client.list_snapshots(sort="created_at", descending=True, size=1)
+    if not page.items:
+        return "none", False
+    s = page.items[0]
+    return f"{s['id']} {s.get('status')} {when(s.get('created_at'), now)}", s.get("status") in ("created", "uploaded")
+
+
+def _last_backup(ctx: Ctx, name: str, now: Any) -> str:
+    copy = ctx.store.latest_verified(name)
+    if not copy:
+        return "none in the archive"
+    created = parse_time(copy.get("created_at")) or parse_time(copy.get("stored_at"))
+    old = f", {age((now - created).total_seconds())} old" if created else ""
+    return f"{copy['snapshot_id']}{old}"

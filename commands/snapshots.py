@@ -1,0 +1,80 @@
+"""Read-only snapshot commands: `snapshots list`, `snapshots show`, `snapshots status`."""
+
+from __future__ import annotations
+
+from bot.context import Ctx
+from bot.core import Reply, Table
+from bot.parser import Args
+from bot.registry import Param, command
+from commands.common import SNAPSHOT_ID, last_line, when
+
+SORT_FIELDS = ("created_at", "id", "status", "visibility", "tenant_name", "created_by", "error")
+
+
+@command("snapshots list", summary="List the manager's snapshots and whether each has a verified archive copy",
+         group="snapshots",
+         params=[
+             Param("sort_by", ("--sort-by",), "field to sort by (created_at)", default="created_at",
+                   choices=SORT_FIELDS, metavar="FIELD"),
+             Param("descending", ("--descending",), "newest first", kind="bool", default=False),
+             Param("tenant", ("-t", "--tenant-name"), "another tenant than the manager's default", metavar="TENANT"),
+             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False),
+             Param("search", ("--search",), "only ids containing this text", metavar="TEXT"),
+             Param("offset", ("-o", "--pagination-offset"), "skip this many", kind="int", default=0, metavar="N"),
+             Param("size", ("-s", "--pagination-size"), "at most this many (1000)", kind="int", default=1000,
+                   metavar="N"),
+         ],
+         examples=["snapshots list", "snapshot list --descending -s 20", "snapshots list --search daily -m staging"])
+def snapshots_list(ctx: Ctx, args: Args) -> Reply:
+    """Answer `snapshots list`."""
+    page = ctx.manager.list_snapshots(sort=args.sort_by, descending=args.descending, search=args.search,
+                                      offset=args.offset, size=args.size, all_tenants=args.all_tenants,
+                                      tenant=args.tenant)
+    copies = {c["snapshot_id"]: c for c in ctx.store.list_copies(manager=ctx.manager_name)}
+    now = ctx.now()
+    rows = []
+    for s in page.items:
+        copy = copies.get(s.get("id"))
+        archived = "verified" if copy and copy.get("verified") else ("unverified" if copy else "-")
+        rows.append((s.get("id", ""), when(s.get("created_at"), now), s.get("status", ""),
+                     last_line(s.get("error"))[:60], s.get("tenant_name", ""), s.get("created_by", ""), archived))
+    shown = f"{len(rows)} of {page.total}" if page.total != len(rows) else str(page.total)
+    table = Table(("id", "created", "status", "error", "tenant", "by", "archive copy"), tuple(rows))
+    text = f"{shown} snapshots on {ctx.manager_name}" if rows else f"No snapshots on {ctx.manager_name}."
+    return Reply(text=text, title=f"Snapshots on {ctx.manager_name}", table=table if rows else None)
+
+
+@command("snapshots show", summary="Show one snapshot, its archive copy and its last error", group="snapshots",
+         params=[SNAPSHOT_ID, Param("tenant", ("-t", "--tenant-name"), "another tenant", metavar="TENANT")],
+         examples=["snapshots show daily-20261128", "snapshot show manual-20261129-101500 -m staging"])
+def snapshots_show(ctx: Ctx, args: Args) -> Reply:
+    """Answer `snapshots show ID`."""
+    s = ctx.manager.get_snapshot(args.snapshot_id, tenant=args.tenant)
+    now = ctx.now()
+    fields = [("id", s.get("id", "")), ("status", s.get("status", "")), ("created", when(s.get("created_at"), now)),
+              ("tenant", s.get("tenant_name", "")), ("created by", s.get("created_by", "")),
+              ("visibility", s.get("visibility", ""))]
+    if s.get("error"):
+        fields.append(("error", last_line(s["error"])))
+    copy = ctx.store.get_copy(ctx.manager_name, args.snapshot_id)
+    if copy:
+        state = "verified" if copy.get("verified") else f"NOT verified ({copy.get('error') or 'not checked'})"
+        fields += [("archive copy", f"{copy.get('location')} ({state})"), ("sha256", copy.get("sha256") or ""),
+                   ("size", str(copy.get("size") or "")), ("snapshot version", copy.get("snapshot_version") or "")]
+    else:
+        fields.append(("archive copy", "none (use `snapshots download`)"))
+    return Reply(text=f"Snapshot {s.get('id')} on {ctx.manager_name}: {s.get('status')}",
+                 title=f"Snapshot {s.get('id')} on {ctx.manager_name}", fields=tuple(fields))
+
+
+@command("snapshots status", summary="Is a snapshot restore running on the manager?", group="snapshots",
+         examples=["snapshots status", "snapshot status -m production"])
+def snapshots_status(ctx: Ctx, args: Args) -> Reply:
+    """Answer `snapshots status` (the manager's unauthenticated snapshot-status)."""
+    state = ctx.manager.snapshot_status()
+    if state == "running":
+        text = f"Snapshot restore in progress on {ctx.manager_name}. This may take a while."
+        return Reply(text=text, title="Restore running", tone="warning")
+    if state == "not-running":
+        return Reply(text=f"No snapshot is currently being restored on {ctx.manager_name}.", title="No restore")
+    return Reply(text=f"{ctx.manager_name} answered an unrecognized status: {state!r}", tone="warning")
