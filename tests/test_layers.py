@@ -1,0 +1,73 @@
+"""DESIGN §1/§10: Slack only in bot/slack.py, httpx only in bot/cloudify.py, SQLite only in bot/store.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# module prefix -> the only files that may import it
+ALLOWED = {
+    "slack_bolt": {"bot/slack.py", "bot/slack_fake.py"},
+    "slack_sdk": {"bot/slack.py", "bot/slack_fake.py"},
+    "httpx": {"bot/cloudify.py"},
+    "sqlite3": {"bot/store.py", "bot/auditlog.py"},
+    "sqlite_utils": {"bot/store.py", "bot/auditlog.py"},
+    "boto3": {"bot/archive_s3.py"},
+    "botocore": {"bot/archive_s3.py"},
+}
+PACKAGES = ("bot", "commands", "simulator")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _files(*packages: str) -> list[Path]:
+    return [p for pkg in packages for p in (ROOT / pkg).rglob("*.py")]
+
+
+def test_foreign_libraries_stay_in_their_module() -> None:
+    bad = []
+    for path in _files(*PACKAGES):
+        rel = path.relative_to(ROOT).as_posix()
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in ALLOWED and rel not in ALLOWED[top] and not rel.startswith("simulator/"):
+                bad.append(f"{rel} imports {name}")
+    assert not bad, bad
+
+
+def test_commands_do_not_reach_outward() -> None:
+    bad = []
+    for path in _files("commands"):
+        for name in _imports(path):
+            if name.split(".")[0] in ("slack_bolt", "slack_sdk", "httpx", "sqlite3", "sqlite_utils", "simulator"):
+                bad.append(f"{path.name} imports {name}")
+            if name in ("bot.slack", "bot.cloudify", "bot.store", "bot.shell", "bot.cli"):
+                bad.append(f"{path.name} imports {name}")
+    assert not bad, bad
+
+
+def test_simulator_is_self_contained() -> None:
+    bad = [f"{p.name} imports {n}" for p in _files("simulator") for n in _imports(p)
+           if n.split(".")[0] in ("bot", "commands", "httpx", "requests", "flask")]
+    assert not bad, bad
+
+
+def test_no_module_level_slack_app_or_io() -> None:
+    for path in _files("bot", "commands"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, (ast.Assign, ast.Expr)) and isinstance(getattr(node, "value", None), ast.Call):
+                func = node.value.func
+                name = getattr(func, "id", getattr(func, "attr", ""))
+                assert name not in ("App", "open", "connect", "Store", "WebClient", "load_dotenv"), (
+                    f"{path.name}: {name}() at import time")
