@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
     run.add_argument("--approve-as", default="", metavar="NAME", help="a second admin who approves restores")
     run.add_argument("text", help="the command, e.g. \"snapshots list\"")
-    sub.add_parser("docs", help="print the command table (Markdown)")
+    docs = sub.add_parser("docs", help="print the command table (Markdown)")
+    docs.add_argument("--update", metavar="README", help="rewrite the table inside this README instead")
     sub.add_parser("check", help="validate configuration and reach every manager")
     sim = sub.add_parser("simulator", help="serve a simulated Cloudify manager over HTTP")
     sim.add_argument("--host", default="127.0.0.1")
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.helptext import docs_table
         from bot.registry import REGISTRY
 
+        if args.update:
+            return _update_readme(args.update, docs_table(REGISTRY))
         print(docs_table(REGISTRY))
         return 0
     try:
@@ -71,6 +74,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _update_readme(path: str, table: str) -> int:
+    import re
+
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    pattern = re.compile(r"(<!-- commands:start -->\n).*?(\n<!-- commands:end -->)", re.S)
+    if not pattern.search(text):
+        print(f"cfy-bot: {path} has no <!-- commands:start --> block", file=sys.stderr)
+        return 1
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
+    return 0
 
 
 def _with_settings(args: argparse.Namespace) -> int:
