@@ -1,0 +1,229 @@
+"""The audit log: an append-only, hash-chained record of who did what (a store-side module of bot/store.py).
+
+Each row's `hash` is sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of every other field of
+the row, `seq` and `prev_hash` included, with `detail` as a JSON object; the first row's `prev_hash` is 64
+zeros. A one-row `audit_head` table (last seq and hash), written in the same transaction as each row, makes
+a truncated tail visible, which the chain alone cannot show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import BotError
+
+ZERO_HASH = "0" * 64
+EVENTS = (
+    "invoke", "usage_error", "denied", "gate_shown", "gate_answered", "approved",
+    "manager_call", "step", "outcome", "schedule",
+)  # the usual events; others are accepted
+FIELDS = (
+    "seq", "at", "actor", "transport", "channel", "manager", "command", "event",
+    "operation_id", "execution_id", "detail", "prev_hash", "hash",
+)
+_COLUMNS = ", ".join(FIELDS)
+_INSERT = f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * len(FIELDS))})"
+_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
+_SET_HEAD = (
+    "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
+)
+_NAMESPACES = ("slack", "shell", "system")
+_MIN_SUBSTRING_SECRET = 8  # shorter secrets (a password like "admin") are refused only as whole values
+_enc = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses for a str
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """The result of checking the chain: `first_bad_seq` names the first row that is wrong or missing."""
+
+    ok: bool
+    rows: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    last_hash: str = ""  # worth copying somewhere else: it anchors everything written so far
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 text: the one serialisation that is hashed and stored."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=str)
+
+
+def row_hash(seq: int, at: str, actor: str, transport: str, channel: str, manager: str, command: str,
+             event: str, operation_id: str, execution_id: str, detail_json: str, prev_hash: str) -> str:
+    """sha256 of canonical_json(row without hash); spelled out because it runs a million times in verify."""
+    text = (
+        f'{{"actor":{_enc(actor)},"at":{_enc(at)},"channel":{_enc(channel)},"command":{_enc(command)},'
+        f'"detail":{detail_json},"event":{_enc(event)},"execution_id":{_enc(execution_id)},'
+        f'"manager":{_enc(manager)},"operation_id":{_enc(operation_id)},"prev_hash":{_enc(prev_hash)},'
+        f'"seq":{int(seq)},"transport":{_enc(transport)}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def create_schema(db: Any) -> None:
+    """Create the audit tables, indexes and append-only triggers (db: a sqlite_utils.Database)."""
+    db["audit"].create(
+        {name: int if name == "seq" else str for name in FIELDS},
+        pk="seq", not_null=set(FIELDS), defaults={n: "" for n in FIELDS if n != "seq"}, if_not_exists=True,
+    )
+    # Newest-first queries order by (at, seq); every index ends in `at` and implicitly in rowid = seq.
+    for columns in (["at"], ["actor", "at"], ["command", "at"], ["manager", "at"], ["event", "at"],
+                    ["operation_id"]):
+        db["audit"].create_index(columns, index_name="audit_" + "_".join(columns), if_not_exists=True)
+    db["audit_head"].create({"id": int, "seq": int, "hash": str}, pk="id", if_not_exists=True)
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER IF NOT EXISTS audit_no_{verb.lower()} BEFORE {verb} ON audit "
+                   "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END")
+
+
+def refuse_secrets(detail: Any, detail_json: str, secrets: Iterable[str]) -> None:
+    """Raise if a configured secret is a value in `detail` (or, for long secrets, part of one)."""
+    leaves = set(_leaves(detail))
+    for secret in secrets:
+        if not secret:
+            continue
+        inside = len(secret) >= _MIN_SUBSTRING_SECRET and (
+            secret in detail_json or _enc(secret)[1:-1] in detail_json)
+        if inside or secret in leaves:
+            raise BotError("refusing to write a configured secret into the audit log; "
+                           "remove it from the audit detail")
+
+
+def _leaves(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _leaves(item)
+    elif value is not None:
+        yield str(value)
+
+
+def append(conn: sqlite3.Connection, now: Callable[[], str], secrets: Iterable[str], event: str,
+           fields: dict[str, str], detail: dict[str, Any] | None) -> dict[str, Any]:
+    """Append one row in its own BEGIN IMMEDIATE transaction; returns the row as stored."""
+    if not event:
+        raise ValueError("an audit row needs an event")
+    if detail is not None and not isinstance(detail, dict):
+        raise TypeError(f"audit detail must be a dict, not {type(detail).__name__}")
+    detail_json = canonical_json(detail or {})
+    if secrets:
+        refuse_secrets(detail or {}, detail_json, secrets)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        head = conn.execute(_HEAD).fetchone()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, ZERO_HASH)
+        values = (seq, now(), fields["actor"], fields["transport"], fields["channel"], fields["manager"],
+                  fields["command"], event, fields["operation_id"], fields["execution_id"], detail_json, prev)
+        digest = row_hash(*values)
+        conn.execute(_INSERT, (*values, digest))
+        conn.execute(_SET_HEAD, (seq, digest))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    row = dict(zip(FIELDS, (*values, digest), strict=True))
+    row["detail"] = json.loads(detail_json)
+    return row
+
+
+def verify(conn: sqlite3.Connection) -> AuditVerdict:
+    """Walk the chain oldest first in one read snapshot, then compare its end with the head record."""
+    conn.execute("BEGIN")  # rows and head from the same snapshot, even while others append
+    try:
+        head = conn.execute(_HEAD).fetchone()
+        rows, prev = 0, ZERO_HASH
+        cursor = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq")
+        for row in cursor:
+            bad = _check_row(row, rows + 1, prev)
+            if bad:
+                return AuditVerdict(False, rows, bad[0], bad[1], prev)
+            rows, prev = rows + 1, row[12]
+        return _check_head(head, rows, prev)
+    finally:
+        cursor.close()
+        conn.execute("COMMIT")
+
+
+def _check_row(row: tuple, expected: int, prev: str) -> tuple[int, str] | None:
+    seq = row[0]
+    if seq != expected:
+        return expected, f"row {expected} is missing (the next row is {seq})"
+    if row[11] != prev:
+        return seq, f"row {seq}'s prev_hash does not match row {seq - 1}'s hash (one of them was altered)"
+    try:
+        digest = row_hash(*row[:12])
+    except (TypeError, ValueError):
+        return seq, f"row {seq} holds a value of the wrong type"
+    if digest != row[12]:
+        return seq, f"row {seq} was altered: its hash does not match its content"
+    return None
+
+
+def _check_head(head: tuple | None, rows: int, last_hash: str) -> AuditVerdict:
+    if head is None:
+        if rows:
+            return AuditVerdict(False, rows, 1, "the head record is missing", last_hash)
+        return AuditVerdict(True, 0, None, "empty", last_hash)
+    head_seq, head_hash = head
+    if head_seq > rows:
+        return AuditVerdict(False, rows, rows + 1,
+                            f"rows {rows + 1}..{head_seq} are missing from the end (truncated)", last_hash)
+    if head_seq < rows:
+        return AuditVerdict(False, rows, head_seq + 1,
+                            f"rows after {head_seq} were added outside the bot", last_hash)
+    if head_hash != last_hash:
+        return AuditVerdict(False, rows, rows, f"row {rows} does not match the head record", last_hash)
+    return AuditVerdict(True, rows, None, f"{rows} rows, chain intact", last_hash)
+
+
+def query(db: Any, *, user: str | None, command: str | None, manager: str | None, since: str | None,
+          until: str | None, event: str | None, operation_id: str | None, limit: int) -> list[dict]:
+    """Filtered rows, newest first (db: a sqlite_utils.Database; since/until already ISO strings)."""
+    where, params = [], []
+    if user:
+        # A bare id ("U123", "alice") matches it in every actor namespace.
+        ids = [user] if ":" in user else [user, *(f"{ns}:{user}" for ns in _NAMESPACES)]
+        where.append(f"actor IN ({', '.join('?' * len(ids))})")
+        params += ids
+    for column, value in (("command", command), ("manager", manager), ("event", event),
+                          ("operation_id", operation_id)):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since:
+        where.append("at >= ?")
+        params.append(since)
+    if until:
+        where.append("at < ?")
+        params.append(until)
+    sql = f"SELECT {_COLUMNS} FROM audit {'WHERE ' + ' AND '.join(where) if where else ''} "
+    sql += "ORDER BY at DESC, seq DESC LIMIT ?"
+    return [_decoded(row) for row in db.query(sql, [*params, int(limit)])]
+
+
+def iterate(conn: sqlite3.Connection, since: str | None) -> Iterator[dict]:
+    """Rows oldest first, streamed from a cursor (the caller owns `conn` for the iterator's life)."""
+    # With `since`, walk the `at` index (rows come in time order, without a sort of the whole table).
+    sql = f"SELECT {_COLUMNS} FROM audit " + ("WHERE at >= ? ORDER BY at, seq" if since else "ORDER BY seq")
+    cursor = conn.execute(sql, (since,) if since else ())
+    try:
+        for row in cursor:
+            yield _decoded(dict(zip(FIELDS, row, strict=True)))
+    finally:
+        cursor.close()  # an abandoned export must not leave a read snapshot open on a pooled connection
+
+
+def _decoded(row: dict) -> dict:
+    row["detail"] = json.loads(row["detail"]) if row["detail"] else {}
+    return row
