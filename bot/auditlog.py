@@ -121,11 +121,17 @@ def append(conn: sqlite3.Connection, now: Callable[[], str], secrets: Iterable[s
     conn.execute("BEGIN IMMEDIATE")
     try:
         head = conn.execute(_HEAD).fetchone()
+        if head is None and conn.execute("SELECT 1 FROM audit LIMIT 1").fetchone():
+            raise BotError("the audit log's head record is missing (the file was altered); run the audit verify")
         seq, prev = (head[0] + 1, head[1]) if head else (1, ZERO_HASH)
         values = (seq, now(), fields["actor"], fields["transport"], fields["channel"], fields["manager"],
                   fields["command"], event, fields["operation_id"], fields["execution_id"], detail_json, prev)
         digest = row_hash(*values)
-        conn.execute(_INSERT, (*values, digest))
+        try:
+            conn.execute(_INSERT, (*values, digest))
+        except sqlite3.IntegrityError as exc:
+            raise BotError(f"the audit log has rows after its head record {seq - 1} (the file was altered "
+                           "outside the bot); run the audit verify") from exc
         conn.execute(_SET_HEAD, (seq, digest))
         conn.execute("COMMIT")
     except BaseException:
@@ -173,7 +179,8 @@ def _check_row(row: tuple, expected: int, prev: str) -> tuple[int, str] | None:
 def _check_head(head: tuple | None, rows: int, last_hash: str) -> AuditVerdict:
     if head is None:
         if rows:
-            return AuditVerdict(False, rows, 1, "the head record is missing", last_hash)
+            return AuditVerdict(False, rows, rows, "the head record is missing: the end of the log cannot be "
+                                "vouched for", last_hash)
         return AuditVerdict(True, 0, None, "empty", last_hash)
     head_seq, head_hash = head
     if head_seq > rows:
