@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.core import Invocation, ProgressEvent
+from bot.errors import Cancelled
 from bot.parser import Args
 from bot.policy import Policy
 from bot.registry import Command, Registry
@@ -90,6 +91,37 @@ class Ctx:
         if self.op and kind == "step":
             self.audit("step", text=text, tone=tone)
             updated = self.store.update_operation(self.op["id"], "running", step=text[:200])
+            if updated is not None:
+                self.op = updated
+
+    def recall(self, key: str, default: Any = None) -> Any:
+        """A value this operation remembered earlier (survives a restart of the bot)."""
+        journal = ((self.op or {}).get("result") or {}).get("journal") or {}
+        return journal.get(key, default)
+
+    def remember(self, **values: Any) -> None:
+        """Persist values in the operation's journal before acting on them, so a restart can resume."""
+        if not self.op:
+            return
+        result = dict(self.op.get("result") or {})
+        result["journal"] = {**(result.get("journal") or {}), **values}
+        updated = self.store.update_operation(self.op["id"], "running", result=result)
+        if updated is not None:
+            self.op = updated
+
+    def check_cancel(self) -> None:
+        """Stop here (raise Cancelled) when someone asked to cancel this operation."""
+        if not self.op:
+            return
+        current = self.store.get_operation(self.op["id"]) or {}
+        if current.get("cancel_requested"):
+            raise Cancelled(f"cancelled by {current['cancel_requested']} before the point of no return")
+
+    def point_of_no_return(self, what: str) -> None:
+        """From here on the operation cannot be cancelled; recorded before the irreversible call."""
+        self.check_cancel()
+        if self.op:
+            updated = self.store.update_operation(self.op["id"], "running", point_of_no_return=True, step=what)
             if updated is not None:
                 self.op = updated
 

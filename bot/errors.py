@@ -44,6 +44,10 @@ class OperationError(BotError):
     """An operation could not move to the requested state (already decided, expired, busy)."""
 
 
+class Cancelled(OperationError):
+    """A running operation stopped because someone cancelled it before its point of no return."""
+
+
 class ArchiveError(BotError):
     """A snapshot archive copy could not be written, read or verified."""
 

@@ -6,10 +6,10 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot.context import Ctx, Services, Sink
+from bot.context import Ctx, NullSink as _NullSink, Services, Sink
 from bot.core import Actor, Invocation, ProgressEvent, Reply
 from bot.dispatch import Outcome, error_reply, internal_error
-from bot.errors import BotError, NotFound, OperationError
+from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.parser import Args
 
 log = logging.getLogger("cfy_bot.operations")
@@ -46,6 +46,12 @@ class Operations:
         """Create the operation for a gated or long-running command, then gate it or run it."""
         cmd, inv = ctx.command, ctx.inv
         gated = cmd.gate is not None
+        if cmd.prepare is not None:
+            try:
+                ctx.args.update(cmd.prepare(ctx, ctx.args) or {})
+            except BotError as exc:
+                ctx.audit("outcome", ok=False, error=str(exc), phase="preflight")
+                return Outcome(error_reply(exc, ctx.manager_name), exc.exit_code)
         expires = ctx.now() + timedelta(seconds=self.svc.settings.gate_ttl) if gated else None
         try:
             op = self.svc.store.create_operation(
@@ -71,6 +77,8 @@ class Operations:
         args = {k: ("" if v is None else v) for k, v in op["args"].items()}
         what = cmd.gate_text.format(manager=op["manager"], **args) if cmd.gate_text else (
             f"run `{op['kind']}` on manager {op['manager']}")
+        if args.get("gate_detail"):
+            what += "\n" + str(args["gate_detail"])
         approval = " A second admin must then approve." if self._needs_approval(op) else ""
         return f"{what}{approval} (operation {op['id']}, expires at {op['expires_at'][11:16]} UTC)"
 
@@ -174,8 +182,15 @@ class Operations:
                          transport=running["transport"], received_at=self.svc.clock.now())
         ctx = Ctx(inv, Args(running["args"]), cmd, self.svc, running["manager"], sink, op=running)
         ctx.step(f"{op['kind']} on {op['manager']} started by {actor.name}", kind="started")
+        return self._execute(ctx)
+
+    def _execute(self, ctx: Ctx) -> Outcome:
+        """Run the handler of a running operation and record how it ended."""
+        inv = ctx.inv
         try:
-            reply = cmd.handler(ctx, ctx.args)
+            reply = ctx.command.handler(ctx, ctx.args)
+        except Cancelled as exc:
+            return self._finish(ctx, "cancelled", Reply(text=str(exc), title="Cancelled"), str(exc))
         except BotError as exc:
             return self._finish(ctx, "failed", error_reply(exc, ctx.manager_name), str(exc))
         except Exception:  # noqa: BLE001 - the operation must end in a known state, then report it
@@ -185,11 +200,62 @@ class Operations:
 
     def _finish(self, ctx: Ctx, state: str, reply: Reply, error: str) -> Outcome:
         op = ctx.op or {}
-        done = self.svc.store.transition(op["id"], "running", state, error=error, result={"text": reply.text[:4000]})
+        current = self.svc.store.get_operation(op["id"]) or op
+        result = {**(current.get("result") or {}), "text": reply.text[:4000]}
+        done = self.svc.store.transition(op["id"], "running", state, error=error, result=result)
         ctx.audit("outcome", state=state, error=error)
-        tone = "good" if state == "succeeded" else "danger"
+        tone = {"succeeded": "good", "cancelled": "info"}.get(state, "danger")
         ctx.step(reply.text, tone=tone, kind="finished", state=state)
         return Outcome(reply if state == "succeeded" else _failed(reply), 0 if state == "succeeded" else 1, done)
+
+    # -- restarts -------------------------------------------------------------------------------
+    def reconcile(self, sink_for: Any = None) -> list[dict[str, Any]]:
+        """After a restart: resume or settle every unfinished operation, so none is left saying running."""
+        self.expire_due()
+        settled = []
+        for op in self.svc.store.unfinished_operations():
+            if op["state"] == "pending":
+                continue  # its gate card is still valid until it expires
+            if not self.svc.store.claim_mark(f"reconcile:{op['id']}:{op['updated_at']}"):
+                continue  # another bot process is already on it
+            sink = sink_for(op) if sink_for else None
+            settled.append(self._reconcile_one(op, sink or _NullSink()))
+        return settled
+
+    def _reconcile_one(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
+        cmd = self.svc.registry.commands.get(tuple(op["kind"].split()))
+        actor = actor_of(op)
+        inv = Invocation(text=op["kind"], actor=actor, channel=op["channel"], transport=op["transport"],
+                         received_at=self.svc.clock.now())
+        if op["state"] == "approved":
+            new = self.svc.store.transition(op["id"], "approved", "failed",
+                                            error="the bot stopped before starting it; nothing was changed")
+            self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
+                           operation_id=op["id"], detail={"state": "failed", "reason": "restart before start"})
+            return new or op
+        if cmd is None or not cmd.resumable:
+            return self._settle_unresumable(op, sink)
+        ctx = Ctx(inv, Args(op["args"]), cmd, self.svc, op["manager"], sink, op=op)
+        ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
+        self._execute(ctx)
+        return self.svc.store.get_operation(op["id"]) or op
+
+    def _settle_unresumable(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
+        """Mark an operation that cannot be resumed with what became of its execution."""
+        what = "the bot restarted while it ran"
+        client = self.svc.managers.get(op["manager"])
+        if op.get("execution_id") and client is not None:
+            try:
+                execution = client.get_execution(op["execution_id"])
+                what += f"; execution {op['execution_id']} is now {execution.get('status')}"
+            except BotError as exc:
+                what += f"; execution {op['execution_id']} could not be read: {exc}"
+        new = self.svc.store.transition(op["id"], "running", "failed", error=what)
+        self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
+                       operation_id=op["id"], execution_id=op.get("execution_id") or "",
+                       detail={"state": "failed", "reason": what})
+        sink.emit(ProgressEvent(op["id"], "finished", what, "warning", self.svc.clock.now(), {"state": "failed"}))
+        return new or op
 
     # -- housekeeping ---------------------------------------------------------------------------
     def expire_due(self) -> list[dict[str, Any]]:

@@ -73,6 +73,8 @@ class Command:
     description: str = ""
     gate_text: str = ""  # what the gate card says; formatted with the args and `manager`
     exclusive: bool = False  # one such operation per manager at a time (restore, maintenance changes)
+    prepare: Callable[..., Any] | None = None  # read-only checks before the gate: (ctx, args) -> facts dict
+    resumable: bool = False  # the handler can pick up a running operation again after a restart
 
     @property
     def name(self) -> str:
@@ -162,6 +164,8 @@ def command(
     description: str = "",
     gate_text: str = "",
     exclusive: bool = False,
+    prepare: Callable[..., Any] | None = None,
+    resumable: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a command; the decorated function is its handler `(ctx, args) -> Reply`."""
@@ -182,6 +186,8 @@ def command(
             description=description,
             gate_text=gate_text,
             exclusive=exclusive,
+            prepare=prepare,
+            resumable=resumable,
         )
         (registry or REGISTRY).add(cmd)
         fn.command = cmd  # type: ignore[attr-defined]

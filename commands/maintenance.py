@@ -1,11 +1,12 @@
-"""Read-only maintenance-mode command: `maintenance-mode status`."""
+"""`maintenance-mode status | activate | deactivate`, and the wait for `activated` that restore shares."""
 
 from __future__ import annotations
 
 from bot.context import Ctx
 from bot.core import Reply, Table
+from bot.errors import NotModified, OperationError
 from bot.parser import Args
-from bot.registry import command
+from bot.registry import Param, command
 from commands.common import when
 
 
@@ -36,3 +37,95 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
     tone = {"activated": "warning", "activating": "warning"}.get(status, "info")
     return Reply(text=text, title=f"Maintenance mode on {ctx.manager_name}", tone=tone, fields=tuple(fields),
                  table=table)
+
+
+def _remaining_text(remaining: list[dict]) -> str:
+    """`3 executions: install on web (started), ...` for a progress line."""
+    if not remaining:
+        return "no executions"
+    shown = ", ".join(f"{e.get('workflow_id')}{' on ' + e['deployment_id'] if e.get('deployment_id') else ''} "
+                      f"({e.get('status')})" for e in remaining[:5])
+    more = f" and {len(remaining) - 5} more" if len(remaining) > 5 else ""
+    return f"{len(remaining)} executions: {shown}{more}"
+
+
+def wait_until_activated(ctx: Ctx, timeout: float) -> dict:
+    """Poll maintenance mode until `activated`, showing what it waits for; MaintenanceTimeout after `timeout`.
+
+    `timeout` 0 waits without limit, as cfy's `--timeout 0` does. Cancel requests are honoured between polls.
+    """
+    began = ctx.clock.monotonic()
+    shown: tuple = ()
+    delay = 1.0
+    while True:
+        state = ctx.manager.maintenance_status()
+        if state.get("status") == "activated":
+            return state
+        if state.get("status") == "deactivated":
+            raise OperationError(f"maintenance mode on {ctx.manager_name} was deactivated by someone else "
+                                 "while the bot waited for it")
+        remaining = state.get("remaining_executions") or []
+        ids = tuple(sorted(e.get("id", "") for e in remaining))
+        if ids != shown:
+            shown = ids
+            ctx.step(f"maintenance mode is activating; waiting for {_remaining_text(remaining)}")
+        waited = ctx.clock.monotonic() - began
+        if timeout and waited >= timeout:
+            raise MaintenanceTimeout(
+                f"timed out after {int(waited)}s while entering maintenance mode on {ctx.manager_name}: still "
+                f"waiting for {_remaining_text(remaining)}. Maintenance mode stays requested (new executions are "
+                "refused); let those executions finish or cancel them, or run `maintenance-mode deactivate`.",
+                remaining)
+        ctx.check_cancel()
+        ctx.clock.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
+class MaintenanceTimeout(OperationError):
+    """Maintenance mode did not reach `activated` in time."""
+
+    def __init__(self, message: str, remaining: list[dict]) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+
+
+TIMEOUT = Param("timeout", ("--timeout",), "seconds to wait for `activated` (900; 0 waits without limit)",
+                kind="int", default=900, metavar="SECONDS")
+
+
+@command("maintenance-mode activate", summary="Enter maintenance mode and wait until it is activated",
+         group="maintenance-mode", permission="admin", gate="confirm", exclusive=True, resumable=True,
+         params=[Param("wait", ("--wait",), "accepted for cfy compatibility: the bot always waits", kind="bool",
+                       default=True), TIMEOUT],
+         gate_text="put manager {manager} into maintenance mode: new executions and most API calls will be "
+                   "refused until it is deactivated",
+         examples=["maintenance-mode activate", "maintenance activate --timeout 300 -m production"])
+def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
+    """Answer `maintenance-mode activate`: activate, then wait for `activated`."""
+    if not ctx.recall("requested"):
+        try:
+            first = ctx.manager.maintenance_activate()
+            ctx.audit("manager_call", method="POST", path="/maintenance/activate", status=200)
+            ctx.step(f"maintenance mode requested on {ctx.manager_name}: {first.get('status')}")
+        except NotModified:
+            ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
+        ctx.remember(requested=True)
+    state = wait_until_activated(ctx, args.timeout)
+    return Reply(text=f"{ctx.manager_name} is in maintenance mode (activated at {state.get('activated_at')}).",
+                 title=f"Maintenance mode activated on {ctx.manager_name}", tone="warning", public=True)
+
+
+@command("maintenance-mode deactivate", summary="Leave maintenance mode", group="maintenance-mode",
+         permission="admin", gate="confirm", exclusive=True,
+         gate_text="take manager {manager} out of maintenance mode: queued executions will start",
+         examples=["maintenance-mode deactivate", "maintenance deactivate -m production"])
+def maintenance_deactivate(ctx: Ctx, args: Args) -> Reply:
+    """Answer `maintenance-mode deactivate`; a 304 is reported as 'already off', not as an error."""
+    try:
+        ctx.manager.maintenance_deactivate()
+    except NotModified:
+        return Reply(text=f"{ctx.manager_name} was not in maintenance mode: nothing to do.",
+                     title="Already off", public=True)
+    ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
+    return Reply(text=f"{ctx.manager_name} has left maintenance mode.", title="Maintenance mode off",
+                 tone="good", public=True)

@@ -1,0 +1,288 @@
+"""`restore SNAPSHOT_ID|latest`: the guide's "Applying snapshot" procedure as a guided, resumable operation.
+
+Phases (DESIGN §5), each a thread reply and an audit row, each journaled before it acts so a restarted bot
+resumes where it stopped: preflight (before the gate) → upload (if the manager lacks the snapshot) →
+maintenance mode (activate, verify `activated`) → restore (the point of no return) → watch snapshot-status
+through the outage → read the result (re-authenticating) → scheduled executions report → deactivate
+(only through a gate after a failure) → summary with durations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Ctx
+from bot.core import Reply
+from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
+from bot.parser import Args
+from bot.registry import Param, command
+from bot.render import age
+from commands.common import check_snapshot_id, last_line
+from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
+from commands.restore_watch import (
+    ACTIVE,
+    deactivate_after,
+    kill_stray_restores,
+    report_schedules,
+    watch_restore,
+)
+
+
+def _check_target(value: str) -> str | None:
+    return None if value == "latest" else check_snapshot_id(value)
+
+
+RESTORE_PARAMS = [
+    Param("force", ("-f", "--force"), "restore onto a manager that has data (cfy's --force; it deletes that data)",
+          kind="bool", default=False),
+    Param("restore_certificates", ("--restore-certificates",), "restore the snapshot's certificates (the manager "
+          "reboots unless --no-reboot)", kind="bool", default=False),
+    Param("no_reboot", ("--no-reboot",), "do not reboot after restoring certificates", kind="bool", default=False),
+]
+
+
+def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
+    """Read-only checks before the gate: resolve the snapshot, refuse what cannot work, list what will be hit."""
+    if args.no_reboot and not args.restore_certificates:
+        raise UsageError("--no-reboot only applies with --restore-certificates")
+    client, now = ctx.manager, ctx.now()
+    target = _resolve(ctx, args.snapshot_id)
+    version = client.version()
+    if client.snapshot_status() == "running":
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+    needs_upload = ""
+    try:
+        snap = client.get_snapshot(target)
+        if snap.get("status") == "failed":
+            raise BotError(f"snapshot {target} on {ctx.manager_name} failed and cannot be restored: "
+                           f"{last_line(snap.get('error'))}. Pick another with `snapshots list`.")
+        if snap.get("status") == "creating":
+            raise BotError(f"snapshot {target} is still being created on {ctx.manager_name}; wait for it")
+    except ManagerNotFound:
+        copy = _archive_copy(ctx, target)
+        if copy is None:
+            raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
+        needs_upload = copy["manager"]
+    active = client.list_executions(include_system=True, status=list(ACTIVE), size=100).items
+    scheduled = client.list_executions(include_system=True, status="scheduled", size=200).items
+    maintenance = client.maintenance_status().get("status", "?")
+    facts = {
+        "snapshot_id": target, "requested": args.snapshot_id, "needs_upload": needs_upload,
+        "server_version": version.get("version", "?"), "maintenance_before": maintenance,
+        "active_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "status")} for e in active],
+        "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for")}
+                             for e in scheduled],
+    }
+    facts["gate_detail"] = _gate_detail(ctx, facts, now)
+    return facts
+
+
+def _resolve(ctx: Ctx, requested: str) -> str:
+    """`latest` is the newest verified archive copy of this manager."""
+    if requested != "latest":
+        return requested
+    copy = ctx.store.latest_verified(ctx.manager_name)
+    if not copy:
+        raise BotError(f"there is no verified archive copy for {ctx.manager_name}, so `latest` means nothing; "
+                       "take one with `snapshots create` or name a snapshot")
+    return copy["snapshot_id"]
+
+
+def _archive_copy(ctx: Ctx, snapshot_id: str) -> dict[str, Any] | None:
+    """A verified archive copy of `snapshot_id`: this manager's first, else another manager's."""
+    own = ctx.store.get_copy(ctx.manager_name, snapshot_id)
+    if own and own.get("verified"):
+        return own
+    others = [c for c in ctx.store.list_copies(verified=True) if c["snapshot_id"] == snapshot_id]
+    return others[0] if others else None
+
+
+def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
+    lines = [f"Manager version {facts['server_version']}, maintenance mode now {facts['maintenance_before']}."]
+    if facts["requested"] == "latest":
+        lines.append(f"`latest` is {facts['snapshot_id']}, the newest verified archive copy.")
+    if facts["needs_upload"]:
+        lines.append(f"The manager lacks it: it will first be uploaded from the archive copy of "
+                     f"{facts['needs_upload']}.")
+    if facts["active_before"]:
+        lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them.")
+    if facts["scheduled_before"]:
+        lines.append(f"{len(facts['scheduled_before'])} scheduled executions: overdue ones will be marked FAILED "
+                     "by the restore.")
+    return "\n".join(lines)
+
+
+@command("restore", summary="Guided restore: preflight, confirm and approval, maintenance mode, restore, report",
+         group="restore", permission="admin", gate="approve", exclusive=True, resumable=True, prepare=preflight,
+         params=[Param("snapshot_id", metavar="SNAPSHOT_ID|latest", required=True, check=_check_target,
+                       help="a snapshot id, or `latest` for the newest verified archive copy"),
+                 *RESTORE_PARAMS, TIMEOUT],
+         gate_text="enter maintenance mode on {manager} and restore snapshot {snapshot_id}, which replaces "
+                   "everything on the manager",
+         examples=["restore latest", "restore daily-20261128 -f -m production", "restore latest --timeout 600"])
+def restore(ctx: Ctx, args: Args) -> Reply:
+    """Run (or resume) the guided restore."""
+    phases: dict[str, float] = dict(ctx.recall("phases") or {})
+    started = ctx.clock.monotonic()
+
+    def timed(name: str, began: float) -> None:
+        phases[name] = phases.get(name, 0.0) + ctx.clock.monotonic() - began
+        ctx.remember(phases=phases)
+
+    t = ctx.clock.monotonic()
+    if args.needs_upload and not ctx.recall("uploaded"):
+        _upload(ctx, args)
+        timed("upload", t)
+    t = ctx.clock.monotonic()
+    if not ctx.recall("execution_id"):
+        _enter_maintenance(ctx, args)
+        timed("maintenance", t)
+        t = ctx.clock.monotonic()
+        _start_restore(ctx, args)
+        timed("restore request", t)
+    t = ctx.clock.monotonic()
+    client, execution = watch_restore(ctx, ctx.recall("execution_id"))
+    timed("restore", t)
+    schedules = report_schedules(ctx, client, execution, args.scheduled_before or [])
+    ok = execution.get("status") == "terminated"
+    t = ctx.clock.monotonic()
+    deactivation = deactivate_after(ctx, client, ok, args.maintenance_before)
+    timed("deactivate", t)
+    return _summary(ctx, args, execution, schedules, deactivation, phases, ctx.clock.monotonic() - started)
+
+
+def _upload(ctx: Ctx, args: Args) -> None:
+    copy = _archive_copy(ctx, args.snapshot_id)
+    if copy is None:
+        raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the upload")
+    ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy['manager']} "
+             f"({copy.get('size') or '?'} bytes)")
+    ctx.archive.upload_copy(copy, ctx.manager, args.snapshot_id)
+    ctx.audit("manager_call", method="PUT", path=f"/snapshots/{args.snapshot_id}/archive", status=201)
+    ctx.remember(uploaded=True)
+    ctx.step(f"uploaded {args.snapshot_id}; sha256 {str(copy.get('sha256'))[:12]}… verified before sending")
+
+
+def _enter_maintenance(ctx: Ctx, args: Args) -> None:
+    ctx.check_cancel()
+    if not ctx.recall("maintenance_requested"):
+        ctx.remember(maintenance_requested=True)
+        try:
+            ctx.manager.maintenance_activate()
+            ctx.audit("manager_call", method="POST", path="/maintenance/activate", status=200)
+            ctx.step(f"maintenance mode requested on {ctx.manager_name}")
+        except NotModified:
+            ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
+    try:
+        wait_until_activated(ctx, args.timeout)
+    except MaintenanceTimeout as exc:
+        _leave_unchanged(ctx, args)
+        raise BotError(f"{exc} The restore was not started.") from None
+    except BotError:
+        _leave_unchanged(ctx, args)
+        raise
+    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone="good")
+
+
+def _leave_unchanged(ctx: Ctx, args: Args) -> None:
+    """Nothing was restored: undo the maintenance mode this operation turned on."""
+    if args.maintenance_before != "deactivated":
+        return
+    try:
+        ctx.manager.maintenance_deactivate()
+        ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
+        ctx.step(f"nothing was restored, so maintenance mode was turned off again on {ctx.manager_name}")
+    except NotModified:
+        pass
+    except BotError as exc:
+        ctx.step(f"could not turn maintenance mode off again: {exc}", tone="danger")
+
+
+def _start_restore(ctx: Ctx, args: Args) -> None:
+    """The point of no return: POST the restore (force always sent) and journal its execution id."""
+    if ctx.recall("posting"):
+        found = kill_stray_restores(ctx, args.snapshot_id, adopt=True)
+        if found:
+            ctx.remember(execution_id=found)
+            return
+    ctx.point_of_no_return(f"restoring {args.snapshot_id}")
+    ctx.remember(posting=True)
+    try:
+        execution = ctx.manager.restore_snapshot(args.snapshot_id, force=args.force,
+                                                 restore_certificates=args.restore_certificates,
+                                                 no_reboot=args.no_reboot)
+    except BotError as exc:
+        ctx.audit("manager_call", method="POST", path=f"/snapshots/{args.snapshot_id}/restore",
+                  status=getattr(exc, "status", None), error=str(exc))
+        killed = kill_stray_restores(ctx, args.snapshot_id, adopt=False)
+        extra = f" The manager left a stray pending restore execution ({killed}); the bot killed it." if killed else ""
+        _leave_unchanged(ctx, args)
+        raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
+    ctx.audit("manager_call", method="POST", path=f"/snapshots/{args.snapshot_id}/restore", status=200,
+              execution_id=execution.get("id", ""))
+    ctx.remember(execution_id=execution.get("id"))
+    ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
+    ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
+    if args.restore_certificates and not args.no_reboot:
+        ctx.step("--restore-certificates without --no-reboot: the manager reboots a few seconds after the "
+                 "restore; the bot keeps watching", tone="warning")
+
+
+def _summary(ctx: Ctx, args: Args, execution: dict, schedules: str, deactivation: str,
+             phases: dict[str, float], total: float) -> Reply:
+    ok = execution.get("status") == "terminated"
+    durations = ", ".join(f"{k} {age(v)}" for k, v in phases.items())
+    fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.get('id')} {execution.get('status')}"),
+              ("scheduled executions", schedules), ("maintenance mode", deactivation), ("durations", durations)]
+    if not ok:
+        fields.insert(2, ("error", last_line(execution.get("error")) or "no error text"))
+    approved = ctx.op.get("approved_by") if ctx.op else ""
+    who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
+    if ok:
+        text = f"Restored {args.snapshot_id} on {ctx.manager_name} ({who})."
+        return Reply(text=text, title=f"Restore of {ctx.manager_name} succeeded", tone="good",
+                     fields=tuple(fields), public=True)
+    text = f"The restore of {args.snapshot_id} on {ctx.manager_name} FAILED ({who})."
+    return Reply(text=text, title=f"Restore of {ctx.manager_name} failed", tone="danger", fields=tuple(fields),
+                 public=True, ok=False)
+
+
+@command("snapshots restore", summary="The plain cfy restore call (no maintenance mode), then follow it",
+         group="snapshots", permission="admin", gate="approve", exclusive=True, resumable=True,
+         params=[Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=check_snapshot_id,
+                       help="the snapshot's id on the manager"), *RESTORE_PARAMS],
+         gate_text="restore snapshot {snapshot_id} on {manager} WITHOUT maintenance mode (the plain cfy call); "
+                   "it replaces everything on the manager. The guided `restore` is safer.",
+         examples=["snapshots restore daily-20261128", "snapshot restore daily-20261128 --force -m staging"])
+def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
+    """Run `snapshots restore ID` as cfy does, then follow it to the end."""
+    if args.no_reboot and not args.restore_certificates:
+        raise UsageError("--no-reboot only applies with --restore-certificates")
+    if not ctx.recall("execution_id"):
+        if ctx.recall("posting"):
+            found = kill_stray_restores(ctx, args.snapshot_id, adopt=True)
+            if found:
+                ctx.remember(execution_id=found)
+        if not ctx.recall("execution_id"):
+            ctx.point_of_no_return(f"restoring {args.snapshot_id}")
+            ctx.remember(posting=True)
+            try:
+                execution = ctx.manager.restore_snapshot(args.snapshot_id, force=args.force,
+                                                         restore_certificates=args.restore_certificates,
+                                                         no_reboot=args.no_reboot)
+            except BotError as exc:
+                killed = kill_stray_restores(ctx, args.snapshot_id, adopt=False)
+                extra = f" The bot killed the stray pending restore execution {killed}." if killed else ""
+                raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
+            ctx.audit("manager_call", method="POST", path=f"/snapshots/{args.snapshot_id}/restore", status=200,
+                      execution_id=execution.get("id", ""))
+            ctx.remember(execution_id=execution.get("id"))
+            ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
+            ctx.step(f"restore started: execution {execution.get('id')}")
+    _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
+    ok = execution.get("status") == "terminated"
+    text = (f"Restored {args.snapshot_id} on {ctx.manager_name}." if ok else
+            f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.get('status')}: "
+            f"{last_line(execution.get('error'))}")
+    return Reply(text=text, title="Restore " + ("succeeded" if ok else "failed"), tone="good" if ok else "danger",
+                 public=True, ok=ok)

@@ -1,0 +1,186 @@
+"""The restore's later phases: watch through the outage, read the result, scheduled executions, deactivate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Ctx
+from bot.core import ProgressEvent
+from bot.errors import (
+    AuthenticationFailed,
+    BadResponse,
+    BotError,
+    ManagerError,
+    ManagerNotFound,
+    ManagerUnreachable,
+    NotModified,
+    ServerError,
+)
+from bot.render import age
+from commands.common import parse_time
+
+ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
+FINAL = ("terminated", "failed", "cancelled")
+OUTAGE = (ManagerUnreachable, ServerError, BadResponse, AuthenticationFailed)
+WATCH_LIMIT = 6 * 3600.0  # a restore of a large manager takes long; past this the bot says so and stops
+
+
+def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
+    """Poll snapshot-status until the restore is over, tolerating the outage; returns (client, execution)."""
+    client = ctx.manager
+    began = ctx.clock.monotonic()
+    outage_since: float | None = None
+    seen_running = False
+    delay = 1.0
+    while True:
+        try:
+            state = client.snapshot_status()
+        except OUTAGE as exc:
+            if outage_since is None:
+                outage_since = ctx.clock.monotonic()
+                ctx.step(f"the manager's API is unavailable ({_short(exc)}): expected while a restore restarts "
+                         "its services; still watching", tone="warning")
+            state = "unreachable"
+        else:
+            if outage_since is not None:
+                ctx.step(f"the manager's API is back after {age(ctx.clock.monotonic() - outage_since)}")
+                outage_since = None
+            if state == "running" and not seen_running:
+                seen_running = True
+                ctx.step("the restore is running (snapshot-status: running)")
+            if state == "not-running":
+                client, execution = read_execution(ctx, client, execution_id)
+                if execution.get("status") in FINAL:
+                    ctx.remember(final_status=execution.get("status"))
+                    return client, execution
+        if ctx.clock.monotonic() - began > WATCH_LIMIT:
+            raise BotError(f"the restore on {ctx.manager_name} has not finished after {age(WATCH_LIMIT)}; "
+                           f"check `snapshots status` and execution {execution_id}; the manager is still in "
+                           "maintenance mode")
+        ctx.clock.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).split(": ", 1)[-1][:120]
+
+
+def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict]:
+    """Read the execution (bypassing maintenance mode); after a credential reset, try the fallback password."""
+    try:
+        return client, client.get_execution(execution_id, bypass_maintenance=True)
+    except AuthenticationFailed:
+        pass
+    fallback = ctx.settings.manager(ctx.manager_name).fallback_password
+    if not fallback:
+        raise BotError(
+            f"{ctx.manager_name} now rejects the configured password: a legacy restore brings back the admin "
+            "credentials stored in the snapshot. Set CLOUDIFY_FALLBACK_PASSWORD (the snapshot's admin password) "
+            f"or update CLOUDIFY_PASSWORD, then check `snapshots status` and execution {execution_id}. The manager "
+            "is still in maintenance mode.")
+    other = client.with_password(fallback)
+    try:
+        execution = other.get_execution(execution_id, bypass_maintenance=True)
+    except AuthenticationFailed:
+        raise BotError(f"{ctx.manager_name} rejects both the configured password and CLOUDIFY_FALLBACK_PASSWORD "
+                       "after the restore; log in on the manager to reset the admin password") from None
+    ctx.step(f"{ctx.manager_name} now accepts CLOUDIFY_FALLBACK_PASSWORD, not CLOUDIFY_PASSWORD: the restore "
+             "brought back the admin credentials stored in the snapshot. Update CLOUDIFY_PASSWORD for this "
+             "manager.", tone="warning")
+    ctx.audit("credentials", change="the manager now accepts the fallback password")
+    return other, execution
+
+
+def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
+    """Find this snapshot's restore executions: adopt ours after a restart, or kill the stray pending ones."""
+    page = ctx.manager.list_executions(include_system=True, workflow_id="restore_snapshot", size=100,
+                                       bypass_maintenance=True)
+    since = parse_time((ctx.op or {}).get("created_at"))
+    mine = [e for e in page.items if (e.get("parameters") or {}).get("snapshot_id") == snapshot_id]
+    if adopt:
+        ours = [e for e in mine if since is None or (parse_time(e.get("created_at")) or since) >= since]
+        if ours:
+            ctx.step(f"found the restore execution {ours[-1]['id']} started before the restart; following it")
+            return ours[-1]["id"]
+        return ""
+    killed = []
+    for e in mine:
+        if e.get("status") == "pending":
+            ctx.manager.execution_action(e["id"], "kill", bypass_maintenance=True)
+            ctx.audit("manager_call", method="POST", path=f"/executions/{e['id']}", status=200, action="kill",
+                      execution_id=e["id"])
+            ctx.step(f"killed the stray pending restore execution {e['id']} the manager left behind")
+            killed.append(e["id"])
+    return ", ".join(killed)
+
+
+def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict]) -> str:
+    """Which scheduled executions the restore marked FAILED (overdue) and which it kept, with their times."""
+    failed, kept, gone = [], [], []
+    for item in before:
+        try:
+            now = client.get_execution(item["id"], bypass_maintenance=True)
+        except ManagerNotFound:
+            gone.append(item)
+            continue
+        except ManagerError as exc:
+            ctx.step(f"could not read scheduled execution {item['id']}: {exc}", tone="warning")
+            continue
+        (failed if now.get("status") == "failed" else kept).append(item)
+    _report_logs(ctx, client, execution)
+    for label, items, tone in (("marked FAILED (overdue)", failed, "warning"), ("kept scheduled", kept, "info")):
+        for e in items:
+            ctx.step(f"scheduled execution {e['id']} ({e.get('workflow_id')} on {e.get('deployment_id')}, due "
+                     f"{e.get('scheduled_for')}): {label}", tone=tone)
+    parts = [f"{len(failed)} marked FAILED", f"{len(kept)} kept"] + ([f"{len(gone)} gone"] if gone else [])
+    return ", ".join(parts) if before else "none were scheduled"
+
+
+def _report_logs(ctx: Ctx, client: Any, execution: dict) -> None:
+    """Warnings and errors the restore logged (per-entity failures appear only there)."""
+    try:
+        page = client.list_events(execution["id"], size=1000, bypass_maintenance=True)
+    except ManagerError as exc:
+        ctx.step(f"could not read the restore's log: {exc}", tone="warning")
+        return
+    problems = [ev for ev in page.items if ev.get("level") in ("warning", "error")]
+    for ev in problems[:20]:
+        ctx.step(f"restore log {ev.get('level')}: {str(ev.get('message'))[:300]}",
+                 tone="danger" if ev.get("level") == "error" else "warning")
+
+
+def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
+    """Leave maintenance mode after success; after a failure only through a gate (a follow-up operation)."""
+    if before != "deactivated":
+        ctx.step(f"maintenance mode was already {before} before the restore; it is left on")
+        return f"left on (it was {before} before)"
+    if ok:
+        try:
+            client.maintenance_deactivate()
+        except NotModified:
+            return "was already off"
+        ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
+        ctx.step(f"{ctx.manager_name} has left maintenance mode", tone="good")
+        return "deactivated"
+    if ctx.recall("deactivate_op"):
+        return f"still ON; deactivation waits for confirmation ({ctx.recall('deactivate_op')})"
+    op = open_followup_gate(ctx, "maintenance-mode deactivate")
+    ctx.remember(deactivate_op=op["id"])
+    return f"still ON after the failed restore; deactivation waits for confirmation ({op['id']})"
+
+
+def open_followup_gate(ctx: Ctx, kind: str) -> dict:
+    """Create a gated operation for the same requester and show its card in this operation's thread."""
+    from datetime import timedelta
+
+    expires = ctx.now() + timedelta(seconds=ctx.settings.gate_ttl)
+    op = ctx.store.create_operation(
+        kind=kind, args={}, manager=ctx.manager_name, requester=ctx.inv.actor.id, requester_name=ctx.inv.actor.name,
+        channel=ctx.inv.channel, transport=ctx.inv.transport, state="pending", gate="confirm",
+        expires_at=expires.isoformat())
+    text = (f"The restore failed, so maintenance mode stays ON on {ctx.manager_name}. Confirm to take it out of "
+            f"maintenance mode (operation {op['id']}), or investigate first.")
+    ctx.audit("gate_shown", gate="confirm", text=text, followup=op["id"])
+    ctx.sink.emit(ProgressEvent((ctx.op or {}).get("id", op["id"]), "gate", text, "warning", ctx.now(),
+                                {"gate": "confirm", "operation": op["id"]}))
+    return op
