@@ -184,7 +184,7 @@ class Archive:
         """The folder for temporary files of `manager`'s downloads."""
         raise NotImplementedError
 
-    def _place(self, temp: str, manager: str, snapshot_id: str) -> str:
+    def _place(self, temp: str, manager: str, snapshot_id: str, sha256: str) -> str:
         """Move a verified temp file to its final place; the location."""
         raise NotImplementedError
 
@@ -216,7 +216,7 @@ class Archive:
             with self._open_temp(temp) as out:
                 sha = _receive(download.chunks, out, download.size, progress, counter)
             version, layout = check_zip(temp)
-            location = self._place(temp, manager, snapshot_id)
+            location = self._place(temp, manager, snapshot_id, sha)
         except ManagerError as exc:
             raise self._failed(what, f"the manager stopped sending it after {_count(counter[0], download.size)}: "
                                f"{exc}") from exc
@@ -308,7 +308,7 @@ class FolderArchive(Archive):
             raise ArchiveError(f"cannot create the archive folder {folder}: {exc.strerror or exc}") from exc
         return folder
 
-    def _place(self, temp: str, manager: str, snapshot_id: str) -> str:
+    def _place(self, temp: str, manager: str, snapshot_id: str, sha256: str) -> str:
         final = self.location(manager, snapshot_id)
         os.replace(temp, final)  # atomic: readers see the old copy or the new one, never half of one
         _fsync_dir(os.path.dirname(final))
