@@ -266,6 +266,15 @@ class Archive:
                 problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
         return self.store.mark_verified(copy["manager"], copy["snapshot_id"], not problem, problem)
 
+    def upload_copy(self, copy: dict[str, Any], manager: Any, snapshot_id: str,
+                    tenant: str | None = None) -> dict[str, Any]:
+        """Stream `copy` to `manager` (a Manager client) as `snapshot_id`, after re-checking it; the snapshot."""
+        checked = self.verify(copy)
+        if not checked.get("verified"):
+            raise ArchiveError(f"the archive copy of {copy['snapshot_id']} of {copy['manager']} failed its check, so "
+                               f"it was not uploaded: {checked.get('error')}")
+        return manager.upload_snapshot(snapshot_id, chunks=self.read(checked), tenant=tenant)
+
     def delete(self, copy: dict[str, Any]) -> bool:
         """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""
         try:

@@ -360,3 +360,23 @@ def test_open_archive_defaults_to_the_folder(tmp_path, store, clock) -> None:
 
     arch = open_archive(S(), store, clock)
     assert isinstance(arch, FolderArchive) and arch.root == str(tmp_path / "arch")
+
+
+def test_upload_copy_rechecks_then_streams(archive, store) -> None:
+    data = snapshot_zip(payload=os.urandom(2 * CHUNK_SIZE))
+    row = save(archive, data)
+    received: list[bytes] = []
+
+    class Client:
+        def upload_snapshot(self, sid, chunks=None, url=None, tenant=None):
+            received.extend(chunks)
+            return {"id": sid, "status": "uploaded"}
+
+    assert archive.upload_copy(row, Client(), "restored-1")["status"] == "uploaded"
+    assert b"".join(received) == data and max(map(len, received)) <= CHUNK_SIZE
+    with open(row["location"], "r+b") as fh:
+        fh.write(b"XX")
+    received.clear()
+    with pytest.raises(ArchiveError, match="failed its check, so it was not uploaded"):
+        archive.upload_copy(row, Client(), "restored-1")
+    assert received == [] and not store.get_copy("production", "daily-1")["verified"]

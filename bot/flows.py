@@ -1,0 +1,158 @@
+"""Following a Cloudify execution: poll its status, stream its events as progress, return how it ended.
+
+Shared by `snapshots create`, the daily job and the restore flow. Polling starts at about one second and
+backs off to a few seconds while nothing happens (and comes back to one second when something does); events
+and logs are read incrementally (the offset only advances, nothing is read twice); a short loss of contact
+with the manager is ridden out rather than failing an operation whose execution keeps running.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Ctx
+from bot.errors import ManagerUnreachable, OperationError
+from bot.redact import redact_text
+from bot.render import age
+
+FINAL = ("terminated", "failed", "cancelled")
+FIRST_INTERVAL = 1.0  # cfy polls every second
+MAX_INTERVAL = 5.0  # "a few seconds" once nothing has happened for a while
+BACKOFF = 1.5
+EVENT_PAGE = 100  # what the cfy CLI asks for per events request
+MAX_LINES_PER_POLL = 50  # more new lines than this in one poll are summed up, to spare the Slack thread
+UNREACHABLE_GRACE = 300.0  # seconds of lost contact tolerated while following
+SNAPSHOT_FINAL = ("created", "failed", "uploaded")
+
+
+class ExecutionTimeout(OperationError):
+    """An execution did not end within the time the bot was willing to follow it (it keeps running)."""
+
+
+def describe_failure(execution: dict[str, Any]) -> str:
+    """Why an execution did not succeed: the last line of its traceback, else its status."""
+    lines = [ln.strip() for ln in str(execution.get("error") or "").strip().splitlines() if ln.strip()]
+    if lines:
+        return lines[-1]
+    status = execution.get("status") or "unknown"
+    return f"the execution ended {status}" if status != "cancelled" else "the execution was cancelled"
+
+
+def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
+    """One event or log as (text, tone); None for debug logs, which are not worth a thread reply."""
+    message = event.get("message")
+    if isinstance(message, dict):
+        message = message.get("text")
+    text = str(message or "").strip()
+    if event.get("type") == "cloudify_log":
+        level = str(event.get("level") or "info").lower()
+        if level == "debug":
+            return None
+        tone = {"error": "danger", "warning": "warning"}.get(level, "info")
+        return (f"{level}: {text}" if level != "info" else text), tone
+    kind = str(event.get("event_type") or "")
+    tone = {"workflow_failed": "danger", "workflow_succeeded": "good", "workflow_cancelled": "warning"}.get(kind,
+                                                                                                             "info")
+    return text, tone
+
+
+def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
+    """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
+    secrets = getattr(ctx.store, "secrets", None) or ()
+    lines: list[tuple[str, str]] = []
+    start = offset
+    while True:
+        page = ctx.manager.list_events(execution_id, offset=offset, size=EVENT_PAGE, include_logs=include_logs)
+        for event in page.items:
+            line = event_line(event)
+            if line is not None:
+                lines.append(line)
+        offset += len(page.items)
+        if len(page.items) < EVENT_PAGE or offset >= page.total:
+            break
+    for text, tone in lines[:MAX_LINES_PER_POLL]:
+        ctx.step(redact_text(text, secrets), tone)
+    if len(lines) > MAX_LINES_PER_POLL:
+        ctx.step(f"… and {len(lines) - MAX_LINES_PER_POLL} more log lines of execution {execution_id}")
+    return offset, offset - start
+
+
+def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = None, include_logs: bool = True,
+                     interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> dict[str, Any]:
+    """Poll execution `execution_id` until it ends, reporting status changes and events; the final execution."""
+    clock = ctx.clock
+    began = clock.monotonic()
+    offset, delay = 0, interval
+    status: str | None = None
+    lost_since: float | None = None
+    while True:
+        try:
+            execution = ctx.manager.get_execution(execution_id)
+            offset, new = read_new_events(ctx, execution_id, offset, include_logs=include_logs)
+        except ManagerUnreachable as exc:
+            lost_since = _lost_contact(ctx, exc, lost_since)
+            delay = min(delay * BACKOFF, max_interval)
+            clock.sleep(delay)
+            continue
+        if lost_since is not None:
+            ctx.step(f"{ctx.manager_name} answers again")
+            lost_since = None
+        changed = execution.get("status") != status
+        status = execution.get("status")
+        if changed:
+            _report_status(ctx, execution)
+        if status in FINAL:
+            return execution
+        waited = clock.monotonic() - began
+        if timeout is not None and waited >= timeout:
+            raise ExecutionTimeout(
+                f"gave up following execution {execution_id} ({execution.get('workflow_id')}) on "
+                f"{ctx.manager_name} after {age(waited)}: it is still {status} there and keeps running "
+                "(the bot did not cancel it)")
+        delay = interval if (changed or new) else min(delay * BACKOFF, max_interval)
+        clock.sleep(delay)
+
+
+def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> float:
+    now = ctx.clock.monotonic()
+    if since is None:
+        ctx.step(f"lost contact with {ctx.manager_name} while following the execution ({exc}); still trying",
+                 "warning")
+        return now
+    if now - since > UNREACHABLE_GRACE:
+        raise ManagerUnreachable(f"{exc} (no answer for {age(now - since)} while following the execution; it may "
+                                 "still be running on the manager)", manager=exc.manager, status=exc.status)
+    return since
+
+
+def _report_status(ctx: Ctx, execution: dict[str, Any]) -> None:
+    status = execution.get("status")
+    eid, workflow = execution.get("id"), execution.get("workflow_id")
+    text = {
+        "queued": f"execution {eid} ({workflow}) is queued: it starts when the running executions end "
+                  "(and maintenance mode is off)",
+        "pending": f"execution {eid} ({workflow}) is pending: waiting for the management worker",
+        "started": f"execution {eid} ({workflow}) started",
+        "terminated": f"execution {eid} ({workflow}) finished",
+        "failed": f"execution {eid} ({workflow}) failed: {describe_failure(execution)}",
+        "cancelled": f"execution {eid} ({workflow}) was cancelled",
+    }.get(str(status), f"execution {eid} ({workflow}) is {status}")
+    tone = {"terminated": "good", "failed": "danger", "cancelled": "warning"}.get(str(status), "info")
+    ctx.step(text, tone)
+
+
+def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = None,
+                      interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> dict[str, Any]:
+    """Poll a snapshot until it is created or failed (for when executions cannot be read, e.g. maintenance)."""
+    clock = ctx.clock
+    began, delay = clock.monotonic(), interval
+    while True:
+        snapshot = ctx.manager.get_snapshot(snapshot_id)
+        if snapshot.get("status") in SNAPSHOT_FINAL:
+            return snapshot
+        waited = clock.monotonic() - began
+        if timeout is not None and waited >= timeout:
+            raise ExecutionTimeout(f"gave up waiting for snapshot {snapshot_id} on {ctx.manager_name} after "
+                                   f"{age(waited)}: it is still {snapshot.get('status')}")
+        delay = min(delay * BACKOFF, max_interval)
+        clock.sleep(delay)
