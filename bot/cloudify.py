@@ -386,27 +386,45 @@ class Manager:
 
     # --- executions, events, schedules ---------------------------------------------------------
 
-    def get_execution(self, execution_id: str) -> dict:
+    def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False) -> dict:
         """`GET /executions/<id>`, redacted (its `parameters.config` holds the database password)."""
         call = _Call(f"read execution {execution_id}", "GET", f"/executions/{_seg(execution_id)}",
-                     subject=f"execution {execution_id}")
+                     subject=f"execution {execution_id}", headers=_bypass(bypass_maintenance))
         return self._object(call)
 
-    def list_executions(self, *, include_system: bool = True, **filters: Any) -> Page:
+    def list_executions(
+        self,
+        *,
+        include_system: bool = True,
+        offset: int | None = None,
+        size: int | None = None,
+        sort: str | None = None,
+        bypass_maintenance: bool = False,
+        **filters: Any,
+    ) -> Page:
         """`GET /executions`; a list value (e.g. `status=[...]`) repeats the key; items redacted."""
-        params = [("_include_system_workflows", _py(include_system))] + _filters(filters)
-        return self._page(_Call("list executions", "GET", "/executions", params=params))
+        params = [("_include_system_workflows", _py(include_system))] + _paging(offset, size, sort) + _filters(filters)
+        return self._page(_Call("list executions", "GET", "/executions", params=params,
+                                headers=_bypass(bypass_maintenance)))
 
-    def execution_action(self, execution_id: str, action: str) -> dict:
+    def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False) -> dict:
         """`POST /executions/<id> {"action": ...}` with cancel, force-cancel or kill; the redacted execution."""
         if action not in EXECUTION_ACTIONS:
             raise ValueError(f"execution action must be one of {', '.join(EXECUTION_ACTIONS)}, not {action!r}")
         call = _Call(f"{action} execution {execution_id}", "POST", f"/executions/{_seg(execution_id)}",
-                     body=_dumps({"action": action}), subject=f"execution {execution_id}")
+                     body=_dumps({"action": action}), subject=f"execution {execution_id}",
+                     headers=_bypass(bypass_maintenance))
         return self._object(call)
 
     def list_events(
-        self, execution_id: str, *, offset: int = 0, size: int = 100, include_logs: bool = True, **filters: Any
+        self,
+        execution_id: str,
+        *,
+        offset: int = 0,
+        size: int = 100,
+        include_logs: bool = True,
+        bypass_maintenance: bool = False,
+        **filters: Any,
     ) -> Page:
         """`GET /events` as the CLI polls it (events, and logs unless `include_logs=False`)."""
         params = [("_offset", str(offset)), ("_size", str(size)), ("execution_id", execution_id),
@@ -414,12 +432,15 @@ class Manager:
         if include_logs:
             params.append(("type", "cloudify_log"))
         params += [("_sort", "reported_timestamp")] + _filters(filters)
-        return self._page(_Call(f"list the events of execution {execution_id}", "GET", "/events", params=params))
+        return self._page(_Call(f"list the events of execution {execution_id}", "GET", "/events", params=params,
+                                headers=_bypass(bypass_maintenance)))
 
-    def list_execution_schedules(self, **filters: Any) -> Page:
+    def list_execution_schedules(
+        self, *, offset: int | None = None, size: int | None = None, sort: str | None = None, **filters: Any
+    ) -> Page:
         """`GET /execution-schedules`."""
         return self._page(_Call("list execution schedules", "GET", "/execution-schedules",
-                                params=_filters(filters)))
+                                params=_paging(offset, size, sort) + _filters(filters)))
 
     # --- cluster -------------------------------------------------------------------------------
 
@@ -772,6 +793,17 @@ def _filters(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
         values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
         params += [(key, _py(v) if isinstance(v, bool) else str(v)) for v in values if v is not None]
     return params
+
+
+def _paging(offset: int | None, size: int | None, sort: str | None) -> list[tuple[str, str]]:
+    """`_offset`, `_size`, `_sort` when given (an execution has no `size` field to filter on)."""
+    pairs = (("_offset", offset), ("_size", size), ("_sort", sort))
+    return [(key, str(value)) for key, value in pairs if value is not None]
+
+
+def _bypass(bypass: bool) -> dict[str, str]:
+    """`X-BYPASS-MAINTENANCE`: lets a sys-admin read executions and events while maintenance is activated."""
+    return {"X-BYPASS-MAINTENANCE": "true"} if bypass else {}
 
 
 def _seg(value: str) -> str:

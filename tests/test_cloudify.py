@@ -312,6 +312,24 @@ def test_executions_are_redacted_and_status_lists_repeat_the_key() -> None:
         m.execution_action("e1", "resume")
 
 
+def test_execution_paging_and_the_maintenance_bypass_header() -> None:
+    app = FakeManager({("GET", "/api/v3.1/executions"): page([]), ("GET", "/api/v3.1/executions/e1"): ok_json({}),
+                       ("POST", "/api/v3.1/executions/e1"): ok_json({}),
+                       ("GET", "/api/v3.1/events"): page([]),
+                       ("GET", "/api/v3.1/execution-schedules"): page([])})
+    m = manager(app)
+    m.list_executions(status="started", size=50, offset=10, sort="-created_at", bypass_maintenance=True)
+    assert app.seen[0].query == "_include_system_workflows=True&_offset=10&_size=50&_sort=-created_at&status=started"
+    m.get_execution("e1", bypass_maintenance=True)
+    m.execution_action("e1", "cancel", bypass_maintenance=True)
+    m.list_events("e1", bypass_maintenance=True)
+    assert [r.headers.get("X-Bypass-Maintenance") for r in app.seen] == ["true"] * 4
+    m.get_execution("e1")
+    assert "X-Bypass-Maintenance" not in app.seen[-1].headers
+    m.list_execution_schedules(size=5, deployment_id="d1")
+    assert app.seen[-1].query == "_size=5&deployment_id=d1"
+
+
 def test_schedules_and_cluster_endpoints() -> None:
     broker = {"name": "b1", "host": "10.0.0.1", "username": "rabbit", "password": "rabbit-pw", "ca_cert_content": "C"}
     app = FakeManager({("GET", "/api/v3.1/execution-schedules"): page([{"id": "sch1"}]),

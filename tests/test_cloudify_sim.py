@@ -225,6 +225,9 @@ def test_maintenance_503_is_neither_retried_nor_failed_over(make: Callable, cloc
     after = {name: len(app.requests) for name, app in m.apps.items()}  # type: ignore[attr-defined]
     assert sum(after.values()) - sum(before.values()) == 1 and notices == []
     assert info.value.status == 503 and info.value.error_code == "maintenance_mode_active"
+    assert m.get_execution(execution["id"], bypass_maintenance=True)["status"] == "terminated"  # sys-admin may
+    assert m.list_events(execution["id"], bypass_maintenance=True).total > 0
+    assert m.list_executions(workflow_id="create_snapshot", size=10, bypass_maintenance=True).total == 1
 
 
 def test_500_is_a_server_error_without_the_traceback(make: Callable) -> None:
