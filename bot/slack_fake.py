@@ -1,0 +1,81 @@
+"""What Slack sends a bot: signed slash-command and button-click requests, for tests and the ack benchmark.
+
+Nothing here runs in the bot; it builds the requests Slack would make so the real app can be fed real
+signed HTTP requests (or Socket Mode bodies) without a workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+
+
+def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Slack adds: `X-Slack-Request-Timestamp` and the v0 HMAC signature of the raw body."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)}
+
+
+def command_fields(text: str, *, user: str = "U100", user_name: str = "alice", channel: str = "C100",
+                   response_url: str = "", team: str = "T1", trigger: str = "1.2.3") -> dict[str, str]:
+    """The form fields of a `/cfy` slash command."""
+    return {"token": "legacy", "team_id": team, "team_domain": "example", "channel_id": channel,
+            "channel_name": "ops", "user_id": user, "user_name": user_name, "command": "/cfy", "text": text,
+            "api_app_id": "A1", "is_enterprise_install": "false", "response_url": response_url,
+            "trigger_id": trigger}
+
+
+def action_payload(action: str, value: str, *, user: str = "U100", user_name: str = "alice",
+                   channel: str = "C100", message_ts: str = "", response_url: str = "", team: str = "T1",
+                   ephemeral: bool = False) -> dict[str, Any]:
+    """A `block_actions` payload: someone clicked the button `cfy_<action>` whose value is `value`."""
+    return {
+        "type": "block_actions", "team": {"id": team, "domain": "example"},
+        "user": {"id": user, "username": user_name, "name": user_name, "team_id": team},
+        "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                      "is_ephemeral": ephemeral},
+        "channel": {"id": channel, "name": "ops"}, "response_url": response_url,
+        "actions": [{"type": "button", "action_id": f"cfy_{action}", "block_id": f"op:{value}", "value": value,
+                     "action_ts": f"{time.time():.6f}", "text": {"type": "plain_text", "text": action}}],
+    }
+
+
+def command_body(fields: dict[str, str]) -> str:
+    """The raw form-encoded body of a slash command."""
+    return urlencode(fields)
+
+
+def action_body(payload: dict[str, Any]) -> str:
+    """The raw body of an interactivity request: one form field, `payload`, holding JSON."""
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def post(url: str, body: str, headers: dict[str, str], timeout: float = 10.0) -> tuple[int, str]:
+    """POST a raw body; returns (status, text) for error statuses too."""
+    req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback test traffic
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def send_command(url: str, secret: str, text: str, *, timestamp: int | None = None, **fields: Any
+                 ) -> tuple[int, str]:
+    """Send a signed `/cfy TEXT` to a bot's `/slack/events`."""
+    body = command_body(command_fields(text, **fields))
+    return post(url, body, signed_headers(secret, body, timestamp))
+
+
+def send_click(url: str, secret: str, action: str, value: str, **fields: Any) -> tuple[int, str]:
+    """Send a signed button click to a bot's `/slack/events`."""
+    body = action_body(action_payload(action, value, **fields))
+    return post(url, body, signed_headers(secret, body))
