@@ -1,0 +1,166 @@
+"""Realistic demo data: tenants, blueprints, deployments, execution history, scheduled executions,
+execution schedules, and a week of daily snapshots with real zips (one failed).
+
+Every time is relative to `sim.now()`. The daily snapshots are legacy archives (what `cfy snapshots create`
+7.0.5 makes by default), so restoring one shows the full legacy behaviour: API outage, admin credentials
+from the snapshot, an emptied snapshot list, and overdue `scheduled` executions marked failed.
+Note (reference §4): `scheduled` rows count as non-final, so while they exist `maintenance-mode activate`
+stays `activating` until they are cancelled; `seed_demo(sim, scheduled=False)` leaves them out.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from simulator import archive
+from simulator.models import db_config, new_event, new_execution, new_snapshot
+from simulator.schedules import build_schedule
+from simulator.sim import Simulator
+from simulator.state import State
+from simulator.wire import iso
+
+DAY = 86400.0
+TENANTS = ("default_tenant", "prod-apps", "staging-apps")
+BLUEPRINTS = {"default_tenant": ["hello-world"], "prod-apps": ["web-app", "db-cluster"],
+              "staging-apps": ["web-app"]}
+DEPLOYMENTS = {"default_tenant": [("hello-world-1", "hello-world")],
+               "prod-apps": [("web-prod", "web-app"), ("db-prod", "db-cluster")],
+               "staging-apps": [("web-staging", "web-app")]}
+FAILED_SNAPSHOT_ERROR = ("Error during dumping Postgres data, exception: pg_dump: error: connection to server at "
+                         "\"localhost\" (127.0.0.1), port 5432 failed: FATAL: remaining connection slots are "
+                         "reserved for non-replication superuser connections")
+
+
+def _blueprint(bid: str, tenant: str, at: float) -> dict[str, Any]:
+    return {"id": bid, "created_at": iso(at), "updated_at": iso(at), "main_file_name": "blueprint.yaml",
+            "description": f"{bid} blueprint", "plan": {}, "state": "uploaded", "visibility": "tenant",
+            "tenant_name": tenant, "created_by": "admin", "labels": []}
+
+
+def _deployment(did: str, bid: str, tenant: str, at: float) -> dict[str, Any]:
+    return {"id": did, "created_at": iso(at), "updated_at": iso(at), "blueprint_id": bid, "display_name": did,
+            "description": None, "inputs": {}, "workflows": [{"name": w} for w in ("install", "uninstall", "scale",
+                                                                                      "heal", "update")],
+            "installation_status": "active", "deployment_status": "good", "visibility": "tenant",
+            "tenant_name": tenant, "created_by": "admin", "labels": []}
+
+
+def _ran(sim: Simulator, tenant: str, workflow: str, start: float, *, status: str = "terminated",
+         error: str = "", deployment: tuple[str, str] | None = None, params: dict[str, Any] | None = None,
+         system: bool = False, duration: float = 40.0) -> dict[str, Any]:
+    """A finished execution with its lifecycle events, at past times."""
+    fields: dict[str, Any] = {"is_system_workflow": system}
+    if deployment:
+        fields.update(deployment_id=deployment[0], blueprint_id=deployment[1])
+    record = new_execution(sim.new_id(), tenant, "admin", workflow, params or {}, start, **fields)
+    end = start + duration
+    record.update(status=status, started_at=iso(start + 0.2), ended_at=iso(end), error=error)
+    record["_rt"].update(worker=False, d=duration)
+    sim.state.executions[record["id"]] = record
+    sim.state.add_event(new_event(record, start + 0.2, f"Starting '{workflow}' workflow execution",
+                                  event_type="workflow_started"))
+    if status == "terminated":
+        sim.state.add_event(new_event(record, end, f"'{workflow}' workflow execution succeeded",
+                                      event_type="workflow_succeeded"))
+    else:
+        sim.state.add_event(new_event(record, end, f"'{workflow}' workflow execution failed: "
+                                      f"{error.splitlines()[-1] if error else ''}", event_type="workflow_failed"))
+    return record
+
+
+def _scheduled(sim: Simulator, tenant: str, workflow: str, dep: tuple[str, str], when: float,
+               created: float) -> None:
+    record = new_execution(sim.new_id(), tenant, "admin", workflow, {}, created, status="scheduled",
+                           is_system_workflow=False, deployment_id=dep[0], blueprint_id=dep[1],
+                           scheduled_for=iso(when))
+    sim.state.executions[record["id"]] = record
+
+
+def _history(sim: Simulator, now: float) -> None:
+    from simulator.workflows import traceback_text
+
+    for tenant, deps in DEPLOYMENTS.items():
+        for i, (did, bid) in enumerate(deps):
+            _ran(sim, tenant, "install", now - 20 * DAY + i * 600, deployment=(did, bid), duration=180.0)
+    _ran(sim, "prod-apps", "scale", now - 6 * DAY + 3 * 3600, deployment=("web-prod", "web-app"),
+         params={"scalable_entity_name": "web", "delta": 1})
+    _ran(sim, "prod-apps", "heal", now - 3 * DAY + 5 * 3600, deployment=("db-prod", "db-cluster"), status="failed",
+         error=traceback_text("heal", "Task cloudify.interfaces.lifecycle.start on db_node_7x2k failed: "
+                                      "replica did not join the cluster within 300 seconds"))
+    _ran(sim, "staging-apps", "update", now - 1 * DAY + 4 * 3600, deployment=("web-staging", "web-app"))
+
+
+def _structure(sim: Simulator, now: float) -> None:
+    for tenant in TENANTS:
+        sim.add_tenant(tenant)
+        for bid in BLUEPRINTS[tenant]:
+            sim.state.blueprints[tenant].append(_blueprint(bid, tenant, now - 21 * DAY))
+        for did, bid in DEPLOYMENTS[tenant]:
+            sim.state.deployments[tenant].append(_deployment(did, bid, tenant, now - 20 * DAY))
+    daily = build_schedule("web-prod-healthcheck", "prod-apps", "web-prod", "execute_operation",
+                           iso(now - 10 * DAY), created_at=now - 10 * DAY, recurrence="1 day",
+                           parameters={"operation": "healthcheck.check"})
+    weekly = build_schedule("web-staging-scale-down", "staging-apps", "web-staging", "scale",
+                            iso(now - 14 * DAY + 2 * 3600), created_at=now - 14 * DAY, recurrence="1 week",
+                            parameters={"scalable_entity_name": "web", "delta": -1})
+    sim.state.schedules["prod-apps"][daily["id"]] = daily
+    sim.state.schedules["staging-apps"][weekly["id"]] = weekly
+
+
+def _state_at(sim: Simulator, when: float) -> State:
+    """The state as it was at `when`: executions created later are left out (scheduled rows stay)."""
+    past = State()
+    past.load_dict(sim.state.to_dict())
+    keep = {eid for eid, e in past.executions.items()
+            if e["status"] == "scheduled" or e["_rt"]["created"] <= when}
+    past.executions = {eid: e for eid, e in past.executions.items() if eid in keep}
+    past.events = [e for e in past.events if e.get("execution_id") in keep]
+    return past
+
+
+def _snapshot(sim: Simulator, sid: str, at: float, *, legacy: bool, error: str = "") -> None:
+    tenant = "default_tenant"
+    params = {"snapshot_id": sid, "include_credentials": True, "include_logs": True, "include_events": True,
+              "config": db_config(), "tempdir_path": None, "legacy": legacy, "listener_timeout": None}
+    status = "failed" if error else "terminated"
+    from simulator.workflows import traceback_text
+
+    record = _ran(sim, tenant, "create_snapshot", at, status=status, params=params, system=True, duration=95.0,
+                  error=traceback_text("create_snapshot", error) if error else "")
+    sim.state.add_event(new_event(record, at + 0.3, f"Creating snapshot `{sid}`", level="info"))
+    row = new_snapshot(sid, tenant, "admin", at, "failed" if error else "created")
+    row["error"] = error
+    sim.state.snapshots[tenant][sid] = row
+    if error:
+        return
+    past = _state_at(sim, at)
+    past.executions[record["id"]] = dict(copy.deepcopy(record), status="started", ended_at=None)
+    dump = archive.dump_legacy if legacy else archive.dump_new
+    tmp = sim.store.temp_path(tenant, sid)
+    archive.write_zip(tmp, dump(past, sim.version, record["id"]))
+    sim.store.commit(tenant, sid, tmp)
+
+
+def seed_demo(sim: Simulator, scheduled: bool = True) -> None:
+    """Fill `sim` with realistic demo data (idempotent: a simulator that already has snapshots is left alone)."""
+    with sim.lock:
+        if any(sim.state.snapshots.values()):
+            return
+        now = sim.now()
+        _structure(sim, now)
+        _history(sim, now)
+        if scheduled:
+            _scheduled(sim, "prod-apps", "scale", ("web-prod", "web-app"), now + 120, now - 2 * DAY)
+            _scheduled(sim, "prod-apps", "heal", ("db-prod", "db-cluster"), now - 3600, now - 4 * DAY)
+            _scheduled(sim, "prod-apps", "execute_operation", ("db-prod", "db-cluster"), now + 3 * 3600, now - DAY)
+            _scheduled(sim, "staging-apps", "update", ("web-staging", "web-app"), now + 8 * 3600, now - DAY)
+        midnight = datetime.fromtimestamp(now, UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+        for days_ago in (5, 4, 3, 2, 1):
+            at = (midnight - timedelta(days=days_ago)).timestamp()
+            sid = f"daily-{datetime.fromtimestamp(at, UTC):%Y%m%d}"
+            _snapshot(sim, sid, at, legacy=True, error=FAILED_SNAPSHOT_ERROR if days_ago == 3 else "")
+        _snapshot(sim, f"pre-upgrade-{midnight - timedelta(days=8):%Y%m%d}",
+                  (midnight - timedelta(days=8, hours=-13)).timestamp(), legacy=False)
+        sim.save()

@@ -1,0 +1,97 @@
+"""Snapshot archive files on disk (`<root>/snapshots/<tenant>/<id>/<id>.zip`), streamed in and out."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+
+CHUNK = 256 * 1024
+
+
+class ArchiveStore:
+    """Where the manager's file server keeps snapshot zips; never held only in memory."""
+
+    def __init__(self, root: str | None) -> None:
+        self._tmp = None if root else tempfile.TemporaryDirectory(prefix="cfy-sim-")
+        self.root = root or self._tmp.name  # type: ignore[union-attr]
+        os.makedirs(os.path.join(self.root, "snapshots"), exist_ok=True)
+
+    def folder(self, tenant: str, sid: str) -> str:
+        """The folder holding snapshot `sid` of `tenant`."""
+        return os.path.join(self.root, "snapshots", _safe(tenant), _safe(sid))
+
+    def path(self, tenant: str, sid: str) -> str:
+        """The zip path of snapshot `sid`."""
+        return os.path.join(self.folder(tenant, sid), f"{_safe(sid)}.zip")
+
+    def exists(self, tenant: str, sid: str) -> bool:
+        """Whether the zip is on disk."""
+        return os.path.isfile(self.path(tenant, sid))
+
+    def size(self, tenant: str, sid: str) -> int:
+        """The zip's size in bytes."""
+        return os.path.getsize(self.path(tenant, sid))
+
+    def temp_path(self, tenant: str, sid: str) -> str:
+        """A fresh temporary path next to the final zip (rename it into place when complete)."""
+        folder = self.folder(tenant, sid)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".part-", dir=folder)
+        os.close(fd)
+        return tmp
+
+    def commit(self, tenant: str, sid: str, tmp: str) -> None:
+        """Move a completed temporary file into place (replacing any previous zip)."""
+        os.replace(tmp, self.path(tenant, sid))
+
+    def receive(self, tenant: str, sid: str, chunks: Iterable[bytes]) -> str:
+        """Write an uploaded body to a temporary file; return its path (not yet committed)."""
+        tmp = self.temp_path(tenant, sid)
+        try:
+            with open(tmp, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
+    def remove(self, tenant: str, sid: str) -> None:
+        """Delete the snapshot's folder and zip."""
+        shutil.rmtree(self.folder(tenant, sid), ignore_errors=True)
+
+    def stream(self, tenant: str, sid: str, limit: int | None = None,
+               corrupt: bool = False) -> Iterator[bytes]:
+        """Yield the zip in chunks from the file; stop after `limit` bytes; flip bytes if `corrupt`."""
+        sent = 0
+        with open(self.path(tenant, sid), "rb") as handle:
+            while limit is None or sent < limit:
+                want = CHUNK if limit is None else min(CHUNK, limit - sent)
+                data = handle.read(want)
+                if not data:
+                    return
+                if corrupt:
+                    data = _corrupt(data, sent)
+                sent += len(data)
+                yield data
+
+    def close(self) -> None:
+        """Remove the private temporary folder, if one was made."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def _corrupt(data: bytes, offset: int) -> bytes:
+    """Damage a chunk: invert every 997th byte (the zip no longer checks out, the length is unchanged)."""
+    buf = bytearray(data)
+    for i in range(-offset % 997, len(buf), 997):
+        buf[i] ^= 0xFF
+    return bytes(buf)
+
+
+def _safe(name: str) -> str:
+    """A path component that cannot escape the folder (upload ids are not validated by the manager)."""
+    cleaned = name.replace("/", "_").replace("\\", "_")
+    return "_" + cleaned if cleaned in ("", ".", "..") else cleaned
