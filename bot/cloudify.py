@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -90,9 +90,9 @@ class _Failure:
 class _Nodes:
     """The node URLs of one manager and the index of the node that answers now (thread-safe)."""
 
-    def __init__(self, urls: Iterable[str], index: int = 0) -> None:
+    def __init__(self, urls: Iterable[str]) -> None:
         self.urls = tuple(u.rstrip("/") for u in urls)
-        self.index = index
+        self.index = 0
         self.lock = threading.Lock()
 
     def start(self) -> int:
@@ -633,7 +633,7 @@ class Manager:
 
     # --- error answers -> the error tree -------------------------------------------------------
 
-    def _raise_for(self, call: _Call, response: httpx.Response, url: str) -> None:
+    def _raise_for(self, call: _Call, response: httpx.Response, url: str) -> NoReturn:
         """Raise the error for an answer whose status is not the one `call` expects."""
         status = response.status_code
         raw = _read_some(response)
@@ -949,7 +949,7 @@ def _environ(request: httpx.Request, host: str, port: int) -> dict[str, Any]:
         "wsgi.url_scheme": request.url.scheme,
         "wsgi.input": _WSGIInput(request.stream),
         "wsgi.input_terminated": True,  # the body ends where the stream ends (chunked uploads)
-        "wsgi.errors": _NullErrors(),
+        "wsgi.errors": _LogErrors(),
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
@@ -971,8 +971,8 @@ def _environ(request: httpx.Request, host: str, port: int) -> dict[str, Any]:
     return environ
 
 
-class _NullErrors:
-    """`wsgi.errors` that goes to the client's logger."""
+class _LogErrors:
+    """`wsgi.errors` written to this module's logger (at debug level)."""
 
     def write(self, text: str) -> None:
         if text.strip():

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -416,6 +419,53 @@ def test_real_sockets_refused_port_then_a_real_server() -> None:
         assert json.loads(body)["force"] is False and headers["CONTENT_TYPE"] == "application/json"
         assert headers["HTTP_AUTHORIZATION"] == "Basic YWRtaW46YWRtaW4="
         m.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def self_signed(folder: Any) -> str:
+    """A self-signed certificate for 127.0.0.1; returns the folder holding cert.pem and key.pem."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return str(folder)
+
+
+def test_real_tls_untrusted_then_ca_bundle_then_trust_all(tmp_path: Any) -> None:
+    folder = self_signed(tmp_path)
+    server = make_server("127.0.0.1", 0, Node("tls"), handler_class=QuietHandler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(f"{folder}/cert.pem", f"{folder}/key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_port}"
+    try:
+        with pytest.raises(errors.ManagerUnreachable) as info:
+            Manager(settings(url, read_timeout=10)).snapshot_status()
+        assert "TLS certificate not trusted" in str(info.value) and "CLOUDIFY_CA_BUNDLE" in str(info.value)
+        assert Manager(settings(url, ca_bundle=f"{folder}/cert.pem", read_timeout=10)).snapshot_status() \
+            == "not-running"
+        assert Manager(settings(url, trust_all=True, read_timeout=10)).snapshot_status() == "not-running"
     finally:
         server.shutdown()
         server.server_close()
