@@ -70,12 +70,24 @@ def _ran(sim: Simulator, tenant: str, workflow: str, start: float, *, status: st
     return record
 
 
-def _scheduled(sim: Simulator, tenant: str, workflow: str, dep: tuple[str, str], when: float,
-               created: float) -> None:
+def add_scheduled_execution(sim: Simulator, tenant: str, workflow: str, dep: tuple[str, str], when: float,
+                            created: float | None = None) -> dict[str, Any]:
+    """A `scheduled` execution row (old data or `force_status`; 6.0+ managers no longer create them)."""
+    created = sim.now() if created is None else created
     record = new_execution(sim.new_id(), tenant, "admin", workflow, {}, created, status="scheduled",
                            is_system_workflow=False, deployment_id=dep[0], blueprint_id=dep[1],
                            scheduled_for=iso(when))
     sim.state.executions[record["id"]] = record
+    return record
+
+
+def _scheduled_rows(sim: Simulator, now: float) -> None:
+    """Due in ~2 minutes, already overdue, and hours ahead."""
+    web, db = ("web-prod", "web-app"), ("db-prod", "db-cluster")
+    add_scheduled_execution(sim, "prod-apps", "scale", web, now + 120, now - 2 * DAY)
+    add_scheduled_execution(sim, "prod-apps", "heal", db, now - 3600, now - 4 * DAY)
+    add_scheduled_execution(sim, "prod-apps", "execute_operation", db, now + 3 * 3600, now - DAY)
+    add_scheduled_execution(sim, "staging-apps", "update", ("web-staging", "web-app"), now + 8 * 3600, now - DAY)
 
 
 def _history(sim: Simulator, now: float) -> None:
@@ -152,10 +164,7 @@ def seed_demo(sim: Simulator, scheduled: bool = True) -> None:
         _structure(sim, now)
         _history(sim, now)
         if scheduled:
-            _scheduled(sim, "prod-apps", "scale", ("web-prod", "web-app"), now + 120, now - 2 * DAY)
-            _scheduled(sim, "prod-apps", "heal", ("db-prod", "db-cluster"), now - 3600, now - 4 * DAY)
-            _scheduled(sim, "prod-apps", "execute_operation", ("db-prod", "db-cluster"), now + 3 * 3600, now - DAY)
-            _scheduled(sim, "staging-apps", "update", ("web-staging", "web-app"), now + 8 * 3600, now - DAY)
+            _scheduled_rows(sim, now)
         midnight = datetime.fromtimestamp(now, UTC).replace(hour=2, minute=0, second=0, microsecond=0)
         for days_ago in (5, 4, 3, 2, 1):
             at = (midnight - timedelta(days=days_ago)).timestamp()
