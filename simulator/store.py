@@ -66,14 +66,16 @@ class ArchiveStore:
                corrupt: bool = False) -> Iterator[bytes]:
         """Yield the zip in chunks from the file; stop after `limit` bytes; flip bytes if `corrupt`."""
         sent = 0
-        with open(self.path(tenant, sid), "rb") as handle:
+        path = self.path(tenant, sid)
+        eocd = os.path.getsize(path) - 22  # where a zip's end-of-central-directory record starts
+        with open(path, "rb") as handle:
             while limit is None or sent < limit:
                 want = CHUNK if limit is None else min(CHUNK, limit - sent)
                 data = handle.read(want)
                 if not data:
                     return
                 if corrupt:
-                    data = _corrupt(data, sent)
+                    data = _corrupt(data, sent, eocd)
                 sent += len(data)
                 yield data
 
@@ -83,11 +85,13 @@ class ArchiveStore:
             self._tmp.cleanup()
 
 
-def _corrupt(data: bytes, offset: int) -> bytes:
-    """Damage a chunk: invert every 997th byte (the zip no longer checks out, the length is unchanged)."""
+def _corrupt(data: bytes, offset: int, eocd: int) -> bytes:
+    """Damage a chunk: invert every 997th byte and the end record's signature (same length, not a zip)."""
     buf = bytearray(data)
     for i in range(-offset % 997, len(buf), 997):
         buf[i] ^= 0xFF
+    if offset <= eocd < offset + len(buf):
+        buf[eocd - offset] ^= 0x5A
     return bytes(buf)
 
 
