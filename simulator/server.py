@@ -20,6 +20,9 @@ from urllib.parse import unquote
 from simulator.sim import Simulator
 from simulator.wire import REASONS
 
+CHUNK = 64 * 1024
+DRAIN_LIMIT = 16 * 1024 * 1024  # beyond this an unread body is not worth reading: close instead
+
 
 class ChunkedReader:
     """A file-like reader that decodes an HTTP/1.1 chunked body."""
@@ -92,8 +95,15 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             self._send(result)
         finally:
             getattr(result, "close", lambda: None)()
-        if (isinstance(body, ChunkedReader) and not body.done) or (isinstance(body, LimitedReader) and body.left):
-            self.close_connection = True  # the app did not read the whole body: the stream is out of step
+        self._drain(body)
+
+    def _drain(self, body: Any) -> None:
+        """Read what the app left of the request body (up to a limit) so the connection stays in step."""
+        budget = DRAIN_LIMIT
+        while budget > 0 and body.read(min(CHUNK, budget)):
+            budget -= CHUNK
+        if budget <= 0:
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_request
 
@@ -173,6 +183,12 @@ class SimServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: Callable[..., Any], verbose: bool = False) -> None:
         self.app, self.verbose, self.hang_seconds = app, verbose, 10.0
         super().__init__(address, WSGIRequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is not an error worth a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def make_server(host: str, port: int, sim: Simulator, node: str | None = None, verbose: bool = False) -> SimServer:

@@ -140,7 +140,7 @@ def served(sim: Simulator) -> Iterator[str]:
     from simulator.server import make_server
 
     server = make_server("127.0.0.1", 0, sim)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
