@@ -217,9 +217,8 @@ class Archive:
                 sha = _receive(download.chunks, out, download.size, progress, counter)
             version, layout = check_zip(temp)
             location = self._place(temp, manager, snapshot_id, sha)
-        except ManagerError as exc:
-            raise self._failed(what, f"the manager stopped sending it after {_count(counter[0], download.size)}: "
-                               f"{exc}") from exc
+        except ManagerError as exc:  # the client's message says how far it got and why it stopped
+            raise self._failed(what, str(exc)) from exc
         except ArchiveError as exc:
             raise self._failed(what, str(exc)) from None
         except OSError as exc:

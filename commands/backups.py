@@ -1,0 +1,51 @@
+"""`backups verify`: re-check archive copies (sha256, size, zip, metadata) and record the verdicts."""
+
+from __future__ import annotations
+
+from bot.context import Ctx
+from bot.core import Reply, Table
+from bot.errors import ArchiveError
+from bot.parser import Args
+from bot.registry import Param, command
+from bot.render import size
+from commands.common import check_snapshot_id
+
+
+@command("backups verify", summary="Re-check archive copies (sha256, size, zip, metadata) and update the catalog",
+         group="backups", long_running=True,
+         params=[Param("snapshot_id", metavar="SNAPSHOT_ID", check=check_snapshot_id,
+                       help="one snapshot (default: every archive copy of the manager)")],
+         description="A copy that fails is marked unverified, so `restore latest` no longer picks it; "
+                     "`snapshots download ID` replaces it with a fresh verified copy.",
+         examples=["backups verify", "backups verify daily-20261128", "backup verify -m staging"])
+def backups_verify(ctx: Ctx, args: Args) -> Reply:
+    """Answer `backups verify [ID]`."""
+    archive = ctx.archive
+    if archive is None:
+        raise ArchiveError("no archive is configured (BOT_ARCHIVE_DIR or BOT_ARCHIVE_URL)")
+    if args.snapshot_id:
+        copies = [archive.find(args.snapshot_id, ctx.manager_name)]
+    else:
+        copies = ctx.store.list_copies(manager=ctx.manager_name)
+    if not copies:
+        return Reply(text=f"The archive holds no copies of {ctx.manager_name}'s snapshots yet.",
+                     title="Nothing to verify")
+    rows, bad = [], 0
+    for copy in copies:
+        ctx.step(f"checking {copy['snapshot_id']} of {copy['manager']} ({size(copy.get('size'))})")
+        result = archive.verify(copy)
+        ok = bool(result.get("verified"))
+        bad += not ok
+        if not ok:
+            ctx.step(f"{copy['snapshot_id']}: {result.get('error')}", "danger")
+        rows.append((copy["snapshot_id"], copy["manager"], size(copy.get("size")),
+                     copy.get("snapshot_version") or "?", "ok" if ok else f"FAILED: {result.get('error')}"))
+    table = Table(("snapshot", "manager", "size", "snapshot version", "check"), tuple(rows))
+    latest = ctx.store.latest_verified(ctx.manager_name)
+    newest = f" The newest verified copy of {ctx.manager_name} is {latest['snapshot_id']}." if latest else (
+        f" {ctx.manager_name} has NO verified copy now.")
+    if bad:
+        return Reply(text=f"{bad} of {len(rows)} archive copies failed the check.{newest}",
+                     title="Archive copies damaged", tone="danger", table=table, ok=False)
+    return Reply(text=f"All {len(rows)} archive copies checked out.{newest}", title="Archive verified", tone="good",
+                 table=table)
