@@ -471,11 +471,11 @@ class SlackFront:
         sink = SlackSink(self, op["channel"], parent=card)
         outcome = self.dispatcher.decide(op_id, actor, action, sink, channel, "slack")
         current = store.get_operation(op_id) or op
-        if sink.parent is not None:
-            self.edit_card(sink.parent, current)
-        elif container.get("is_ephemeral"):
+        if container.get("is_ephemeral"):  # a private card (the bot could not post in the channel)
             text, blocks = render.card(current, self._gate_text(current))
             self.respond_raw(url, text, blocks, replace_original=True)
+        if sink.parent is not None:
+            self.edit_card(sink.parent, current)
         if outcome.exit_code != 0:
             self.respond(url, outcome.reply)  # only the clicker learns why nothing happened
         elif sink.started and sink.parent is not None:
@@ -609,8 +609,10 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
     front = SlackFront(services, dispatcher, client,
                        executor or ThreadPoolExecutor(workers, thread_name_prefix="cfy-work"),
                        outbox or Outbox(client))
+    bolt_log = logging.getLogger("cfy_bot.bolt")
+    bolt_log.addFilter(_quiet_token_warning)  # Bolt warns when SLACK_BOT_TOKEN is also in the environment
     app = App(client=client, signing_secret=secret or None, request_verification_enabled=bool(secret),
-              raise_error_for_unhandled_request=True, name="cfy-bot")
+              raise_error_for_unhandled_request=True, name="cfy-bot", logger=bolt_log)
     app.cfy_front = front  # type: ignore[attr-defined]
 
     @app.command("/cfy")
@@ -642,6 +644,10 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
                                              "the bot's log.")
 
     return app
+
+
+def _quiet_token_warning(record: logging.LogRecord) -> bool:
+    return "`token` will be unused" not in record.getMessage()
 
 
 def front_of(app: App) -> SlackFront:
@@ -726,8 +732,10 @@ def serve_http(settings: Any, port: int, threads: int) -> int:
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in {"bind": f"0.0.0.0:{port}", "workers": 1, "threads": max(threads, 2),
-                               "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20}.items():
-                self.cfg.set(key, value)
+                               "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
+                               "control_socket_disable": True}.items():
+                if key in self.cfg.settings:  # control_socket_disable exists from gunicorn 25 on
+                    self.cfg.set(key, value)
 
         def load(self) -> Callable[..., Any]:
             return wsgi(build_runtime(settings))  # in the worker, after the fork: threads start there

@@ -23,7 +23,7 @@ _SAFE_CHANNEL = re.compile(r"&lt;#([CG][A-Z0-9]{2,})&gt;")
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'",
                          "\u201a": "'", "\u00ab": '"', "\u00bb": '"'})
-_ACTOR = re.compile(r"slack:([UW][A-Z0-9]{2,})")
+_ACTOR = re.compile(r"slack:([UW][A-Z0-9]+)")
 
 
 # -- what Slack sends us -------------------------------------------------------------------------
@@ -54,6 +54,11 @@ def esc(text: Any) -> str:
     out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     out = _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), out)  # a word joiner keeps it from linking
     return _SAFE_CHANNEL.sub(r"<#\1>", out)  # the bot's own channel references stay clickable
+
+
+def plain(text: Any) -> str:
+    """Text for plain_text objects (headers, dialogs): shown as is, but never a special mention."""
+    return _BROADCAST.sub(lambda m: "@\u2060" + m.group(1), str(text)).replace("<!", "<\u2060!")
 
 
 def who(actor_id: str, name: str = "") -> str:
@@ -88,7 +93,7 @@ def _context(text: str) -> dict[str, Any]:
 
 
 def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": cut(text, HEADER_MAX, "…"), "emoji": True}}
+    return {"type": "header", "text": {"type": "plain_text", "text": cut(plain(text), HEADER_MAX, "…"), "emoji": True}}
 
 
 def text_sections(text: str, limit: int = SECTION_MAX) -> list[dict[str, Any]]:
@@ -209,8 +214,8 @@ def _button(action: str, label: str, op_id: str, style: str = "", confirm: dict[
 
 
 def _dialog(title: str, text: str, yes: str) -> dict[str, Any]:
-    return {"title": {"type": "plain_text", "text": cut(title, 100, "…")},
-            "text": {"type": "plain_text", "text": cut(text, 300, "…")},
+    return {"title": {"type": "plain_text", "text": cut(plain(title), 100, "…")},
+            "text": {"type": "plain_text", "text": cut(plain(text), 300, "…")},
             "confirm": {"type": "plain_text", "text": cut(yes, 30, "…")},
             "deny": {"type": "plain_text", "text": "Go back"}, "style": "danger"}
 

@@ -304,7 +304,7 @@ class CountingPool:
 
 def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str] | None = None,
                    fake: FakeSlack | None = None, post_interval: float = 0.02, edit_interval: float = 0.1,
-                   workers: int = 16) -> SlackBot:
+                   workers: int = 16, socket_mode: bool = False) -> SlackBot:
     """A Slack front end over a private registry, a real store, and a FakeSlack (started if not given)."""
     from bot.config import load_settings
     from bot.context import Services
@@ -326,7 +326,8 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
                         managers={"production": object()}, registry=registry,
                         policy=Policy(settings, SlackGroups(client, [g.principal for g in settings.grants])))
     app = build_app(services, Dispatcher(services), client=client, executor=CountingPool(workers, "cfy-work"),
-                    outbox=Outbox(client, post_interval=post_interval, edit_interval=edit_interval))
+                    outbox=Outbox(client, post_interval=post_interval, edit_interval=edit_interval),
+                    socket_mode=socket_mode)
     front = front_of(app)
     front.quick.shutdown()
     front.quick = CountingPool(8, "cfy-quick")

@@ -1,0 +1,175 @@
+"""Throttling, coalescing, rate limits and Web API errors: what the bot sends when Slack is slow or says no."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from slack_fake_server import ADMIN, OPERATOR, FakeSlack, make_slack_bot
+from test_slack_app import REG, RELEASE, buttons, ops
+
+from bot.settings import Settings
+from bot.slack import Outbox, make_client
+
+
+@pytest.fixture
+def fake() -> Any:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def outbox(fake: FakeSlack) -> Any:
+    client = make_client(Settings(managers=(), data_dir="", db_path="", archive_dir="", slack_bot_token="xoxb-test",
+                                  slack_api_url=fake.api_url))
+    box = Outbox(client, post_interval=0.2, edit_interval=0.3)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
+    bot = make_slack_bot(tmp_path, clock, REG, fake=fake)
+    yield bot
+    bot.close()
+
+
+def test_posts_are_one_per_interval_per_channel(outbox: Outbox, fake: FakeSlack) -> None:
+    for i in range(4):
+        outbox.post("C1", f"one-{i}")
+        outbox.post("C2", f"two-{i}")
+    assert outbox.drain(5)
+    for channel in ("C1", "C2"):
+        calls = [c for c in fake.calls_to("chat.postMessage") if c.params["channel"] == channel]
+        assert [c.params["text"][-1] for c in calls] == ["0", "1", "2", "3"]  # in order
+        gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
+        assert min(gaps) >= 0.18
+    first = {c.params["channel"]: c.at for c in fake.calls_to("chat.postMessage")[:2]}
+    assert abs(first["C1"] - first["C2"]) < 0.15  # one channel does not wait for another
+
+
+def test_edits_are_coalesced_and_the_final_state_always_lands(outbox: Outbox, fake: FakeSlack) -> None:
+    msg = outbox.post("C1", "parent")
+    for i in range(20):
+        outbox.edit(msg, f"step {i}")
+        time.sleep(0.01)
+    outbox.edit(msg, "done", final=True)
+    outbox.edit(msg, "stale step")  # older news than the final state: ignored
+    assert outbox.drain(5)
+    edits = [c.params["text"] for c in fake.calls_to("chat.update")]
+    assert len(edits) <= 3 and edits[-1] == "done"
+
+
+def test_thread_replies_wait_for_their_parent(outbox: Outbox, fake: FakeSlack) -> None:
+    parent = outbox.post("C1", "parent")
+    outbox.post("C1", "reply", thread=parent, broadcast=True)
+    assert outbox.drain(5)
+    first, second = fake.calls_to("chat.postMessage")
+    assert second.params["thread_ts"] == first.params.get("ts", parent.ts) == parent.ts
+    assert second.params["reply_broadcast"] is True
+
+
+def test_rate_limit_is_retried_then_waited_out(outbox: Outbox, fake: FakeSlack) -> None:
+    fake.rate_limit("chat.postMessage", retry_after=0, times=4)  # more than the client's own two retries
+    done = threading.Event()
+    msg = outbox.post("C1", "hello", on_done=lambda m: done.set())
+    assert done.wait(8) and msg.ts
+    assert [c.method for c in fake.calls] == ["chat.postMessage"] * 5
+
+
+def test_a_failed_parent_drops_its_replies_and_edits(outbox: Outbox, fake: FakeSlack, caplog: Any) -> None:
+    fake.fail("chat.postMessage", "not_in_channel")
+    seen = []
+    parent = outbox.post("C1", "parent", on_done=seen.append)
+    outbox.post("C1", "reply", thread=parent, on_done=seen.append)
+    outbox.edit(parent, "edited")
+    assert outbox.drain(5)
+    assert [m.failed for m in seen] == [True, True]
+    assert len(fake.calls_to("chat.postMessage")) == 1 and fake.calls_to("chat.update") == []
+    assert "chat.postMessage to C1 failed: not_in_channel" in caplog.text
+
+
+def test_updates_stay_within_the_per_minute_budget(fake: FakeSlack) -> None:
+    client = make_client(Settings(managers=(), data_dir="", db_path="", archive_dir="", slack_bot_token="xoxb-test",
+                                  slack_api_url=fake.api_url))
+    box = Outbox(client, post_interval=0.0, edit_interval=0.0, updates_per_minute=3)
+    try:
+        msgs = [box.message("C1", f"1.{i}") for i in range(5)]
+        for m in msgs:
+            box.edit(m, "x", final=True)
+        time.sleep(0.5)
+        assert len(fake.calls_to("chat.update")) == 3  # the other two wait for the minute to pass
+    finally:
+        box.close(timeout=0.1)
+
+
+# -- the whole front end when Slack misbehaves ---------------------------------------------------------
+
+def test_ack_does_not_wait_for_slow_slack(slack: Any, fake: FakeSlack) -> None:
+    fake.delay = 0.25
+    start = time.monotonic()
+    assert slack.command("work", user=OPERATOR) == (200, "")
+    assert time.monotonic() - start < 0.2
+    slack.settle(20)
+    assert ops(slack)[0]["state"] == "succeeded"
+
+
+def test_busy_operations_do_not_starve_commands(slack: Any) -> None:
+    RELEASE.clear()
+    try:
+        for _ in range(8):  # more than Bolt's five listener threads
+            assert slack.command("hold", user=OPERATOR) == (200, "")
+        start = time.monotonic()
+        assert slack.command("ping", user=OPERATOR) == (200, "")
+        assert slack.fake.wait_for(lambda f: f.calls_to("response_url"), timeout=3)
+        assert time.monotonic() - start < 1.0
+        assert len([o for o in ops(slack) if o["state"] == "running"]) == 8
+    finally:
+        RELEASE.set()
+    slack.settle()
+    assert {o["state"] for o in ops(slack)} == {"succeeded"}
+
+
+def test_web_api_errors_never_break_the_operation(slack: Any, fake: FakeSlack, caplog: Any) -> None:
+    fake.fail("chat.postMessage", "not_in_channel")  # the parent
+    fake.fail("chat.update", "message_not_found", times=5)
+    slack.command("work", user=OPERATOR)
+    slack.settle()
+    assert ops(slack)[0]["state"] == "succeeded"
+    [private] = slack.responses(f"cmd-{OPERATOR}")  # the result reached the requester anyway
+    assert "snapshot snap-1 created" in private["text"]
+    assert "not_in_channel" in caplog.text
+
+
+def test_gate_card_falls_back_to_a_private_card(slack: Any, fake: FakeSlack) -> None:
+    fake.fail("chat.postMessage", "channel_not_found")
+    slack.command("drop snap-1")
+    slack.settle()
+    [card] = slack.responses(f"cmd-{ADMIN}")
+    [op] = ops(slack)
+    assert {b["value"] for b in _buttons(card)} == {op["id"]} and not op["slack_ts"]
+    slack.click("confirm", op["id"], message_ts="1.1", ephemeral=True)
+    slack.settle()
+    assert slack.store.get_operation(op["id"])["state"] == "succeeded"
+    replaced = [r for r in slack.responses(f"click-{ADMIN}") if r.get("replace_original")]
+    assert replaced and "succeeded" in replaced[-1]["text"]
+
+
+def test_rate_limited_progress_still_arrives(slack: Any, fake: FakeSlack) -> None:
+    fake.rate_limit("chat.postMessage", retry_after=0, times=3)
+    fake.rate_limit("chat.update", retry_after=0, times=3)
+    slack.command("work", user=OPERATOR)
+    slack.settle(20)
+    posts = [c.params["text"] for c in fake.calls_to("chat.postMessage") if "thread_ts" in c.params]
+    assert sum("snap-1 created" in t for t in posts) == 1 and len(posts) == 5
+    assert "succeeded" in fake.calls_to("chat.update")[-1].params["text"]
+
+
+def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    class Call:
+        params = message
+
+    return list(buttons(Call).values())
