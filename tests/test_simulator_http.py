@@ -126,3 +126,30 @@ def test_state_and_archives_survive_a_restart(tmp_path) -> None:
     assert api.get("/snapshots/keep", auth=("admin", "s3cret")).json()["status"] == "created"
     r = api.get("/snapshots/keep/archive", auth=("admin", "s3cret"))
     assert zipfile.is_zipfile(io.BytesIO(r.body))
+
+
+def test_upload_by_url_fetches_from_loopback(tmp_path) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    (tmp_path / "snap.zip").write_bytes(b"PK-fetched")
+    files = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=files.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        api = Api(make_sim(Clock()))
+        source = f"http://127.0.0.1:{files.server_port}/snap.zip"
+        r = api.put("/snapshots/fetched/archive", query={"snapshot_archive_url": source})
+        assert r.status == 201 and r.json()["status"] == "uploaded"
+        assert api.get("/snapshots/fetched/archive").body == b"PK-fetched"
+        missing = api.put("/snapshots/m/archive", query={"snapshot_archive_url": source + ".nope"})
+        assert missing.status == 400 and missing.json()["message"].startswith(f"Cannot fetch {source}.nope")
+        remote = api.put("/snapshots/m/archive", query={"snapshot_archive_url": "http://example.com/x.zip"})
+        assert remote.status == 400
+    finally:
+        files.shutdown()
+        files.server_close()

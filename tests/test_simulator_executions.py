@@ -1,0 +1,131 @@
+"""Simulator: executions, events, execution schedules, and the demo seed (reference §5, §6)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from sim_fixtures import Api, Clock, make_sim
+from simulator.seed import seed_demo
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def api(clock: Clock) -> Api:
+    return Api(make_sim(clock))
+
+
+@pytest.fixture
+def seeded(clock: Clock) -> Api:
+    sim = make_sim(clock)
+    seed_demo(sim)
+    return Api(sim)
+
+
+def test_cancel_a_running_create(api: Api, clock: Clock) -> None:
+    ex = api.put("/snapshots/s1", json_body={}).json()
+    clock.advance(1)
+    r = api.post(f"/executions/{ex['id']}", json_body={"action": "cancel"})
+    assert r.status == 200 and r.json()["status"] == "cancelling"
+    again = api.post(f"/executions/{ex['id']}", json_body={"action": "cancel"})
+    assert again.status == 400 and again.json() == {
+        "error_code": "illegal_action_error", "server_traceback": None,
+        "message": f"Can't cancel execution {ex['id']} because it's in status cancelling"}
+    assert api.post(f"/executions/{ex['id']}", json_body={"action": "force-cancel"}).json()["status"] == \
+        "force_cancelling"
+    clock.advance(1)
+    done = api.get(f"/executions/{ex['id']}").json()
+    assert (done["status"], done["error"]) == ("cancelled", "") and done["ended_at"]
+    assert api.get("/snapshots/s1").json()["status"] == "failed"
+
+
+def test_invalid_action_and_requeue(api: Api) -> None:
+    ex = api.put("/snapshots/s1", json_body={}).json()
+    r = api.post(f"/executions/{ex['id']}", json_body={"action": "explode"})
+    assert r.status == 400 and r.json()["message"].startswith("Invalid action: explode, Valid action values are:")
+    assert api.post(f"/executions/{ex['id']}", json_body={"action": "requeue"}).json()["status"] == "cancelling"
+
+
+def test_resume_a_failed_execution(api: Api, clock: Clock) -> None:
+    api.sim.faults.fail_next("create_snapshot", "boom")
+    ex = api.put("/snapshots/s1", json_body={}).json()
+    clock.advance(10)
+    assert api.get(f"/executions/{ex['id']}").json()["status"] == "failed"
+    assert api.post(f"/executions/{ex['id']}", json_body={"action": "resume"}).json()["status"] == "pending"
+
+
+def test_list_hides_system_workflows_by_default(seeded: Api) -> None:
+    plain = seeded.get("/executions").json()["items"]
+    assert all(not e["is_system_workflow"] for e in plain)
+    system = seeded.get("/executions", query={"_include_system_workflows": "True",
+                                              "workflow_id": "create_snapshot"}).json()["items"]
+    assert len(system) == 6 and {e["status"] for e in system} == {"terminated", "failed"}
+    r = seeded.get("/executions", query={"_include_system_workflows": "maybe"})
+    assert r.status == 400 and r.json()["message"] == "_include_system_workflows must be <true/false>, got maybe"
+    either = seeded.get("/executions", tenant="prod-apps", query={"status": ["failed", "scheduled"]}).json()
+    assert {e["status"] for e in either["items"]} == {"failed", "scheduled"}
+    assert seeded.get("/executions/nope").json()["message"] == "Requested `Execution` with ID `nope` was not found"
+
+
+def test_events_filters_paging_and_post(api: Api, clock: Clock) -> None:
+    ex = api.put("/snapshots/s1", json_body={}).json()
+    clock.advance(10)
+    r = api.post("/events", json_body={"execution_id": ex["id"], "events": [],
+                                       "logs": [{"logger": "ctx", "level": "error", "message": {"text": "oops"},
+                                                 "context": {}}]})
+    assert r.status == 201 and r.body == b"null\n"
+    errors = api.get("/events", query={"execution_id": ex["id"], "level": "error"}).json()["items"]
+    assert [e["message"] for e in errors] == ["oops"] and errors[0]["type"] == "cloudify_log"
+    page = api.get("/events", query={"execution_id": ex["id"], "_offset": "1", "_size": "2",
+                                     "_sort": "-reported_timestamp"}).json()
+    assert page["metadata"] == {"pagination": {"total": 5, "size": 2, "offset": 1}}
+    assert len(page["items"]) == 2 and "_storage_id" in page["items"][0]
+    bad = api.get("/events", query={"_sort": "nope"})
+    assert bad.status == 400 and bad.json()["message"] == "Unknown field to sort by: nope"
+    assert api.get("/events", query={"_size": "-1"}).status == 400
+
+
+def test_execution_schedules_need_deployment_id(seeded: Api) -> None:
+    items = seeded.get("/execution-schedules", tenant="prod-apps").json()["items"]
+    assert [s["id"] for s in items] == ["web-prod-healthcheck"] and items[0]["next_occurrence"]
+    assert seeded.get("/execution-schedules/web-prod-healthcheck", tenant="prod-apps").status == 400
+    one = seeded.get("/execution-schedules/web-prod-healthcheck", tenant="prod-apps",
+                     query={"deployment_id": "web-prod"})
+    assert one.status == 200 and one.json()["rule"]["recurrence"] == "1 day"
+    made = seeded.put("/execution-schedules/nightly", tenant="prod-apps", query={"deployment_id": "db-prod"},
+                      json_body={"workflow_id": "heal", "since": "2030-01-01T02:00:00Z", "recurrence": "1d"})
+    assert made.status == 201 and made.json()["next_occurrence"] == "2030-01-01T02:00:00.000Z"
+    assert seeded.delete("/execution-schedules/nightly", tenant="prod-apps",
+                         query={"deployment_id": "db-prod"}).status == 204
+
+
+def test_seed_is_realistic(seeded: Api, clock: Clock) -> None:
+    assert set(seeded.sim.state.tenants) == {"default_tenant", "prod-apps", "staging-apps"}
+    snaps = seeded.get("/snapshots").json()["items"]
+    assert len(snaps) == 6 and [s["status"] for s in snaps].count("failed") == 1
+    failed = next(s for s in snaps if s["status"] == "failed")
+    assert failed["error"] and failed["id"].startswith("daily-")
+    for snap in snaps:
+        if snap["status"] == "created":
+            data = seeded.get(f"/snapshots/{snap['id']}/archive").body
+            meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("metadata.json"))
+            assert meta["snapshot_version"] == "7.0.5"
+    scheduled = seeded.get("/executions", tenant="prod-apps", query={"status": "scheduled"}).json()["items"]
+    due = sorted(e["scheduled_for"] for e in scheduled)
+    assert len(scheduled) == 3 and due[0] < "2026-11-18T11:06:40" < due[1]
+    assert len(seeded.get("/blueprints", tenant="prod-apps").json()["items"]) == 2
+    seed_demo(seeded.sim)  # idempotent
+    assert len(seeded.get("/snapshots").json()["items"]) == 6
+
+
+def test_seed_without_scheduled_rows_lets_maintenance_activate(clock: Clock) -> None:
+    sim = make_sim(clock)
+    seed_demo(sim, scheduled=False)
+    assert Api(sim).post("/maintenance/activate").json()["status"] == "activated"
