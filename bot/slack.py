@@ -64,6 +64,7 @@ class Msg:
 
     def __init__(self, channel: str, ts: str | None = None) -> None:
         self.channel, self.ts = channel, ts
+        self.root: Msg | None = None  # the thread's first message, when this one is a reply
         self.done = threading.Event()
         self.failed = False
         self.final = False  # a final edit was queued: nothing older may overwrite it
@@ -136,6 +137,7 @@ class Outbox:
              on_done: Callable[[Msg], None] | None = None) -> Msg:
         """Queue `chat.postMessage`; `on_done(msg)` runs once it is posted (`msg.ts`) or failed (`msg.failed`)."""
         msg = Msg(channel)
+        msg.root = thread.root or thread if thread is not None else None
         with self._cond:
             self._lane(channel).posts.append(_Post(msg, text, blocks, thread, broadcast, on_done))
             self._cond.notify_all()
@@ -318,7 +320,8 @@ class SlackSink:
 
     def _emit(self, event: ProgressEvent) -> None:
         if event.kind == "gate":
-            return  # the card is drawn from the outcome, which knows which gate is waiting
+            self._followup(event)  # the operation's own card is drawn from the outcome
+            return
         op = self.front.services.store.get_operation(event.op_id)
         if op is None:
             return  # a quick command's progress: its reply says it all
@@ -331,7 +334,17 @@ class SlackSink:
             self.front.edit_card(parent, op, step=step)
         self.parent = parent
         if event.kind in ("started", "step"):
-            self.front.outbox.post(parent.channel, render.step_text(event), thread=parent)
+            self.front.outbox.post(parent.channel, render.step_text(event), thread=parent.root or parent)
+
+    def _followup(self, event: ProgressEvent) -> None:
+        """A running operation opened another one that waits at a gate: its card goes into this thread."""
+        other = event.data.get("operation")
+        if not other or other == event.op_id:
+            return
+        op = self.front.services.store.get_operation(other)
+        if op is not None and self.front.card_of(op) is None:
+            parent = self.parent or self.front.card_of(self.front.services.store.get_operation(event.op_id) or {})
+            self.front.post_card(op, thread=(parent.root or parent) if parent else None)
 
 
 # -- who is in which user group --------------------------------------------------------------------
@@ -447,7 +460,7 @@ class SlackFront:
     def _broadcast(self, reply: Reply, parent: Msg, url: str) -> None:
         """The final result in the thread and in the channel; privately to the requester if that fails."""
         text, blocks = render.reply_blocks(reply)
-        self.outbox.post(parent.channel, text, blocks, thread=parent, broadcast=True,
+        self.outbox.post(parent.channel, text, blocks, thread=parent.root or parent, broadcast=True,
                          on_done=lambda m: None if m.ts else self.respond(url, reply))
 
     # clicks
@@ -468,6 +481,8 @@ class SlackFront:
         if card is None and container.get("message_ts") and not container.get("is_ephemeral"):
             card = self.outbox.message(channel, str(container["message_ts"]))
             self._remember(op["id"], card)
+        if card is not None and container.get("thread_ts") and container["thread_ts"] != card.ts:
+            card.root = self.outbox.message(channel, str(container["thread_ts"]))  # a card inside a thread
         sink = SlackSink(self, op["channel"], parent=card)
         outcome = self.dispatcher.decide(op_id, actor, action, sink, channel, "slack")
         current = store.get_operation(op_id) or op
@@ -488,8 +503,9 @@ class SlackFront:
             return self.outbox.message(op["slack_channel"], op["slack_ts"])
         return None
 
-    def post_card(self, op: dict[str, Any], step: str = "", fallback_url: str = "") -> Msg:
-        """Post the operation's parent message; its ts is stored with the operation."""
+    def post_card(self, op: dict[str, Any], step: str = "", fallback_url: str = "", thread: Msg | None = None
+                  ) -> Msg:
+        """Post the operation's parent message (or a card in `thread`); its ts is stored with the operation."""
         text, blocks = render.card(op, self._gate_text(op), step)
 
         def posted(msg: Msg) -> None:
@@ -498,7 +514,8 @@ class SlackFront:
             elif fallback_url:  # the bot may not post here (a DM, a private channel): show it privately
                 self.respond_raw(fallback_url, text, blocks)
 
-        return self.outbox.post(op["channel"], text, blocks, on_done=posted)
+        return self.outbox.post(thread.channel if thread else op["channel"], text, blocks, thread=thread,
+                                on_done=posted)
 
     def edit_card(self, msg: Msg, op: dict[str, Any], step: str = "") -> None:
         """Redraw the operation's parent message for its current state."""

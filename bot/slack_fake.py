@@ -34,14 +34,14 @@ def command_fields(text: str, *, user: str = "U100", user_name: str = "alice", c
 
 def action_payload(action: str, value: str, *, user: str = "U100", user_name: str = "alice",
                    channel: str = "C100", message_ts: str = "", response_url: str = "", team: str = "T1",
-                   ephemeral: bool = False) -> dict[str, Any]:
+                   ephemeral: bool = False, thread_ts: str = "") -> dict[str, Any]:
     """A `block_actions` payload: someone clicked the button `cfy_<action>` whose value is `value`."""
     return {
         "type": "block_actions", "team": {"id": team, "domain": "example"},
         "user": {"id": user, "username": user_name, "name": user_name, "team_id": team},
         "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                      "is_ephemeral": ephemeral},
+                      "is_ephemeral": ephemeral, **({"thread_ts": thread_ts} if thread_ts else {})},
         "channel": {"id": channel, "name": "ops"}, "response_url": response_url,
         "actions": [{"type": "button", "action_id": f"cfy_{action}", "block_id": f"op:{value}", "value": value,
                      "action_ts": f"{time.time():.6f}", "text": {"type": "plain_text", "text": action}}],

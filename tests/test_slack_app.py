@@ -75,6 +75,21 @@ def _hold(ctx: Any, args: Any) -> Reply:
     return Reply(text="released", title="Done", tone="good")
 
 
+@command("watch", summary="opens a follow-up gate", group="restore", registry=REG, long_running=True,
+         permission="admin")
+def _watch(ctx: Any, args: Any) -> Reply:
+    from bot.core import ProgressEvent
+
+    ctx.step("restore failed")
+    op = ctx.store.create_operation(kind="drop", args={"snapshot_id": "leftover"}, manager=ctx.manager_name,
+                                    requester=ctx.inv.actor.id, requester_name=ctx.inv.actor.name,
+                                    channel=ctx.inv.channel, transport=ctx.inv.transport, state="pending",
+                                    gate="confirm", expires_at=ctx.now().isoformat()[:10] + "T23:59:00+00:00")
+    ctx.sink.emit(ProgressEvent(ctx.op["id"], "gate", "confirm the clean-up", "warning", ctx.now(),
+                                {"gate": "confirm", "operation": op["id"]}))
+    return Reply(text=f"failed; clean-up waits for confirmation ({op['id']})", title="Restore failed", ok=False)
+
+
 @pytest.fixture
 def fake() -> Any:
     fake = FakeSlack().start()
@@ -360,3 +375,21 @@ def test_click_on_an_unknown_operation(slack: Any) -> None:
     told = slack.responses(f"click-{ADMIN}")
     assert len(told) == 2 and all("no operation" in t["text"] for t in told)
     assert slack.fake.calls_to("chat.update") == []
+
+
+def test_follow_up_gate_card_goes_into_the_thread(slack: Any) -> None:
+    slack.command("watch")
+    slack.settle()
+    first, followup = sorted(ops(slack), key=lambda o: o["kind"] != "watch")
+    root = first["slack_ts"]
+    [card] = [c for c in slack.fake.calls_to("chat.postMessage") if "cfy_confirm" in buttons(c)]
+    assert card.params["thread_ts"] == root and {b["value"] for b in buttons(card).values()} == {followup["id"]}
+    followup = slack.store.get_operation(followup["id"])
+    assert followup["slack_ts"] and followup["slack_ts"] != root
+    slack.click("confirm", followup["id"], message_ts=followup["slack_ts"])
+    slack.settle()
+    assert slack.store.get_operation(followup["id"])["state"] == "succeeded"
+    later = [c.params for c in slack.fake.calls_to("chat.postMessage") if "deleting leftover" in c.params["text"]]
+    assert [p["thread_ts"] for p in later] == [root]  # steps of the follow-up stay in the one thread
+    edited = {c.params["ts"] for c in slack.fake.calls_to("chat.update")}
+    assert followup["slack_ts"] in edited
