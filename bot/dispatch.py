@@ -88,6 +88,9 @@ class Dispatcher:
         try:
             parsed = parse(inv.text, svc.registry)
             if parsed.help_topic is not None:
+                refused = svc.policy.help_refusal(inv.actor, inv.channel)
+                if refused is not None:
+                    return _denied(svc, base, "help", "", refused)
                 may_run = svc.policy.may_run(inv.actor, inv.channel)
                 return Outcome(help_reply(svc.registry, parsed.help_topic, may_run))
             cmd = parsed.command
@@ -98,9 +101,7 @@ class Dispatcher:
             return Outcome(usage_reply(exc), 2)
         decision = svc.policy.check(inv.actor, cmd, inv.channel, manager)
         if not decision.allowed:
-            svc.audit("denied", **base, manager=manager, command=cmd.name,
-                      detail={"reason": decision.reason, "needed": cmd.permission})
-            return Outcome(Reply(text=decision.reason, title="Not allowed", tone="warning", ok=False), 1)
+            return _denied(svc, base, cmd.name, manager, decision)
         ctx = Ctx(inv, parsed.args, cmd, svc, manager, sink, manager_named=bool(parsed.manager))
         if cmd.gate or cmd.long_running:
             return self.operations.start(ctx)
@@ -125,6 +126,14 @@ class Dispatcher:
             ctx.audit("outcome", ok=False, error=str(exc))
             return Outcome(_with_notices(ctx, error_reply(exc, ctx.manager_name)), exc.exit_code)
         return Outcome(_with_notices(ctx, reply), 0 if reply.ok else 1)
+
+
+def _denied(svc: Services, base: dict[str, str], command: str, manager: str, decision: Any) -> Outcome:
+    """Refuse: audit the denial and say which role is needed and who grants it."""
+    # "admin role", not "admin": a bare role name would equal a short configured password such as the demo's.
+    svc.audit("denied", **base, manager=manager, command=command,
+              detail={"reason": decision.reason, "needed": f"{decision.needed} role" if decision.needed else ""})
+    return Outcome(Reply(text=decision.reason, title="Not allowed", tone="warning", ok=False), 1)
 
 
 def _with_notices(ctx: Ctx, reply: Reply) -> Reply:

@@ -95,33 +95,19 @@ class Operations:
         op = self._get(op_id)
         audit = {"actor": actor.id, "transport": transport or actor.source, "channel": channel,
                  "manager": op["manager"], "command": op["kind"], "operation_id": op_id}
+        if action not in ("confirm", "approve", "reject", "cancel"):
+            raise OperationError(f"unknown decision {action!r}")
+        if action in ("confirm", "approve") and (op["state"] != "pending" or op.get("gate") != action):
+            return Outcome(Reply(text=describe(op), title="Nothing to do", tone="info"), 1, op)
+        cmd = self.svc.registry.commands[tuple(op["kind"].split())]
+        decision = self.svc.policy.may_decide(actor, op, action, cmd, channel)  # authorized again, server side
+        if not decision.allowed:
+            self.svc.audit("denied", **audit, detail={"decision": action, "reason": decision.reason,
+                                                      "needed": f"{decision.needed} role"})
+            return Outcome(Reply(text=decision.reason, title="Not allowed", tone="warning", ok=False), 1, op)
         if action in ("reject", "cancel"):
             return self._cancel(op, actor, audit, sink)
-        wanted = {"confirm": "confirm", "approve": "approve"}.get(action)
-        if wanted is None:
-            raise OperationError(f"unknown decision {action!r}")
-        if op["state"] != "pending" or op.get("gate") != wanted:
-            return Outcome(Reply(text=describe(op), title="Nothing to do", tone="info"), 1, op)
-        problem = self._may_decide(op, actor, wanted, channel)
-        if problem:
-            self.svc.audit("denied", **audit, detail={"decision": action, "reason": problem})
-            return Outcome(Reply(text=problem, title="Not allowed", tone="warning", ok=False), 1, op)
-        return self._record_decision(op, actor, wanted, audit, sink)
-
-    def _may_decide(self, op: dict[str, Any], actor: Actor, gate: str, channel: str) -> str:
-        """Why `actor` may not answer this gate, or '' when it may (authorized again, server side)."""
-        cmd = self.svc.registry.commands[tuple(op["kind"].split())]
-        decision = self.svc.policy.check(actor, cmd, channel or op["channel"], op["manager"])
-        if gate == "confirm" and actor.id != op["requester"]:
-            return f"only the requester ({op.get('requester_name') or op['requester']}) can confirm {op['id']}"
-        if not decision.allowed:
-            return decision.reason
-        if gate == "approve":
-            if actor.id == op["requester"] or actor.id == op.get("confirmed_by"):
-                return "you requested this operation: a second admin must approve it"
-            if self.svc.policy.role(actor, channel or op["channel"], op["manager"]) != "admin":
-                return f"approving `{op['kind']}` needs the admin role; ask {self.svc.settings.access_contact}"
-        return ""
+        return self._record_decision(op, actor, action, audit, sink)
 
     def _record_decision(self, op: dict[str, Any], actor: Actor, gate: str, audit: dict[str, Any],
                          sink: Sink) -> Outcome:
@@ -141,6 +127,7 @@ class Operations:
                        detail={"decision": gate, "by": actor.name})
         if new["state"] == "pending":
             text = f"{actor.name} confirmed. {self.gate_text(new)}"
+            self.svc.audit("gate_shown", **audit, detail={"gate": "approve", "text": text})
             sink.emit(ProgressEvent(new["id"], "gate", text, "warning", self.svc.clock.now(), {"gate": "approve"}))
             return Outcome(Reply(text=text, title="Waiting for approval", tone="warning"), 0, new, "approve")
         return self.run(new, sink)
@@ -148,8 +135,6 @@ class Operations:
     def _cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any], sink: Sink) -> Outcome:
         if op["state"] == "running":
             return self.request_cancel(op, actor, audit)
-        if actor.id != op["requester"] and self.svc.policy.role(actor, op["channel"], op["manager"]) != "admin":
-            return Outcome(Reply(text="only the requester or an admin can cancel this", ok=False), 1, op)
         new = self.svc.store.transition(op["id"], ("pending", "approved"), "cancelled", decided_by=actor.id)
         if new is None:
             return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)

@@ -1,9 +1,17 @@
-"""Who may run what: the one place permission is decided."""
+"""Who may run what: the one place permission is decided.
+
+Roles are `viewer < operator < admin`. A role comes from grants (a Slack user id, a Slack user-group id, or
+`shell:NAME`), each optionally limited to some channels and some managers; the terminal user also holds
+`BOT_SHELL_ROLE`, the bot's own jobs (`system:…`) are admins. Anyone without a grant is a viewer, unless
+`BOT_VIEWERS` is set: then only the people it names (and operators and admins) may use the bot at all.
+Commands from Slack are refused outside `BOT_CHANNELS` when it is set.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from bot.core import Actor
 from bot.registry import ROLES, Command
@@ -17,22 +25,28 @@ class Decision:
     allowed: bool
     role: str | None
     reason: str = ""
+    needed: str = ""  # the role the command needs (blank when the channel, not the role, is the problem)
 
 
 class Policy:
-    """Roles `viewer < operator < admin` from grants by user, user group, channel and manager."""
+    """Roles from grants by user, user group, channel and manager; every allow or deny is decided here."""
 
     def __init__(self, settings: Settings, groups_of: Callable[[str], Iterable[str]] | None = None) -> None:
         self.settings = settings
         self.groups_of = groups_of or (lambda _user: ())
 
+    def principals(self, actor: Actor) -> set[str]:
+        """The names grants can give `actor` a role by: its Slack id and user groups, or `shell:NAME`."""
+        if actor.source == "slack":
+            # Only Slack ids and groups: a terminal user who calls itself `U123` must not match a Slack grant.
+            return {actor.local_id, *self.groups_of(actor.local_id)}
+        return {actor.id}
+
     def role(self, actor: Actor, channel: str = "", manager: str = "") -> str | None:
         """The highest role `actor` holds here, or None when it may not use the bot at all."""
         if actor.source == "system":
             return "admin"
-        principals = {actor.local_id, actor.id}
-        if actor.source == "slack":
-            principals |= set(self.groups_of(actor.local_id))
+        principals = self.principals(actor)
         best = -1
         for g in self.settings.grants:
             if g.principal in principals and _applies(g.channels, channel) and _applies(g.managers, manager):
@@ -43,23 +57,89 @@ class Policy:
             best = 0
         return ROLES[best] if best >= 0 else None
 
+    def channel_refusal(self, actor: Actor, channel: str) -> str:
+        """Why commands are refused in `channel`, or '' when they are allowed there."""
+        if actor.source != "slack" or not self.settings.channels or channel in self.settings.channels:
+            return ""
+        where = ", ".join(f"<#{c}>" for c in self.settings.channels)
+        return f"commands are not allowed in this channel; use {where} (access: {self.settings.access_contact})"
+
     def check(self, actor: Actor, cmd: Command, channel: str = "", manager: str = "") -> Decision:
         """May `actor` run `cmd` in `channel` on `manager`?"""
-        if actor.source == "slack" and self.settings.channels and channel not in self.settings.channels:
-            return Decision(False, None, "commands are not allowed in this channel; use one of "
-                            + ", ".join(f"<#{c}>" for c in self.settings.channels))
+        refusal = self.channel_refusal(actor, channel)
+        if refusal:
+            return Decision(False, None, refusal)
         role = self.role(actor, channel, manager)
-        if role is not None and ROLES.index(role) >= ROLES.index(cmd.permission):
-            return Decision(True, role)
-        have = f"you are {role}" if role else "you have no role"
-        return Decision(False, role, f"`{cmd.name}` needs the {cmd.permission} role ({have}"
-                        f"{' on ' + manager if manager else ''}); ask {self.settings.access_contact}")
+        if _at_least(role, cmd.permission):
+            return Decision(True, role, needed=cmd.permission)
+        return Decision(False, role, self._why_not(actor, cmd, channel, manager, role), cmd.permission)
 
-    def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]:
-        """A predicate for help: the commands this actor could run here."""
-        role = self.role(actor, channel)
-        level = ROLES.index(role) if role else -1
-        return lambda cmd: level >= ROLES.index(cmd.permission)
+    def _why_not(self, actor: Actor, cmd: Command, channel: str, manager: str, role: str | None) -> str:
+        have = f"you are {role}" if role else "you have no role"
+        where = f" on {manager}" if manager else ""
+        elsewhere = [m.name for m in self.settings.managers
+                     if m.name != manager and _at_least(self.role(actor, channel, m.name), cmd.permission)]
+        hint = f"; you may run it on {', '.join(elsewhere)} with -m" if manager and elsewhere else ""
+        return (f"`{cmd.name}` needs the {cmd.permission} role ({have}{where}{hint}); "
+                f"ask {self.settings.access_contact}")
+
+    def help_refusal(self, actor: Actor, channel: str = "") -> Decision | None:
+        """Why `actor` gets no help here (a refused channel, no role at all), or None when it does."""
+        refusal = self.channel_refusal(actor, channel)
+        if refusal:
+            return Decision(False, None, refusal)
+        if self.role(actor, channel) is None and not any(self.role(actor, channel, m.name)
+                                                         for m in self.settings.managers):
+            return Decision(False, None, f"you have no role in cfy-bot; ask {self.settings.access_contact}",
+                            "viewer")
+        return None
+
+    def may_run(self, actor: Actor, channel: str = "", manager: str | None = None) -> Callable[[Command], bool]:
+        """A predicate for help: could this actor run the command here (on `manager`, or on any manager)?"""
+        if self.channel_refusal(actor, channel):
+            return lambda _cmd: False
+        if manager is not None:
+            places = [manager]
+        else:
+            places = [m.name for m in self.settings.managers] or [""]
+        roles = {m: self.role(actor, channel, m) for m in places}
+        unscoped = self.role(actor, channel, "")
+        return lambda cmd: (any(_at_least(r, cmd.permission) for r in roles.values()) if cmd.manager_scoped
+                            else _at_least(unscoped, cmd.permission))
+
+    def may_decide(self, actor: Actor, op: dict[str, Any], action: str, cmd: Command, channel: str = ""
+                   ) -> Decision:
+        """May `actor` confirm, approve, reject or cancel operation `op` (authorized again on every click)?"""
+        channel = channel or op.get("channel", "")
+        manager = op.get("manager", "")
+        refusal = self.channel_refusal(actor, channel)
+        if refusal:
+            return Decision(False, None, refusal)
+        role = self.role(actor, channel, manager)
+        contact = self.settings.access_contact
+        requester = op.get("requester_name") or op.get("requester")
+        if action in ("reject", "cancel"):
+            if actor.id == op.get("requester") or role == "admin":
+                return Decision(True, role, needed="admin")
+            return Decision(False, role, f"only the requester ({requester}) or an admin of {manager} can "
+                            f"{action} {op.get('id')}; ask {contact}", "admin")
+        if action == "confirm" and actor.id != op.get("requester"):
+            return Decision(False, role, f"only the requester ({requester}) can confirm {op.get('id')}",
+                            cmd.permission)
+        decision = self.check(actor, cmd, channel, manager)
+        if not decision.allowed or action != "approve":
+            return decision
+        if actor.id in (op.get("requester"), op.get("confirmed_by")):
+            return Decision(False, role, "you requested this operation: a second admin must approve it", "admin")
+        if role != "admin":
+            have = f"you are {role}" if role else "you have no role"
+            return Decision(False, role, f"approving `{cmd.name}` needs the admin role ({have} on {manager}); "
+                            f"ask {contact}", "admin")
+        return Decision(True, role, needed="admin")
+
+
+def _at_least(role: str | None, needed: str) -> bool:
+    return role is not None and ROLES.index(role) >= ROLES.index(needed)
 
 
 def _applies(scope: tuple[str, ...], value: str) -> bool:
