@@ -123,8 +123,8 @@ def handle(sim: Simulator, req: Request, node: str) -> Response:
         if response is None:
             try:
                 found, ctx = _prepare(sim, req, node, paths)
-                handler = found.route.methods[req.method]
-                if req.method not in found.route.unlocked:
+                handler = found.handler
+                if found.method not in found.route.unlocked:
                     response, handler = _run(handler, ctx), None
             except (ApiError, HtmlError) as exc:
                 response = exc.response()

@@ -79,6 +79,12 @@ class Match:
     route: Route
     params: dict[str, str]
     segments: list[str]  # the path after `/api/<ver>`, split; `["version"]` for `/api/version`
+    method: str = "GET"  # the handler's method (HEAD is answered by GET, as Flask does)
+
+    @property
+    def handler(self) -> Handler:
+        """The handler for this request."""
+        return self.route.methods[self.method]
 
 
 def match(method: str, path: str) -> Match:
@@ -98,9 +104,9 @@ def match(method: str, path: str) -> Match:
 
 
 def _check_method(route: Route, method: str, params: dict[str, str], segments: list[str]) -> Match:
-    if method not in route.methods:
+    if method not in route.methods and not (method == "HEAD" and "GET" in route.methods):
         raise HtmlError(405)
-    return Match(route, params, segments)
+    return Match(route, params, segments, "GET" if method == "HEAD" else method)
 
 
 def versionless(path: str) -> str:

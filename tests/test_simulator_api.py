@@ -179,3 +179,8 @@ def test_older_versions_have_no_audit_headers(clock: Clock) -> None:
     sim = make_sim(clock, version="5.2.7")
     r = call(sim.wsgi, "GET", "/api/v3.1/snapshots")
     assert r.status == 200 and "x-cloudify-audit-username" not in r.headers
+
+
+def test_head_is_answered_like_get(api: Api) -> None:
+    assert api("HEAD", "/snapshots").status == 200
+    assert api("HEAD", "/maintenance/activate").status == 405
