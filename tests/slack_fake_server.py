@@ -39,6 +39,9 @@ class FakeSlack:
         self.faults: dict[str, list[dict[str, Any]]] = {}
         self.usergroups: list[dict[str, Any]] = []
         self.delay = 0.0
+        self.paused = threading.Event()  # clear it to make every Web API call hang until it is set again
+        self.paused.set()
+        self.waiting = 0  # calls hanging on `paused` right now
         self._lock = threading.Lock()
         self._ts = 1_764_000_000_000_100
         self._server: ThreadingHTTPServer | None = None
@@ -121,6 +124,12 @@ class FakeSlack:
         method = req.path.removeprefix("/api/").strip("/")
         if self.delay:
             time.sleep(self.delay)
+        if not self.paused.is_set():
+            with self._lock:
+                self.waiting += 1
+            self.paused.wait(30)
+            with self._lock:
+                self.waiting -= 1
         fault = self._take_fault(method)
         self._record(Call(method, params, token, path=req.path))
         if fault and fault.get("status") == 429:

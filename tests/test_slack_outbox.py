@@ -48,7 +48,7 @@ def test_posts_are_one_per_interval_per_channel(outbox: Outbox, fake: FakeSlack)
         gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
         assert min(gaps) >= 0.18
     first = {c.params["channel"]: c.at for c in fake.calls_to("chat.postMessage")[:2]}
-    assert abs(first["C1"] - first["C2"]) < 0.15  # one channel does not wait for another
+    assert abs(first["C1"] - first["C2"]) < 0.5  # one channel does not wait behind another's four
 
 
 def test_edits_are_coalesced_and_the_final_state_always_lands(outbox: Outbox, fake: FakeSlack) -> None:
@@ -60,7 +60,7 @@ def test_edits_are_coalesced_and_the_final_state_always_lands(outbox: Outbox, fa
     outbox.edit(msg, "stale step")  # older news than the final state: ignored
     assert outbox.drain(5)
     edits = [c.params["text"] for c in fake.calls_to("chat.update")]
-    assert len(edits) <= 3 and edits[-1] == "done"
+    assert len(edits) <= 5 and edits[-1] == "done"  # 21 edits asked for
 
 
 def test_thread_replies_wait_for_their_parent(outbox: Outbox, fake: FakeSlack) -> None:
@@ -100,7 +100,8 @@ def test_updates_stay_within_the_per_minute_budget(fake: FakeSlack) -> None:
         msgs = [box.message("C1", f"1.{i}") for i in range(5)]
         for m in msgs:
             box.edit(m, "x", final=True)
-        time.sleep(0.5)
+        assert fake.wait_for(lambda f: len(f.calls_to("chat.update")) == 3)
+        time.sleep(0.3)
         assert len(fake.calls_to("chat.update")) == 3  # the other two wait for the minute to pass
     finally:
         box.close(timeout=0.1)
@@ -109,10 +110,13 @@ def test_updates_stay_within_the_per_minute_budget(fake: FakeSlack) -> None:
 # -- the whole front end when Slack misbehaves ---------------------------------------------------------
 
 def test_ack_does_not_wait_for_slow_slack(slack: Any, fake: FakeSlack) -> None:
-    fake.delay = 0.25
-    start = time.monotonic()
-    assert slack.command("work", user=OPERATOR) == (200, "")
-    assert time.monotonic() - start < 0.2
+    fake.paused.clear()  # Slack hangs: nothing the bot sends is answered
+    try:
+        assert slack.command("work", user=OPERATOR) == (200, "")
+        assert slack.command("ping", user=OPERATOR) == (200, "")
+        assert fake.wait_for(lambda f: f.waiting > 0)
+    finally:
+        fake.paused.set()
     slack.settle(20)
     assert ops(slack)[0]["state"] == "succeeded"
 
@@ -122,10 +126,10 @@ def test_busy_operations_do_not_starve_commands(slack: Any) -> None:
     try:
         for _ in range(8):  # more than Bolt's five listener threads
             assert slack.command("hold", user=OPERATOR) == (200, "")
-        start = time.monotonic()
+        assert slack.fake.wait_for(lambda f: len([o for o in ops(slack) if o["state"] == "running"]) == 8)
         assert slack.command("ping", user=OPERATOR) == (200, "")
-        assert slack.fake.wait_for(lambda f: f.calls_to("response_url"), timeout=3)
-        assert time.monotonic() - start < 1.0
+        # answered while all eight still hold their threads: nothing waits for them
+        assert slack.fake.wait_for(lambda f: f.calls_to("response_url"), timeout=5)
         assert len([o for o in ops(slack) if o["state"] == "running"]) == 8
     finally:
         RELEASE.set()
