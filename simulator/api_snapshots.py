@@ -34,8 +34,8 @@ def validate_id(sid: str, name: str = "snapshot_id") -> None:
 def lookup(ctx: Ctx, sid: str) -> dict[str, Any]:
     """The snapshot row in the request's tenant, or 404."""
     row = ctx.sim.state.snapshots.get(ctx.need_tenant(), {}).get(sid)
-    if row is None:
-        raise not_found("Snapshot", sid)
+    if row is None or not (ctx.user.is_admin or row["created_by"] == ctx.user.username):
+        raise not_found("Snapshot", sid)  # private: other users' snapshots are invisible to non-admins
     return row
 
 

@@ -93,7 +93,9 @@ def test_viewer_role_may_read_but_not_create(clock: Clock) -> None:
     sim = make_sim(clock)
     sim.add_user("viewer", "pw", role="default")
     api = Api(sim)
-    assert api.get("/snapshots", auth=("viewer", "pw")).status == 200
+    assert api.put("/snapshots/mine", json_body={}).status == 201
+    assert api.get("/snapshots", auth=("viewer", "pw")).json()["items"] == []  # private to their creator
+    assert api.get("/snapshots/mine", auth=("viewer", "pw")).status == 404
     r = api.put("/snapshots/s1", json_body={}, auth=("viewer", "pw"))
     assert r.status == 403
     assert r.json()["message"] == ("User `viewer` is not permitted to perform the action snapshot_create in the "
