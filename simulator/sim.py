@@ -88,15 +88,17 @@ class Simulator:
             self.save()
 
     def add_user(self, name: str, password: str, role: str = "default") -> None:
-        """Add a user; roles other than `sys_admin` may only read."""
+        """Add a user; roles other than `sys_admin` may only read (constructor users are all sys_admin)."""
         with self.lock:
             self.state.users[name] = {"password_hash": hash_password(password), "role": role,
                                       "created_at": None}
+            self.save()
 
     def add_tenant(self, name: str) -> None:
         """Create a tenant."""
         with self.lock:
             self.state.add_tenant(name)
+            self.save()
 
     # ---- helpers used by the modules -----------------------------------------------------------
     def duration(self, workflow_id: str) -> float:
