@@ -64,7 +64,8 @@ def on_finish(sim: Simulator, record: dict[str, Any], at: float) -> str | None:
 
 def on_cancel(sim: Simulator, record: dict[str, Any], at: float) -> None:
     """A cancel or kill took effect at `at`."""
-    if record["workflow_id"] == "create_snapshot":
+    snap = sim.state.snapshots.get(record["tenant_name"], {}).get(record["parameters"].get("snapshot_id"))
+    if record["workflow_id"] == "create_snapshot" and snap and snap["status"] == "creating":
         _snapshot_failed(sim, record, "Execution cancelled")
     flag = sim.state.restore or {}
     if record["workflow_id"] == "restore_snapshot" and flag.get("execution_id") == record["id"]:

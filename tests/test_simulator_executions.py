@@ -129,3 +129,12 @@ def test_seed_without_scheduled_rows_lets_maintenance_activate(clock: Clock) -> 
     sim = make_sim(clock)
     seed_demo(sim, scheduled=False)
     assert Api(sim).post("/maintenance/activate").json()["status"] == "activated"
+
+
+def test_killing_a_finished_create_leaves_its_snapshot_alone(api: Api, clock: Clock) -> None:
+    ex = api.put("/snapshots/s1", json_body={}).json()
+    clock.advance(10)
+    assert api.post(f"/executions/{ex['id']}", json_body={"action": "kill"}).json()["status"] == "kill_cancelling"
+    clock.advance(1)
+    assert api.get("/snapshots/s1").json()["status"] == "created"
+    assert api.get("/snapshots/s1/archive").status == 200
