@@ -130,6 +130,8 @@ class Ctx:
         self.services.audit(
             event, actor=self.inv.actor.id, transport=self.inv.transport, channel=self.inv.channel,
             manager=self.manager_name, command=self.command.name,
-            operation_id=self.op["id"] if self.op else "", execution_id=detail.pop("execution_id", ""),
+            operation_id=self.op["id"] if self.op else "",
+            # once the operation has a Cloudify execution, every later row names it (steps, outcome)
+            execution_id=detail.pop("execution_id", "") or (self.op or {}).get("execution_id") or "",
             detail=detail or None,
         )

@@ -84,21 +84,19 @@ class Dispatcher:
     def _handle(self, inv: Invocation, sink: Sink) -> Outcome:
         svc = self.services
         base = {"actor": inv.actor.id, "transport": inv.transport, "channel": inv.channel}
-        svc.audit("invoke", **base, detail={"text": inv.text[:500], "invocation": inv.id})
+        said = {"text": inv.text[:500], "invocation": inv.id}
         try:
             parsed = parse(inv.text, svc.registry)
-            if parsed.help_topic is not None:
-                refused = svc.policy.help_refusal(inv.actor, inv.channel)
-                if refused is not None:
-                    return _denied(svc, base, "help", "", refused)
-                may_run = svc.policy.may_run(inv.actor, inv.channel)
-                return Outcome(help_reply(svc.registry, parsed.help_topic, may_run))
-            cmd = parsed.command
-            assert cmd is not None
-            manager = self._manager_name(parsed.manager) if cmd.manager_scoped else ""
+            cmd = parsed.command if parsed.help_topic is None else None
+            manager = self._manager_name(parsed.manager) if cmd is not None and cmd.manager_scoped else ""
         except UsageError as exc:
+            svc.audit("invoke", **base, detail=said)
             svc.audit("usage_error", **base, detail={"error": str(exc), "invocation": inv.id})
             return Outcome(usage_reply(exc), 2)
+        # Written once the command and its manager are known, so `audit --command/--manager` finds every run.
+        svc.audit("invoke", **base, command=cmd.name if cmd else "help", manager=manager, detail=said)
+        if cmd is None:
+            return self._help(inv, parsed.help_topic or (), base)
         decision = svc.policy.check(inv.actor, cmd, inv.channel, manager)
         if not decision.allowed:
             return _denied(svc, base, cmd.name, manager, decision)
@@ -106,6 +104,18 @@ class Dispatcher:
         if cmd.gate or cmd.long_running:
             return self.operations.start(ctx)
         return self.run_quick(ctx)
+
+    def _help(self, inv: Invocation, topic: tuple[str, ...], base: dict[str, str]) -> Outcome:
+        """`help`, an empty text or `COMMAND --help`: what this user may run here."""
+        svc = self.services
+        refused = svc.policy.help_refusal(inv.actor, inv.channel)
+        if refused is not None:
+            return _denied(svc, base, "help", "", refused)
+        try:
+            return Outcome(help_reply(svc.registry, topic, svc.policy.may_run(inv.actor, inv.channel)))
+        except UsageError as exc:
+            svc.audit("usage_error", **base, command="help", detail={"error": str(exc), "invocation": inv.id})
+            return Outcome(usage_reply(exc), 2)
 
     def _manager_name(self, name: str | None) -> str:
         names = list(self.services.managers)
