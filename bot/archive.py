@@ -17,8 +17,10 @@ import errno
 import hashlib
 import json
 import os
+import queue
 import re
 import secrets
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +36,8 @@ from bot.errors import ArchiveError, BotError, ManagerError, NotFound
 CHUNK_SIZE = 1 << 20  # every read and write is at most this big: memory stays flat whatever the size
 VERSION = re.compile(r"^\d+(\.\d+)+([.+-]?[A-Za-z0-9.+-]*)?$")
 LEGACY_KEYS = ("schema_revision", "stage_schema_revision", "composer_schema_revision")
+QUEUE_DEPTH = 4  # chunks between receiving and writing: at most 4 MiB in flight
+SYNC_EVERY = 32 << 20  # start persisting every 32 MiB, so the disk works while the download goes on
 MAX_METADATA = 1 << 20  # a metadata.json bigger than this is not one the manager wrote
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, expected total or None)
@@ -141,25 +145,99 @@ def check_file(path: str) -> Checked:
     return Checked(sha, size, version, layout)
 
 
+class _Writer:
+    """Writes and hashes on a second thread, so the disk and sha256 (which release the GIL) overlap with
+    receiving; a bounded queue of at most QUEUE_DEPTH chunks keeps memory flat whatever the size. A third
+    thread asks the disk to persist what is written every SYNC_EVERY bytes, so the final fsync has little
+    left to wait for."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.error: OSError | None = None
+        self.queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self.dirty = threading.Event()
+        self.finished = False
+        self.thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self.syncer = threading.Thread(target=self._sync, name="archive-syncer", daemon=True)
+        self.thread.start()
+        self.syncer.start()
+
+    def _run(self) -> None:
+        unsynced = 0
+        while (piece := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # keep draining, so the receiving side never blocks on a dead writer
+            try:
+                self.out.write(piece)
+                unsynced += len(piece)
+                if unsynced >= SYNC_EVERY:
+                    self.out.flush()
+                    self.dirty.set()
+                    unsynced = 0
+            except OSError as exc:
+                self.error = exc
+                continue
+            self.sha.update(piece)
+
+    def _sync(self) -> None:
+        while True:
+            self.dirty.wait()
+            self.dirty.clear()
+            if self.finished:
+                return
+            try:
+                os.fdatasync(self.out.fileno())
+            except OSError as exc:
+                self.error = self.error or exc
+                return
+
+    def put(self, piece: memoryview) -> None:
+        """Queue one piece (blocks while the queue is full); raises the writer's OSError once it has one."""
+        if self.error is not None:
+            raise self.error
+        self.queue.put(piece)
+
+    def stop(self) -> None:
+        """Let both threads end (after a failure elsewhere, or once everything is queued)."""
+        self.queue.put(None)
+        self.thread.join()
+        self.finished = True
+        self.dirty.set()
+        self.syncer.join()
+
+    def close(self) -> str:
+        """Wait for every queued piece to be written; the sha256 (raises the writer's OSError if any)."""
+        self.stop()
+        if self.error is not None:
+            raise self.error
+        return self.sha.hexdigest()
+
+
 def _receive(chunks: Iterable[bytes], out: BinaryIO, expected: int | None, progress: Progress | None,
              counter: list[int]) -> str:
     """Write `chunks` to `out` (at most CHUNK_SIZE at a time), hashing and counting; the sha256."""
-    sha = hashlib.sha256()
-    for chunk in chunks:
-        for start in range(0, len(chunk), CHUNK_SIZE):
-            piece = chunk[start:start + CHUNK_SIZE]
-            out.write(piece)
-            sha.update(piece)
-            counter[0] += len(piece)
-        if expected is not None and counter[0] > expected:
-            raise ArchiveError(f"the manager sent more than the {expected} bytes it announced")
-        if progress is not None:
-            progress(counter[0], expected)
+    writer = _Writer(out)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            for start in range(0, len(view), CHUNK_SIZE):
+                piece = view[start:start + CHUNK_SIZE]
+                writer.put(piece)
+                counter[0] += len(piece)
+            if expected is not None and counter[0] > expected:
+                raise ArchiveError(f"the manager sent more than the {expected} bytes it announced")
+            if progress is not None:
+                progress(counter[0], expected)
+    except BaseException:
+        writer.stop()  # the first failure is the one to report
+        raise
+    sha = writer.close()
     out.flush()
     os.fsync(out.fileno())
     if expected is not None and counter[0] != expected:
         raise ArchiveError(f"the download stopped after {_count(counter[0], expected)} (truncated)")
-    return sha.hexdigest()
+    return sha
 
 
 # --- the archive ---------------------------------------------------------------------------------------
