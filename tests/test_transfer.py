@@ -383,3 +383,13 @@ def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> N
     assert len(create_executions(bot.sim)) == 1  # resumed: no second snapshot was started
     assert bot.store.get_copy("production", SID)["verified"]
 
+
+
+def test_create_while_maintenance_mode_is_on_watches_the_snapshot_instead(make_bot) -> None:
+    bot = make_bot(seed=False)
+    client = bot.services.managers["production"]
+    assert client.maintenance_activate()["status"] == "activated"
+    code, out = bot.run("snapshots create --no-legacy")
+    assert code == 0, out
+    assert "in maintenance mode, where executions cannot be read; watching the snapshot's status instead" in out
+    assert bot.store.get_copy("production", SID)["verified"]
