@@ -363,7 +363,8 @@ def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
     """Answer `snapshots delete ID [--archive]` once confirmed."""
     sid, done = args.snapshot_id, []
     try:
-        ctx.manager.delete_snapshot(sid)
+        deleted = ctx.manager.delete_snapshot(sid)
+        ctx.audit("manager_call", method="DELETE", path=f"/snapshots/{sid}", status=204 if deleted is None else 200)
         done.append(f"deleted snapshot {sid} from {ctx.manager_name}")
     except ManagerNotFound:
         if not args.archive:

@@ -278,3 +278,11 @@ def test_export_to_a_reader_that_stops_early(bot, tmp_path) -> None:
         export(rows, "jsonl", Closed())
     assert bot.store.verify_audit().ok  # the store's connection was given back
     assert Path(bot.settings.db_path).exists() and os.path.getsize(bot.settings.db_path) > 0
+
+
+def test_a_snapshot_delete_is_audited_as_a_manager_call(bot) -> None:
+    code, out = bot.run("snapshots delete daily-20261124", yes=True)
+    assert code == 0, out
+    [call] = bot.store.query_audit(event="manager_call", command="snapshots delete", limit=5)
+    assert (call["detail"]["method"], call["detail"]["path"]) == ("DELETE", "/snapshots/daily-20261124")
+    assert call["detail"]["status"] in (200, 204) and call["operation_id"] and call["actor"] == "shell:alice"
