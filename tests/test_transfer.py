@@ -393,3 +393,27 @@ def test_create_while_maintenance_mode_is_on_watches_the_snapshot_instead(make_b
     assert code == 0, out
     assert "in maintenance mode, where executions cannot be read; watching the snapshot's status instead" in out
     assert bot.store.get_copy("production", SID)["verified"]
+
+
+def test_a_bot_that_died_right_after_the_put_finds_its_execution(bot, monkeypatch) -> None:
+    from bot.context import Ctx
+
+    class Crash(BaseException):
+        pass
+
+    real = Ctx.remember
+
+    def remember(self, **values):
+        if "execution_id" in values:
+            raise Crash
+        real(self, **values)
+
+    monkeypatch.setattr(Ctx, "remember", remember)
+    with pytest.raises(Crash):
+        bot.run("snapshots create --no-legacy")
+    monkeypatch.undo()
+    [op] = bot.store.list_operations(states=("running",))
+    bot.dispatcher.operations.reconcile()
+    assert bot.store.get_operation(op["id"])["state"] == "succeeded"
+    assert len(create_executions(bot.sim)) == 1
+    assert bot.store.get_copy("production", SID)["verified"]
