@@ -386,10 +386,11 @@ class Manager:
 
     # --- executions, events, schedules ---------------------------------------------------------
 
-    def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False) -> dict:
+    def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False,
+                      tenant: str | None = None) -> dict:
         """`GET /executions/<id>`, redacted (its `parameters.config` holds the database password)."""
         call = _Call(f"read execution {execution_id}", "GET", f"/executions/{_seg(execution_id)}",
-                     subject=f"execution {execution_id}", headers=_bypass(bypass_maintenance))
+                     subject=f"execution {execution_id}", headers=_bypass(bypass_maintenance), tenant=tenant)
         return self._object(call)
 
     def list_executions(
@@ -407,13 +408,17 @@ class Manager:
         return self._page(_Call("list executions", "GET", "/executions", params=params,
                                 headers=_bypass(bypass_maintenance)))
 
-    def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False) -> dict:
-        """`POST /executions/<id> {"action": ...}` with cancel, force-cancel or kill; the redacted execution."""
+    def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False,
+                         tenant: str | None = None) -> dict:
+        """`POST /executions/<id> {"action": ...}` with cancel, force-cancel or kill; the redacted execution.
+
+        Executions are tenant-scoped: `tenant` names the execution's tenant when it is not the manager's own.
+        """
         if action not in EXECUTION_ACTIONS:
             raise ValueError(f"execution action must be one of {', '.join(EXECUTION_ACTIONS)}, not {action!r}")
         call = _Call(f"{action} execution {execution_id}", "POST", f"/executions/{_seg(execution_id)}",
                      body=_dumps({"action": action}), subject=f"execution {execution_id}",
-                     headers=_bypass(bypass_maintenance))
+                     headers=_bypass(bypass_maintenance), tenant=tenant)
         return self._object(call)
 
     def list_events(

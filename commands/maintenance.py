@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.context import Ctx
 from bot.core import Reply, Table
-from bot.errors import NotModified, OperationError
+from bot.errors import BadRequest, NotModified, OperationError
 from bot.parser import Args
 from bot.registry import Param, command
 from commands.common import when
@@ -49,13 +49,20 @@ def _remaining_text(remaining: list[dict]) -> str:
     return f"{len(remaining)} executions: {shown}{more}"
 
 
-def wait_until_activated(ctx: Ctx, timeout: float) -> dict:
-    """Poll maintenance mode until `activated`, showing what it waits for; MaintenanceTimeout after `timeout`.
+WAITING = ("queued", "scheduled")  # never finish on their own while maintenance mode is activating
 
-    `timeout` 0 waits without limit, as cfy's `--timeout 0` does. Cancel requests are honoured between polls.
+
+def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | None] | None = None) -> dict:
+    """Poll maintenance mode until `activated`, showing what it waits for.
+
+    `timeout` 0 waits without limit, as cfy's `--timeout 0` does. Queued and scheduled executions keep the
+    manager `activating` forever (reference §4): those in `cancellable` (id -> tenant) are cancelled, any other makes
+    this fail at once with MaintenanceBlocked. Cancel requests are honoured between polls.
     """
     began = ctx.clock.monotonic()
     shown: tuple = ()
+    cancelled: set[str] = set()
+    cancellable = cancellable or {}
     delay = 1.0
     while True:
         state = ctx.manager.maintenance_status()
@@ -69,6 +76,16 @@ def wait_until_activated(ctx: Ctx, timeout: float) -> dict:
         if ids != shown:
             shown = ids
             ctx.step(f"maintenance mode is activating; waiting for {_remaining_text(remaining)}")
+        stuck = [e for e in remaining if e.get("status") in WAITING and e.get("id") not in cancelled]
+        if stuck and len(stuck) == len([e for e in remaining if e.get("id") not in cancelled]):
+            if not all(e.get("id") in cancellable for e in stuck):
+                raise MaintenanceBlocked(
+                    f"maintenance mode cannot activate on {ctx.manager_name}: {_remaining_text(stuck)} are queued "
+                    "or scheduled, and such executions never finish while maintenance mode is activating. Cancel "
+                    "them first (`executions cancel ID`), or use the guided `restore`, which offers to.", stuck)
+            for e in stuck:
+                cancel_execution(ctx, e, cancellable.get(e["id"]))
+                cancelled.add(e["id"])
         waited = ctx.clock.monotonic() - began
         if timeout and waited >= timeout:
             raise MaintenanceTimeout(
@@ -79,6 +96,28 @@ def wait_until_activated(ctx: Ctx, timeout: float) -> dict:
         ctx.check_cancel()
         ctx.clock.sleep(delay)
         delay = min(delay * 1.5, 5.0)
+
+
+def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> None:
+    """Cancel one execution of `tenant` (kill when a plain cancel is refused), audited and reported."""
+    try:
+        ctx.manager.execution_action(execution["id"], "cancel", tenant=tenant)
+        action = "cancel"
+    except BadRequest:
+        ctx.manager.execution_action(execution["id"], "kill", tenant=tenant)
+        action = "kill"
+    ctx.audit("manager_call", method="POST", path=f"/executions/{execution['id']}", status=200, action=action,
+              execution_id=execution["id"])
+    ctx.step(f"cancelled {execution.get('status')} execution {execution['id']} ({execution.get('workflow_id')}"
+             f"{' on ' + execution['deployment_id'] if execution.get('deployment_id') else ''})")
+
+
+class MaintenanceBlocked(OperationError):
+    """Maintenance mode waits for queued or scheduled executions, which never end by themselves."""
+
+    def __init__(self, message: str, remaining: list[dict]) -> None:
+        super().__init__(message)
+        self.remaining = remaining
 
 
 class MaintenanceTimeout(OperationError):
@@ -103,14 +142,26 @@ TIMEOUT = Param("timeout", ("--timeout",), "seconds to wait for `activated` (900
 def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
     """Answer `maintenance-mode activate`: activate, then wait for `activated`."""
     if not ctx.recall("requested"):
+        ctx.remember(requested=True)
         try:
             first = ctx.manager.maintenance_activate()
             ctx.audit("manager_call", method="POST", path="/maintenance/activate", status=200)
+            ctx.remember(was_off=True)
             ctx.step(f"maintenance mode requested on {ctx.manager_name}: {first.get('status')}")
         except NotModified:
             ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
-        ctx.remember(requested=True)
-    state = wait_until_activated(ctx, args.timeout)
+    try:
+        state = wait_until_activated(ctx, args.timeout)
+    except MaintenanceBlocked as exc:
+        if ctx.recall("was_off"):
+            try:
+                ctx.manager.maintenance_deactivate()
+                ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
+            except NotModified:
+                pass
+            raise OperationError(f"{exc} The bot took maintenance mode off again so the manager is not left "
+                                 "refusing new executions.") from None
+        raise
     return Reply(text=f"{ctx.manager_name} is in maintenance mode (activated at {state.get('activated_at')}).",
                  title=f"Maintenance mode activated on {ctx.manager_name}", tone="warning", public=True)
 

@@ -80,7 +80,7 @@ def _restore_state(client: Any, now: Any) -> tuple[str, bool]:
 
 
 def _executions(client: Any, now: Any) -> tuple[str, bool]:
-    page = client.list_executions(include_system=True, status=list(ACTIVE), size=50)
+    page = client.list_executions(include_system=True, status=list(ACTIVE), size=50, _all_tenants=True)
     if not page.total:
         return "none active", True
     items = ", ".join(f"{e.get('workflow_id')} {e.get('status')}" for e in page.items[:5])

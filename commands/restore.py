@@ -63,15 +63,19 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         if copy is None:
             raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
         needs_upload = copy["manager"]
-    active = client.list_executions(include_system=True, status=list(ACTIVE), size=100).items
-    scheduled = client.list_executions(include_system=True, status="scheduled", size=200).items
+    every = {"include_system": True, "size": 500, "_all_tenants": True}  # maintenance mode waits on all tenants
+    active = client.list_executions(status=list(ACTIVE), **every).items
+    scheduled = client.list_executions(status="scheduled", **every).items
+    queued = client.list_executions(status="queued", **every).items
     maintenance = client.maintenance_status().get("status", "?")
     facts = {
         "snapshot_id": target, "requested": args.snapshot_id, "needs_upload": needs_upload,
         "server_version": version.get("version", "?"), "maintenance_before": maintenance,
         "active_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "status")} for e in active],
-        "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for")}
-                             for e in scheduled],
+        "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for",
+                                                      "tenant_name")} for e in scheduled],
+        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name")}
+                          for e in queued],
     }
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
@@ -106,9 +110,11 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
                      f"{facts['needs_upload']}.")
     if facts["active_before"]:
         lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them.")
-    if facts["scheduled_before"]:
-        lines.append(f"{len(facts['scheduled_before'])} scheduled executions: overdue ones will be marked FAILED "
-                     "by the restore.")
+    waiting = len(facts["scheduled_before"]) + len(facts["queued_before"])
+    if waiting:
+        lines.append(f"{waiting} queued or scheduled executions would keep maintenance mode from ever activating: "
+                     "the bot will cancel them (the restore brings back the snapshot's own; overdue scheduled "
+                     "ones are then marked FAILED, later ones kept).")
     return "\n".join(lines)
 
 
@@ -173,8 +179,9 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
             ctx.step(f"maintenance mode requested on {ctx.manager_name}")
         except NotModified:
             ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
+    cancellable = {e["id"]: e.get("tenant_name") for e in (args.scheduled_before or []) + (args.queued_before or [])}
     try:
-        wait_until_activated(ctx, args.timeout)
+        wait_until_activated(ctx, args.timeout, cancellable)
     except MaintenanceTimeout as exc:
         _leave_unchanged(ctx, args)
         raise BotError(f"{exc} The restore was not started.") from None
@@ -236,7 +243,7 @@ def _summary(ctx: Ctx, args: Args, execution: dict, schedules: str, deactivation
               ("scheduled executions", schedules), ("maintenance mode", deactivation), ("durations", durations)]
     if not ok:
         fields.insert(2, ("error", last_line(execution.get("error")) or "no error text"))
-    approved = ctx.op.get("approved_by") if ctx.op else ""
+    approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
     who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
     if ok:
         text = f"Restored {args.snapshot_id} on {ctx.manager_name} ({who})."

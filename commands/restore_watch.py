@@ -11,7 +11,7 @@ from bot.errors import (
     BadResponse,
     BotError,
     ManagerError,
-    ManagerNotFound,
+    MaintenanceModeActive,
     ManagerUnreachable,
     NotModified,
     ServerError,
@@ -23,6 +23,11 @@ ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelli
 FINAL = ("terminated", "failed", "cancelled")
 OUTAGE = (ManagerUnreachable, ServerError, BadResponse, AuthenticationFailed)
 WATCH_LIMIT = 6 * 3600.0  # a restore of a large manager takes long; past this the bot says so and stops
+AUTH_GRACE = 180.0  # 401s are expected while services restart; only after this are credentials called changed
+
+
+class CredentialsRejected(BotError):
+    """The manager accepts neither the configured password nor the fallback (yet)."""
 
 
 def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
@@ -30,6 +35,7 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
     client = ctx.manager
     began = ctx.clock.monotonic()
     outage_since: float | None = None
+    rejected_since: float | None = None
     seen_running = False
     delay = 1.0
     while True:
@@ -49,7 +55,13 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
                 seen_running = True
                 ctx.step("the restore is running (snapshot-status: running)")
             if state == "not-running":
-                client, execution = read_execution(ctx, client, execution_id)
+                try:
+                    client, execution = read_execution(ctx, client, execution_id)
+                except CredentialsRejected:
+                    rejected_since = rejected_since if rejected_since is not None else ctx.clock.monotonic()
+                    if ctx.clock.monotonic() - rejected_since >= AUTH_GRACE:
+                        raise
+                    execution = {}
                 if execution.get("status") in FINAL:
                     ctx.remember(final_status=execution.get("status"))
                     return client, execution
@@ -66,14 +78,18 @@ def _short(exc: BaseException) -> str:
 
 
 def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict]:
-    """Read the execution (bypassing maintenance mode); after a credential reset, try the fallback password."""
+    """Read the execution (bypassing maintenance mode); after a credential reset, try the fallback password.
+
+    The maintenance gate runs before authentication, so with credentials the manager no longer accepts, the
+    bypass is refused with a 503 instead of a 401: both mean "try the fallback".
+    """
     try:
         return client, client.get_execution(execution_id, bypass_maintenance=True)
-    except AuthenticationFailed:
+    except (AuthenticationFailed, MaintenanceModeActive):
         pass
     fallback = ctx.settings.manager(ctx.manager_name).fallback_password
     if not fallback:
-        raise BotError(
+        raise CredentialsRejected(
             f"{ctx.manager_name} now rejects the configured password: a legacy restore brings back the admin "
             "credentials stored in the snapshot. Set CLOUDIFY_FALLBACK_PASSWORD (the snapshot's admin password) "
             f"or update CLOUDIFY_PASSWORD, then check `snapshots status` and execution {execution_id}. The manager "
@@ -81,9 +97,10 @@ def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict]
     other = client.with_password(fallback)
     try:
         execution = other.get_execution(execution_id, bypass_maintenance=True)
-    except AuthenticationFailed:
-        raise BotError(f"{ctx.manager_name} rejects both the configured password and CLOUDIFY_FALLBACK_PASSWORD "
-                       "after the restore; log in on the manager to reset the admin password") from None
+    except (AuthenticationFailed, MaintenanceModeActive):
+        raise CredentialsRejected(f"{ctx.manager_name} rejects both the configured password and "
+                                  "CLOUDIFY_FALLBACK_PASSWORD after the restore; log in on the manager to reset "
+                                  "the admin password") from None
     ctx.step(f"{ctx.manager_name} now accepts CLOUDIFY_FALLBACK_PASSWORD, not CLOUDIFY_PASSWORD: the restore "
              "brought back the admin credentials stored in the snapshot. Update CLOUDIFY_PASSWORD for this "
              "manager.", tone="warning")
@@ -117,22 +134,34 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
 def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict]) -> str:
     """Which scheduled executions the restore marked FAILED (overdue) and which it kept, with their times."""
     failed, kept, gone = [], [], []
-    for item in before:
+    status: dict[str, str] = {}
+    if before:
         try:
-            now = client.get_execution(item["id"], bypass_maintenance=True)
-        except ManagerNotFound:
-            gone.append(item)
-            continue
+            page = client.list_executions(include_system=True, id=[e["id"] for e in before], size=len(before),
+                                          _all_tenants=True, bypass_maintenance=True)
+            status = {e["id"]: e.get("status", "") for e in page.items}
         except ManagerError as exc:
-            ctx.step(f"could not read scheduled execution {item['id']}: {exc}", tone="warning")
-            continue
-        (failed if now.get("status") == "failed" else kept).append(item)
+            ctx.step(f"could not read the scheduled executions after the restore: {exc}", tone="warning")
+            return "unknown (could not read them)"
+    for item in before:
+        if item["id"] not in status:
+            gone.append(item)
+        else:
+            (failed if status[item["id"]] == "failed" else kept).append(item)
     _report_logs(ctx, client, execution)
-    for label, items, tone in (("marked FAILED (overdue)", failed, "warning"), ("kept scheduled", kept, "info")):
+    restored_at = parse_time(execution.get("started_at") or execution.get("created_at")) or ctx.now()
+    overdue = [e for e in failed if (parse_time(e.get("scheduled_for")) or restored_at) <= restored_at]
+    later = [e for e in failed if e not in overdue]
+    for label, items, tone in (("marked FAILED: it was overdue", overdue, "warning"),
+                               ("marked FAILED although it was due later; the manager re-creates such runs as an "
+                                "execution schedule (`<workflow>_restored_…`)", later, "warning"),
+                               ("kept scheduled", kept, "info"), ("gone after the restore", gone, "info")):
         for e in items:
             ctx.step(f"scheduled execution {e['id']} ({e.get('workflow_id')} on {e.get('deployment_id')}, due "
                      f"{e.get('scheduled_for')}): {label}", tone=tone)
-    parts = [f"{len(failed)} marked FAILED", f"{len(kept)} kept"] + ([f"{len(gone)} gone"] if gone else [])
+    parts = [f"{len(overdue)} overdue marked FAILED", f"{len(kept)} kept scheduled"]
+    parts += [f"{len(later)} later ones marked FAILED and re-scheduled"] if later else []
+    parts += [f"{len(gone)} gone"] if gone else []
     return ", ".join(parts) if before else "none were scheduled"
 
 

@@ -55,7 +55,7 @@ class BotHarness:
 
 @pytest.fixture
 def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
-    """Build a bot: `make_bot(managers=("production",), env={...}, nodes=None, seed=True)`."""
+    """Build a bot: `make_bot(managers=("production",), env={...}, seed=True, manager={ManagerSettings fields})`."""
     from bot.app import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
@@ -64,17 +64,19 @@ def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
     from simulator import Simulator
 
     def build(managers: tuple[str, ...] = ("production",), env: dict[str, str] | None = None,
-              seed: bool = True, **sim_kwargs: Any) -> BotHarness:
+              seed: bool = True, manager: dict[str, Any] | None = None, scheduled: bool = True,
+              **sim_kwargs: Any) -> BotHarness:
         sims, apps, ms = {}, {}, []
         for name in managers:
             sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=str(tmp_path / f"sim-{name}"), **sim_kwargs)
             if seed:
                 from simulator.seed import seed_demo
 
-                seed_demo(sim)
+                seed_demo(sim, scheduled=scheduled)
             sims[name] = sim
             apps[f"{name}.test"] = sim.wsgi
-            ms.append(ManagerSettings(name=name, urls=(f"http://{name}.test",), username="admin", password="admin"))
+            ms.append(ManagerSettings(name=name, urls=(f"http://{name}.test",), username="admin", password="admin",
+                                      **(manager or {})))
         base = {"BOT_DATA_DIR": str(tmp_path / "data"), "BOT_SHELL_ROLE": "admin"}
         base.update(env or {})
         settings = load_settings(base, managers=tuple(ms))
