@@ -3,7 +3,7 @@
 Roles are `viewer < operator < admin`. A role comes from grants (a Slack user id, a Slack user-group id, or
 `shell:NAME`), each optionally limited to some channels and some managers; the terminal user also holds
 `BOT_SHELL_ROLE`, the bot's own jobs (`system:…`) are admins. Anyone without a grant is a viewer, unless
-`BOT_VIEWERS` is set: then only the people it names (and operators and admins) may use the bot at all.
+`BOT_VIEWERS` is set: then only people with some grant (a viewer, operator or admin anywhere) may use it.
 Commands from Slack are refused outside `BOT_CHANNELS` when it is set.
 """
 
@@ -47,13 +47,15 @@ class Policy:
         if actor.source == "system":
             return "admin"
         principals = self.principals(actor)
-        best = -1
+        best, granted = -1, False
         for g in self.settings.grants:
-            if g.principal in principals and _applies(g.channels, channel) and _applies(g.managers, manager):
-                best = max(best, ROLES.index(g.role))
+            if g.principal in principals and _applies(g.channels, channel):
+                granted = True  # a grant on some manager makes its holder a user of the bot, so a viewer at least
+                if _applies(g.managers, manager):
+                    best = max(best, ROLES.index(g.role))
         if actor.source == "shell":
             best = max(best, ROLES.index(self.settings.shell_role))
-        elif best < 0 and not self.settings.viewers_restricted:
+        elif best < 0 and (granted or not self.settings.viewers_restricted):
             best = 0
         return ROLES[best] if best >= 0 else None
 
@@ -88,8 +90,7 @@ class Policy:
         refusal = self.channel_refusal(actor, channel)
         if refusal:
             return Decision(False, None, refusal)
-        if self.role(actor, channel) is None and not any(self.role(actor, channel, m.name)
-                                                         for m in self.settings.managers):
+        if self.role(actor, channel) is None:
             return Decision(False, None, f"you have no role in cfy-bot; ask {self.settings.access_contact}",
                             "viewer")
         return None

@@ -286,3 +286,13 @@ def test_a_running_operation_is_cancelled_only_by_its_requester_or_an_admin(team
 def test_system_actors_are_admins(team) -> None:
     policy = team.services.policy
     assert policy.role(Actor("system:scheduler", "scheduler", "system"), "", "production") == "admin"
+
+
+def test_a_grant_on_one_manager_lets_its_holder_use_the_bot_when_viewers_are_restricted(make_bot, tmp_path) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text('[[grants]]\nuser = "UJO"\nrole = "admin"\nmanagers = ["staging"]\n')
+    bot = make_bot(managers=("production", "staging"), env={"BOT_CONFIG": str(config), "BOT_VIEWERS": "UVIEW"})
+    for text in ("help", "operations", "status -m production"):
+        assert slack(bot, text, user="UJO").exit_code == 0, text
+    assert "you are viewer on production" in slack(bot, "restore latest", user="UJO").reply.text
+    assert "no role" in slack(bot, "help", user="UNOBODY").reply.text
