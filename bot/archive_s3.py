@@ -27,7 +27,7 @@ from bot.clock import Clock
 from bot.errors import ArchiveError
 
 PART_SIZE = 8 << 20  # multipart part size: memory per part in flight, and S3's minimum is 5 MiB
-_TRANSFER = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4,
+_TRANSFER = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=2,
                            io_chunksize=CHUNK_SIZE)
 
 
