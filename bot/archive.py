@@ -38,6 +38,7 @@ VERSION = re.compile(r"^\d+(\.\d+)+([.+-]?[A-Za-z0-9.+-]*)?$")
 LEGACY_KEYS = ("schema_revision", "stage_schema_revision", "composer_schema_revision")
 QUEUE_DEPTH = 4  # chunks between receiving and writing: at most 4 MiB in flight
 SYNC_EVERY = 32 << 20  # start persisting every 32 MiB, so the disk works while the download goes on
+STALE_PART = 24 * 3600.0  # a temp file untouched this long belongs to no running download
 MAX_METADATA = 1 << 20  # a metadata.json bigger than this is not one the manager wrote
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, expected total or None)
@@ -288,6 +289,7 @@ class Archive:
         """Stream `download` (a `Download`) into the archive, verify it, record it; the catalog row."""
         what = f"snapshot {snapshot_id} of {manager}"
         folder = self._temp_dir(manager)
+        self._sweep(folder)
         temp = os.path.join(folder, f".{safe_name(snapshot_id)}.{secrets.token_hex(4)}.part")
         counter = [0]
         try:
@@ -314,6 +316,20 @@ class Archive:
             raise ArchiveError(f"could not record the copy of {what} in the catalog, so it was removed: "
                                f"{exc}") from exc
         return {**row, "layout": layout}
+
+    def _sweep(self, folder: str) -> None:
+        """Remove temp files a killed bot left behind (old enough that no running download owns them)."""
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".part")]
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.path.getmtime(path) < self.clock.time() - STALE_PART:
+                    os.unlink(path)
+            except OSError:
+                pass  # gone already, or not ours to remove: the next sweep tries again
 
     def _failed(self, what: str, reason: str) -> ArchiveError:
         return ArchiveError(f"copying {what} to the archive failed: {reason}. The partial file was removed "
