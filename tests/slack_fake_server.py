@@ -291,6 +291,7 @@ class CountingPool:
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        self._max_workers = workers
         self.active = 0
         self._lock = threading.Lock()
 

@@ -137,6 +137,24 @@ def test_busy_operations_do_not_starve_commands(slack: Any) -> None:
     assert {o["state"] for o in ops(slack)} == {"succeeded"}
 
 
+def test_operations_beyond_the_pool_are_told_they_wait(tmp_path: Any, clock: Any, fake: FakeSlack) -> None:
+    bot = make_slack_bot(tmp_path, clock, REG, fake=fake, workers=2)
+    RELEASE.clear()
+    try:
+        for _ in range(2):
+            bot.command("hold", user=OPERATOR)
+        assert fake.wait_for(lambda f: len([o for o in ops(bot) if o["state"] == "running"]) == 2)
+        bot.command("hold", user=OPERATOR)
+        assert fake.wait_for(lambda f: bot.responses(f"cmd-{OPERATOR}"))
+        [queued] = bot.responses(f"cmd-{OPERATOR}")
+        assert queued["text"].startswith("WARNING Queued") and "already running 2 operations" in queued["text"]
+    finally:
+        RELEASE.set()
+    bot.settle()
+    assert [o["state"] for o in ops(bot)] == ["succeeded"] * 3
+    bot.close()
+
+
 def test_web_api_errors_never_break_the_operation(slack: Any, fake: FakeSlack, caplog: Any) -> None:
     fake.fail("chat.postMessage", "not_in_channel")  # the parent
     fake.fail("chat.update", "message_not_found", times=5)
