@@ -152,6 +152,9 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
     dispatcher = build_dispatcher(settings, transport=transport)
     term = Terminal(dispatcher)
+    for op in dispatcher.operations.reconcile(sink_for=lambda _op: term.sink):
+        print(f"after a restart: operation {op['id']} ({op['kind']} on {op['manager']}) is {op['state']}"
+              + (f": {op['error']}" if op.get("error") else ""), file=sys.stderr)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)
     return term.repl(history=os.path.join(settings.data_dir, "shell-history") if not args.demo else None)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import os
+import socket
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.context import Ctx, NullSink as _NullSink, Services, Sink
@@ -13,6 +15,14 @@ from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.parser import Args
 
 log = logging.getLogger("cfy_bot.operations")
+RUNNING_HERE: set[str] = set()  # ids of the operations this process is executing right now
+
+
+def owner() -> str:
+    """This process, as recorded on the operations it runs, to tell a crashed runner from a live peer."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+OTHER_HOST_STALE = 900.0  # an operation another host has not touched for this long is taken as orphaned
 FINAL = ("succeeded", "failed", "cancelled", "expired")
 
 
@@ -158,7 +168,8 @@ class Operations:
     # -- running --------------------------------------------------------------------------------
     def run(self, op: dict[str, Any], sink: Sink) -> Outcome:
         """Move an approved operation to running and run its handler to a final state."""
-        running = self.svc.store.transition(op["id"], "approved", "running", step="started")
+        running = self.svc.store.transition(op["id"], "approved", "running", step="started",
+                                            result={"journal": {"owner": owner()}})
         if running is None:
             return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
         cmd = self.svc.registry.commands[tuple(op["kind"].split())]
@@ -172,6 +183,14 @@ class Operations:
     def _execute(self, ctx: Ctx) -> Outcome:
         """Run the handler of a running operation and record how it ended."""
         inv = ctx.inv
+        op_id = (ctx.op or {}).get("id", "")
+        RUNNING_HERE.add(op_id)
+        try:
+            return self._handle_result(ctx, inv)
+        finally:
+            RUNNING_HERE.discard(op_id)
+
+    def _handle_result(self, ctx: Ctx, inv: Invocation) -> Outcome:
         try:
             reply = ctx.command.handler(ctx, ctx.args)
         except Cancelled as exc:
@@ -201,6 +220,8 @@ class Operations:
         for op in self.svc.store.unfinished_operations():
             if op["state"] == "pending":
                 continue  # its gate card is still valid until it expires
+            if op["state"] == "running" and self._owner_alive(op):
+                continue  # a live bot process is still running it
             if not self.svc.store.claim_mark(f"reconcile:{op['id']}:{op['updated_at']}"):
                 continue  # another bot process is already on it
             sink = sink_for(op) if sink_for else None
@@ -221,9 +242,31 @@ class Operations:
         if cmd is None or not cmd.resumable:
             return self._settle_unresumable(op, sink)
         ctx = Ctx(inv, Args(op["args"]), cmd, self.svc, op["manager"], sink, op=op)
+        ctx.remember(owner=owner())
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
         return self.svc.store.get_operation(op["id"]) or op
+
+    def _owner_alive(self, op: dict[str, Any]) -> bool:
+        """Is the process that runs `op` still alive? Same host: ask the OS; another host: a recent update."""
+        owner = (((op.get("result") or {}).get("journal") or {}).get("owner")) or ""
+        host, _, pid = owner.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            if int(pid) == os.getpid():
+                return op["id"] in RUNNING_HERE
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        updated = op.get("updated_at") or ""
+        try:
+            age = (self.svc.clock.now() - datetime.fromisoformat(updated.replace("Z", "+00:00"))).total_seconds()
+        except ValueError:
+            return False
+        return bool(host) and age < OTHER_HOST_STALE
 
     def _settle_unresumable(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
         """Mark an operation that cannot be resumed with what became of its execution."""
