@@ -514,10 +514,10 @@ class SlackFront:
             self.respond_raw(url, text, blocks, replace_original=True)
         if sink.parent is not None:
             self.edit_card(sink.parent, current)
-        if outcome.exit_code != 0:
-            self.respond(url, outcome.reply)  # only the clicker learns why nothing happened
-        elif sink.started and sink.parent is not None:
+        if sink.started and sink.parent is not None:  # it ran, whatever the result: the channel hears it
             self._broadcast(outcome.reply, sink.parent, url)
+        elif outcome.exit_code != 0:
+            self.respond(url, outcome.reply)  # only the clicker learns why nothing happened
 
     # the operation card
     def card_of(self, op: dict[str, Any]) -> Msg | None:

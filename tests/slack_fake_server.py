@@ -321,7 +321,7 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
     from bot.dispatch import Dispatcher
     from bot.policy import Policy
     from bot.settings import ManagerSettings
-    from bot.slack import Outbox, SlackGroups, build_app, front_of, make_client
+    from bot.slack import SlackGroups, make_client
     from bot.store import Store
 
     fake = fake or FakeSlack().start()
@@ -335,12 +335,20 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
     services = Services(settings=settings, clock=clock, store=Store(settings.db_path, clock=clock),
                         managers={"production": object()}, registry=registry,
                         policy=Policy(settings, SlackGroups(client, [g.principal for g in settings.grants])))
-    app = build_app(services, Dispatcher(services), client=client, executor=CountingPool(workers, "cfy-work"),
+    return slack_front(services, Dispatcher(services), fake, client=client, post_interval=post_interval,
+                       edit_interval=edit_interval, workers=workers, socket_mode=socket_mode)
+
+
+def slack_front(services: Any, dispatcher: Any, fake: FakeSlack, *, client: Any = None, post_interval: float = 0.02,
+                edit_interval: float = 0.1, workers: int = 16, socket_mode: bool = False) -> SlackBot:
+    """The real app over already built services, served on 127.0.0.1 through Bolt's WSGI adapter."""
+    from bot.slack import Outbox, build_app, front_of, make_client, wsgi
+
+    client = client or make_client(services.settings)
+    app = build_app(services, dispatcher, client=client, executor=CountingPool(workers, "cfy-work"),
                     outbox=Outbox(client, post_interval=post_interval, edit_interval=edit_interval),
                     socket_mode=socket_mode)
     front = front_of(app)
     front.quick.shutdown()
     front.quick = CountingPool(8, "cfy-quick")
-    from bot.slack import wsgi
-
-    return SlackBot(fake, app, front, services, WSGIServerThread(wsgi(app)), clock)
+    return SlackBot(fake, app, front, services, WSGIServerThread(wsgi(app)), services.clock)

@@ -59,6 +59,13 @@ def _drop(ctx: Any, args: Any) -> Reply:
     return Reply(text=f"deleted {args.snapshot_id}", title="Deleted", tone="good")
 
 
+@command("burn", summary="a gated command that fails", group="snapshots", registry=REG, permission="admin",
+         gate="confirm")
+def _burn(ctx: Any, args: Any) -> Reply:
+    ctx.step("trying")
+    raise ManagerError("production refused: 409")
+
+
 @command("wipe", summary="two-person", group="restore", registry=REG, permission="admin", gate="approve",
          long_running=True, params=[Param("snapshot_id", required=True)],
          gate_text="restore {snapshot_id} onto {manager}, replacing everything")
@@ -393,3 +400,14 @@ def test_follow_up_gate_card_goes_into_the_thread(slack: Any) -> None:
     assert [p["thread_ts"] for p in later] == [root]  # steps of the follow-up stay in the one thread
     edited = {c.params["ts"] for c in slack.fake.calls_to("chat.update")}
     assert followup["slack_ts"] in edited
+
+
+def test_a_confirmed_operation_that_fails_is_broadcast(slack: Any) -> None:
+    op = gate(slack, "burn")
+    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    slack.settle()
+    assert slack.store.get_operation(op["id"])["state"] == "failed"
+    final = slack.fake.calls_to("chat.postMessage")[-1].params
+    assert final["reply_broadcast"] is True and "production refused: 409" in final["text"]
+    assert "failed" in slack.fake.calls_to("chat.update")[-1].params["text"]
+    assert slack.responses(f"click-{ADMIN}") == []
