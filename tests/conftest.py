@@ -75,8 +75,8 @@ def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
                 seed_demo(sim, scheduled=scheduled)
             sims[name] = sim
             apps[f"{name}.test"] = sim.wsgi
-            ms.append(ManagerSettings(name=name, urls=(f"http://{name}.test",), username="admin", password="admin",
-                                      **(manager or {})))
+            fields = {"username": "admin", "password": "admin", **(manager or {})}
+            ms.append(ManagerSettings(name=name, urls=(f"http://{name}.test",), **fields))
         base = {"BOT_DATA_DIR": str(tmp_path / "data"), "BOT_SHELL_ROLE": "admin"}
         base.update(env or {})
         settings = load_settings(base, managers=tuple(ms))
