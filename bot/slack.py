@@ -585,9 +585,32 @@ class SlackFront:
             log.warning("response_url failed: %s", _error(exc))
 
     # housekeeping
+    def recover(self) -> list[dict[str, Any]]:
+        """After a (re)start: mark expired cards, then resume or settle unfinished operations in their threads."""
+        expire_cards(self.services, self.client, self.outbox)
+        operations = getattr(self.dispatcher, "operations", None)
+        if operations is None or not hasattr(operations, "reconcile"):
+            return []
+        settled = operations.reconcile(
+            sink_for=lambda op: SlackSink(self, op["channel"], parent=self.card_of(op)))
+        for op in settled:  # the card shows the end state, and the channel hears it, as after any operation
+            op = self.services.store.get_operation(op["id"]) or op
+            card = self.card_of(op)
+            if card is not None:
+                self.edit_card(card, op)
+                if render.is_final(op):
+                    text = op.get("error") or (op.get("result") or {}).get("text") or op["state"]
+                    self._broadcast(Reply(text=text, title=f"{op['kind']} on {op['manager']}: {op['state']}",
+                                          tone="good" if op["state"] == "succeeded" else "danger"), card, "")
+        return settled
+
     def start_housekeeping(self, interval: float = HOUSEKEEPING_S) -> threading.Thread:
-        """Every `interval` seconds, edit the cards of operations whose gate expired."""
+        """Recover once, then every `interval` seconds edit the cards of operations whose gate expired."""
         def loop() -> None:
+            try:
+                self.recover()
+            except Exception:  # noqa: BLE001 - serving goes on; the log says what could not be recovered
+                log.exception("recovering unfinished operations failed")
             while not self._stop.wait(interval):
                 try:
                     expire_cards(self.services, self.client, self.outbox)

@@ -66,6 +66,13 @@ def _burn(ctx: Any, args: Any) -> Reply:
     raise ManagerError("production refused: 409")
 
 
+@command("resume-me", summary="picks up after a restart", group="snapshots", registry=REG, long_running=True,
+         permission="operator", resumable=True)
+def _resume_me(ctx: Any, args: Any) -> Reply:
+    ctx.step("picking up where it was")
+    return Reply(text="finished after the restart", title="Done", tone="good")
+
+
 @command("wipe", summary="two-person", group="restore", registry=REG, permission="admin", gate="approve",
          long_running=True, params=[Param("snapshot_id", required=True)],
          gate_text="restore {snapshot_id} onto {manager}, replacing everything")
@@ -411,3 +418,29 @@ def test_a_confirmed_operation_that_fails_is_broadcast(slack: Any) -> None:
     assert final["reply_broadcast"] is True and "production refused: 409" in final["text"]
     assert "failed" in slack.fake.calls_to("chat.update")[-1].params["text"]
     assert slack.responses(f"click-{ADMIN}") == []
+
+
+def test_recover_after_a_restart_edits_the_same_cards(slack: Any, clock: Any) -> None:
+    common = {"args": {}, "manager": "production", "requester": f"slack:{OPERATOR}", "requester_name": "uoper1",
+              "channel": "C100", "transport": "slack", "slack_channel": "C100",
+              "result": {"journal": {"owner": "elsewhere.invalid:1"}}}
+    resumed = slack.store.create_operation(kind="resume-me", state="running", slack_ts="1.000100", **common)
+    settled = slack.store.create_operation(kind="work", state="running", slack_ts="1.000200", **common)
+    unstarted = slack.store.create_operation(kind="work", state="approved", slack_ts="1.000300", **common)
+    clock.advance(1000)  # the other host has not touched them for long: orphaned
+    slack.front.recover()
+    slack.settle()
+    states = {o["id"]: o["state"] for o in ops(slack)}
+    assert states == {resumed["id"]: "succeeded", settled["id"]: "failed", unstarted["id"]: "failed"}
+    last = {}
+    for c in slack.fake.calls_to("chat.update"):
+        last[c.params["ts"]] = c.params["text"]
+    assert last == {"1.000100": "resume-me on production: succeeded", "1.000200": "work on production: failed",
+                    "1.000300": "work on production: failed"}
+    replies = [c.params for c in slack.fake.calls_to("chat.postMessage")]
+    assert any(r["thread_ts"] == "1.000100" and "resuming resume-me" in r["text"] for r in replies)
+    assert any(r["thread_ts"] == "1.000100" and "picking up" in r["text"] for r in replies)
+    assert not [r for r in replies if "thread_ts" not in r]  # no new parent messages
+    told = {r["thread_ts"]: r["text"] for r in replies if r.get("reply_broadcast")}
+    assert "finished after the restart" in told["1.000100"] and "restarted while it ran" in told["1.000200"]
+    assert "before starting it" in told["1.000300"]
