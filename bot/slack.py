@@ -564,6 +564,16 @@ class SlackFront:
         except BotError as exc:
             log.warning("could not store the Slack message of %s: %s", op_id, exc)
 
+    # for other parts of the process (the scheduler's daily summary, alerts)
+    def sink(self, channel: str) -> SlackSink:
+        """A progress sink that shows operations started outside Slack (a schedule) in `channel`."""
+        return SlackSink(self, channel)
+
+    def announce(self, channel: str, reply: Reply) -> Msg:
+        """Post a reply as a new message in `channel` (throttled like everything else)."""
+        text, blocks = render.reply_blocks(reply)
+        return self.outbox.post(channel, text, blocks)
+
     # private replies
     def respond(self, url: str, reply: Reply) -> None:
         """Answer through a response URL: ephemeral unless the reply is public."""

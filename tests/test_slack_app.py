@@ -444,3 +444,33 @@ def test_recover_after_a_restart_edits_the_same_cards(slack: Any, clock: Any) ->
     told = {r["thread_ts"]: r["text"] for r in replies if r.get("reply_broadcast")}
     assert "finished after the restart" in told["1.000100"] and "restarted while it ran" in told["1.000200"]
     assert "before starting it" in told["1.000300"]
+
+
+def test_a_listener_error_gets_a_friendly_answer_and_a_logged_traceback(slack: Any, caplog: Any) -> None:
+    @slack.app.command("/cfy-broken")
+    def broken(ack: Any) -> None:
+        raise ZeroDivisionError("boom")
+
+    fields = command_fields("x", response_url=slack.fake.response_url())
+    fields["command"] = "/cfy-broken"
+    body = command_body(fields)
+    status, text = post(slack.url, body, signed_headers(SECRET, body))
+    assert status == 200 and text.startswith(":warning: Something went wrong (ref `")
+    assert "ZeroDivisionError" not in text and "Traceback" not in text
+    ref = text.split("`")[1]
+    assert f"Slack request failed, ref {ref}" in caplog.text and "ZeroDivisionError: boom" in caplog.text
+
+
+def test_announce_and_a_sink_for_scheduled_work(slack: Any) -> None:
+    from bot.core import Actor, Invocation
+
+    slack.front.announce("CSUMMARY", Reply(text="last good backup: 3h ago", title="Daily backups", tone="good"))
+    inv = Invocation(text="work", actor=Actor("system:scheduler", "scheduler", "system"), channel="CSUMMARY",
+                     transport="schedule", received_at=slack.clock.now())
+    outcome = slack.front.dispatcher.handle(inv, slack.front.sink("CSUMMARY"))
+    slack.settle()
+    assert outcome.exit_code == 0
+    posts = [c.params for c in slack.fake.calls_to("chat.postMessage")]
+    assert posts[0]["channel"] == "CSUMMARY" and "last good backup" in posts[0]["text"]
+    [op] = ops(slack)
+    assert op["slack_channel"] == "CSUMMARY" and any(p.get("thread_ts") == op["slack_ts"] for p in posts)
