@@ -35,6 +35,7 @@ from bot.parser import parse
 
 log = logging.getLogger("cfy_bot.slack")
 OP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+RUN_BUTTON = re.compile(r"^cfy_run_\d+$")  # a reply's own buttons: the value is a command, run as the clicker
 ALL_STATES = ("pending", "approved", "running", "succeeded", "failed", "cancelled", "expired")
 HOUSEKEEPING_S = 30.0
 
@@ -412,6 +413,15 @@ class SlackFront:
         """Queue a button click (it may run the operation, so it goes to the work pool)."""
         self._submit(self.work, self._click, body, action)
 
+    def on_run_button(self, body: dict[str, Any]) -> None:
+        """Queue a reply's button: its value is a command, run exactly as if the clicker had typed it."""
+        user = body.get("user") or {}
+        action = (body.get("actions") or [{}])[0]
+        typed = {"text": str(action.get("value", "")), "user_id": user.get("id", ""),
+                 "user_name": user.get("username") or user.get("name") or "",
+                 "channel_id": (body.get("channel") or {}).get("id", ""), "response_url": body.get("response_url")}
+        self._submit(self.quick, self._command, typed)  # authorized like any typed command
+
     def _submit(self, pool: Executor, fn: Callable[..., None], body: dict[str, Any], *args: Any) -> None:
         counted = pool is self.work
         if counted:
@@ -692,6 +702,7 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
     for action in render.ACTIONS:
         hand_off = _answered_at_once(lambda body, action=action: front.on_click(body, action))
         app.action(f"cfy_{action}", middleware=[hand_off])(_acked)
+    app.action(RUN_BUTTON, middleware=[_answered_at_once(front.on_run_button)])(_acked)
 
     @app.error
     def on_error(error: Exception, request: Any, response: BoltResponse | None) -> BoltResponse | None:

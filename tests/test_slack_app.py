@@ -474,3 +474,16 @@ def test_announce_and_a_sink_for_scheduled_work(slack: Any) -> None:
     assert posts[0]["channel"] == "CSUMMARY" and "last good backup" in posts[0]["text"]
     [op] = ops(slack)
     assert op["slack_channel"] == "CSUMMARY" and any(p.get("thread_ts") == op["slack_ts"] for p in posts)
+
+
+def test_a_reply_button_runs_its_command_as_the_clicker(slack: Any) -> None:
+    from bot.slack_fake import action_body, action_payload
+
+    for user, value in ((OPERATOR, "work"), (VIEWER, "work")):
+        payload = action_payload("run_0", value, user=user, response_url=slack.fake.response_url(f"run-{user}"))
+        body = action_body(payload)
+        assert post(slack.url, body, signed_headers(SECRET, body)) == (200, "")
+    slack.settle()
+    [op] = ops(slack)
+    assert op["requester"] == f"slack:{OPERATOR}" and op["state"] == "succeeded"
+    assert "needs the operator role" in slack.responses(f"run-{VIEWER}")[0]["text"]
