@@ -46,6 +46,16 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Action:
+    """A button under a reply: it runs `command` as whoever clicks it (in the terminal, the line to type)."""
+
+    label: str
+    command: str
+    style: str = ""  # "" | primary | danger
+    row: str = ""  # consecutive actions with the same row are drawn together
+
+
+@dataclass(frozen=True)
 class Reply:
     """The answer to a command. `text` is always a readable plain-text fallback."""
 
@@ -56,6 +66,7 @@ class Reply:
     table: Table | None = None
     public: bool = False
     ok: bool = True
+    actions: tuple[Action, ...] = ()
 
 
 @dataclass(frozen=True)

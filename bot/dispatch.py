@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.context import Ctx, NullSink, Services, Sink
@@ -154,9 +154,7 @@ def _with_notices(ctx: Ctx, reply: Reply) -> Reply:
     notices = client.take_notices() if client is not None and hasattr(client, "take_notices") else []
     if not notices:
         return reply
-    text = reply.text + "\n" + "\n".join(f"Note: {n}" for n in notices)
-    return Reply(text=text, title=reply.title, tone=reply.tone, fields=reply.fields, table=reply.table,
-                 public=reply.public, ok=reply.ok)
+    return replace(reply, text=reply.text + "\n" + "\n".join(f"Note: {n}" for n in notices))
 
 
 __all__ = ["Args", "Dispatcher", "Outcome", "error_reply", "usage_reply"]

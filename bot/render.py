@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.core import ProgressEvent, Reply, Table
+from bot.core import Action, ProgressEvent, Reply, Table
 
 TONE_MARK = {"info": "", "good": "OK ", "warning": "WARNING ", "danger": "ALERT "}
 
@@ -39,7 +39,20 @@ def reply_text(reply: Reply) -> str:
         parts.append("\n".join(f"{k.ljust(width)}  {v}" for k, v in reply.fields))
     if reply.table is not None:
         parts.append(table_text(reply.table))
+    if reply.actions:
+        parts.append(actions_text(reply.actions))
     return "\n".join(parts)
+
+
+def actions_text(actions: tuple[Action, ...]) -> str:
+    """A reply's buttons as the lines to type, one line per row: `→ Done 1: runbook done rb-1 1`."""
+    rows: list[list[Action]] = []
+    for action in actions:
+        if rows and action.row and rows[-1][0].row == action.row:
+            rows[-1].append(action)
+        else:
+            rows.append([action])
+    return "\n".join("→ " + "   ".join(f"{a.label}: {a.command}" for a in row) for row in rows)
 
 
 def progress_line(event: ProgressEvent) -> str:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.core import ProgressEvent, Reply, Table
+from bot.core import Action, ProgressEvent, Reply, Table
 from bot.render import reply_text, table_text
 
 SECTION_MAX = 3000  # a section's text (Slack's limit)
@@ -155,10 +155,28 @@ def reply_blocks(reply: Reply) -> tuple[str, list[dict[str, Any]]]:
     for i in range(0, len(reply.fields), 10):  # Slack: at most 10 fields per section
         blocks.append({"type": "section", "fields": [
             {"type": "mrkdwn", "text": cut(f"*{esc(k)}*\n{esc(v)}", 2000)} for k, v in reply.fields[i:i + 10]]})
+    buttons = action_blocks(reply.actions)
     if reply.table is not None:
-        used = sum(_size(b) for b in blocks)
+        used = sum(_size(b) for b in blocks + buttons)
         blocks += table_sections(reply.table, max(BLOCKS_BUDGET - used, 1000))
-    return fallback(reply), _fit(blocks)
+    return fallback(reply), _fit(blocks + buttons)
+
+
+def action_blocks(actions: tuple[Action, ...]) -> list[dict[str, Any]]:
+    """A reply's buttons: one actions block per row (at most 5 buttons each); the value is the command text."""
+    blocks: list[dict[str, Any]] = []
+    last_row = None
+    for i, action in enumerate(actions[:40]):
+        button: dict[str, Any] = {"type": "button", "action_id": f"cfy_run_{i}", "value": action.command[:2000],
+                                  "text": {"type": "plain_text", "text": cut(plain(action.label), 75, "…")}}
+        if action.style in ("primary", "danger"):
+            button["style"] = action.style
+        if blocks and action.row and action.row == last_row and len(blocks[-1]["elements"]) < 5:
+            blocks[-1]["elements"].append(button)
+        else:
+            blocks.append({"type": "actions", "elements": [button]})
+        last_row = action.row
+    return blocks
 
 
 def fallback(reply: Reply) -> str:
