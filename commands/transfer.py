@@ -173,7 +173,7 @@ def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
 
 
 def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
-    page = ctx.manager.list_executions(workflow_id="create_snapshot", _sort="-created_at", _size=100)
+    page = ctx.manager.list_executions(workflow_id="create_snapshot", sort="-created_at", size=100)
     for execution in page.items:
         if (execution.get("parameters") or {}).get("snapshot_id") == sid:
             return execution
@@ -223,7 +223,7 @@ def _executions(ctx: Ctx, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
     try:
-        page = ctx.manager.list_executions(id=ids, _all_tenants=True, _size=len(ids))
+        page = ctx.manager.list_executions(id=ids, _all_tenants=True, size=len(ids))
     except ManagerError:
         return {}
     return {e["id"]: e for e in page.items if e.get("id") in ids}
