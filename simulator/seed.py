@@ -123,8 +123,7 @@ def _structure(sim: Simulator, now: float) -> None:
 
 def _state_at(sim: Simulator, when: float) -> State:
     """The state as it was at `when`: executions created later are left out (scheduled rows stay)."""
-    past = State()
-    past.load_dict(sim.state.to_dict())
+    past = sim.state.copy()
     keep = {eid for eid, e in past.executions.items()
             if e["status"] == "scheduled" or e["_rt"]["created"] <= when}
     past.executions = {eid: e for eid, e in past.executions.items() if eid in keep}

@@ -83,6 +83,13 @@ class State:
         """Everything, as JSON-ready data."""
         return {name: copy.deepcopy(getattr(self, name)) for name in _PERSISTED}
 
+    def copy(self) -> State:
+        """An independent copy; a JSON round trip, several times faster than deepcopy for this plain data."""
+        other = State()
+        for name, value in json.loads(json.dumps({n: getattr(self, n) for n in _PERSISTED})).items():
+            setattr(other, name, value)
+        return other
+
     def load_dict(self, data: dict[str, Any]) -> None:
         """Replace everything with `data` (from `to_dict`)."""
         for name in _PERSISTED:
