@@ -40,6 +40,7 @@ class Services:
     registry: Registry
     policy: Policy
     archive: Any = None  # bot.archive.Archive
+    chat: dict[str, Any] = field(default_factory=dict)  # transport -> bot.chatport.ChatPort, set by front ends
 
     def audit(self, event: str, **fields: Any) -> None:
         """Append one audit row."""
