@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,21 +43,43 @@ def _free_port() -> int:
 
 # -- the two servers (each runs in its own process: `--serve bot|bare`) ----------------------------------
 
-def serve_bot(port: int, api: str, threads: int) -> int:
-    """cfy-bot's own serve_http, against the demo simulators."""
+CREATE_SECONDS = 30.0  # each queued snapshot create runs this long, so all 20 outlast the measurement
+
+
+def serve_bot(port: int, api: str, threads: int, managers: str) -> int:
+    """cfy-bot's own serve_http, against the demo simulators (in process), or the simulators at `managers`."""
     from dataclasses import replace
 
+    from bot.config import load_settings
     from bot.demo import make_demo
-    from bot.settings import Grant
+    from bot.settings import Grant, ManagerSettings
     from bot.slack import serve_http
 
     demo = make_demo({"BOT_LOG_LEVEL": "WARNING"})
-    for sim in demo.simulators.values():  # each queued create runs this long, so all 20 outlast the measurement
-        sim.durations["create_snapshot"] = 30.0
-    settings = replace(demo.settings, slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=api,
-                       grants=(*demo.settings.grants, Grant(USER, "admin")))
+    for sim in demo.simulators.values():
+        sim.durations["create_snapshot"] = CREATE_SECONDS
+    settings, transport = demo.settings, demo.transport
+    if managers:  # the managers' work happens in other processes, as in production
+        remote = tuple(ManagerSettings(name, (url,), username="admin", password="admin")
+                       for name, url in zip(("production", "staging"), managers.split(","), strict=True))
+        settings, transport = load_settings({"BOT_DATA_DIR": demo.folder}, managers=remote), None
+    settings = replace(settings, slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=api,
+                       grants=(*settings.grants, Grant(USER, "admin")))
     print(f"demo folder: {demo.folder}", flush=True)  # removed by the measuring side once the worker is gone
-    return serve_http(settings, port, threads, transport=demo.transport)
+    return serve_http(settings, port, threads, transport=transport)
+
+
+def serve_simulator(port: int, data_dir: str) -> int:
+    """One seeded simulated manager over HTTP (`--remote-managers`)."""
+    from simulator import Simulator
+    from simulator.seed import seed_demo
+    from simulator.server import make_server
+
+    sim = Simulator(data_dir=data_dir)
+    sim.durations["create_snapshot"] = CREATE_SECONDS
+    seed_demo(sim)
+    make_server("127.0.0.1", port, sim, verbose=False).serve_forever()
+    return 0
 
 
 def serve_bare(port: int, api: str, threads: int) -> int:
@@ -96,19 +119,22 @@ def serve_bare(port: int, api: str, threads: int) -> int:
 
 # -- the measuring side ---------------------------------------------------------------------------------
 
-def _start(kind: str, port: int, api: str, threads: int, log: Path) -> subprocess.Popen:
+def _start(kind: str, port: int, api: str, threads: int, log: Path, managers: str = "") -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BOT_", "CLOUDIFY_"))}
-    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--api", api, "--threads", str(threads)]
+    cmd = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--api", api, "--threads", str(threads),
+           "--managers", managers]
     return subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(ROOT)}, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def _wait_up(url: str, proc: subprocess.Popen, log: Path) -> None:
+def _wait_up(url: str, proc: subprocess.Popen, log: Path, path: str = "/health") -> None:
     for _ in range(400):
         if proc.poll() is not None:
             raise SystemExit(f"{url} did not start:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(url + "/health", timeout=1):
+            with urllib.request.urlopen(url + path, timeout=1):
                 return
+        except urllib.error.HTTPError:
+            return  # it answers (the simulator wants credentials for /version)
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"{url} did not come up:\n{log.read_text()}")
@@ -138,7 +164,15 @@ def measure(args: argparse.Namespace) -> int:
     fake = FakeSlack().start()
     logs = Path(tempfile.mkdtemp(prefix="cfy-ack-bench-"))
     bot_port, bare_port = _free_port(), _free_port()
-    bot = _start("bot", bot_port, fake.api_url, args.threads, logs / "bot.log")
+    sims, managers = [], ""
+    if args.remote_managers:
+        ports = [_free_port(), _free_port()]
+        # for a simulator, the "api" argument is its data folder
+        sims = [_start("sim", p, str(logs / f"sim-{p}"), 0, logs / f"sim-{p}.log") for p in ports]
+        managers = ",".join(f"http://127.0.0.1:{p}" for p in ports)
+        for p, proc in zip(ports, sims, strict=True):
+            _wait_up(f"http://127.0.0.1:{p}/api/v3.1/version", proc, logs / f"sim-{p}.log", path="")
+    bot = _start("bot", bot_port, fake.api_url, args.threads, logs / "bot.log", managers)
     bare = _start("bare", bare_port, fake.api_url, args.threads, logs / "bare.log")
     bot_url, bare_url = f"http://127.0.0.1:{bot_port}", f"http://127.0.0.1:{bare_port}"
     try:
@@ -158,9 +192,9 @@ def measure(args: argparse.Namespace) -> int:
         answered = _answered(fake)
         running = args.long - _finished(fake)
     finally:
-        for proc in (bot, bare):
+        for proc in (bot, bare, *sims):
             proc.terminate()
-        for proc in (bot, bare):
+        for proc in (bot, bare, *sims):
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:  # operations still running hold the worker: not our concern here
@@ -170,6 +204,8 @@ def measure(args: argparse.Namespace) -> int:
     for line in (logs / "bot.log").read_text().splitlines():
         if line.startswith("demo folder: "):
             shutil.rmtree(line.removeprefix("demo folder: "), ignore_errors=True)
+    where = "simulators in their own processes" if args.remote_managers else "demo simulators in the bot's process"
+    print(f"managers: {where}")
     _report(args, results, running, waiting)
     print(f"cfy-bot answered {answered} of the {sent} measured commands (privately, through their response URL)")
     problems = [ln for ln in (logs / "bot.log").read_text().splitlines() if "Traceback" in ln or " ERROR " in ln]
@@ -232,12 +268,17 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--long", type=int, default=20, help="long operations running during the measurement")
     p.add_argument("--threads", type=int, default=8, help="gunicorn threads of each app")
-    p.add_argument("--serve", choices=("bot", "bare"), help=argparse.SUPPRESS)
+    p.add_argument("--remote-managers", action="store_true",
+                   help="run the two simulated managers in their own processes (HTTP), as real managers are")
+    p.add_argument("--serve", choices=("bot", "bare", "sim"), help=argparse.SUPPRESS)
+    p.add_argument("--managers", default="", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--api", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve == "bot":
-        return serve_bot(args.port, args.api, args.threads)
+        return serve_bot(args.port, args.api, args.threads, args.managers)
+    if args.serve == "sim":
+        return serve_simulator(args.port, args.api)
     if args.serve == "bare":
         return serve_bare(args.port, args.api, args.threads)
     return measure(args)
