@@ -18,6 +18,7 @@ from bot.parser import Args
 from bot.registry import Param, command
 from bot.render import age
 from commands.common import check_snapshot_id, last_line
+from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
 from commands.restore_watch import (
     ACTIVE,
@@ -122,12 +123,17 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
          group="restore", permission="admin", gate="approve", exclusive=True, resumable=True, prepare=preflight,
          params=[Param("snapshot_id", metavar="SNAPSHOT_ID|latest", required=True, check=_check_target,
                        help="a snapshot id, or `latest` for the newest verified archive copy"),
-                 *RESTORE_PARAMS, TIMEOUT],
+                 *RESTORE_PARAMS, TIMEOUT,
+                 Param("incident", ("--incident",), "run it in an incident room: a channel with a pinned status "
+                       "card, the requester and approver invited, progress repeated there", kind="bool",
+                       default=False)],
          gate_text="enter maintenance mode on {manager} and restore snapshot {snapshot_id}, which replaces "
                    "everything on the manager",
-         examples=["restore latest", "restore daily-20261128 -f -m production", "restore latest --timeout 600"])
+         examples=["restore latest", "restore daily-20261128 -f -m production", "restore latest --timeout 600",
+                   "restore latest --incident"])
 def restore(ctx: Ctx, args: Args) -> Reply:
     """Run (or resume) the guided restore."""
+    ctx.sink = restore_incident(ctx)  # with --incident: open its room (once) and report there too
     phases: dict[str, float] = dict(ctx.recall("phases") or {})
     started = ctx.clock.monotonic()
 
