@@ -352,6 +352,78 @@ class SlackSink:
             self.front.post_card(op, thread=(parent.root or parent) if parent else None)
 
 
+# -- the chat port of incidents (bot/chatport.py) ------------------------------------------------------
+
+class SlackChat:
+    """Incident rooms on the Web API: conversations.create/invite (channels:manage), pins.add (pins:write)."""
+
+    name = "slack"
+    SCOPES = {"conversations.create": "channels:manage", "conversations.invite": "channels:manage",
+              "pins.add": "pins:write"}
+
+    def __init__(self, client: WebClient, outbox: Outbox) -> None:
+        self.client, self.outbox = client, outbox
+
+    def _call(self, method: str, call: Callable[[], Any], name: str = "") -> Any:
+        from bot.chatport import ChatError, MissingScope, NameTaken
+
+        try:
+            return call()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            if error == "missing_scope":
+                raise MissingScope(str(exc.response.get("needed") or self.SCOPES.get(method, "?")), method) from None
+            if error == "name_taken":
+                raise NameTaken(f"a channel named {name} exists") from None
+            raise ChatError(f"Slack refused {method}: {_error(exc)}") from None
+        except OSError as exc:
+            raise ChatError(f"Slack could not be reached for {method}: {_error(exc)}") from None
+
+    def create_channel(self, name: str) -> str:
+        """A new public channel; the bot is its first member."""
+        created = self._call("conversations.create",
+                             lambda: self.client.conversations_create(name=name, is_private=False), name)
+        return str(created["channel"]["id"])
+
+    def invite(self, channel: str, user: str) -> None:
+        """Invite a Slack user (`slack:U…`); being there already is fine."""
+        from bot.chatport import ChatError
+
+        if not user.startswith("slack:"):
+            return
+        try:
+            self._call("conversations.invite",
+                       lambda: self.client.conversations_invite(channel=channel, users=user.split(":", 1)[1]))
+        except ChatError as exc:
+            if not any(e in str(exc) for e in ("already_in_channel", "cant_invite_self")):
+                raise
+
+    def pin(self, channel: str, ts: str) -> None:
+        """Pin a message."""
+        self._call("pins.add", lambda: self.client.pins_add(channel=channel, timestamp=ts))
+
+    def post(self, channel: str, reply: Reply, thread: str = "") -> str:
+        """Post through the outbox and wait for its ts ('' if Slack refused it)."""
+        text, blocks = render.reply_blocks(reply)
+        msg = self.outbox.post(channel, text, blocks, thread=self.outbox.message(channel, thread) if thread else None)
+        msg.done.wait(30)
+        return msg.ts or ""
+
+    def update(self, channel: str, ts: str, reply: Reply) -> None:
+        """Redraw a message (coalesced with other edits of it)."""
+        text, blocks = render.reply_blocks(reply)
+        self.outbox.edit(self.outbox.message(channel, ts), text, blocks)
+
+    def say(self, channel: str, text: str, thread: str = "") -> None:
+        """Queue a plain message."""
+        self.outbox.post(channel, render.cut(render.esc(text), 39_000),
+                         thread=self.outbox.message(channel, thread) if thread else None)
+
+    def link(self, channel: str, ts: str = "") -> str:
+        """A channel mention (a thread is named by its channel)."""
+        return f"<#{channel}>"
+
+
 # -- who is in which user group --------------------------------------------------------------------
 
 class SlackGroups:
@@ -419,7 +491,8 @@ class SlackFront:
         action = (body.get("actions") or [{}])[0]
         typed = {"text": str(action.get("value", "")), "user_id": user.get("id", ""),
                  "user_name": user.get("username") or user.get("name") or "",
-                 "channel_id": (body.get("channel") or {}).get("id", ""), "response_url": body.get("response_url")}
+                 "channel_id": (body.get("channel") or {}).get("id", ""), "response_url": body.get("response_url"),
+                 "replace_original": True}
         self._submit(self.quick, self._command, typed)  # authorized like any typed command
 
     def _submit(self, pool: Executor, fn: Callable[..., None], body: dict[str, Any], *args: Any) -> None:
@@ -467,6 +540,10 @@ class SlackFront:
                          received_at=self.services.clock.now())
         sink = SlackSink(self, inv.channel)
         outcome = self.dispatcher.handle(inv, sink)
+        if body.get("replace_original") and outcome.reply.actions and outcome.exit_code == 0 and not outcome.gate:
+            text, blocks = render.reply_blocks(outcome.reply)  # a checklist redrawn in place of the clicked one
+            self.respond_raw(str(body.get("response_url", "")), text, blocks, replace_original=True)
+            return
         self._deliver(outcome, sink, str(body.get("response_url", "")))
 
     def _long_running(self, text: str) -> bool:
@@ -547,8 +624,18 @@ class SlackFront:
             elif fallback_url:  # the bot may not post here (a DM, a private channel): show it privately
                 self.respond_raw(fallback_url, text, blocks)
 
+        thread = thread or self._incident_thread(op["channel"])
         return self.outbox.post(thread.channel if thread else op["channel"], text, blocks, thread=thread,
                                 on_done=posted)
+
+    def _incident_thread(self, channel: str) -> Msg | None:
+        """The thread of the incident open in `channel` when it runs in a thread (no channels:manage)."""
+        from bot import incident
+
+        found = incident.open_in(self.services.store, channel)
+        if found and found.get("mode") == "thread" and found.get("thread"):
+            return self.outbox.message(channel, found["thread"])
+        return None
 
     def edit_card(self, msg: Msg, op: dict[str, Any], step: str = "") -> None:
         """Redraw the operation's parent message for its current state."""
@@ -697,6 +784,7 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
     app = App(client=client, signing_secret=secret or None, request_verification_enabled=bool(secret),
               raise_error_for_unhandled_request=True, name="cfy-bot", logger=bolt_log)
     app.cfy_front = front  # type: ignore[attr-defined]
+    services.chat["slack"] = SlackChat(client, front.outbox)  # incidents create their rooms through it
 
     app.command("/cfy", middleware=[_answered_at_once(front.on_command)])(_acked)
     for action in render.ACTIONS:
