@@ -38,7 +38,7 @@ def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
     sim.set_cluster(list(nodes))
     seed_demo(sim)
     manager = ManagerSettings("production", tuple(f"http://{n}.test" for n in nodes), username="admin",
-                              password="pw-admin-x")
+                              password="pw-admin-x", fallback_password="admin")  # the snapshots' own
     sim.set_password("admin", "pw-admin-x")
     env = {"BOT_DATA_DIR": str(tmp_path / "data"), "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
            "SLACK_API_URL": fake.api_url, "BOT_ADMINS": f"{ADMIN},{ADMIN2}", "BOT_OPERATORS": OPERATOR}
@@ -153,3 +153,25 @@ def test_runbook_buttons_record_who_and_redraw_the_checklist(slack: Any) -> None
     slack.settle()
     [refused] = slack.responses("click-2")
     assert "already marked done by uoper1" in refused["text"] and not refused.get("replace_original")
+
+
+def test_restore_with_incident_opens_the_room_when_it_starts(slack: Any) -> None:
+    run(slack, f"restore {SNAP} -f --incident", user=ADMIN)
+    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
+    assert not slack.fake.calls_to("conversations.create")  # nothing is opened for a restore nobody approved
+    for action, user in (("confirm", ADMIN), ("approve", ADMIN2)):
+        assert slack.click(action, op["id"], user=user) == (200, "")
+        slack.settle(30)
+    op = slack.store.get_operation(op["id"])
+    assert op["state"] == "succeeded", op["error"]
+    name = f"inc-20261129-restore-{SNAP}-on-production"
+    [created] = [c.params["name"] for c in slack.fake.calls_to("conversations.create")]
+    assert created == name
+    record = json.loads(slack.store.get_mark(f"incident:{name}"))
+    invited = {c.params["users"] for c in slack.fake.calls_to("conversations.invite")}
+    assert invited == {ADMIN, ADMIN2} and record["operation_id"] == op["id"]
+    room_texts = [p["text"] for p in posts(slack, record["room"])]
+    assert any("verified: production is in maintenance mode (activated)" in t for t in room_texts)
+    assert any(f"Restored {SNAP} on production" in t for t in room_texts)
+    origin = " ".join(blocks_text(p) for p in posts(slack, "C100"))
+    assert f"incident {name} opened: <#{record['room']}>" in origin  # the link back, in the restore's thread
