@@ -175,3 +175,19 @@ def test_restore_with_incident_opens_the_room_when_it_starts(slack: Any) -> None
     assert any(f"Restored {SNAP} on production" in t for t in room_texts)
     origin = " ".join(blocks_text(p) for p in posts(slack, "C100"))
     assert f"incident {name} opened: <#{record['room']}>" in origin  # the link back, in the restore's thread
+
+
+def test_the_restore_button_of_cluster_down_puts_the_gate_card_in_the_channel(slack: Any) -> None:
+    run(slack, f"snapshots download {SNAP}", user=ADMIN)  # a verified archive copy: what `latest` means
+    [answer] = run(slack, "runbook cluster-down", user=ADMIN)
+    buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    restore = next(b for b in buttons if b["text"]["text"] == "Start the guided restore (latest)")
+    url = slack.fake.response_url("click-restore")
+    slack.click(restore["action_id"].removeprefix("cfy_"), restore["value"], user=ADMIN, response_url=url)
+    slack.settle()
+    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
+    assert op["state"] == "pending" and op["args"]["snapshot_id"] == SNAP and op["requester"] == f"slack:{ADMIN}"
+    card = next(p for p in posts(slack, "C100") if op["id"] in blocks_text(p))
+    assert '"cfy_confirm"' in blocks_text(card)  # the gate card, with its Confirm button, in the channel
+    [redrawn] = slack.responses("click-restore")
+    assert redrawn["replace_original"] is True and f"operation {op['id']} is pending" in blocks_text(redrawn)
