@@ -173,7 +173,8 @@ def test_reply_buttons_in_the_terminal_and_in_slack() -> None:
     from bot.render import reply_text
     from bot.slack_render import reply_blocks
 
-    actions = (Action("Done 1", "runbook done rb-1 1", "primary", "1"), Action("Skip 1", "runbook skip rb-1 1", "", "1"),
+    actions = (Action("Done 1", "runbook done rb-1 1", "primary", "1"),
+               Action("Skip 1", "runbook skip rb-1 1", "", "1"),
                Action("Done 2", "runbook done rb-1 2", "primary", "2"))
     reply = Reply(text="checklist", title="Runbook", actions=actions)
     assert reply_text(reply).endswith("→ Done 1: runbook done rb-1 1   Skip 1: runbook skip rb-1 1\n"
