@@ -156,6 +156,14 @@ def _toml(r: _Reader) -> dict[str, Any]:
     return {}
 
 
+def _workers(r: _Reader) -> int:
+    raw = r.text("BOT_WORKERS", "16")
+    if not raw.isdigit() or not 1 <= int(raw) <= 256:
+        r.problems.append(f"BOT_WORKERS must be a number of threads between 1 and 256, got {raw!r}")
+        return 16
+    return int(raw)
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[ManagerSettings, ...] = ()) -> Settings:
     """Build Settings from `env`; every problem is listed in one ConfigError."""
     r = _Reader(os.environ if env is None else env)
@@ -215,6 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         backup_schedule=schedule, timezone=tz, retention=retention,
         summary_channel=summary, alert_channel=r.text("BOT_ALERT_CHANNEL") or summary,
         max_backup_age=r.duration("BOT_MAX_BACKUP_AGE", 26 * 3600.0),
+        slack_workers=_workers(r),
     )
     if r.text("BOT_ARCHIVE_URL") and not r.text("BOT_ARCHIVE_URL").startswith("s3://"):
         r.problems.append("BOT_ARCHIVE_URL must look like s3://bucket/prefix")

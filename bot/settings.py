@@ -58,6 +58,7 @@ class Settings:
     summary_channel: str = ""
     alert_channel: str = ""
     max_backup_age: float = 26 * 3600.0
+    slack_workers: int = 16  # threads that run operations and clicks from Slack (quick commands have their own)
     demo: bool = False
 
     def manager(self, name: str | None) -> ManagerSettings:
