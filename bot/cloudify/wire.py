@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 API = "/api/v3.1"
-CHUNK_SIZE = 1 << 20  # download chunks: fixed 1 MiB, so an archive is never held in memory
+CHUNK_SIZE = 1 << 20  # the most one download read holds, so an archive is never held in memory
 EXECUTION_ACTIONS = ("cancel", "force-cancel", "kill")
 
 
