@@ -250,7 +250,7 @@ def test_query_filters_newest_first(store: Store, clock: FakeClock) -> None:
 
 def test_query_uses_an_index_for_each_filter(store: Store) -> None:
     conn = sqlite3.connect(store.path)
-    for where in ("actor = 'a'", "command = 'c'", "manager = 'm'", "event = 'e'", "at >= '2026'"):
+    for where in ("actor = 'a'", "command = 'c'", "manager = 'm'", "at >= '2026'", "event = 'e'"):
         plan = " ".join(str(r) for r in conn.execute(
             f"EXPLAIN QUERY PLAN SELECT * FROM audit WHERE {where} ORDER BY at DESC, seq DESC LIMIT 50"))
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (where, plan)
@@ -285,3 +285,14 @@ def test_two_processes_append_without_breaking_the_chain(tmp_path: Path) -> None
     verdict = store.verify_audit()
     assert verdict.ok and verdict.rows == 400
     store.close()
+
+
+def test_query_by_operation_starts_at_its_creation(store: Store, clock: FakeClock) -> None:
+    _varied(store, clock)
+    op = store.create_operation(kind="restore", manager="prod")
+    for step in ("preflight", "restore", "done"):
+        clock.advance(5)
+        store.append_audit("step", actor="slack:U1", operation_id=op["id"], detail={"step": step})
+    store.append_audit("step", actor="slack:U1", operation_id="op-gone")
+    assert [r["detail"]["step"] for r in store.query_audit(operation_id=op["id"])] == ["done", "restore", "preflight"]
+    assert len(store.query_audit(operation_id="op-gone")) == 1  # no operation row: the whole log is searched

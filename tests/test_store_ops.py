@@ -150,6 +150,7 @@ def test_list_and_unfinished_operations(store: Store, clock: FakeClock) -> None:
     assert [o["id"] for o in store.unfinished_operations()] == [ids[3], ids[1], ids[0]]
     assert [o["id"] for o in store.list_operations(manager="prod", kinds=["restore"])] == [ids[2], ids[0]]
     assert [o["id"] for o in store.list_operations(states="running")] == [ids[1]]
+    assert [o["id"] for o in store.list_operations(kinds="restore", states=["approved"])] == [ids[3]]
     assert len(store.list_operations(limit=2)) == 2
 
 
