@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     http.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     http.add_argument("--threads", type=int, default=8)
     sub.add_parser("socket", help="connect to Slack in Socket Mode")
+    sub.add_parser("scheduler", help="run the daily backups without Slack (summaries and alerts to the terminal)")
     audit = sub.add_parser("audit", help="check or export the audit log")
     asub = audit.add_subparsers(dest="audit_cmd", required=True)
     asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
@@ -134,7 +135,36 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         from bot.slack import serve_socket
 
         return serve_socket(settings)
+    if args.cmd == "scheduler":
+        return _scheduler(settings, transport)
     return 2
+
+
+def _scheduler(settings: Any, transport: Any) -> int:
+    """The daily backups in the foreground: summaries and alerts printed, until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from bot.app import build_dispatcher
+    from bot.notify import LogNotifier
+    from bot.schedule import start_scheduler
+    from bot.shell import TerminalSink
+
+    dispatcher = build_dispatcher(settings, transport=transport)
+    dispatcher.operations.reconcile(sink_for=lambda _op: TerminalSink(sys.stdout))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    thread = start_scheduler(dispatcher.services, LogNotifier(sys.stdout), stop, dispatcher=dispatcher,
+                             sink=TerminalSink(sys.stdout))
+    print(f"daily backups of {', '.join(m.name for m in settings.managers)} at `{settings.backup_schedule}` "
+          f"({settings.timezone}); Ctrl-C stops", flush=True)
+    try:
+        while thread.is_alive() and not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        stop.set()
+    thread.join(timeout=30)
+    return 0
 
 
 def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:

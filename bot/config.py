@@ -193,8 +193,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         except ValueError as exc:
             r.problems.append(f"BOT_RETENTION: {exc} is not like daily=7,weekly=4,monthly=12,yearly=3")
     schedule = r.text("BOT_BACKUP_SCHEDULE", "0 2 * * *")
-    if len(schedule.split()) != 5:
-        r.problems.append(f"BOT_BACKUP_SCHEDULE must be a 5-field cron expression, got {schedule!r}")
+    try:
+        from bot.cron import Cron, CronError
+
+        Cron.parse(schedule)
+    except CronError as exc:
+        r.problems.append(f"BOT_BACKUP_SCHEDULE: {exc}")
     tz = r.text("BOT_TIMEZONE", "UTC")
     try:
         from zoneinfo import ZoneInfo

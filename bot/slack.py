@@ -888,9 +888,37 @@ def build_runtime(settings: Any, *, client: WebClient | None = None, socket_mode
     client = client or make_client(settings)
     groups = SlackGroups(client, [g.principal for g in settings.grants])
     services = build_services(settings, groups_of=groups, transport=transport)
-    app = build_app(services, Dispatcher(services), client=client, socket_mode=socket_mode)
-    front_of(app).start_housekeeping()
+    dispatcher = Dispatcher(services)
+    app = build_app(services, dispatcher, client=client, socket_mode=socket_mode)
+    front = front_of(app)
+    front.start_housekeeping()
+    from bot.schedule import start_scheduler
+
+    channel = settings.summary_channel
+    start_scheduler(services, SlackNotifier(front), front._stop, dispatcher=dispatcher,
+                    sink=front.sink(channel) if channel else None)
     return app
+
+
+class SlackNotifier:
+    """The scheduler's summaries and alerts as channel messages (bot.notify.Notifier); never raises."""
+
+    def __init__(self, front: Any) -> None:
+        self.front = front
+
+    def post(self, channel: str, reply: Reply) -> None:
+        """Post the daily summary."""
+        self._send(channel, reply)
+
+    def alert(self, channel: str, reply: Reply) -> None:
+        """Post an alert (a failed or missed backup) where people look first."""
+        self._send(channel, reply)
+
+    def _send(self, channel: str, reply: Reply) -> None:
+        if not channel:
+            log.warning("no BOT_SUMMARY_CHANNEL/BOT_ALERT_CHANNEL: not posted: %s", reply.title)
+            return
+        self.front.announce(channel, reply)
 
 
 def _refuse(problem: str) -> int:
