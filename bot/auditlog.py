@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import BotError
+
+log = logging.getLogger("cfy_bot.audit")
 
 ZERO_HASH = "0" * 64
 EVENTS = (
@@ -87,17 +90,40 @@ def create_schema(db: Any) -> None:
                    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END")
 
 
-def refuse_secrets(detail: Any, detail_json: str, secrets: Iterable[str]) -> None:
-    """Raise if a configured secret is a value in `detail` (or, for long secrets, part of one)."""
-    leaves = set(_leaves(detail))
-    for secret in secrets:
-        if not secret:
-            continue
-        inside = len(secret) >= _MIN_SUBSTRING_SECRET and (
-            secret in detail_json or _enc(secret)[1:-1] in detail_json)
-        if inside or secret in leaves:
-            raise BotError("refusing to write a configured secret into the audit log; "
-                           "remove it from the audit detail")
+REDACTED = "[redacted]"
+
+
+def scrub_secrets(value: Any, secrets: Iterable[str]) -> tuple[Any, bool]:
+    """`value` with every configured secret replaced by "[redacted]", and whether anything was replaced.
+
+    A secret is replaced wherever it is a whole value or key; a long one also inside longer text. Scrubbing
+    rather than refusing keeps the row: an audit log that drops an approval because the approver's name equals
+    a short password would lose exactly what it is for.
+    """
+    whole = {s for s in secrets if s}
+    inside = sorted((s for s in whole if len(s) >= _MIN_SUBSTRING_SECRET), key=len, reverse=True)
+    changed = False
+
+    def clean(item: Any) -> Any:
+        nonlocal changed
+        if isinstance(item, dict):
+            return {clean(str(k)): clean(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple, set)):
+            return [clean(v) for v in item]
+        if item is None or isinstance(item, bool):
+            return item
+        text = str(item)
+        if text in whole:
+            changed = True
+            return REDACTED
+        if not isinstance(item, str):
+            return item
+        for secret in inside:
+            if secret in text:
+                changed, text = True, text.replace(secret, REDACTED)
+        return text
+
+    return clean(value), changed
 
 
 def _leaves(value: Any) -> Iterator[str]:
@@ -120,9 +146,12 @@ def append(conn: sqlite3.Connection, now: Callable[[], str], secrets: Iterable[s
     if detail is not None and not isinstance(detail, dict):
         raise TypeError(f"audit detail must be a dict, not {type(detail).__name__}")
     fields = {name: "" if value is None else str(value) for name, value in fields.items()}
-    detail_json = canonical_json(detail or {})
     if secrets:
-        refuse_secrets(detail or {}, detail_json, secrets)
+        fields, scrubbed_fields = scrub_secrets(fields, secrets)
+        detail, scrubbed_detail = scrub_secrets(detail, secrets)
+        if scrubbed_fields or scrubbed_detail:
+            log.warning("a configured secret was scrubbed from an audit %s row before it was written", event)
+    detail_json = canonical_json(detail or {})
     conn.execute("BEGIN IMMEDIATE")
     try:
         head = conn.execute(_HEAD).fetchone()
