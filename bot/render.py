@@ -63,6 +63,16 @@ def progress_line(event: ProgressEvent) -> str:
     return f"{at.strftime('%H:%M:%S')} {mark} [{event.op_id}] {tone}{event.text}"
 
 
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 time as the manager and the store write it (`2026-11-25T02:40:51.214Z`), or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def age(seconds: float) -> str:
     """A short human age: `45s`, `12m`, `5h 3m`, `3d 4h`."""
     s = int(max(seconds, 0))

@@ -30,6 +30,7 @@ from bot.core import Actor, Invocation, Reply
 from bot.cron import Cron, CronError, zone
 from bot.errors import ConfigError
 from bot.notify import Notifier
+from bot.render import parse_time
 
 log = logging.getLogger("cfy_bot.schedule")
 
@@ -128,15 +129,6 @@ def owner_id(tag: str) -> str:
     return f"{PROCESS}/{tag}"
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def run_operation(store: Any, manager: str, key: str) -> dict[str, Any] | None:
     """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
     for op in store.list_operations(states=("pending", "approved", "running"), manager=manager, kinds=JOB):
@@ -149,7 +141,7 @@ def is_dead(store: Any, row: dict[str, Any], now: datetime) -> bool:
     """A claimed run whose claimer is gone: no operation works on it, and it was claimed a while ago."""
     if row.get("state") != "claimed":
         return False
-    claimed = _time(row.get("claimed_at"))
+    claimed = parse_time(row.get("claimed_at"))
     if claimed is not None and (now - claimed).total_seconds() < CLAIM_GRACE:
         return False  # the claimer may be about to create its operation
     return run_operation(store, row["manager"], row["day"]) is None
@@ -249,7 +241,7 @@ class Scheduler:
         if mark is None:
             self.store.claim_mark(key, now.isoformat())  # the first process to see the manager sets it
             mark = self.store.get_mark(key)
-        return _time(mark) or now
+        return parse_time(mark) or now
 
     def _needs_run(self, manager: str, due: Fire, now: datetime) -> bool:
         row = self.store.get_run(manager, run_key(due.day))

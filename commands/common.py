@@ -6,7 +6,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from bot.registry import Param
-from bot.render import age
+from bot.render import age, parse_time
 
 
 def check_snapshot_id(value: str) -> str | None:
@@ -25,16 +25,6 @@ def check_snapshot_id(value: str) -> str | None:
 
 SNAPSHOT_ID = Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=check_snapshot_id,
                     help="the snapshot's id on the manager")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO-8601 time from the manager (`2026-11-25T02:40:51.214Z`), or None."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def when(text: str | None, now: datetime) -> str:

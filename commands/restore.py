@@ -9,6 +9,7 @@ through the outage → read the result (re-authenticating) → scheduled executi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.context import Ctx
@@ -212,7 +213,21 @@ def _leave_unchanged(ctx: Ctx, args: Args) -> None:
 
 
 def _start_restore(ctx: Ctx, args: Args) -> None:
-    """The point of no return: POST the restore (force always sent) and journal its execution id."""
+    """The guided restore's point of no return; a refusal turns maintenance mode off again (nothing changed)."""
+    start_restore(ctx, args, on_refused=lambda: _leave_unchanged(ctx, args))
+    if args.restore_certificates and not args.no_reboot:
+        ctx.step("--restore-certificates without --no-reboot: the manager reboots a few seconds after the "
+                 "restore; the bot keeps watching", tone="warning")
+
+
+def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda: None) -> None:
+    """POST the restore once (force always sent) and journal its execution id.
+
+    Resumable: after a restart between journaling `posting` and the answer, the execution the manager already
+    made is adopted instead of posting again. A refusal kills the stray pending execution the manager leaves.
+    """
+    if ctx.recall("execution_id"):
+        return
     if ctx.recall("posting"):
         found = kill_stray_restores(ctx, args.snapshot_id, adopt=True)
         if found:
@@ -220,25 +235,21 @@ def _start_restore(ctx: Ctx, args: Args) -> None:
             return
     ctx.point_of_no_return(f"restoring {args.snapshot_id}")
     ctx.remember(posting=True)
+    path = f"/snapshots/{args.snapshot_id}/restore"
     try:
         execution = ctx.manager.restore_snapshot(args.snapshot_id, force=args.force,
                                                  restore_certificates=args.restore_certificates,
                                                  no_reboot=args.no_reboot)
     except BotError as exc:
-        ctx.audit("manager_call", method="POST", path=f"/snapshots/{args.snapshot_id}/restore",
-                  status=getattr(exc, "status", None), error=str(exc))
+        ctx.audit("manager_call", method="POST", path=path, status=getattr(exc, "status", None), error=str(exc))
         killed = kill_stray_restores(ctx, args.snapshot_id, adopt=False)
         extra = f" The manager left a stray pending restore execution ({killed}); the bot killed it." if killed else ""
-        _leave_unchanged(ctx, args)
+        on_refused()
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
-    ctx.audit("manager_call", method="POST", path=f"/snapshots/{args.snapshot_id}/restore", status=200,
-              execution_id=execution.get("id", ""))
+    ctx.audit("manager_call", method="POST", path=path, status=200, execution_id=execution.get("id", ""))
     ctx.remember(execution_id=execution.get("id"))
     ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
-    if args.restore_certificates and not args.no_reboot:
-        ctx.step("--restore-certificates without --no-reboot: the manager reboots a few seconds after the "
-                 "restore; the bot keeps watching", tone="warning")
 
 
 def _summary(ctx: Ctx, args: Args, execution: dict, schedules: str, deactivation: str,
@@ -271,27 +282,7 @@ def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
     """Run `snapshots restore ID` as cfy does, then follow it to the end."""
     if args.no_reboot and not args.restore_certificates:
         raise UsageError("--no-reboot only applies with --restore-certificates")
-    if not ctx.recall("execution_id"):
-        if ctx.recall("posting"):
-            found = kill_stray_restores(ctx, args.snapshot_id, adopt=True)
-            if found:
-                ctx.remember(execution_id=found)
-        if not ctx.recall("execution_id"):
-            ctx.point_of_no_return(f"restoring {args.snapshot_id}")
-            ctx.remember(posting=True)
-            try:
-                execution = ctx.manager.restore_snapshot(args.snapshot_id, force=args.force,
-                                                         restore_certificates=args.restore_certificates,
-                                                         no_reboot=args.no_reboot)
-            except BotError as exc:
-                killed = kill_stray_restores(ctx, args.snapshot_id, adopt=False)
-                extra = f" The bot killed the stray pending restore execution {killed}." if killed else ""
-                raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
-            ctx.audit("manager_call", method="POST", path=f"/snapshots/{args.snapshot_id}/restore", status=200,
-                      execution_id=execution.get("id", ""))
-            ctx.remember(execution_id=execution.get("id"))
-            ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
-            ctx.step(f"restore started: execution {execution.get('id')}")
+    start_restore(ctx, args)
     _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     ok = execution.get("status") == "terminated"
     text = (f"Restored {args.snapshot_id} on {ctx.manager_name}." if ok else
