@@ -37,7 +37,7 @@ _SET_HEAD = (
     "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"
 )
 _NAMESPACES = ("slack", "shell", "system")
-_MIN_SUBSTRING_SECRET = 8  # shorter secrets (a password like "admin") are refused only as whole values
+_MIN_SUBSTRING_SECRET = 8  # shorter secrets (a password like "admin") are scrubbed only as whole values
 _enc = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses for a str
 
 
@@ -124,18 +124,6 @@ def scrub_secrets(value: Any, secrets: Iterable[str]) -> tuple[Any, bool]:
         return text
 
     return clean(value), changed
-
-
-def _leaves(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _leaves(item)
-    elif isinstance(value, (list, tuple, set)):
-        for item in value:
-            yield from _leaves(item)
-    elif value is not None:
-        yield str(value)
 
 
 def append(conn: sqlite3.Connection, now: Callable[[], str], secrets: Iterable[str], event: str,
