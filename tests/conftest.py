@@ -90,3 +90,13 @@ def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
 def bot(make_bot) -> BotHarness:
     """A bot with one seeded simulated manager named production, and an admin terminal user."""
     return make_bot()
+
+
+@pytest.fixture
+def fake() -> Any:
+    """The recording stand-in for the Slack Web API and response_url, on 127.0.0.1."""
+    from slack_fake_server import FakeSlack
+
+    server = FakeSlack().start()
+    yield server
+    server.stop()

@@ -14,12 +14,6 @@ INC = "inc-20261129-db-nodes-down"
 SNAP = "daily-20261128"
 
 
-@pytest.fixture
-def fake() -> Any:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:

@@ -104,12 +104,6 @@ def _watch(ctx: Any, args: Any) -> Reply:
     return Reply(text=f"failed; clean-up waits for confirmation ({op['id']})", title="Restore failed", ok=False)
 
 
-@pytest.fixture
-def fake() -> Any:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:

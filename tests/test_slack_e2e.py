@@ -9,12 +9,6 @@ import pytest
 from slack_fake_server import ADMIN, ADMIN2, OPERATOR, SECRET, FakeSlack, slack_front
 
 
-@pytest.fixture
-def fake() -> Any:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def slack(make_bot: Any, fake: FakeSlack) -> Any:

@@ -14,12 +14,6 @@ from bot.settings import Settings
 from bot.slack import Outbox, make_client
 
 
-@pytest.fixture
-def fake() -> Any:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def outbox(fake: FakeSlack) -> Any:
