@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
                "BOT_DATA_DIR": os.path.join(work, "bot"), "PYTHONPATH": ROOT}
         bot = [*bot_command(), "run", f"snapshots download {sid}"]
         timed(curl)  # warm the page cache, so both read the same cached file
+        # Bytecode as an installed package has it (pip compiles on install; this machine may set
+        # PYTHONDONTWRITEBYTECODE, which would make every run recompile the sources first).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", *(os.path.join(ROOT, d) for d in
+                                                                  ("bot", "commands", "simulator"))], check=True)
+        startup, _, _, _ = timed([*bot_command(), "run", "help"], env)
+        print(f"  bot start-up alone (`cfy-bot run help`): {startup:.2f} s")
         results: dict[str, list[tuple[float, float]]] = {"curl": [], "bot": []}
         for _ in range(args.repeat):
             for name, cmd, cmd_env in (("bot", bot, env), ("curl", curl, None)):

@@ -103,7 +103,7 @@ FLOWS: list[tuple[str, dict[str, Any], int | None]] = [
     ("maintenance-mode deactivate -m staging", {"yes": True}, 0),
     ("restore before-restore -m staging", {"yes": True, "approver": "bob"}, 0),
     ("@ the next restore brings back other admin credentials: only the fallback password works after it", {}, None),
-    ("restore before-restore -m staging", {"yes": True, "approver": "bob"}, None),
+    ("restore before-restore -m staging", {"yes": True, "approver": "bob"}, 0),  # finishes with the fallback
     ("status -m staging", {}, None),
     ("snapshots list -m staging", {}, None),  # wrong credentials now
     ("restore latest --timeout 60", {"yes": True, "approver": "bob"}, 1),  # busy production: times out, backs out
