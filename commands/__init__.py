@@ -1,9 +1,15 @@
-"""Every command module, imported once so each declaration registers itself."""
+"""Every command module, imported once so each declaration registers itself.
 
-from commands import cluster, maintenance, operations, overview, restore, snapshots
+The import order is the order of `help` and of README's command table: from looking, to changing, to recovering.
+"""
 
-__all__ = ["cluster", "maintenance", "operations", "overview", "restore", "snapshots"]
-from commands import backups, transfer  # noqa: E402,F401 - snapshot transfer and archive commands register themselves
-from commands import audit  # noqa: E402,F401 - `audit` registers itself
-from commands import incidents, runbooks  # noqa: E402,F401 - incidents and the recovery runbooks register themselves
-from commands import backup_jobs  # noqa: E402,F401 - daily backups, retention and summaries register themselves
+# isort: skip_file
+from commands import overview, operations  # status, help; answering gates by typing
+from commands import snapshots, transfer  # snapshots: read, then create / download / upload / delete
+from commands import maintenance, restore  # maintenance mode, the guided restore and the plain cfy call
+from commands import backups, backup_jobs  # archive checks; daily backups, retention, summaries
+from commands import cluster, runbooks, incidents  # clusters, recovery runbooks, incident rooms
+from commands import audit  # who did what
+
+__all__ = ["audit", "backup_jobs", "backups", "cluster", "incidents", "maintenance", "operations", "overview",
+           "restore", "runbooks", "snapshots", "transfer"]
