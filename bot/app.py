@@ -24,9 +24,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None, transport:
     os.makedirs(os.path.dirname(os.path.abspath(settings.db_path)), exist_ok=True)
     store = Store(settings.db_path, clock=clock)
     store.secrets = settings.secrets()
-    managers = {m.name: Manager(m, transport=transport, clock=clock) for m in settings.managers}
+    managers: dict[str, Any] = {}
     services = Services(settings=settings, clock=clock, store=store, managers=managers, registry=REGISTRY,
                         policy=Policy(settings, groups_of))
+    for m in settings.managers:
+        managers[m.name] = Manager(m, transport=transport, clock=clock,
+                                   on_call=lambda *call, name=m.name: services.record_call(name, *call))
     services.archive = _archive(services)
     return services
 

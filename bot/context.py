@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -45,6 +48,32 @@ class Services:
     def audit(self, event: str, **fields: Any) -> None:
         """Append one audit row."""
         self.store.append_audit(event, **fields)
+
+    def record_call(self, manager: str, method: str, path: str, status: int, node: str, what: str,
+                    execution_id: str = "") -> None:
+        """Audit one call that changes something on a manager (the client reports each), for whoever runs now."""
+        detail = {"method": method, "path": path, "status": status, "node": node, "what": what}
+        ctx = RUNNING.get()
+        if ctx is None:
+            self.audit("manager_call", actor="system:bot", manager=manager, execution_id=execution_id, detail=detail)
+            return
+        op = ctx.op or {}
+        self.audit("manager_call", actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
+                   manager=manager, command=ctx.command.name, operation_id=op.get("id", ""),
+                   execution_id=execution_id or op.get("execution_id") or "", detail=detail)
+
+
+RUNNING: ContextVar[Ctx | None] = ContextVar("cfy_bot_running_ctx", default=None)
+
+
+@contextmanager
+def running(ctx: Ctx) -> Iterator[Ctx]:
+    """While a command's handler runs: the manager calls it makes are audited under its name and actor."""
+    token = RUNNING.set(ctx)
+    try:
+        yield ctx
+    finally:
+        RUNNING.reset(token)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.context import Ctx, NullSink, Services, Sink
+from bot.context import Ctx, NullSink, Services, Sink, running
 from bot.core import Invocation, Reply
 from bot.errors import BotError, UsageError
 from bot.helptext import help_reply
@@ -128,7 +128,8 @@ class Dispatcher:
     def run_quick(self, ctx: Ctx) -> Outcome:
         """Run a command that needs no operation and answer at once."""
         try:
-            reply = ctx.command.handler(ctx, ctx.args)
+            with running(ctx):
+                reply = ctx.command.handler(ctx, ctx.args)
         except UsageError as exc:
             ctx.audit("usage_error", error=str(exc))
             return Outcome(usage_reply(exc), 2)

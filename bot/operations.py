@@ -8,7 +8,7 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.context import Ctx, NullSink as _NullSink, Services, Sink
+from bot.context import Ctx, NullSink as _NullSink, Services, Sink, running
 from bot.core import Actor, Invocation, ProgressEvent, Reply
 from bot.dispatch import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
@@ -192,7 +192,8 @@ class Operations:
 
     def _handle_result(self, ctx: Ctx, inv: Invocation) -> Outcome:
         try:
-            reply = ctx.command.handler(ctx, ctx.args)
+            with running(ctx):
+                reply = ctx.command.handler(ctx, ctx.args)
         except Cancelled as exc:
             return self._finish(ctx, "cancelled", Reply(text=str(exc), title="Cancelled"), str(exc))
         except BotError as exc:

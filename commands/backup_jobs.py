@@ -249,7 +249,6 @@ def _prune(ctx: Ctx, allowed: set[str] | None, why: str) -> list[str]:
         try:
             if sid in snaps:
                 ctx.manager.delete_snapshot(sid)
-                ctx.audit("manager_call", method="DELETE", path=f"/snapshots/{sid}", status=204)
             if sid in copies and ctx.archive is not None:
                 ctx.archive.delete(copies[sid])
         except BotError as exc:

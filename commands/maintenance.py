@@ -99,15 +99,11 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
 
 
 def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> None:
-    """Cancel one execution of `tenant` (kill when a plain cancel is refused), audited and reported."""
+    """Cancel one execution of `tenant` (kill when a plain cancel is refused) and report it."""
     try:
         ctx.manager.execution_action(execution["id"], "cancel", tenant=tenant)
-        action = "cancel"
     except BadRequest:
         ctx.manager.execution_action(execution["id"], "kill", tenant=tenant)
-        action = "kill"
-    ctx.audit("manager_call", method="POST", path=f"/executions/{execution['id']}", status=200, action=action,
-              execution_id=execution["id"])
     ctx.step(f"cancelled {execution.get('status')} execution {execution['id']} ({execution.get('workflow_id')}"
              f"{' on ' + execution['deployment_id'] if execution.get('deployment_id') else ''})")
 
@@ -145,7 +141,6 @@ def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
         ctx.remember(requested=True)
         try:
             first = ctx.manager.maintenance_activate()
-            ctx.audit("manager_call", method="POST", path="/maintenance/activate", status=200)
             ctx.remember(was_off=True)
             ctx.step(f"maintenance mode requested on {ctx.manager_name}: {first.get('status')}")
         except NotModified:
@@ -156,7 +151,6 @@ def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
         if ctx.recall("was_off"):
             try:
                 ctx.manager.maintenance_deactivate()
-                ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
             except NotModified:
                 pass
             raise OperationError(f"{exc} The bot took maintenance mode off again so the manager is not left "
@@ -177,6 +171,5 @@ def maintenance_deactivate(ctx: Ctx, args: Args) -> Reply:
     except NotModified:
         return Reply(text=f"{ctx.manager_name} was not in maintenance mode: nothing to do.",
                      title="Already off", public=True)
-    ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
     return Reply(text=f"{ctx.manager_name} has left maintenance mode.", title="Maintenance mode off",
                  tone="good", public=True)

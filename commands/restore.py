@@ -171,7 +171,6 @@ def _upload(ctx: Ctx, args: Args) -> None:
     ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy['manager']} "
              f"({copy.get('size') or '?'} bytes)")
     ctx.archive.upload_copy(copy, ctx.manager, args.snapshot_id)
-    ctx.audit("manager_call", method="PUT", path=f"/snapshots/{args.snapshot_id}/archive", status=201)
     ctx.remember(uploaded=True)
     ctx.step(f"uploaded {args.snapshot_id}; sha256 {str(copy.get('sha256'))[:12]}… verified before sending")
 
@@ -182,7 +181,6 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
         ctx.remember(maintenance_requested=True)
         try:
             ctx.manager.maintenance_activate()
-            ctx.audit("manager_call", method="POST", path="/maintenance/activate", status=200)
             ctx.step(f"maintenance mode requested on {ctx.manager_name}")
         except NotModified:
             ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
@@ -204,7 +202,6 @@ def _leave_unchanged(ctx: Ctx, args: Args) -> None:
         return
     try:
         ctx.manager.maintenance_deactivate()
-        ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
         ctx.step(f"nothing was restored, so maintenance mode was turned off again on {ctx.manager_name}")
     except NotModified:
         pass
@@ -235,18 +232,15 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
             return
     ctx.point_of_no_return(f"restoring {args.snapshot_id}")
     ctx.remember(posting=True)
-    path = f"/snapshots/{args.snapshot_id}/restore"
     try:
         execution = ctx.manager.restore_snapshot(args.snapshot_id, force=args.force,
                                                  restore_certificates=args.restore_certificates,
                                                  no_reboot=args.no_reboot)
     except BotError as exc:
-        ctx.audit("manager_call", method="POST", path=path, status=getattr(exc, "status", None), error=str(exc))
         killed = kill_stray_restores(ctx, args.snapshot_id, adopt=False)
         extra = f" The manager left a stray pending restore execution ({killed}); the bot killed it." if killed else ""
         on_refused()
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
-    ctx.audit("manager_call", method="POST", path=path, status=200, execution_id=execution.get("id", ""))
     ctx.remember(execution_id=execution.get("id"))
     ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")

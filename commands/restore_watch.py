@@ -124,8 +124,6 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
     for e in mine:
         if e.get("status") == "pending":
             ctx.manager.execution_action(e["id"], "kill", bypass_maintenance=True)
-            ctx.audit("manager_call", method="POST", path=f"/executions/{e['id']}", status=200, action="kill",
-                      execution_id=e["id"])
             ctx.step(f"killed the stray pending restore execution {e['id']} the manager left behind")
             killed.append(e["id"])
     return ", ".join(killed)
@@ -188,7 +186,6 @@ def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
             client.maintenance_deactivate()
         except NotModified:
             return "was already off"
-        ctx.audit("manager_call", method="POST", path="/maintenance/deactivate", status=200)
         ctx.step(f"{ctx.manager_name} has left maintenance mode", tone="good")
         return "deactivated"
     if ctx.recall("deactivate_op"):

@@ -163,7 +163,6 @@ def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
     ctx.remember(execution_id=eid)
     if ctx.op:
         ctx.op = ctx.store.update_operation(ctx.op["id"], "running", execution_id=eid) or ctx.op
-    ctx.audit("manager_call", method="PUT", path=f"/snapshots/{sid}", status=201, execution_id=eid)
     if execution.get("status") == "queued":
         ctx.step(f"snapshot {sid} is queued on {ctx.manager_name} (execution {eid}): it starts when the running "
                  "executions end; following it")
@@ -293,7 +292,6 @@ def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
     if args.url:
         ctx.step(f"asking {ctx.manager_name} to fetch {args.url} as snapshot {sid}")
         snap = ctx.manager.upload_snapshot(sid, url=args.url)
-        ctx.audit("manager_call", method="PUT", path=f"/snapshots/{sid}/archive", status=201, url=args.url)
         return Reply(text=f"{ctx.manager_name} fetched {args.url} as snapshot {sid} "
                           f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good")
     return _upload_from_archive(ctx, sid)
@@ -306,8 +304,6 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
     ctx.step(f"checking {whose} of {sid} ({size(copy.get('size'))}) before sending it to {ctx.manager_name}")
     snap = archive.upload_copy(copy, ctx.manager, sid)
-    ctx.audit("manager_call", method="PUT", path=f"/snapshots/{sid}/archive", status=201, source_manager=source,
-              sha256=copy.get("sha256"))
     ctx.step(f"uploaded {sid} to {ctx.manager_name}", "good")
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
                       f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good",
@@ -363,8 +359,7 @@ def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
     """Answer `snapshots delete ID [--archive]` once confirmed."""
     sid, done = args.snapshot_id, []
     try:
-        deleted = ctx.manager.delete_snapshot(sid)
-        ctx.audit("manager_call", method="DELETE", path=f"/snapshots/{sid}", status=204 if deleted is None else 200)
+        ctx.manager.delete_snapshot(sid)
         done.append(f"deleted snapshot {sid} from {ctx.manager_name}")
     except ManagerNotFound:
         if not args.archive:

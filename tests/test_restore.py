@@ -245,3 +245,17 @@ def test_restart_resumes_a_running_operation(make_bot, kind: str) -> None:
     assert [o["state"] for o in settled] == ["succeeded"]
     assert len(restore_executions(bot.sim)) == (1 if kind == "restore" else 0)
     assert bot.store.verify_audit().ok
+
+
+def test_every_mutating_call_is_audited_with_its_real_status(make_bot) -> None:
+    """The client reports each non-GET call, so a refused one is on record with the manager's answer."""
+    bot = make_bot(scheduled=False, durations={"create_snapshot": 10_000.0})
+    bot.services.managers["production"].create_snapshot("busy-one", legacy=True)  # outside any command
+    bot.run(f"snapshots restore {SNAP} -f", yes=True, approver="bob")
+    calls = [r for r in bot.store.query_audit(event="manager_call", limit=50)][::-1]
+    seen = [(r["detail"]["method"], r["detail"]["path"], r["detail"]["status"], r["actor"]) for r in calls]
+    assert ("PUT", "/snapshots/busy-one", 201, "system:bot") in seen
+    assert ("POST", f"/snapshots/{SNAP}/restore", 400, "shell:alice") in seen  # refused: still on record
+    kill = next(r for r in calls if r["detail"]["path"].startswith("/executions/"))
+    assert kill["detail"]["status"] == 200 and kill["execution_id"] and kill["command"] == "snapshots restore"
+    assert all("body" not in r["detail"] for r in calls)

@@ -45,13 +45,16 @@ class Manager(_SnapshotCalls):
         transport: httpx.BaseTransport | None = None,
         clock: Clock | None = None,
         on_notice: Callable[[str], None] | None = None,
+        on_call: Callable[[str, str, int, str, str, str], None] | None = None,
     ) -> None:
+        """`on_call(method, path, status, node, what, execution_id)` hears of every non-GET call that got an
+        answer, whatever its status (the audit)."""
         if not settings.urls:
             raise errors.ConfigError([f"manager {settings.name}: no node URL is configured"])
         self.settings = settings
         self._clock = clock or Clock()
         self._nodes = _Nodes(settings.urls)
-        self._shared = _Shared(_make_client(settings, transport), on_notice)
+        self._shared = _Shared(_make_client(settings, transport), on_notice, on_call)
 
     def _derive(self, settings: ManagerSettings, nodes: _Nodes) -> Manager:
         other = object.__new__(Manager)

@@ -29,12 +29,27 @@ log = logging.getLogger("cfy_bot.cloudify")
 class _Shared:
     """What a manager shares with the managers derived from it (`for_node`, `with_password`)."""
 
-    def __init__(self, client: httpx.Client, on_notice: Callable[[str], None] | None) -> None:
+    def __init__(self, client: httpx.Client, on_notice: Callable[[str], None] | None,
+                 on_call: Callable[[str, str, int, str, str, str], None] | None = None) -> None:
         self.client = client
         self.on_notice = on_notice
+        self.on_call = on_call  # (method, path, status, node, what, execution id) of each call that changes something
         self.notices: list[str] = []
         self.lock = threading.Lock()
         self.version: tuple[int, ...] | None = None
+
+
+def _execution_of(call: _Call, response: httpx.Response) -> str:
+    """The execution a successful call started or acted on (snapshot create and restore, execution actions)."""
+    starts = call.path.endswith("/restore") or (call.method == "PUT" and call.path.count("/") == 2
+                                                  and call.path.startswith("/snapshots/"))
+    if response.status_code not in call.expect or not (starts or call.path.startswith("/executions/")):
+        return ""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    return str(data.get("id") or "") if isinstance(data, dict) else ""
 
 
 class _Exchange:
@@ -127,6 +142,9 @@ class _Exchange:
     def _send(self, call: _Call, *, stream: bool = False) -> tuple[httpx.Response, str]:
         """Exchange `call` with the first node that answers; raise unless the status is the expected one."""
         response, url = self._exchange(call, stream)
+        if call.method != "GET" and self._shared.on_call is not None:
+            self._shared.on_call(call.method, call.path, response.status_code, url, call.name,
+                                 "" if stream else _execution_of(call, response))
         if response.status_code not in call.expect:
             try:
                 self._raise_for(call, response, url)
