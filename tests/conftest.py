@@ -100,3 +100,13 @@ def fake() -> Any:
     server = FakeSlack().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def store(tmp_path, clock) -> Any:
+    """A real SQLite store in tmp_path on the injected clock."""
+    from bot.store import Store
+
+    opened = Store(tmp_path / "bot.db", clock=clock)
+    yield opened
+    opened.close()

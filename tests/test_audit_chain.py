@@ -28,13 +28,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock):
-    s = Store(tmp_path / "bot.db", clock=clock)
-    yield s
-    s.close()
-
-
 def _fill(store: Store, n: int = 10) -> list[dict]:
     return [store.append_audit("step", actor="slack:U1", command="restore", manager="prod",
                                detail={"i": i, "text": f"step {i}"}) for i in range(n)]

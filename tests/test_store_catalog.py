@@ -17,13 +17,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock):
-    s = Store(tmp_path / "bot.db", clock=clock)
-    yield s
-    s.close()
-
-
 def _copy(store: Store, snapshot_id: str, created_at: str, manager: str = "prod", **fields) -> dict:
     return store.record_copy(manager=manager, snapshot_id=snapshot_id, location=f"{manager}/{snapshot_id}.zip",
                              sha256="ab" * 32, size=1234, manager_version="7.0.0", snapshot_version="7.0.0",

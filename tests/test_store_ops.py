@@ -20,13 +20,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock):
-    s = Store(tmp_path / "bot.db", clock=clock)
-    yield s
-    s.close()
-
-
 def _restore(store: Store, manager: str = "prod", **fields) -> dict:
     base = dict(kind="restore", manager=manager, requester="slack:U1", requester_name="Alice", channel="C1",
                 transport="slack", gate="confirm", exclusive=True)
