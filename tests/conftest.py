@@ -110,3 +110,11 @@ def store(tmp_path, clock) -> Any:
     opened = Store(tmp_path / "bot.db", clock=clock)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def api(clock) -> Any:
+    """The simulator's WSGI app behind a tiny test caller, on whichever `clock` the test module uses."""
+    from sim_fixtures import Api, make_sim
+
+    return Api(make_sim(clock))

@@ -15,11 +15,6 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def api(clock: Clock) -> Api:
-    return Api(make_sim(clock))
-
-
 def test_unknown_route_is_werkzeug_html_404(api: Api) -> None:
     r = api.get("/nope")
     assert r.status == 404 and r.headers["content-type"].startswith("text/html")

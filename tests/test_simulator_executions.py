@@ -18,11 +18,6 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def api(clock: Clock) -> Api:
-    return Api(make_sim(clock))
-
-
-@pytest.fixture
 def seeded(clock: Clock) -> Api:
     sim = make_sim(clock)
     seed_demo(sim)

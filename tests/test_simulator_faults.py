@@ -15,11 +15,6 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def api(clock: Clock) -> Api:
-    return Api(make_sim(clock))
-
-
 def _zip(api: Api, clock: Clock, sid: str = "s1") -> None:
     api.put(f"/snapshots/{sid}", json_body={})
     clock.advance(10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim_fixtures import Api, Clock, make_sim
+from sim_fixtures import Api, Clock
 
 MESSAGE = "Your request was rejected since Cloudify manager is currently in maintenance mode"
 
@@ -12,11 +12,6 @@ MESSAGE = "Your request was rejected since Cloudify manager is currently in main
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def api(clock: Clock) -> Api:
-    return Api(make_sim(clock))
 
 
 def test_off_body(api: Api) -> None:

@@ -16,11 +16,6 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def api(clock: Clock) -> Api:
-    return Api(make_sim(clock))
-
-
 def _created(api: Api, clock: Clock, sid: str, **body) -> dict:
     r = api.put(f"/snapshots/{sid}", json_body=body)
     assert r.status == 201, r.text
