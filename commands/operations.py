@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from bot.context import Ctx
 from bot.core import Reply, Table
 from bot.operations import Operations
@@ -29,37 +32,26 @@ def operations(ctx: Ctx, args: Args) -> Reply:
                  table=Table(("id", "command", "manager", "state", "requested by", "step"), rows))
 
 
-def _decide(ctx: Ctx, args: Args, action: str) -> Reply:
-    from dataclasses import replace
-
-    outcome = Operations(ctx.services).decide(args.op_id, ctx.inv.actor, action, ctx.sink, ctx.inv.channel,
-                                              ctx.inv.transport)
-    return replace(outcome.reply, ok=outcome.reply.ok and outcome.exit_code == 0)
-
-
-@command("confirm", summary="Confirm an operation you requested", group="overview", manager_scoped=False,
-         params=[OP_ID], examples=["confirm op-7f3a2c"])
-def confirm(ctx: Ctx, args: Args) -> Reply:
-    """Answer `confirm OPERATION_ID`."""
-    return _decide(ctx, args, "confirm")
+DECISIONS = (
+    ("confirm", "Confirm an operation you requested"),
+    ("approve", "Approve another admin's restore (two-person rule)"),
+    ("reject", "Reject a waiting operation"),
+    ("cancel", "Cancel an operation before its point of no return"),
+)
 
 
-@command("approve", summary="Approve another admin's restore (two-person rule)", group="overview",
-         manager_scoped=False, params=[OP_ID], examples=["approve op-7f3a2c"])
-def approve(ctx: Ctx, args: Args) -> Reply:
-    """Answer `approve OPERATION_ID`."""
-    return _decide(ctx, args, "approve")
+def _decision(action: str) -> Callable[[Ctx, Args], Reply]:
+    """The handler of `ACTION OPERATION_ID`: the same decision a card's button makes, typed."""
+
+    def decide(ctx: Ctx, args: Args) -> Reply:
+        outcome = Operations(ctx.services).decide(args.op_id, ctx.inv.actor, action, ctx.sink, ctx.inv.channel,
+                                                  ctx.inv.transport)
+        return replace(outcome.reply, ok=outcome.reply.ok and outcome.exit_code == 0)
+
+    decide.__doc__ = f"Answer `{action} OPERATION_ID`."
+    return decide
 
 
-@command("reject", summary="Reject a waiting operation", group="overview", manager_scoped=False,
-         params=[OP_ID], examples=["reject op-7f3a2c"])
-def reject(ctx: Ctx, args: Args) -> Reply:
-    """Answer `reject OPERATION_ID`."""
-    return _decide(ctx, args, "reject")
-
-
-@command("cancel", summary="Cancel an operation before its point of no return", group="overview",
-         manager_scoped=False, params=[OP_ID], examples=["cancel op-7f3a2c"])
-def cancel(ctx: Ctx, args: Args) -> Reply:
-    """Answer `cancel OPERATION_ID`."""
-    return _decide(ctx, args, "cancel")
+for _action, _summary in DECISIONS:
+    command(_action, summary=_summary, group="overview", manager_scoped=False, params=[OP_ID],
+            examples=[f"{_action} op-7f3a2c"])(_decision(_action))
