@@ -140,6 +140,13 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
     return 2
 
 
+def _reconcile(dispatcher: Any, sink: Any) -> None:
+    """At start-up: finish or settle what a stopped bot left running, and say what became of each."""
+    for op in dispatcher.operations.reconcile(sink_for=lambda _op: sink):
+        print(f"after a restart: operation {op['id']} ({op['kind']} on {op['manager']}) is {op['state']}"
+              + (f": {op['error']}" if op.get("error") else ""), file=sys.stderr)
+
+
 def _scheduler(settings: Any, transport: Any) -> int:
     """The daily backups in the foreground: summaries and alerts printed, until Ctrl-C or SIGTERM."""
     import signal
@@ -151,7 +158,7 @@ def _scheduler(settings: Any, transport: Any) -> int:
     from bot.shell import TerminalSink
 
     dispatcher = build_dispatcher(settings, transport=transport)
-    dispatcher.operations.reconcile(sink_for=lambda _op: TerminalSink(sys.stdout))
+    _reconcile(dispatcher, TerminalSink(sys.stdout))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     thread = start_scheduler(dispatcher.services, LogNotifier(sys.stdout), stop, dispatcher=dispatcher,
@@ -182,9 +189,7 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
     dispatcher = build_dispatcher(settings, transport=transport)
     term = Terminal(dispatcher)
-    for op in dispatcher.operations.reconcile(sink_for=lambda _op: term.sink):
-        print(f"after a restart: operation {op['id']} ({op['kind']} on {op['manager']}) is {op['state']}"
-              + (f": {op['error']}" if op.get("error") else ""), file=sys.stderr)
+    _reconcile(dispatcher, term.sink)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)
     return term.repl(history=os.path.join(settings.data_dir, "shell-history") if not args.demo else None)

@@ -100,8 +100,7 @@ class Operations:
     def decide(self, op_id: str, actor: Actor, action: str, sink: Sink, channel: str = "",
                transport: str = "") -> Outcome:
         """Confirm, approve, reject or cancel; a stale or repeated decision starts nothing."""
-        op = self._get(op_id)
-        self.expire_due()
+        self.expire_due()  # first, so a late click finds its operation expired
         op = self._get(op_id)
         audit = {"actor": actor.id, "transport": transport or actor.source, "channel": channel,
                  "manager": op["manager"], "command": op["kind"], "operation_id": op_id}
