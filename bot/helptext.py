@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bot.core import Reply, Table
 from bot.errors import UsageError
-from bot.registry import ROLES, Command, Registry
+from bot.registry import Command, Registry
 
 GROUP_TITLES = {
     "overview": "Overview",
@@ -90,7 +90,3 @@ def docs_table(registry: Registry) -> str:
         lines.append(f"| `{usage}` | {cmd.summary} | {cmd.permission} | {_gate_note(cmd) or '-'} |")
     return "\n".join(lines)
 
-
-def role_at_least(role: str, needed: str) -> bool:
-    """True when `role` is `needed` or above."""
-    return ROLES.index(role) >= ROLES.index(needed)
