@@ -1,8 +1,9 @@
 """The off-manager snapshot archive: streamed, verified copies in a folder (or S3), known to the catalog.
 
 A download is written in fixed-size chunks to a temporary file beside its final place (never the whole
-archive in memory), counted against Content-Length and hashed while it streams; then it must be a zip
-whose every member reads back with a good CRC and whose `metadata.json` names a `snapshot_version`. Only
+archive in memory), counted against Content-Length, hashed and its members' CRCs checked while it streams
+(`bot.zipcheck`); then it must be a zip whose central directory agrees with those members (any member the
+stream could not follow is read back and checked) and whose `metadata.json` names a `snapshot_version`. Only
 then is it renamed into place and recorded in the catalog as verified. Anything else removes the partial
 file, leaves the catalog as it was, and raises ArchiveError saying what happened.
 
@@ -32,6 +33,7 @@ from urllib.parse import quote
 
 from bot.clock import Clock
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
+from bot.zipcheck import StreamCheck, check_members
 
 CHUNK_SIZE = 1 << 20  # every read and write is at most this big: memory stays flat whatever the size
 VERSION = re.compile(r"^\d+(\.\d+)+([.+-]?[A-Za-z0-9.+-]*)?$")
@@ -69,12 +71,14 @@ def _count(n: int, total: int | None = None) -> str:
 # --- the checks ---------------------------------------------------------------------------------------
 
 
-def check_zip(path: str) -> tuple[str, str]:
-    """Check the zip at `path` (every member's CRC, `metadata.json`); its (snapshot_version, layout)."""
+def check_zip(path: str, streamed: StreamCheck | None = None) -> tuple[str, str]:
+    """Check the zip at `path` (every member's CRC, `metadata.json`); its (snapshot_version, layout).
+
+    Members that `streamed` already checked while the file was written are not read again."""
     try:
         with zipfile.ZipFile(path) as zf:
             metadata = _metadata(zf)
-            _read_members(zf)
+            check_members(zf, streamed, CHUNK_SIZE)
             layout = "legacy" if all(k in metadata for k in LEGACY_KEYS) else "new"
             if layout == "new":
                 _check_new_layout(zf)
@@ -106,16 +110,6 @@ def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
     return metadata
 
 
-def _read_members(zf: zipfile.ZipFile) -> None:
-    """Read every member to its end: zipfile checks each CRC-32 there (BadZipFile when it is wrong)."""
-    for info in zf.infolist():
-        if info.is_dir():
-            continue
-        with zf.open(info) as member:
-            while member.read(CHUNK_SIZE):
-                pass
-
-
 def _check_new_layout(zf: zipfile.ZipFile) -> None:
     """New-format (7.0+) dumps: every `mgmt/*.json` is a {"type", "items"} document."""
     for info in zf.infolist():
@@ -129,57 +123,78 @@ def _check_new_layout(zf: zipfile.ZipFile) -> None:
             raise ArchiveError(f"its {info.filename} is not a {{type, items}} document")
 
 
-def digest_file(path: str) -> tuple[str, int]:
-    """The sha256 and size of a file, read in fixed-size chunks."""
-    sha, size = hashlib.sha256(), 0
+def check_file(path: str) -> Checked:
+    """Hash and check one archive file, reading it once (its members are checked as the bytes pass)."""
+    sha, size, streamed = hashlib.sha256(), 0, StreamCheck()
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK_SIZE):
             sha.update(chunk)
+            streamed.feed(chunk)
             size += len(chunk)
-    return sha.hexdigest(), size
+    version, layout = check_zip(path, streamed)
+    return Checked(sha.hexdigest(), size, version, layout)
 
 
-def check_file(path: str) -> Checked:
-    """Hash and check one archive file."""
-    sha, size = digest_file(path)
-    version, layout = check_zip(path)
-    return Checked(sha, size, version, layout)
+class _Stage:
+    """One thread that does `work` to every queued piece, in order. A bounded queue (QUEUE_DEPTH pieces)
+    keeps memory flat whatever the size; after a failure it keeps draining, so the receiving side never
+    blocks on it, and `put` hands the failure to the receiving thread."""
 
-
-class _Writer:
-    """Writes and hashes on a second thread, so the disk and sha256 (which release the GIL) overlap with
-    receiving; a bounded queue of at most QUEUE_DEPTH chunks keeps memory flat whatever the size. A third
-    thread asks the disk to persist what is written every SYNC_EVERY bytes, so the final fsync has little
-    left to wait for."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.sha = hashlib.sha256()
-        self.error: OSError | None = None
+    def __init__(self, name: str, work: Callable[[memoryview], None]) -> None:
+        self.work = work
+        self.error: BaseException | None = None
         self.queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=QUEUE_DEPTH)
-        self.dirty = threading.Event()
-        self.finished = False
-        self.thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
-        self.syncer = threading.Thread(target=self._sync, name="archive-syncer", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
-        self.syncer.start()
 
     def _run(self) -> None:
-        unsynced = 0
         while (piece := self.queue.get()) is not None:
             if self.error is not None:
-                continue  # keep draining, so the receiving side never blocks on a dead writer
-            try:
-                self.out.write(piece)
-                unsynced += len(piece)
-                if unsynced >= SYNC_EVERY:
-                    self.out.flush()
-                    self.dirty.set()
-                    unsynced = 0
-            except OSError as exc:
-                self.error = exc
                 continue
-            self.sha.update(piece)
+            try:
+                self.work(piece)
+            except BaseException as exc:  # noqa: BLE001 - not swallowed: put() and _Pipeline.close() raise it
+                self.error = exc
+
+    def put(self, piece: memoryview) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(piece)
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+class _Pipeline:
+    """Writes on one thread and hashes and checks the zip's members on another, so the disk, sha256 and
+    CRC-32 (which all release the GIL) overlap with receiving and with each other. A third thread asks
+    the disk to persist what is written every SYNC_EVERY bytes, so the final fsync has little left."""
+
+    def __init__(self, out: BinaryIO, streamed: StreamCheck) -> None:
+        self.out = out
+        self.sha = hashlib.sha256()
+        self.streamed = streamed
+        self.sync_error: OSError | None = None
+        self.unsynced = 0
+        self.dirty = threading.Event()
+        self.finished = False
+        self.syncer = threading.Thread(target=self._sync, name="archive-syncer", daemon=True)
+        self.syncer.start()
+        self.writer = _Stage("archive-writer", self._write)
+        self.checker = _Stage("archive-checker", self._check)
+
+    def _write(self, piece: memoryview) -> None:
+        self.out.write(piece)
+        self.unsynced += len(piece)
+        if self.unsynced >= SYNC_EVERY:
+            self.out.flush()
+            self.dirty.set()
+            self.unsynced = 0
+
+    def _check(self, piece: memoryview) -> None:
+        self.sha.update(piece)
+        self.streamed.feed(piece)
 
     def _sync(self) -> None:
         while True:
@@ -190,50 +205,53 @@ class _Writer:
             try:
                 os.fdatasync(self.out.fileno())
             except OSError as exc:
-                self.error = self.error or exc
+                self.sync_error = exc
                 return
 
     def put(self, piece: memoryview) -> None:
-        """Queue one piece (blocks while the queue is full); raises the writer's OSError once it has one."""
-        if self.error is not None:
-            raise self.error
-        self.queue.put(piece)
+        """Hand one piece to both threads (blocks while either is full); raises a failure either had."""
+        if self.sync_error is not None:
+            raise self.sync_error
+        self.writer.put(piece)
+        self.checker.put(piece)
 
     def stop(self) -> None:
-        """Let both threads end (after a failure elsewhere, or once everything is queued)."""
-        self.queue.put(None)
-        self.thread.join()
+        """Let the threads end (after a failure elsewhere, or once everything is queued)."""
+        self.writer.finish()
+        self.checker.finish()
         self.finished = True
         self.dirty.set()
         self.syncer.join()
 
     def close(self) -> str:
-        """Wait for every queued piece to be written; the sha256 (raises the writer's OSError if any)."""
+        """Wait for every piece to be written and checked; the sha256 (raises a failure if there was one)."""
         self.stop()
-        if self.error is not None:
-            raise self.error
+        for error in (self.writer.error, self.sync_error, self.checker.error):
+            if error is not None:
+                raise error
         return self.sha.hexdigest()
 
 
 def _receive(chunks: Iterable[bytes], out: BinaryIO, expected: int | None, progress: Progress | None,
-             counter: list[int]) -> str:
-    """Write `chunks` to `out` (at most CHUNK_SIZE at a time), hashing and counting; the sha256."""
-    writer = _Writer(out)
+             counter: list[int], streamed: StreamCheck) -> str:
+    """Write `chunks` to `out` (at most CHUNK_SIZE at a time), hashing, counting and checking the zip's
+    members as they pass; the sha256."""
+    pipeline = _Pipeline(out, streamed)
     try:
         for chunk in chunks:
             view = memoryview(chunk)
             for start in range(0, len(view), CHUNK_SIZE):
                 piece = view[start:start + CHUNK_SIZE]
-                writer.put(piece)
+                pipeline.put(piece)
                 counter[0] += len(piece)
             if expected is not None and counter[0] > expected:
                 raise ArchiveError(f"the manager sent more than the {expected} bytes it announced")
             if progress is not None:
                 progress(counter[0], expected)
     except BaseException:
-        writer.stop()  # the first failure is the one to report
+        pipeline.stop()  # the first failure is the one to report
         raise
-    sha = writer.close()
+    sha = pipeline.close()
     out.flush()
     os.fsync(out.fileno())
     if expected is not None and counter[0] != expected:
@@ -291,11 +309,11 @@ class Archive:
         folder = self._temp_dir(manager)
         self._sweep(folder)
         temp = os.path.join(folder, f".{safe_name(snapshot_id)}.{secrets.token_hex(4)}.part")
-        counter = [0]
+        counter, streamed = [0], StreamCheck()
         try:
             with self._open_temp(temp) as out:
-                sha = _receive(download.chunks, out, download.size, progress, counter)
-            version, layout = check_zip(temp)
+                sha = _receive(download.chunks, out, download.size, progress, counter, streamed)
+            version, layout = check_zip(temp, streamed)
             location = self._place(temp, manager, snapshot_id, sha)
         except ManagerError as exc:  # the client's message says how far it got and why it stopped
             raise self._failed(what, str(exc)) from exc
