@@ -280,12 +280,14 @@ def _verify(settings: ManagerSettings) -> ssl.SSLContext | bool:
     """CLOUDIFY_SSL_TRUST_ALL turns verification off; CLOUDIFY_CA_BUNDLE (file or folder) pins the CA."""
     if settings.trust_all:
         return False
-    if not settings.ca_bundle:
-        return True
-    try:
-        if os.path.isdir(settings.ca_bundle):
-            return ssl.create_default_context(capath=settings.ca_bundle)
-        return ssl.create_default_context(cafile=settings.ca_bundle)
-    except (OSError, ssl.SSLError) as exc:
-        raise errors.ConfigError([f"manager {settings.name}: CLOUDIFY_CA_BUNDLE {settings.ca_bundle} "
-                                  f"cannot be used ({exc})"]) from None
+    if settings.ca_bundle:
+        try:
+            if os.path.isdir(settings.ca_bundle):
+                return ssl.create_default_context(capath=settings.ca_bundle)
+            return ssl.create_default_context(cafile=settings.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise errors.ConfigError([f"manager {settings.name}: CLOUDIFY_CA_BUNDLE {settings.ca_bundle} "
+                                      f"cannot be used ({exc})"]) from None
+    if not any(url.lower().startswith("https:") for url in settings.urls):
+        return False  # no node speaks TLS and redirects are not followed: no CA store to load (50 ms a start)
+    return True
