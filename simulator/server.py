@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from simulator.sim import Simulator
+from simulator.store import FileBody
 from simulator.wire import REASONS
 
 CHUNK = 64 * 1024
@@ -149,6 +150,10 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         declared = next((int(v) for k, v in headers if k.lower() == "content-length"), None)
         sent = 0
+        if isinstance(result, FileBody) and not bodiless:
+            with open(result.path, "rb") as handle:
+                sent = self.connection.sendfile(handle)  # os.sendfile: the kernel copies, as nginx's sendfile
+            chunks = ()
         for chunk in chunks if not bodiless else ():
             self.wfile.write(chunk)
             self.wfile.flush()
