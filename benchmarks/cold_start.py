@@ -40,12 +40,6 @@ def main() -> None:
     for name, cmd in cases.items():
         times = [timed(cmd, env) for _ in range(runs)]
         print(f"{name:32} {statistics.median(times):7.3f}s {min(times):7.3f}s {max(times):7.3f}s")
-    try:
-        import numpy  # noqa: F401
-        print("note: numpy is installed here; sqlite-utils imports it when present (~0.3-0.5 s), a fresh "
-              "install of cfy-bot does not bring it")
-    except ImportError:
-        pass
 
 
 if __name__ == "__main__":
