@@ -15,45 +15,23 @@ the same snapshot replaces).
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import os
-import queue
-import re
 import secrets
-import threading
-import zipfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+from bot.archive_check import check_file, check_zip
+from bot.archive_io import CHUNK_SIZE, Progress, chunks_of, fsync_dir, receive, unlink
 from bot.clock import Clock
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
-from bot.zipcheck import StreamCheck, check_members
+from bot.zipcheck import StreamCheck
 
-CHUNK_SIZE = 1 << 20  # every read and write is at most this big: memory stays flat whatever the size
-VERSION = re.compile(r"^\d+(\.\d+)+([.+-]?[A-Za-z0-9.+-]*)?$")
-LEGACY_KEYS = ("schema_revision", "stage_schema_revision", "composer_schema_revision")
-QUEUE_DEPTH = 4  # chunks between receiving and writing: at most 4 MiB in flight
-SYNC_EVERY = 32 << 20  # start persisting every 32 MiB, so the disk works while the download goes on
+__all__ = ["CHUNK_SIZE", "Archive", "FolderArchive", "check_file", "check_zip", "open_archive", "safe_name"]
+
 STALE_PART = 24 * 3600.0  # a temp file untouched this long belongs to no running download
-MAX_METADATA = 1 << 20  # a metadata.json bigger than this is not one the manager wrote
-
-Progress = Callable[[int, int | None], None]  # (bytes so far, expected total or None)
-
-
-@dataclass(frozen=True)
-class Checked:
-    """What the checks learnt about an archive file."""
-
-    sha256: str
-    size: int
-    snapshot_version: str
-    layout: str  # "legacy" | "new"
 
 
 def safe_name(text: str) -> str:
@@ -62,201 +40,6 @@ def safe_name(text: str) -> str:
     if name in ("", ".", ".."):
         raise ArchiveError(f"{text!r} cannot be used as a name in the archive")
     return name
-
-
-def _count(n: int, total: int | None = None) -> str:
-    return f"{n} of {total} bytes" if total is not None else f"{n} bytes"
-
-
-# --- the checks ---------------------------------------------------------------------------------------
-
-
-def check_zip(path: str, streamed: StreamCheck | None = None) -> tuple[str, str]:
-    """Check the zip at `path` (every member's CRC, `metadata.json`); its (snapshot_version, layout).
-
-    Members that `streamed` already checked while the file was written are not read again."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            metadata = _metadata(zf)
-            check_members(zf, streamed, CHUNK_SIZE)
-            layout = "legacy" if all(k in metadata for k in LEGACY_KEYS) else "new"
-            if layout == "new":
-                _check_new_layout(zf)
-    except zipfile.BadZipFile as exc:
-        raise ArchiveError(f"it is not a readable zip file ({exc})") from None
-    except (zlib.error, EOFError) as exc:
-        raise ArchiveError(f"it is a damaged zip file ({exc})") from None
-    except (NotImplementedError, RuntimeError) as exc:  # unknown compression, encrypted members
-        raise ArchiveError(f"it is a zip the bot cannot read ({exc})") from None
-    return str(metadata["snapshot_version"]), layout
-
-
-def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
-    try:
-        info = zf.getinfo("metadata.json")
-    except KeyError:
-        raise ArchiveError("it has no metadata.json at its root, so it is not a Cloudify snapshot") from None
-    if info.file_size > MAX_METADATA:
-        raise ArchiveError(f"its metadata.json is {info.file_size} bytes: not a snapshot's metadata")
-    try:
-        metadata = json.loads(zf.read(info))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ArchiveError(f"its metadata.json does not parse ({exc})") from None
-    if not isinstance(metadata, dict):
-        raise ArchiveError("its metadata.json is not a JSON object")
-    version = metadata.get("snapshot_version")
-    if not isinstance(version, str) or not VERSION.match(version):
-        raise ArchiveError(f"its metadata.json names no usable snapshot_version ({version!r})")
-    return metadata
-
-
-def _check_new_layout(zf: zipfile.ZipFile) -> None:
-    """New-format (7.0+) dumps: every `mgmt/*.json` is a {"type", "items"} document."""
-    for info in zf.infolist():
-        if not (info.filename.startswith("mgmt/") and info.filename.endswith(".json")):
-            continue
-        try:
-            doc = json.loads(zf.read(info))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ArchiveError(f"its {info.filename} does not parse ({exc})") from None
-        if not (isinstance(doc, dict) and "type" in doc and "items" in doc):
-            raise ArchiveError(f"its {info.filename} is not a {{type, items}} document")
-
-
-def check_file(path: str) -> Checked:
-    """Hash and check one archive file, reading it once (its members are checked as the bytes pass)."""
-    sha, size, streamed = hashlib.sha256(), 0, StreamCheck()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            sha.update(chunk)
-            streamed.feed(chunk)
-            size += len(chunk)
-    version, layout = check_zip(path, streamed)
-    return Checked(sha.hexdigest(), size, version, layout)
-
-
-class _Stage:
-    """One thread that does `work` to every queued piece, in order. A bounded queue (QUEUE_DEPTH pieces)
-    keeps memory flat whatever the size; after a failure it keeps draining, so the receiving side never
-    blocks on it, and `put` hands the failure to the receiving thread."""
-
-    def __init__(self, name: str, work: Callable[[memoryview], None]) -> None:
-        self.work = work
-        self.error: BaseException | None = None
-        self.queue: queue.Queue[memoryview | None] = queue.Queue(maxsize=QUEUE_DEPTH)
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (piece := self.queue.get()) is not None:
-            if self.error is not None:
-                continue
-            try:
-                self.work(piece)
-            except BaseException as exc:  # noqa: BLE001 - not swallowed: put() and _Pipeline.close() raise it
-                self.error = exc
-
-    def put(self, piece: memoryview) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(piece)
-
-    def finish(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-
-class _Pipeline:
-    """Writes on one thread and hashes and checks the zip's members on another, so the disk, sha256 and
-    CRC-32 (which all release the GIL) overlap with receiving and with each other. A third thread asks
-    the disk to persist what is written every SYNC_EVERY bytes, so the final fsync has little left."""
-
-    def __init__(self, out: BinaryIO, streamed: StreamCheck) -> None:
-        self.out = out
-        self.sha = hashlib.sha256()
-        self.streamed = streamed
-        self.sync_error: OSError | None = None
-        self.unsynced = 0
-        self.dirty = threading.Event()
-        self.finished = False
-        self.syncer = threading.Thread(target=self._sync, name="archive-syncer", daemon=True)
-        self.syncer.start()
-        self.writer = _Stage("archive-writer", self._write)
-        self.checker = _Stage("archive-checker", self._check)
-
-    def _write(self, piece: memoryview) -> None:
-        self.out.write(piece)
-        self.unsynced += len(piece)
-        if self.unsynced >= SYNC_EVERY:
-            self.out.flush()
-            self.dirty.set()
-            self.unsynced = 0
-
-    def _check(self, piece: memoryview) -> None:
-        self.sha.update(piece)
-        self.streamed.feed(piece)
-
-    def _sync(self) -> None:
-        while True:
-            self.dirty.wait()
-            self.dirty.clear()
-            if self.finished:
-                return
-            try:
-                os.fdatasync(self.out.fileno())
-            except OSError as exc:
-                self.sync_error = exc
-                return
-
-    def put(self, piece: memoryview) -> None:
-        """Hand one piece to both threads (blocks while either is full); raises a failure either had."""
-        if self.sync_error is not None:
-            raise self.sync_error
-        self.writer.put(piece)
-        self.checker.put(piece)
-
-    def stop(self) -> None:
-        """Let the threads end (after a failure elsewhere, or once everything is queued)."""
-        self.writer.finish()
-        self.checker.finish()
-        self.finished = True
-        self.dirty.set()
-        self.syncer.join()
-
-    def close(self) -> str:
-        """Wait for every piece to be written and checked; the sha256 (raises a failure if there was one)."""
-        self.stop()
-        for error in (self.writer.error, self.sync_error, self.checker.error):
-            if error is not None:
-                raise error
-        return self.sha.hexdigest()
-
-
-def _receive(chunks: Iterable[bytes], out: BinaryIO, expected: int | None, progress: Progress | None,
-             counter: list[int], streamed: StreamCheck) -> str:
-    """Write `chunks` to `out` (at most CHUNK_SIZE at a time), hashing, counting and checking the zip's
-    members as they pass; the sha256."""
-    pipeline = _Pipeline(out, streamed)
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            for start in range(0, len(view), CHUNK_SIZE):
-                piece = view[start:start + CHUNK_SIZE]
-                pipeline.put(piece)
-                counter[0] += len(piece)
-            if expected is not None and counter[0] > expected:
-                raise ArchiveError(f"the manager sent more than the {expected} bytes it announced")
-            if progress is not None:
-                progress(counter[0], expected)
-    except BaseException:
-        pipeline.stop()  # the first failure is the one to report
-        raise
-    sha = pipeline.close()
-    out.flush()
-    os.fsync(out.fileno())
-    if expected is not None and counter[0] != expected:
-        raise ArchiveError(f"the download stopped after {_count(counter[0], expected)} (truncated)")
-    return sha
 
 
 # --- the archive ---------------------------------------------------------------------------------------
@@ -312,7 +95,7 @@ class Archive:
         counter, streamed = [0], StreamCheck()
         try:
             with self._open_temp(temp) as out:
-                sha = _receive(download.chunks, out, download.size, progress, counter, streamed)
+                sha = receive(download.chunks, out, download.size, progress, counter, streamed)
             version, layout = check_zip(temp, streamed)
             location = self._place(temp, manager, snapshot_id, sha)
         except ManagerError as exc:  # the client's message says how far it got and why it stopped
@@ -322,7 +105,7 @@ class Archive:
         except OSError as exc:
             raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
         finally:
-            _unlink(temp)
+            unlink(temp)
         fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
                       manager_version=manager_version, snapshot_version=version, tenant=tenant,
                       created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
@@ -431,7 +214,7 @@ class FolderArchive(Archive):
     def _place(self, temp: str, manager: str, snapshot_id: str, sha256: str) -> str:
         final = self.location(manager, snapshot_id)
         os.replace(temp, final)  # atomic: readers see the old copy or the new one, never half of one
-        _fsync_dir(os.path.dirname(final))
+        fsync_dir(os.path.dirname(final))
         return final
 
     def _remove(self, location: str) -> bool:
@@ -454,7 +237,7 @@ class FolderArchive(Archive):
             fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below
         except OSError as exc:
             raise ArchiveError(f"cannot read the archive copy {path}: {exc.strerror or exc}") from exc
-        return _chunks_of(fh)
+        return chunks_of(fh)
 
 
 def _time_or(text: str, clock: Clock) -> Any:
@@ -463,33 +246,6 @@ def _time_or(text: str, clock: Clock) -> Any:
         return datetime.fromisoformat(text) if text else clock.now()
     except ValueError:
         return clock.now()
-
-
-def _chunks_of(fh: BinaryIO) -> Iterator[bytes]:
-    with fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            yield chunk
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make a rename durable (best effort: some file systems cannot fsync a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def open_archive(settings: Any, store: Any, clock: Clock) -> Archive:

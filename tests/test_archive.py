@@ -18,6 +18,7 @@ from bot.archive import CHUNK_SIZE, FolderArchive, check_zip, open_archive, safe
 from bot.cloudify import Download
 from bot.errors import ArchiveError, ManagerUnreachable, NotFound
 from bot.store import Store
+from bot.zipcheck import StreamCheck
 
 
 def snapshot_zip(layout: str = "new", payload: bytes = b"", version: str = "7.0.4",
@@ -226,6 +227,17 @@ def test_disk_full(archive, store, monkeypatch) -> None:
     monkeypatch.setattr(archive, "_open_temp", lambda path: FullDisk(real(path), 50_000))
     with pytest.raises(ArchiveError, match="disk of .* is full"):
         save(archive, snapshot_zip(payload=os.urandom(200_000)))
+    assert_nothing_kept(archive, store)
+
+
+def test_a_failure_on_the_checking_thread_ends_the_download_without_a_hang(archive, store, monkeypatch) -> None:
+    """The receiving side is told at its next piece (the checking thread keeps draining, so nothing waits)."""
+    def broken(self, data) -> None:
+        raise MemoryError("no room to inflate")
+
+    monkeypatch.setattr(StreamCheck, "feed", broken)
+    with pytest.raises(MemoryError, match="no room to inflate"):
+        save(archive, download(snapshot_zip(payload=os.urandom(3 * CHUNK_SIZE)), chunk=CHUNK_SIZE))
     assert_nothing_kept(archive, store)
 
 

@@ -1,0 +1,93 @@
+"""Is a file a whole, readable Cloudify snapshot archive? (every member's CRC, metadata.json, the dumps)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from bot.archive_io import CHUNK_SIZE
+from bot.errors import ArchiveError
+from bot.zipcheck import StreamCheck, check_members
+
+VERSION = re.compile(r"^\d+(\.\d+)+([.+-]?[A-Za-z0-9.+-]*)?$")
+LEGACY_KEYS = ("schema_revision", "stage_schema_revision", "composer_schema_revision")
+MAX_METADATA = 1 << 20  # a metadata.json bigger than this is not one the manager wrote
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the checks learnt about an archive file."""
+
+    sha256: str
+    size: int
+    snapshot_version: str
+    layout: str  # "legacy" | "new"
+
+
+def check_zip(path: str, streamed: StreamCheck | None = None) -> tuple[str, str]:
+    """Check the zip at `path` (every member's CRC, `metadata.json`); its (snapshot_version, layout).
+
+    Members that `streamed` already checked while the file was written are not read again."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            metadata = _metadata(zf)
+            check_members(zf, streamed, CHUNK_SIZE)
+            layout = "legacy" if all(k in metadata for k in LEGACY_KEYS) else "new"
+            if layout == "new":
+                _check_new_layout(zf)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(f"it is not a readable zip file ({exc})") from None
+    except (zlib.error, EOFError) as exc:
+        raise ArchiveError(f"it is a damaged zip file ({exc})") from None
+    except (NotImplementedError, RuntimeError) as exc:  # unknown compression, encrypted members
+        raise ArchiveError(f"it is a zip the bot cannot read ({exc})") from None
+    return str(metadata["snapshot_version"]), layout
+
+
+def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
+    try:
+        info = zf.getinfo("metadata.json")
+    except KeyError:
+        raise ArchiveError("it has no metadata.json at its root, so it is not a Cloudify snapshot") from None
+    if info.file_size > MAX_METADATA:
+        raise ArchiveError(f"its metadata.json is {info.file_size} bytes: not a snapshot's metadata")
+    try:
+        metadata = json.loads(zf.read(info))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ArchiveError(f"its metadata.json does not parse ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise ArchiveError("its metadata.json is not a JSON object")
+    version = metadata.get("snapshot_version")
+    if not isinstance(version, str) or not VERSION.match(version):
+        raise ArchiveError(f"its metadata.json names no usable snapshot_version ({version!r})")
+    return metadata
+
+
+def _check_new_layout(zf: zipfile.ZipFile) -> None:
+    """New-format (7.0+) dumps: every `mgmt/*.json` is a {"type", "items"} document."""
+    for info in zf.infolist():
+        if not (info.filename.startswith("mgmt/") and info.filename.endswith(".json")):
+            continue
+        try:
+            doc = json.loads(zf.read(info))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ArchiveError(f"its {info.filename} does not parse ({exc})") from None
+        if not (isinstance(doc, dict) and "type" in doc and "items" in doc):
+            raise ArchiveError(f"its {info.filename} is not a {{type, items}} document")
+
+
+def check_file(path: str) -> Checked:
+    """Hash and check one archive file, reading it once (its members are checked as the bytes pass)."""
+    sha, size, streamed = hashlib.sha256(), 0, StreamCheck()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            sha.update(chunk)
+            streamed.feed(chunk)
+            size += len(chunk)
+    version, layout = check_zip(path, streamed)
+    return Checked(sha.hexdigest(), size, version, layout)
