@@ -141,7 +141,7 @@ def _wait_up(url: str, proc: subprocess.Popen, log: Path, path: str = "/health")
 
 
 def _timed(url: str, text: str, fake_response_url: str, channel: str = "CBENCH") -> float:
-    from bot.slack_fake import send_command
+    from bot.slack.fake import send_command
 
     start = time.perf_counter()
     status, _ = send_command(url + "/slack/events", SECRET, text, user=USER, user_name="bench", channel=channel,

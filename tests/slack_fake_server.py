@@ -245,7 +245,7 @@ class SlackBot:
 
     def command(self, text: str, user: str = ADMIN, channel: str = "C100", **kw: Any) -> tuple[int, str]:
         """Send a signed `/cfy TEXT`; the response URL records under the name `cmd-<user>`."""
-        from bot.slack_fake import send_command
+        from bot.slack.fake import send_command
 
         kw.setdefault("response_url", self.fake.response_url(f"cmd-{user}"))
         return send_command(self.url, SECRET, text, user=user, user_name=user.lower(), channel=channel, **kw)
@@ -253,7 +253,7 @@ class SlackBot:
     def click(self, action: str, op_id: str, user: str = ADMIN, channel: str = "C100", message_ts: str = "",
               **kw: Any) -> tuple[int, str]:
         """Send a signed click on `cfy_<action>` with value `op_id`."""
-        from bot.slack_fake import send_click
+        from bot.slack.fake import send_click
 
         kw.setdefault("response_url", self.fake.response_url(f"click-{user}"))
         return send_click(self.url, SECRET, action, op_id, user=user, user_name=user.lower(), channel=channel,

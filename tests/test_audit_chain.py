@@ -95,7 +95,7 @@ def test_audit_rows_cannot_be_changed_through_sqlite_either(store: Store) -> Non
 
 def test_no_code_updates_or_deletes_audit_rows() -> None:
     pattern = re.compile(r"\b(UPDATE|DELETE\s+FROM|REPLACE\s+INTO|INSERT\s+OR\s+REPLACE\s+INTO)\s+audit\b", re.I)
-    for path in [*ROOT.glob("bot/*.py"), *ROOT.glob("commands/*.py")]:
+    for path in [*ROOT.glob("bot/**/*.py"), *ROOT.glob("commands/*.py")]:
         assert not pattern.search(path.read_text()), f"{path.name} changes audit rows"
 
 

@@ -171,7 +171,7 @@ def test_cluster_down_last_step_starts_the_guided_restore_of_latest(make_bot) ->
 def test_reply_buttons_in_the_terminal_and_in_slack() -> None:
     from bot.core import Action, Reply
     from bot.render import reply_text
-    from bot.slack_render import reply_blocks
+    from bot.slack.render import reply_blocks
 
     actions = (Action("Done 1", "runbook done rb-1 1", "primary", "1"),
                Action("Skip 1", "runbook skip rb-1 1", "", "1"),

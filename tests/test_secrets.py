@@ -189,7 +189,7 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
     from slack_fake_server import CountingPool, FakeSlack, WSGIServerThread
 
     from bot.dispatch import Dispatcher
-    from bot.slack_fake import send_click, send_command
+    from bot.slack.fake import send_click, send_command
 
     caplog.set_level(logging.DEBUG)
     fake = FakeSlack(good_tokens=(BOT_TOKEN,)).start()

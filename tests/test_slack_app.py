@@ -13,7 +13,7 @@ from slack_fake_server import ADMIN, ADMIN2, OPERATOR, SECRET, VIEWER, FakeSlack
 from bot.core import Reply, Table
 from bot.errors import ManagerError
 from bot.registry import Param, Registry, command
-from bot.slack_fake import command_body, command_fields, post, signed_headers
+from bot.slack.fake import command_body, command_fields, post, signed_headers
 
 REG = Registry()
 RELEASE = threading.Event()  # `hold` waits for it
@@ -228,7 +228,7 @@ def test_health_and_unknown_paths(slack: Any) -> None:
 
 
 def test_unhandled_payload_is_404_and_logged(slack: Any, caplog: Any) -> None:
-    from bot.slack_fake import action_body, action_payload
+    from bot.slack.fake import action_body, action_payload
 
     payload = action_payload("confirm", "op-1")
     payload["actions"][0]["action_id"] = "somebody_elses_button"
@@ -471,7 +471,7 @@ def test_announce_and_a_sink_for_scheduled_work(slack: Any) -> None:
 
 
 def test_a_reply_button_runs_its_command_as_the_clicker(slack: Any) -> None:
-    from bot.slack_fake import action_body, action_payload
+    from bot.slack.fake import action_body, action_payload
 
     for user, value in ((OPERATOR, "work"), (VIEWER, "work")):
         payload = action_payload("run_0", value, user=user, response_url=slack.fake.response_url(f"run-{user}"))

@@ -1,4 +1,4 @@
-"""bot/slack_render.py: escaping both ways, Block Kit inside Slack's limits, and the operation card."""
+"""bot/slack/render.py: escaping both ways, Block Kit inside Slack's limits, and the operation card."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.core import Reply, Table
-from bot.slack_render import (
+from bot.slack.render import (
     BLOCKS_BUDGET,
     MAX_BLOCKS,
     SECTION_MAX,

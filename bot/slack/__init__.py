@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from bot import slack_render as render
+from bot.slack import render
 from bot.core import Actor, Invocation, ProgressEvent, Reply
 from bot.errors import BotError, ConfigError, UsageError
 from bot.parser import parse
