@@ -1,6 +1,6 @@
 """What incidents need from the chat side, as a small protocol, and the terminal's implementation of it.
 
-A front end that has channels (bot/slack.py) registers its port in `Services.chat[transport]`; every other
+A front end that has channels (bot/slack/chat.py) registers its port in `Services.chat[transport]`; every other
 transport gets `TerminalChat`, which has no channels, so an incident runs where it was started (the terminal).
 """
 

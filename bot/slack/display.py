@@ -1,0 +1,130 @@
+"""What the front end shows in Slack: operation cards, results in their threads, private replies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from bot.core import Reply
+from bot.errors import BotError
+from bot.slack import render
+from bot.slack.client import error_text, retry_handlers
+from bot.slack.outbox import Msg, Outbox
+
+log = logging.getLogger("cfy_bot.slack")
+ALL_STATES = ("pending", "approved", "running", "succeeded", "failed", "cancelled", "expired")
+
+
+class SlackDisplay:
+    """Operation cards and replies in Slack, through the outbox; the part of SlackFront that only shows things."""
+
+    def __init__(self, services: Any, dispatcher: Any, client: WebClient, outbox: Outbox) -> None:
+        self.services, self.dispatcher, self.client, self.outbox = services, dispatcher, client, outbox
+
+    # the operation card
+    def card_of(self, op: dict[str, Any]) -> Msg | None:
+        """The operation's parent message, when it was posted and stored."""
+        if op.get("slack_channel") and op.get("slack_ts"):
+            return self.outbox.message(op["slack_channel"], op["slack_ts"])
+        return None
+
+    def post_card(self, op: dict[str, Any], step: str = "", fallback_url: str = "", thread: Msg | None = None
+                  ) -> Msg:
+        """Post the operation's parent message (or a card in `thread`); its ts is stored with the operation."""
+        text, blocks = render.card(op, self._gate_text(op), step)
+
+        def posted(msg: Msg) -> None:
+            if msg.ts:
+                self._remember(op["id"], msg)
+            elif fallback_url:  # the bot may not post here (a DM, a private channel): show it privately
+                self.respond_raw(fallback_url, text, blocks)
+
+        thread = thread or self._incident_thread(op["channel"])
+        return self.outbox.post(thread.channel if thread else op["channel"], text, blocks, thread=thread,
+                                on_done=posted)
+
+    def _incident_thread(self, channel: str) -> Msg | None:
+        """The thread of the incident open in `channel` when it runs in a thread (no channels:manage)."""
+        from bot import incident
+
+        found = incident.open_in(self.services.store, channel)
+        if found and found.get("mode") == "thread" and found.get("thread"):
+            return self.outbox.message(channel, found["thread"])
+        return None
+
+    def edit_card(self, msg: Msg, op: dict[str, Any], step: str = "") -> None:
+        """Redraw the operation's parent message for its current state."""
+        text, blocks = render.card(op, self._gate_text(op), step)
+        self.outbox.edit(msg, text, blocks, final=render.is_final(op))
+
+    def _gate_text(self, op: dict[str, Any]) -> str:
+        if op.get("state") != "pending":
+            return ""
+        try:
+            return self.dispatcher.operations.gate_text(op)
+        except (BotError, KeyError, ValueError, IndexError):
+            return ""
+
+    def _remember(self, op_id: str, msg: Msg) -> None:
+        """Store where the parent message is, so a restart edits the same message."""
+        store = self.services.store
+        try:
+            if hasattr(store, "annotate_operation"):
+                store.annotate_operation(op_id, slack_channel=msg.channel, slack_ts=msg.ts)
+            else:
+                store.update_operation(op_id, ALL_STATES, slack_channel=msg.channel, slack_ts=msg.ts)
+        except BotError as exc:
+            log.warning("could not store the Slack message of %s: %s", op_id, exc)
+
+    # replies: new messages, private answers, results in a thread
+    def announce(self, channel: str, reply: Reply) -> Msg:
+        """Post a reply as a new message in `channel` (throttled like everything else)."""
+        text, blocks = render.reply_blocks(reply)
+        return self.outbox.post(channel, text, blocks)
+
+    def respond(self, url: str, reply: Reply) -> None:
+        """Answer through a response URL: ephemeral unless the reply is public."""
+        text, blocks = render.reply_blocks(reply)
+        self.respond_raw(url, text, blocks, response_type="in_channel" if reply.public else "ephemeral")
+
+    def respond_raw(self, url: str, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
+        """POST a message to a response URL; failures are logged."""
+        if not url:
+            log.info("no response_url to answer on")
+            return
+        message = {"text": text, "blocks": blocks, "response_type": "ephemeral", "replace_original": False,
+                   **extra}
+        try:
+            resp = WebhookClient(url, retry_handlers=retry_handlers()).send_dict(message)
+            if resp.status_code != 200:
+                log.warning("response_url answered %s: %s", resp.status_code, render.cut(resp.body or "", 200))
+        except Exception as exc:  # noqa: BLE001 - a lost private reply is logged, never raised
+            log.warning("response_url failed: %s", error_text(exc))
+
+    def _broadcast(self, reply: Reply, parent: Msg, url: str) -> None:
+        """The final result in the thread and in the channel; privately to the requester if that fails."""
+        text, blocks = render.reply_blocks(reply)
+        self.outbox.post(parent.channel, text, blocks, thread=parent.root or parent, broadcast=True,
+                         on_done=lambda m: None if m.ts else self.respond(url, reply))
+
+
+def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None) -> int:
+    """Expire gates whose time is up and edit their cards to say so; returns how many expired."""
+    from bot.operations import Operations
+
+    expired = Operations(services).expire_due()
+    for op in expired:
+        if not (op.get("slack_channel") and op.get("slack_ts")):
+            continue
+        text, blocks = render.card(op)
+        if outbox is not None:
+            outbox.edit(outbox.message(op["slack_channel"], op["slack_ts"]), text, blocks, final=True)
+            continue
+        try:
+            client.chat_update(channel=op["slack_channel"], ts=op["slack_ts"], text=text, blocks=blocks)
+        except Exception as exc:  # noqa: BLE001 - logged; the operation is expired either way
+            log.warning("could not mark the card of %s expired: %s", op["id"], error_text(exc))
+    return len(expired)
