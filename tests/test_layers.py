@@ -1,4 +1,4 @@
-"""DESIGN §1/§10: Slack only in bot/slack/, httpx only in bot/cloudify/, SQLite only in bot/store.py."""
+"""DESIGN §1/§10: Slack only in bot/slack/, httpx only in bot/cloudify/, SQLite only in bot/store/."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ ALLOWED = {
     "slack_bolt": {"bot/slack/"},
     "slack_sdk": {"bot/slack/"},
     "httpx": {"bot/cloudify/"},
-    "sqlite3": {"bot/store.py", "bot/auditlog.py"},
-    "sqlite_utils": {"bot/store.py", "bot/auditlog.py"},
+    "sqlite3": {"bot/store/", "bot/auditlog.py"},
+    "sqlite_utils": {"bot/store/", "bot/auditlog.py"},
     "boto3": {"bot/archive_s3.py"},
     "botocore": {"bot/archive_s3.py"},
 }

@@ -275,7 +275,7 @@ def test_sqlite_errors_become_bot_errors(tmp_path: Path, monkeypatch: pytest.Mon
         Store(tmp_path / "junk.db")
     with pytest.raises(BotError, match="cannot use"):
         Store(tmp_path)  # a directory
-    monkeypatch.setattr("bot.store.BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("bot.store.base.BUSY_TIMEOUT_S", 0.2)
     store = Store(tmp_path / "bot.db")
     other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock

@@ -1,0 +1,52 @@
+"""The audit methods of `Store`: append, verify, query and export, over the hash chain of bot/auditlog.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from bot import auditlog
+from bot.auditlog import AuditVerdict
+from bot.store.base import _StoreBase
+from bot.store.codec import iso
+
+
+class _AuditCalls(_StoreBase):
+    """Each call borrows a connection and hands it to the chain's functions, which own the SQL."""
+
+    get_operation: Callable[[str], dict | None]  # from _OperationCalls: where an operation's rows begin
+
+    def append_audit(self, event: str, *, actor: str, transport: str = "", channel: str = "",
+                     manager: str = "", command: str = "", operation_id: str = "", execution_id: str = "",
+                     detail: dict[str, Any] | None = None) -> dict:
+        """Append one hash-chained audit row, atomically across threads and processes."""
+        fields = {"actor": actor, "transport": transport, "channel": channel, "manager": manager,
+                  "command": command, "operation_id": operation_id, "execution_id": execution_id}
+        with self._borrow() as db:
+            return auditlog.append(db.conn, self._now, self.secrets, event, fields, detail)
+
+    def verify_audit(self) -> AuditVerdict:
+        """Check every row's hash and link, and the head record; streams, so memory stays flat."""
+        with self._borrow() as db:
+            return auditlog.verify(db.conn)
+
+    def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
+                    since: datetime | str | None = None, until: datetime | str | None = None,
+                    event: str | None = None, limit: int = 50, operation_id: str | None = None
+                    ) -> list[dict]:
+        """Audit rows newest first; `since` inclusive, `until` exclusive; a bare user id matches any source."""
+        if operation_id and not since:
+            # No index on operation_id: an operation's rows all come after its creation, so start there.
+            op = self.get_operation(operation_id)
+            since = op["created_at"] if op else None
+        with self._borrow() as db:
+            return auditlog.query(db, user=user, command=command, manager=manager,
+                                  since=iso(since) if since else None, until=iso(until) if until else None,
+                                  event=event, operation_id=operation_id, limit=limit)
+
+    def iter_audit(self, since: datetime | str | None = None) -> Iterator[dict]:
+        """Audit rows oldest first, streamed (for export); holds one connection until exhausted or closed."""
+        start = iso(since) if since else None
+        with self._borrow() as db:
+            yield from auditlog.iterate(db.conn, start)
