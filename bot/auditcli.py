@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from bot.config import parse_duration
 
-# The columns of an export, in the chain's own order (bot/auditlog.py FIELDS); `detail` is canonical JSON.
+# The columns of an export, in the chain's own order (bot/store/audit.py FIELDS); `detail` is canonical JSON.
 COLUMNS = ("seq", "at", "actor", "transport", "channel", "manager", "command", "event", "operation_id",
            "execution_id", "detail", "prev_hash", "hash")
 

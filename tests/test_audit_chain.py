@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.auditlog import ZERO_HASH, canonical_json
 from bot.clock import FakeClock
 from bot.errors import BotError
 from bot.store import Store
+from bot.store.audit import ZERO_HASH, canonical_json
 from test_store_ops import _together, race_two_processes
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from bot.auditcli import parse_since
-from bot.auditlog import canonical_json, row_hash
 from bot.cli import main
 from bot.core import Actor, Invocation
+from bot.store.audit import canonical_json, row_hash
 
 ROW_FIELDS = ("actor", "transport", "channel", "manager", "command", "operation_id")
 

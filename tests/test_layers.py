@@ -11,8 +11,8 @@ ALLOWED = {
     "slack_bolt": {"bot/slack/"},
     "slack_sdk": {"bot/slack/"},
     "httpx": {"bot/cloudify/"},
-    "sqlite3": {"bot/store/", "bot/auditlog.py"},
-    "sqlite_utils": {"bot/store/", "bot/auditlog.py"},
+    "sqlite3": {"bot/store/"},
+    "sqlite_utils": {"bot/store/"},
     "boto3": {"bot/archive_s3.py"},
     "botocore": {"bot/archive_s3.py"},
 }

@@ -1,9 +1,9 @@
 """The bot's memory: one SQLite file for operations, the audit chain, the archive catalog and schedule marks.
 
-The only modules that know SQLite are this package's and bot/auditlog.py. Connections are pooled (a thread
-borrows one per call, so short-lived threads leak nothing); every multi-statement change runs in
-`BEGIN IMMEDIATE`, single statements are atomic on their own, so several threads and several bot
-processes can share the file. Timestamps are ISO-8601 UTC strings (`2026-11-29T02:00:00.000000Z`).
+This package is the only part of the bot that knows SQLite. Connections are pooled (a thread borrows one
+per call, so short-lived threads leak nothing); every multi-statement change runs in `BEGIN IMMEDIATE`,
+single statements are atomic on their own, so several threads and several bot processes can share the file.
+Timestamps are ISO-8601 UTC strings (`2026-11-29T02:00:00.000000Z`).
 
     base.py        _StoreBase: the connection pool, SQLite's settings and errors, the row helpers
     schema.py      the tables' columns, the operation states, and the migrations run at open
@@ -11,12 +11,13 @@ processes can share the file. Timestamps are ISO-8601 UTC strings (`2026-11-29T0
     operations.py  operations: create, compare-and-set transitions, the manager lock, gate expiry
     catalog.py     the archive catalog: snapshot copies stored off the manager and their verification
     runs.py        scheduled runs (one claim per manager and day) and marks
-    auditing.py    the audit methods, over the hash chain of bot/auditlog.py
+    auditing.py    the audit methods of Store, each a call into audit.py
+    audit.py       the audit log's hash chain: its format, append, verify, query and export
 
 `Store` is assembled from the groups of methods above and is the one entry point.
 """
 
-from bot.auditlog import AuditVerdict
+from bot.store.audit import AuditVerdict
 from bot.store.auditing import _AuditCalls
 from bot.store.base import PAGE_SIZE, WAL_AUTOCHECKPOINT
 from bot.store.catalog import _CatalogCalls

@@ -1,4 +1,4 @@
-"""The audit methods of `Store`: append, verify, query and export, over the hash chain of bot/auditlog.py."""
+"""The audit methods of `Store`: append, verify, query and export, over the hash chain of audit.py."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from bot import auditlog
-from bot.auditlog import AuditVerdict
+from bot.store import audit
+from bot.store.audit import AuditVerdict
 from bot.store.base import _StoreBase
 from bot.store.codec import iso
 
@@ -24,12 +24,12 @@ class _AuditCalls(_StoreBase):
         fields = {"actor": actor, "transport": transport, "channel": channel, "manager": manager,
                   "command": command, "operation_id": operation_id, "execution_id": execution_id}
         with self._borrow() as db:
-            return auditlog.append(db.conn, self._now, self.secrets, event, fields, detail)
+            return audit.append(db.conn, self._now, self.secrets, event, fields, detail)
 
     def verify_audit(self) -> AuditVerdict:
         """Check every row's hash and link, and the head record; streams, so memory stays flat."""
         with self._borrow() as db:
-            return auditlog.verify(db.conn)
+            return audit.verify(db.conn)
 
     def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
                     since: datetime | str | None = None, until: datetime | str | None = None,
@@ -41,7 +41,7 @@ class _AuditCalls(_StoreBase):
             op = self.get_operation(operation_id)
             since = op["created_at"] if op else None
         with self._borrow() as db:
-            return auditlog.query(db, user=user, command=command, manager=manager,
+            return audit.query(db, user=user, command=command, manager=manager,
                                   since=iso(since) if since else None, until=iso(until) if until else None,
                                   event=event, operation_id=operation_id, limit=limit)
 
@@ -49,4 +49,4 @@ class _AuditCalls(_StoreBase):
         """Audit rows oldest first, streamed (for export); holds one connection until exhausted or closed."""
         start = iso(since) if since else None
         with self._borrow() as db:
-            yield from auditlog.iterate(db.conn, start)
+            yield from audit.iterate(db.conn, start)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.auditlog import canonical_json
+from bot.store.audit import canonical_json
 
 # Column kinds drive creation, encoding and decoding: text | json (a dict) | bool | int | time.
 _T, _J, _B, _I, _TM = "text", "json", "bool", "int", "time"

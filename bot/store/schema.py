@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from bot import auditlog
 from bot.errors import BotError
+from bot.store import audit
 from bot.store.codec import _B, _I, _J, _T, _TM, iso
 
 STATES = ("pending", "approved", "running", "succeeded", "failed", "cancelled", "expired")
@@ -47,7 +47,7 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     table("archive_copies", COPY_COLUMNS, ("manager", "snapshot_id"))
     table("schedule_runs", RUN_COLUMNS, ("manager", "day"))
     table("marks", MARK_COLUMNS, "key")
-    auditlog.create_schema(db)
+    audit.create_schema(db)
 
 
 _MIGRATIONS = (_create_v1,)  # append a function per schema change; never edit a released one

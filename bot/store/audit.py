@@ -1,4 +1,4 @@
-"""The audit log: an append-only, hash-chained record of who did what (a store-side module of bot/store.py).
+"""The audit log: an append-only, hash-chained record of who did what (the chain's format and its SQL).
 
 Each row's `hash` is sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of every other field of
 the row, `seq` and `prev_hash` included, with `detail` as a JSON object; the first row's `prev_hash` is 64
