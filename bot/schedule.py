@@ -17,176 +17,26 @@ missed (the bot did not exist yet) and are not caught up.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.context import NullSink, Services, Sink
 from bot.core import Actor, Invocation, Reply
-from bot.cron import Cron, CronError, zone
-from bot.errors import ConfigError
+from bot.daily_runs import FAILED, JOB, PROCESS, is_dead, owner_id, run_key
 from bot.notify import Notifier
 from bot.render import parse_time
+from bot.timetable import Fire, Schedule
 
 log = logging.getLogger("cfy_bot.schedule")
 
 ACTOR = Actor("system:scheduler", "scheduler", "system")
 TRANSPORT = "schedule"
-JOB = "backups run"
-CLAIM_GRACE = 120.0  # s: a claim with no operation for this long belongs to a process that died
 LOOKBACK = timedelta(days=62)  # how far back missed days are recorded and failures alerted
 SUMMARY_DEADLINE = timedelta(hours=10)  # the summary does not wait longer than this for a run to end
 LATE = timedelta(minutes=5)  # a run started this long after its firing is a catch-up
-PROCESS = f"{socket.gethostname()}:{os.getpid()}"
-FAILED = ("failed", "skipped")
-
-
-# --- the schedule ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fire:
-    """One firing: when it happens (UTC) and the local wall time it was scheduled for."""
-
-    at: datetime
-    wall: datetime
-
-    @property
-    def day(self) -> date:
-        """The local day the firing belongs to (the day in `daily-YYYYMMDD`)."""
-        return self.wall.date()
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """BOT_BACKUP_SCHEDULE read in BOT_TIMEZONE."""
-
-    cron: Cron
-    tz: tzinfo
-    tz_name: str
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> Schedule:
-        """The schedule the settings describe; ConfigError when it cannot be read."""
-        try:
-            return cls(Cron.parse(settings.backup_schedule), zone(settings.timezone), settings.timezone)
-        except CronError as exc:
-            raise ConfigError([f"BOT_BACKUP_SCHEDULE / BOT_TIMEZONE: {exc}"]) from None
-
-    def today(self, now: datetime) -> date:
-        """The local date at `now`."""
-        return now.astimezone(self.tz).date()
-
-    def local(self, when: datetime) -> datetime:
-        """`when` in the schedule's time zone."""
-        return when.astimezone(self.tz)
-
-    def due(self, now: datetime) -> Fire | None:
-        """The latest firing at or before `now`."""
-        found = self.cron.previous(now, self.tz)
-        return Fire(*found) if found else None
-
-    def next_runs(self, now: datetime, n: int = 1) -> list[Fire]:
-        """The next `n` firings after `now`, one per local day (the job runs once a day)."""
-        out: list[Fire] = []
-        cursor = now
-        while len(out) < n:
-            fire = Fire(*self.cron.next_with_wall(cursor, self.tz))
-            if not out or fire.day != out[-1].day:
-                out.append(fire)
-            cursor = fire.at
-        return out
-
-    def between(self, start: datetime, end: datetime) -> list[Fire]:
-        """Firings in (start, end], one per local day (the first of each day)."""
-        out: list[Fire] = []
-        for at, wall in self.cron.between(start, end, self.tz):
-            if not out or wall.date() != out[-1].day:
-                out.append(Fire(at, wall))
-        return out
-
-
-# --- runs and their claims -------------------------------------------------------------------------
-
-
-def run_key(day: date, attempt: int = 1) -> str:
-    """The schedule_runs key: `2026-11-29` for the day's run, `2026-11-29~2` for a later retry."""
-    return day.isoformat() if attempt <= 1 else f"{day.isoformat()}~{attempt}"
-
-
-def parse_key(key: str) -> tuple[date, int]:
-    """(day, attempt) of a run key."""
-    day, _, attempt = key.partition("~")
-    return date.fromisoformat(day), int(attempt or 1)
-
-
-def owner_id(tag: str) -> str:
-    """Who holds a claim: host, process and the invocation."""
-    return f"{PROCESS}/{tag}"
-
-
-def run_operation(store: Any, manager: str, key: str) -> dict[str, Any] | None:
-    """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
-    for op in store.list_operations(states=("pending", "approved", "running"), manager=manager, kinds=JOB):
-        if (op.get("args") or {}).get("run") == key:
-            return op
-    return None
-
-
-def is_dead(store: Any, row: dict[str, Any], now: datetime) -> bool:
-    """A claimed run whose claimer is gone: no operation works on it, and it was claimed a while ago."""
-    if row.get("state") != "claimed":
-        return False
-    claimed = parse_time(row.get("claimed_at"))
-    if claimed is not None and (now - claimed).total_seconds() < CLAIM_GRACE:
-        return False  # the claimer may be about to create its operation
-    return run_operation(store, row["manager"], row["day"]) is None
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The outcome of claiming a day: the key now held, or the run that stands in the way."""
-
-    key: str | None
-    holder: dict[str, Any] | None = None
-    took_over: dict[str, Any] | None = None
-
-
-def claim_day(store: Any, manager: str, day: date, owner: str, now: datetime, *, retry: bool = False) -> Claim:
-    """Claim (manager, day); with `retry`, a day whose run failed or was skipped gets a new attempt."""
-    key = run_key(day)
-    if store.claim_run(manager, key, owner):
-        return Claim(key)
-    row = store.get_run(manager, key)
-    if row is None:
-        return Claim(None, {"manager": manager, "day": key, "state": "claimed", "owner": "?"})
-    if retry and row["state"] in FAILED:
-        attempts = [r for r in store.list_runs(manager, since_day=key)
-                    if r["day"] == key or r["day"].startswith(key + "~")]
-        row = max(attempts, key=lambda r: parse_key(r["day"])[1])
-        if row["state"] in FAILED:
-            nxt = run_key(day, parse_key(row["day"])[1] + 1)
-            if store.claim_run(manager, nxt, owner):
-                return Claim(nxt)
-            return Claim(None, store.get_run(manager, nxt))
-    return _take_over(store, manager, row, owner, now)
-
-
-def _take_over(store: Any, manager: str, row: dict[str, Any], owner: str, now: datetime) -> Claim:
-    """Claim a run whose claimer died; only one process wins (a mark), then the row changes hands."""
-    if not is_dead(store, row, now):
-        return Claim(None, row)
-    mark = f"schedule:takeover:{manager}:{row['day']}:{row['owner']}:{row['claimed_at']}"
-    if store.claim_mark(mark, owner) and store.claim_run(manager, row["day"], owner, stale_after=CLAIM_GRACE):
-        return Claim(row["day"], took_over=row)
-    return Claim(None, store.get_run(manager, row["day"]) or row)
-
-
-# --- the scheduler -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -377,5 +227,4 @@ def start_scheduler(services: Services, notifier: Notifier, stop_event: threadin
     return thread
 
 
-__all__ = ["ACTOR", "Claim", "Fire", "Schedule", "Scheduler", "alert_reply", "claim_day", "is_dead", "parse_key",
-           "run_key", "start_scheduler"]
+__all__ = ["ACTOR", "Scheduler", "alert_reply", "start_scheduler"]

@@ -21,7 +21,8 @@ from bot.parser import Args
 from bot.registry import Param, command
 from bot.render import age, size
 from bot.retention import RULES, Backup, Plan, daily_day, select
-from bot.schedule import FAILED, Schedule, claim_day, owner_id, parse_key, run_key, run_operation
+from bot.timetable import Schedule
+from bot.daily_runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
 from commands.common import parse_time
 from commands.transfer import CREATE_TIMEOUT, copy_off, snapshots_create
 

@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from bot.clock import FakeClock
+from bot.daily_runs import claim_day
 from bot.notify import MemoryNotifier
-from bot.schedule import Scheduler, claim_day, start_scheduler
+from bot.schedule import Scheduler, start_scheduler
 
 ENV = {"BOT_TIMEZONE": "Europe/Berlin", "BOT_SUMMARY_CHANNEL": "C-SUMMARY", "BOT_ALERT_CHANNEL": "C-ALERT"}
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bot.cron import Cron, CronError, instant, zone
-from bot.schedule import Schedule
+from bot.timetable import Schedule
 
 BERLIN = zone("Europe/Berlin")
 
