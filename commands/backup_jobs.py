@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.context import Ctx
 from bot.core import Reply, Table
+from bot.daily_runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
 from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
 from bot.flows import wait_for_snapshot
 from bot.parser import Args
@@ -22,9 +23,9 @@ from bot.registry import Param, command
 from bot.render import age, size
 from bot.retention import RULES, Backup, Plan, daily_day, select
 from bot.timetable import Schedule
-from bot.daily_runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
+from commands.archive_copy import copy_off
 from commands.common import parse_time
-from commands.transfer import CREATE_TIMEOUT, copy_off, snapshots_create
+from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create
 
 BUSY_FIRST = 60.0  # s before the first retry of a busy manager; doubles each time
 BUSY_MAX = 15 * 60.0

@@ -156,7 +156,7 @@ def test_a_manager_in_maintenance_mode_is_skipped_with_an_alert(make_bot, clock)
 
 
 def test_a_restart_in_the_middle_resumes_the_run_and_never_starts_a_second(make_bot, clock, monkeypatch) -> None:
-    import commands.transfer as transfer
+    import commands.snapshot_create as snapshot_create
 
     class Crash(BaseException):
         pass
@@ -168,7 +168,7 @@ def test_a_restart_in_the_middle_resumes_the_run_and_never_starts_a_second(make_
     s, notes = scheduler(bot)
     s.tick()
     clock.set(utc(2026, 11, 30, 1, 0))
-    monkeypatch.setattr(transfer, "follow_execution", crash)
+    monkeypatch.setattr(snapshot_create, "follow_execution", crash)
     with pytest.raises(Crash):
         s.tick()  # the process dies while following the create
     monkeypatch.undo()

@@ -363,7 +363,7 @@ def test_roles(make_bot) -> None:
 
 
 def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> None:
-    import commands.transfer as transfer
+    import commands.snapshot_create as snapshot_create
 
     class Crash(BaseException):
         pass
@@ -371,7 +371,7 @@ def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> N
     def crash(*args, **kwargs):
         raise Crash
 
-    monkeypatch.setattr(transfer, "follow_execution", crash)
+    monkeypatch.setattr(snapshot_create, "follow_execution", crash)
     with pytest.raises(Crash):
         bot.run("snapshots create --no-legacy")
     monkeypatch.undo()
