@@ -164,11 +164,9 @@ def _workers(r: _Reader) -> int:
     return int(raw)
 
 
-def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[ManagerSettings, ...] = ()) -> Settings:
-    """Build Settings from `env`; every problem is listed in one ConfigError."""
-    r = _Reader(os.environ if env is None else env)
-    data = _toml(r)
-    found = list(managers) or _managers_from_toml(r, data)
+def _managers(r: _Reader, data: dict[str, Any], given: tuple[ManagerSettings, ...]) -> list[ManagerSettings]:
+    """The managers: those given, else the TOML file's, else the one the environment describes; checked."""
+    found = list(given) or _managers_from_toml(r, data)
     if not found and (m := _manager_from_env(r)):
         found = [m]
     if not found:
@@ -182,16 +180,28 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         for u in m.urls:
             if not re.match(r"^https?://[^/\s]+", u):
                 r.problems.append(f"manager {m.name}: {u!r} is not an http(s) URL")
-    data_dir = r.text("BOT_DATA_DIR") or default_data_dir(r.env)
+    return found
+
+
+def _shell_role(r: _Reader) -> str:
     shell_role = r.text("BOT_SHELL_ROLE", "viewer")
     if shell_role not in ROLES:
         r.problems.append(f"BOT_SHELL_ROLE must be one of {', '.join(ROLES)}, got {shell_role!r}")
+        return "viewer"
+    return shell_role
+
+
+def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:
     retention = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
     if r.text("BOT_RETENTION"):
         try:
             retention = parse_retention(r.text("BOT_RETENTION"))
         except ValueError as exc:
             r.problems.append(f"BOT_RETENTION: {exc} is not like daily=7,weekly=4,monthly=12,yearly=3")
+    return retention
+
+
+def _backup_schedule(r: _Reader) -> str:
     schedule = r.text("BOT_BACKUP_SCHEDULE", "0 2 * * *")
     try:
         from bot.cron import Cron, CronError
@@ -199,6 +209,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         Cron.parse(schedule)
     except CronError as exc:
         r.problems.append(f"BOT_BACKUP_SCHEDULE: {exc}")
+    return schedule
+
+
+def _timezone(r: _Reader) -> str:
     tz = r.text("BOT_TIMEZONE", "UTC")
     try:
         from zoneinfo import ZoneInfo
@@ -206,9 +220,23 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         ZoneInfo(tz)
     except (KeyError, ValueError, OSError):
         r.problems.append(f"BOT_TIMEZONE: unknown time zone {tz!r}")
+    return tz
+
+
+def _refuse_oauth(r: _Reader) -> None:
     if r.text("SLACK_CLIENT_ID") and r.text("SLACK_CLIENT_SECRET"):
         r.problems.append("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set: they switch Bolt to OAuth "
                           "(multi-workspace), which this bot does not support; unset them")
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[ManagerSettings, ...] = ()) -> Settings:
+    """Build Settings from `env`; every problem is listed in one ConfigError."""
+    r = _Reader(os.environ if env is None else env)
+    data = _toml(r)
+    found = _managers(r, data, managers)
+    data_dir = r.text("BOT_DATA_DIR") or default_data_dir(r.env)
+    shell_role, retention, schedule, tz = _shell_role(r), _retention(r), _backup_schedule(r), _timezone(r)
+    _refuse_oauth(r)
     grants = _grants(r, data)
     summary = r.text("BOT_SUMMARY_CHANNEL")
     settings = Settings(
@@ -221,7 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         grants=tuple(grants), viewers_restricted=bool(r.text("BOT_VIEWERS")),
         channels=r.ids("BOT_CHANNELS", r"[CGD][A-Z0-9]+|[\w.-]+"),
         access_contact=r.text("BOT_ACCESS_CONTACT", "your Cloudify admins"),
-        shell_role=shell_role if shell_role in ROLES else "viewer",
+        shell_role=shell_role,
         require_approval=r.flag("BOT_REQUIRE_APPROVAL", True),
         gate_ttl=r.duration("BOT_GATE_TTL", 600.0),
         backup_schedule=schedule, timezone=tz, retention=retention,
