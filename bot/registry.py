@@ -171,24 +171,11 @@ def command(
     """Declare a command; the decorated function is its handler `(ctx, args) -> Reply`."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        cmd = Command(
-            path=tuple(path.split()),
-            handler=fn,
-            summary=summary,
-            group=group,
-            params=tuple(params),
-            examples=tuple(examples),
-            permission=permission,
-            gate=gate,
-            long_running=long_running,
-            aliases=tuple(tuple(a.split()) for a in aliases),
-            manager_scoped=manager_scoped,
-            description=description,
-            gate_text=gate_text,
-            exclusive=exclusive,
-            prepare=prepare,
-            resumable=resumable,
-        )
+        cmd = Command(path=tuple(path.split()), handler=fn, summary=summary, group=group, params=tuple(params),
+                      examples=tuple(examples), permission=permission, gate=gate, long_running=long_running,
+                      aliases=tuple(tuple(a.split()) for a in aliases), manager_scoped=manager_scoped,
+                      description=description, gate_text=gate_text, exclusive=exclusive, prepare=prepare,
+                      resumable=resumable)
         (registry or REGISTRY).add(cmd)
         fn.command = cmd  # type: ignore[attr-defined]
         return fn
