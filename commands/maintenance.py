@@ -76,16 +76,7 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
         if ids != shown:
             shown = ids
             ctx.step(f"maintenance mode is activating; waiting for {_remaining_text(remaining)}")
-        stuck = [e for e in remaining if e.get("status") in WAITING and e.get("id") not in cancelled]
-        if stuck and len(stuck) == len([e for e in remaining if e.get("id") not in cancelled]):
-            if not all(e.get("id") in cancellable for e in stuck):
-                raise MaintenanceBlocked(
-                    f"maintenance mode cannot activate on {ctx.manager_name}: {_remaining_text(stuck)} are queued "
-                    "or scheduled, and such executions never finish while maintenance mode is activating. Cancel "
-                    "them first (`executions cancel ID`), or use the guided `restore`, which offers to.", stuck)
-            for e in stuck:
-                cancel_execution(ctx, e, cancellable.get(e["id"]))
-                cancelled.add(e["id"])
+        _cancel_stuck(ctx, remaining, cancellable, cancelled)
         waited = ctx.clock.monotonic() - began
         if timeout and waited >= timeout:
             raise MaintenanceTimeout(
@@ -96,6 +87,22 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
         ctx.check_cancel()
         ctx.clock.sleep(delay)
         delay = min(delay * 1.5, 5.0)
+
+
+def _cancel_stuck(ctx: Ctx, remaining: list[dict], cancellable: dict[str, str | None], cancelled: set[str]) -> None:
+    """When only queued or scheduled executions are left (they never finish while maintenance mode is activating),
+    cancel them if all are `cancellable`, else raise MaintenanceBlocked; adds what it cancels to `cancelled`."""
+    stuck = [e for e in remaining if e.get("status") in WAITING and e.get("id") not in cancelled]
+    if not stuck or len(stuck) != len([e for e in remaining if e.get("id") not in cancelled]):
+        return
+    if not all(e.get("id") in cancellable for e in stuck):
+        raise MaintenanceBlocked(
+            f"maintenance mode cannot activate on {ctx.manager_name}: {_remaining_text(stuck)} are queued "
+            "or scheduled, and such executions never finish while maintenance mode is activating. Cancel "
+            "them first (`executions cancel ID`), or use the guided `restore`, which offers to.", stuck)
+    for e in stuck:
+        cancel_execution(ctx, e, cancellable.get(e["id"]))
+        cancelled.add(e["id"])
 
 
 def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> None:

@@ -55,13 +55,7 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
                 seen_running = True
                 ctx.step("the restore is running (snapshot-status: running)")
             if state == "not-running":
-                try:
-                    client, execution = read_execution(ctx, client, execution_id)
-                except CredentialsRejected:
-                    rejected_since = rejected_since if rejected_since is not None else ctx.clock.monotonic()
-                    if ctx.clock.monotonic() - rejected_since >= AUTH_GRACE:
-                        raise
-                    execution = {}
+                client, execution, rejected_since = _read_when_idle(ctx, client, execution_id, rejected_since)
                 if execution.get("status") in FINAL:
                     ctx.remember(final_status=execution.get("status"))
                     return client, execution
@@ -71,6 +65,20 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
                            "maintenance mode")
         ctx.clock.sleep(delay)
         delay = min(delay * 1.5, 5.0)
+
+
+def _read_when_idle(ctx: Ctx, client: Any, execution_id: str,
+                    rejected_since: float | None) -> tuple[Any, dict, float | None]:
+    """Read the execution once no restore runs; rejected credentials give `{}` (keep watching) until they have
+    been rejected for AUTH_GRACE. Returns (client, execution, when the rejections began)."""
+    try:
+        client, execution = read_execution(ctx, client, execution_id)
+    except CredentialsRejected:
+        rejected_since = rejected_since if rejected_since is not None else ctx.clock.monotonic()
+        if ctx.clock.monotonic() - rejected_since >= AUTH_GRACE:
+            raise
+        execution = {}
+    return client, execution, rejected_since
 
 
 def _short(exc: BaseException) -> str:
