@@ -99,18 +99,7 @@ def select(backups: Iterable[Backup], counts: Mapping[str, int] | Iterable[tuple
     ignored = tuple(sorted(i for i in items if daily_day(i) is None))
     daily = sorted((b for b in items.values() if daily_day(b.snapshot_id) is not None),
                    key=lambda b: b.order, reverse=True)
-    good = [b for b in daily if b.good]
-    keep: dict[str, list[str]] = {}
-    for rule in RULES:
-        wanted = counts.get(rule, 0)
-        seen: list[str] = []
-        for b in good:
-            if len(seen) >= wanted:
-                break
-            p = period(rule, b.day)
-            if p not in seen:
-                seen.append(p)
-                keep.setdefault(b.snapshot_id, []).append(f"{rule} {len(seen)}/{wanted} ({p})")
+    keep = _kept_by_rules([b for b in daily if b.good], counts)
     newest_verified = next((b for b in daily if b.verified), None)
     if newest_verified is not None:
         keep.setdefault(newest_verified.snapshot_id, []).append("the newest verified archive copy")
@@ -131,6 +120,22 @@ def select(backups: Iterable[Backup], counts: Mapping[str, int] | Iterable[tuple
         else:
             keep.setdefault(b.snapshot_id, []).append("not good, but within the daily window (kept to look at)")
     return Plan(keep={k: tuple(v) for k, v in keep.items()}, delete=delete, ignored=ignored)
+
+
+def _kept_by_rules(good: list[Backup], counts: Mapping[str, int]) -> dict[str, list[str]]:
+    """Why each good backup (newest first) is kept by the counting rules: the newest of each period, per rule."""
+    keep: dict[str, list[str]] = {}
+    for rule in RULES:
+        wanted = counts.get(rule, 0)
+        seen: list[str] = []
+        for b in good:
+            if len(seen) >= wanted:
+                break
+            p = period(rule, b.day)
+            if p not in seen:
+                seen.append(p)
+                keep.setdefault(b.snapshot_id, []).append(f"{rule} {len(seen)}/{wanted} ({p})")
+    return keep
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:

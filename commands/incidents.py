@@ -9,6 +9,7 @@ typed in the room (operations included) report there. `restore … --incident` o
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from bot import incident as inc
@@ -71,22 +72,7 @@ def _hm(iso: str) -> str:
 def open_incident(ctx: Ctx, title: str, manager: str, kind: str = "incident") -> tuple[dict[str, Any], str]:
     """Create the room, invite the requester, post and pin the card; the record and what to tell people."""
     port, now, store = _port(ctx), ctx.now(), ctx.store
-    mode, room, problem, name = "thread", ctx.inv.channel, "", ""
-    for attempt in range(1, 6):
-        name = inc.channel_name(title, now, attempt)
-        if inc.get(store, name) is not None:
-            continue
-        try:
-            room, mode = port.create_channel(name), "channel"
-        except NameTaken:
-            continue
-        except MissingScope as exc:
-            problem = f"{str(exc)[:1].upper()}{str(exc)[1:]}. So the incident runs in a thread of this channel instead."
-        except NoChannels:
-            mode = "terminal"
-        except ChatError as exc:
-            problem = f"could not create channel #{name} ({exc}); the incident runs in a thread of this channel"
-        break
+    mode, room, problem, name = _create_room(ctx, port, title, now)
     actor = ctx.inv.actor
     record = {"id": name, "title": title, "manager": manager, "kind": kind, "mode": mode, "room": room,
               "room_label": f"#{name}" if mode == "channel" else ("the terminal" if mode == "terminal"
@@ -112,6 +98,28 @@ def open_incident(ctx: Ctx, title: str, manager: str, kind: str = "incident") ->
                        manager=manager, command=ctx.command.name,
                        detail={"incident": name, "title": title, "mode": mode, "room": room, "problem": problem})
     return record, "\n".join(notes)
+
+
+def _create_room(ctx: Ctx, port: ChatPort, title: str, now: datetime) -> tuple[str, str, str, str]:
+    """A new channel under the first free name; else a thread of this channel, or the terminal.
+    Returns (mode, room, problem, name)."""
+    mode, room, problem, name = "thread", ctx.inv.channel, "", ""
+    for attempt in range(1, 6):
+        name = inc.channel_name(title, now, attempt)
+        if inc.get(ctx.store, name) is not None:
+            continue
+        try:
+            room, mode = port.create_channel(name), "channel"
+        except NameTaken:
+            continue
+        except MissingScope as exc:
+            problem = f"{str(exc)[:1].upper()}{str(exc)[1:]}. So the incident runs in a thread of this channel instead."
+        except NoChannels:
+            mode = "terminal"
+        except ChatError as exc:
+            problem = f"could not create channel #{name} ({exc}); the incident runs in a thread of this channel"
+        break
+    return mode, room, problem, name
 
 
 def _invite(port: ChatPort, room: str, users: list[str]) -> list[str]:
