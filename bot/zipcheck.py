@@ -142,10 +142,12 @@ class _Member:
             try:
                 out = self._inflate.decompress(piece, INFLATE_STEP)
                 self._count(out)
-                while self._inflate.unconsumed_tail:
+                while self._inflate.unconsumed_tail and self.size <= self.file_size:
                     self._count(self._inflate.decompress(self._inflate.unconsumed_tail, INFLATE_STEP))
             except zlib.error:
                 self._broken = True  # not recorded: the full read reports the damage in its own words
+            if self.size > self.file_size:
+                self._broken = True  # inflates past its declared size: stop spending CPU on it; read again
         return len(piece)
 
     def _count(self, data: bytes | memoryview) -> None:

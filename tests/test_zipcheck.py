@@ -116,6 +116,16 @@ def test_a_damaged_member_is_not_counted_and_the_reread_fails(method) -> None:
             check_members(zf, check, 1 << 20)
 
 
+def test_a_member_that_inflates_past_its_declared_size_is_not_counted() -> None:
+    """A header that understates the size (a bomb, or damage) stops the inflating; the member is read again."""
+    data = bytearray(make_zip(zeros=(bytes(5_000_000), DEFLATED)))
+    at = bytes(data).index(b"PK\x03\x04", 1)  # the second local header: zeros
+    struct.pack_into("<I", data, at + 22, 1000)  # its uncompressed size claims 1000 bytes
+    check = streamed(bytes(data))
+    assert at not in check.seen
+    assert check.stopped == "end"  # the members after it are still followed
+
+
 def test_a_central_directory_that_disagrees_is_not_trusted() -> None:
     """The stream saw a good member, but the central directory claims another CRC: read again, and refused."""
     data = bytearray(make_zip(blob=(PAYLOAD, STORED)))
