@@ -90,8 +90,8 @@ class StreamCheck:
         return take + more
 
     def _start(self, header: bytes) -> None:
-        (_sig, _version, flags, method, _time, _date, crc, csize, usize, name_len, extra_len) = \
-            LOCAL_HEADER.unpack_from(header)
+        (_sig, _version, flags, method, _time, _date, _crc, csize, usize, name_len, extra_len) = \
+            LOCAL_HEADER.unpack_from(header)  # the header's CRC is not trusted: the central directory's is compared
         if flags & 0x1:
             self.stopped = "an encrypted member"
             return
@@ -110,7 +110,7 @@ class StreamCheck:
                 return
             usize, csize = sizes
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-        self._member = _Member(self._header_at, name, method, crc, csize, usize)
+        self._member = _Member(self._header_at, name, method, csize, usize)
         if csize == 0:
             self._finish(self._member)
 
@@ -124,7 +124,7 @@ class StreamCheck:
 class _Member:
     """The data of one member as it streams: CRC-32 and size of what it holds."""
 
-    def __init__(self, offset: int, name: str, method: int, crc: int, compress_size: int, file_size: int) -> None:
+    def __init__(self, offset: int, name: str, method: int, compress_size: int, file_size: int) -> None:
         self.offset, self.name, self.method = offset, name, method
         self.compress_size, self.file_size = compress_size, file_size
         self.left = compress_size
