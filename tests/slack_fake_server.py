@@ -2,6 +2,8 @@
 
 `FakeSlack` answers `POST /api/<method>` like Slack (form or JSON bodies, `Authorization: Bearer`), records every
 call, and can be told to fail a method (`{"ok": false, "error": ...}`) or rate-limit it (429 + Retry-After).
+Bot tokens (`xoxb-`) work for every method but `apps.connections.open`, which only takes an app-level token
+(`xapp-`) and answers with `socket_url` (a `SocketSlack` from slack_socket_server.py), as Slack does.
 Response URLs are `POST /response/<name>`. Everything listens on 127.0.0.1, port 0.
 """
 
@@ -33,8 +35,11 @@ class Call:
 class FakeSlack:
     """The fake Web API. `calls` is every request in arrival order."""
 
-    def __init__(self, good_tokens: tuple[str, ...] = ("xoxb-test",)) -> None:
+    def __init__(self, good_tokens: tuple[str, ...] = ("xoxb-test",),
+                 app_tokens: tuple[str, ...] = ("xapp-test",)) -> None:
         self.good_tokens = set(good_tokens)
+        self.app_tokens = set(app_tokens)
+        self.socket_url = "ws://127.0.0.1:9/link"  # what apps.connections.open hands out
         self.calls: list[Call] = []
         self.faults: dict[str, list[dict[str, Any]]] = {}
         self.usergroups: list[dict[str, Any]] = []
@@ -137,9 +142,18 @@ class FakeSlack:
                          headers={"Retry-After": str(fault["retry_after"])})
         if fault:
             return _send(req, 200, json.dumps({"ok": False, "error": fault["error"]}))
-        if method != "apps.connections.open" and token not in self.good_tokens:
-            return _send(req, 200, json.dumps({"ok": False, "error": "invalid_auth"}))
+        problem = self._token_problem(method, token)
+        if problem:
+            return _send(req, 200, json.dumps({"ok": False, "error": problem}))
         return _send(req, 200, json.dumps(self._answer(method, params)))
+
+    def _token_problem(self, method: str, token: str) -> str:
+        """Slack's error for a token this method does not take, or ''."""
+        wanted, other = (self.app_tokens, self.good_tokens) if method == "apps.connections.open" \
+            else (self.good_tokens, self.app_tokens)
+        if token in wanted:
+            return ""
+        return "not_allowed_token_type" if token in other else "invalid_auth"
 
     def _take_fault(self, method: str) -> dict[str, Any] | None:
         with self._lock:
@@ -175,7 +189,7 @@ class FakeSlack:
         if method == "conversations.create":
             return {"ok": True, "channel": {"id": "C" + self._next_ts().replace(".", "")[-8:], "name": p.get("name")}}
         if method == "apps.connections.open":
-            return {"ok": True, "url": "ws://127.0.0.1:9/link"}
+            return {"ok": True, "url": self.socket_url}
         return {"ok": True}  # conversations.invite/setTopic, pins.add, reactions.add, ...
 
 
