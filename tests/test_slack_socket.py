@@ -1,16 +1,28 @@
-"""Socket Mode over a real WebSocket: the stand-in for Slack's endpoint, checked against RFC 6455 and slack_sdk."""
+"""Socket Mode over a real WebSocket: the stand-in for Slack's endpoint, Bolt's handler on it, and `cfy-bot socket`."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_fake_server import FakeSlack
+from slack_fake_server import ADMIN, OPERATOR, FakeSlack, make_slack_bot
 from slack_socket_server import CLOSE, CONTINUATION, PING, PONG, TEXT, SocketSlack, accept_key, encode_frame, \
     read_frame
+from test_slack_app import REG, ops
 
+from bot.slack.fake import command_fields
+
+ROOT = Path(__file__).resolve().parent.parent
 MASK = b"\x37\xfa\x21\x3d"
 
 
@@ -94,3 +106,163 @@ def test_slack_sdks_own_client_connects_acks_and_reconnects(fake: FakeSlack, ws:
         client.close()
     with pytest.raises(SlackApiError, match="not_allowed_token_type"):
         WebClient(base_url=fake.api_url).apps_connections_open(app_token="xoxb-test")
+
+
+# -- Bolt's Socket Mode handler on the real app -------------------------------------------------------------
+
+@pytest.fixture
+def socket_bot(tmp_path: Any, clock: Any, fake: FakeSlack, ws: SocketSlack) -> Any:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    bot = make_slack_bot(tmp_path, clock, REG, fake=fake, socket_mode=True, env={"SLACK_SIGNING_SECRET": ""})
+    handler = SocketModeHandler(bot.app, "xapp-test")
+    handler.connect()
+    assert ws.wait_connected()
+    yield bot
+    ws.stop()  # first: the client's reader then leaves recv() at once, not after its 3 s timeout
+    handler.close()
+    bot.close()
+
+
+def test_envelopes_are_acked_at_once_and_answered(socket_bot: Any, fake: FakeSlack, ws: SocketSlack) -> None:
+    sent = time.monotonic()
+    eid = ws.push("slash_commands", command_fields("ping", user=ADMIN, response_url=fake.response_url("s")),
+                  accepts_response_payload=True)
+    assert ws.wait_ack(eid, timeout=3) == {"envelope_id": eid} and ws.ack_at[eid] - sent < 1.0
+    gated = ws.push("slash_commands", command_fields("drop snap-1", user=ADMIN, response_url=fake.response_url("g")))
+    assert ws.wait_ack(gated, timeout=3) == {"envelope_id": gated}
+    socket_bot.settle()
+    assert "pong" in socket_bot.responses("s")[0]["text"]
+    [op] = ops(socket_bot)
+    assert op["requester"] == f"slack:{ADMIN}" and op["state"] == "pending"
+    from bot.slack.fake import action_payload
+
+    click = ws.push("interactive", action_payload("confirm", op["id"], user=ADMIN, message_ts=op["slack_ts"],
+                                                  response_url=fake.response_url("c")))
+    assert ws.wait_ack(click, timeout=3) == {"envelope_id": click}
+    socket_bot.settle()
+    assert socket_bot.store.get_operation(op["id"])["state"] == "succeeded"
+
+
+def test_connection_drops_are_logged_down_then_back(fake: FakeSlack, ws: SocketSlack, caplog: Any) -> None:
+    from slack_sdk import WebClient
+    from slack_sdk.socket_mode.builtin import SocketModeClient
+
+    from bot.slack.runtime import watch_connection
+
+    client = SocketModeClient("xapp-test", web_client=WebClient(base_url=fake.api_url), ping_interval=0.3,
+                              logger=logging.getLogger("test.sdk"))
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_connection, args=(client.is_connected, stop, 0.02))
+    caplog.set_level(logging.WARNING, logger="cfy_bot.slack")
+    try:
+        client.connect()
+        watcher.start()
+        ws.drop()
+        assert ws.wait_connected(2, timeout=10)
+        assert ws.wait_for(lambda _: "is back" in caplog.text, timeout=5)
+    finally:
+        stop.set()
+        watcher.join(5)
+        client.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "cfy_bot.slack"]
+    assert said[0] == "Socket Mode connection is down; the client is reconnecting"
+    assert said[1].startswith("Socket Mode connection is back after ") and len(said) == 2
+
+
+def test_serve_socket_says_when_the_websocket_did_not_open(tmp_path: Path, fake: FakeSlack, capsys: Any) -> None:
+    from bot.config import load_settings
+    from bot.settings import ManagerSettings
+    from bot.slack import serve_socket
+
+    fake.socket_url = "ws://127.0.0.1:9/link"  # apps.connections.open answers, but nothing listens there
+    settings = load_settings({"BOT_DATA_DIR": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test",
+                              "SLACK_APP_TOKEN": "xapp-test", "SLACK_API_URL": fake.api_url},
+                             managers=(ManagerSettings("production", ("http://127.0.0.1:9",), password="pw"),))
+    before = signal.getsignal(signal.SIGTERM)
+
+    def stop_when_serving() -> None:  # SIGTERM to this process, once serve_socket has put its handler in place
+        end = time.monotonic() + 10
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < end:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_when_serving, daemon=True).start()
+    assert serve_socket(settings) == 0
+    assert signal.getsignal(signal.SIGTERM) is before  # put back
+    err = capsys.readouterr().err
+    assert "the Socket Mode connection did not open yet; retrying" in err and "connected to Slack" not in err
+
+
+# -- `cfy-bot socket`, for real -----------------------------------------------------------------------------
+
+def _start(tmp_path: Path, fake: FakeSlack, **env: str) -> subprocess.Popen[bytes]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BOT_", "CLOUDIFY_"))}
+    base.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_APP_TOKEN="xapp-test", SLACK_API_URL=fake.api_url,
+                CLOUDIFY_MANAGER_URL="http://127.0.0.1:9", CLOUDIFY_PASSWORD="pw", BOT_DATA_DIR=str(tmp_path),
+                PYTHONPATH=str(ROOT))
+    base.update(env)
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "socket"], cwd=tmp_path, env=base,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> tuple[int, str, float]:
+    """SIGTERM, then (exit code, everything printed, seconds it took to stop)."""
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out = proc.communicate(timeout=timeout)[0].decode()
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out = proc.communicate()[0].decode()
+    return proc.returncode, out, time.monotonic() - began
+
+
+@pytest.mark.slow
+def test_cfy_bot_socket_answers_a_command(tmp_path: Path, fake: FakeSlack, ws: SocketSlack) -> None:
+    proc = _start(tmp_path, fake)
+    try:
+        assert ws.wait_connected(timeout=20), "cfy-bot socket did not connect"
+        sent = time.monotonic()
+        eid = ws.push("slash_commands", command_fields("help", response_url=fake.response_url("sock")),
+                      accepts_response_payload=True)
+        assert ws.wait_ack(eid, timeout=3) == {"envelope_id": eid} and ws.ack_at[eid] - sent < 3
+        assert fake.wait_for(lambda f: f.calls_to("response_url"), timeout=10)
+    finally:
+        code, out, took = _stop(proc)
+    assert "Commands you can run" in fake.calls_to("response_url")[0].params["text"]
+    assert [c.token for c in fake.calls_to("apps.connections.open")] == ["xapp-test"]
+    assert (code, took < 10) == (0, True), out
+    assert "connected to Slack in Socket Mode" in out and "Traceback" not in out, out
+    assert "xoxb-test" not in out and "xapp-test" not in out
+
+
+@pytest.mark.slow
+def test_sigterm_does_not_wait_for_a_running_operation(tmp_path: Path, fake: FakeSlack, ws: SocketSlack) -> None:
+    from sim_fixtures import served
+
+    from bot.store import Store
+    from simulator import Simulator
+
+    sim = Simulator(data_dir=str(tmp_path / "sim"), durations={"create_snapshot": 120.0, "default": 0.2})
+    (tmp_path / "bot").mkdir()
+    with served(sim) as url:
+        proc = _start(tmp_path / "bot", fake, CLOUDIFY_MANAGER_URL=url, CLOUDIFY_USERNAME="admin",
+                      CLOUDIFY_PASSWORD="admin", BOT_OPERATORS=OPERATOR)
+        try:
+            assert ws.wait_connected(timeout=20), "cfy-bot socket did not connect"
+            ws.push("slash_commands", command_fields("snapshots create s1", user=OPERATOR))
+            assert fake.wait_for(lambda f: any("creating snapshot s1" in c.params.get("text", "")
+                                               for c in f.calls_to("chat.postMessage")), timeout=15)
+        finally:
+            code, out, took = _stop(proc)
+    assert (code, took < 10) == (0, True), out
+    assert "stopping while operations run; the next start resumes or settles them" in out, out
+    store = Store(tmp_path / "bot" / "cfy-bot.db")
+    try:
+        [op] = store.list_operations()
+        assert op["state"] == "running"  # left for the next start to pick up, as after a crash
+    finally:
+        store.close()
+    sim.close()

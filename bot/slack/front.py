@@ -35,7 +35,8 @@ class SlackFront(SlackDisplay):
         self.quick = ThreadPoolExecutor(8, thread_name_prefix="cfy-quick")
         self._stop = threading.Event()
         self._working = 0  # jobs given to the work pool and not finished
-        self._lock = threading.Lock()
+        self._jobs = 0  # jobs given to either pool and not finished
+        self._lock = threading.Condition()
 
     # listeners call these, right after ack()
     def on_command(self, body: dict[str, Any]) -> None:
@@ -58,9 +59,7 @@ class SlackFront(SlackDisplay):
 
     def _submit(self, pool: Executor, fn: Callable[..., None], body: dict[str, Any], *args: Any) -> None:
         counted = pool is self.work
-        if counted:
-            with self._lock:
-                self._working += 1
+        self._count(1, counted)
 
         def guarded() -> None:
             try:
@@ -72,18 +71,25 @@ class SlackFront(SlackDisplay):
                     text=f"Something went wrong (ref `{ref}`); the details are in the bot's log.",
                     title="Internal error", tone="danger", ok=False))
             finally:
-                if counted:
-                    with self._lock:
-                        self._working -= 1
+                self._count(-1, counted)
 
         try:
             pool.submit(guarded)
         except RuntimeError:  # the pool is shut down: the process is stopping
-            if counted:
-                with self._lock:
-                    self._working -= 1
+            self._count(-1, counted)
             self.respond(body.get("response_url", ""), Reply(text="The bot is restarting; try again in a minute.",
                                                              title="Unavailable", tone="warning", ok=False))
+
+    def _count(self, step: int, work: bool) -> None:
+        with self._lock:
+            self._jobs += step
+            self._working += step if work else 0
+            self._lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no command, click or operation runs on the bot's pools (True), or `timeout` passes."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._jobs == 0, timeout)
 
     # commands
     def _command(self, body: dict[str, Any], long_pool: bool = False) -> None:

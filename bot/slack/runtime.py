@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +18,10 @@ from slack_sdk.errors import SlackApiError
 from bot.core import Reply
 from bot.slack.app import build_app, front_of, wsgi
 from bot.slack.client import error_text, make_client
-from bot.slack.front import HOUSEKEEPING_S
 from bot.slack.groups import SlackGroups
 
 log = logging.getLogger("cfy_bot.slack")
+STOP_GRACE_S = 2.0  # after SIGTERM, how long running commands may take before the process ends anyway
 
 
 def startup_problem(settings: Any, mode: str, client: WebClient | None = None) -> str | None:
@@ -124,25 +125,62 @@ def serve_http(settings: Any, port: int, threads: int, *, transport: Any = None)
 
 
 def serve_socket(settings: Any) -> int:
-    """`cfy-bot socket`: Socket Mode with SLACK_APP_TOKEN; logs when the connection is down."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
+    """`cfy-bot socket`: Socket Mode with SLACK_APP_TOKEN until SIGTERM or SIGINT; logs when the connection is
+    down and when it is back."""
     problem = startup_problem(settings, "socket")
     if problem:
         return _refuse(problem)
-    app = build_runtime(settings, socket_mode=True)
-    handler = SocketModeHandler(app, settings.slack_app_token)
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    # Before anything starts, so that a stop while starting is clean too; put back when serving ends.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _serve_socket(settings, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve_socket(settings: Any, stop: threading.Event) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    app = build_runtime(settings, socket_mode=True)
+    front = front_of(app)
+    handler = SocketModeHandler(app, settings.slack_app_token)
     try:
         handler.connect()
     except SlackApiError as exc:
+        handler.close()
+        front.close()
         return _refuse(f"Slack rejected SLACK_APP_TOKEN: apps.connections.open answered {error_text(exc)}")
-    print("cfy-bot: connected to Slack in Socket Mode", file=sys.stderr, flush=True)
-    while not stop.wait(HOUSEKEEPING_S):
-        if not handler.client.is_connected():
-            log.warning("Socket Mode connection is down; the client is reconnecting")
-    handler.close()
-    front_of(app).close()
+    connected = handler.client.is_connected()
+    print("cfy-bot: connected to Slack in Socket Mode" if connected else  # if not, the client logged why
+          "cfy-bot: the Socket Mode connection did not open yet; retrying", file=sys.stderr, flush=True)
+    watch_connection(handler.client.is_connected, stop, down_at_start=not connected)
+    handler.close()  # no new envelopes from here on
+    idle = front.wait_idle(STOP_GRACE_S)
+    front.close()  # what is queued for Slack is sent
+    if not idle:
+        # An operation can run for an hour (a restore being watched); the interpreter would wait for it at exit.
+        # It is in the store, and the next start resumes or settles it, as after a crash.
+        log.warning("stopping while operations run; the next start resumes or settles them")
+        logging.shutdown()
+        os._exit(0)
     return 0
+
+
+def watch_connection(is_connected: Callable[[], bool], stop: threading.Event, interval: float = 1.0,
+                     remind: float = 300.0, down_at_start: bool = False) -> None:
+    """Until `stop` is set: log when the connection goes down, every `remind` seconds while it stays down, and
+    when it is back (the client reconnects by itself)."""
+    down_since = told = time.monotonic() if down_at_start else None
+    while not stop.wait(interval):
+        now, up = time.monotonic(), is_connected()
+        if up and down_since is not None:
+            log.warning("Socket Mode connection is back after %.0f s down", now - down_since)
+            down_since = told = None
+        elif not up and down_since is None:
+            down_since = told = now
+            log.warning("Socket Mode connection is down; the client is reconnecting")
+        elif not up and told is not None and now - told >= remind:
+            told = now
+            log.warning("Socket Mode connection is still down after %.0f s", now - down_since)
