@@ -20,7 +20,7 @@ from slack_socket_server import CLOSE, CONTINUATION, PING, PONG, TEXT, SocketSla
     read_frame
 from test_slack_app import REG, ops
 
-from bot.slack.fake import command_fields
+from bot.slack.fake import command_fields, event_callback, mention_event
 
 ROOT = Path(__file__).resolve().parent.parent
 MASK = b"\x37\xfa\x21\x3d"
@@ -129,8 +129,10 @@ def test_envelopes_are_acked_at_once_and_answered(socket_bot: Any, fake: FakeSla
     eid = ws.push("slash_commands", command_fields("ping", user=ADMIN, response_url=fake.response_url("s")),
                   accepts_response_payload=True)
     assert ws.wait_ack(eid, timeout=3) == {"envelope_id": eid} and ws.ack_at[eid] - sent < 1.0
-    gated = ws.push("slash_commands", command_fields("drop snap-1", user=ADMIN, response_url=fake.response_url("g")))
-    assert ws.wait_ack(gated, timeout=3) == {"envelope_id": gated}
+    body = event_callback(mention_event("<@UBOT> drop snap-1", user=ADMIN, ts="1764000000.000700"))
+    first = ws.push("events_api", body)
+    again = ws.push("events_api", body, retry_attempt=1, retry_reason="timeout")  # the same event, redelivered
+    assert ws.wait_ack(first, timeout=3) and ws.wait_ack(again, timeout=3)
     socket_bot.settle()
     assert "pong" in socket_bot.responses("s")[0]["text"]
     [op] = ops(socket_bot)
@@ -220,7 +222,7 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> tuple[int, str,
 
 
 @pytest.mark.slow
-def test_cfy_bot_socket_answers_a_command(tmp_path: Path, fake: FakeSlack, ws: SocketSlack) -> None:
+def test_cfy_bot_socket_answers_a_command_and_a_mention(tmp_path: Path, fake: FakeSlack, ws: SocketSlack) -> None:
     proc = _start(tmp_path, fake)
     try:
         assert ws.wait_connected(timeout=20), "cfy-bot socket did not connect"
@@ -228,10 +230,14 @@ def test_cfy_bot_socket_answers_a_command(tmp_path: Path, fake: FakeSlack, ws: S
         eid = ws.push("slash_commands", command_fields("help", response_url=fake.response_url("sock")),
                       accepts_response_payload=True)
         assert ws.wait_ack(eid, timeout=3) == {"envelope_id": eid} and ws.ack_at[eid] - sent < 3
-        assert fake.wait_for(lambda f: f.calls_to("response_url"), timeout=10)
+        mid = ws.push("events_api", event_callback(mention_event("<@UBOT> help", ts="1764000000.000900")))
+        assert ws.wait_ack(mid, timeout=3) == {"envelope_id": mid}
+        assert fake.wait_for(lambda f: f.calls_to("response_url") and f.calls_to("chat.postMessage"), timeout=10)
     finally:
         code, out, took = _stop(proc)
     assert "Commands you can run" in fake.calls_to("response_url")[0].params["text"]
+    [reply] = [c.params for c in fake.calls_to("chat.postMessage")]
+    assert reply["thread_ts"] == "1764000000.000900" and "Commands you can run" in reply["text"]
     assert [c.token for c in fake.calls_to("apps.connections.open")] == ["xapp-test"]
     assert (code, took < 10) == (0, True), out
     assert "connected to Slack in Socket Mode" in out and "Traceback" not in out, out

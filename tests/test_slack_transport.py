@@ -169,6 +169,10 @@ METHOD_SCOPES = {
 }
 _CALL = re.compile(r"\.(auth_\w+|chat_\w+|usergroups_\w+|users_\w+|conversations_\w+|pins_\w+|files_\w+"
                    r"|reactions_\w+|views_\w+)\(")
+# Every Events API event the app may listen to (`app.event("...")`), and the bot scope Slack needs to send it.
+EVENT_SCOPES = {"app_mention": {"app_mentions:read"}, "message.channels": {"channels:history"},
+                "reaction_added": {"reactions:read"}}
+_EVENT = re.compile(r"\.event\(\s*[\"']([\w.]+)[\"']")
 
 
 def read_yaml(text: str) -> Any:
@@ -213,13 +217,15 @@ def _block(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[Any, int]
 def test_manifest_scopes_are_exactly_what_the_code_uses() -> None:
     manifest = read_yaml((ROOT / "manifest.yml").read_text())
     code = "\n".join(p.read_text() for p in sorted((ROOT / "bot" / "slack").glob("*.py")))
-    called = set(_CALL.findall(code))
-    unknown = called - METHOD_SCOPES.keys()
-    assert not unknown, f"add these Web API methods to METHOD_SCOPES: {unknown}"
-    needed = {"commands"} | set().union(*(METHOD_SCOPES[m] for m in called))
+    called, events = set(_CALL.findall(code)), set(_EVENT.findall(code))
+    unknown = (called - METHOD_SCOPES.keys()) | (events - EVENT_SCOPES.keys())
+    assert not unknown, f"add these Web API methods to METHOD_SCOPES or events to EVENT_SCOPES: {unknown}"
+    assert events == {"app_mention"}
+    needed = {"commands"} | set().union(*(METHOD_SCOPES[m] for m in called), *(EVENT_SCOPES[e] for e in events))
     if "chat_postMessage" in called:
         needed.add("chat:write.public")  # progress goes to the channel of the command, joined or not
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == events  # Slack sends what is heard
 
 
 def test_manifest_command_interactivity_and_urls() -> None:
@@ -232,6 +238,7 @@ def test_manifest_command_interactivity_and_urls() -> None:
     settings = manifest["settings"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["interactivity"]["request_url"] == cmd["url"]
+    assert settings["event_subscriptions"]["request_url"] == cmd["url"]  # Bolt answers all three on one path
     assert settings["socket_mode_enabled"] is False  # HTTP mode: URLs present; the comments describe Socket Mode
     assert 1 <= len(manifest["display_information"]["name"]) <= 35
 

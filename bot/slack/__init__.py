@@ -1,4 +1,4 @@
-"""The Slack front end: `/cfy` and its buttons on Bolt, progress threads, gate cards, HTTP and Socket Mode.
+"""The Slack front end: `/cfy`, `@cfy-bot` and the buttons on Bolt, progress threads, gate cards, HTTP and Socket Mode.
 
 Every listener acknowledges at once and hands the work to the bot's own thread pools (never Bolt's
 5-thread listener pool). Everything sent to Slack goes through one throttled `Outbox`. This package is the
@@ -8,13 +8,14 @@ only part of the bot that imports slack_bolt or slack_sdk.
     outbox.py    Outbox, Msg: posts and edits per channel within Slack's rate limits, off the caller's thread
     display.py   SlackDisplay: operation cards, results in their threads, private replies; expire_cards
     sink.py      SlackSink: progress of one operation on its card and in its thread
-    front.py     SlackFront: what the listeners hand work to (commands, clicks), recovery and housekeeping
+    front.py     SlackFront: what the listeners hand work to (commands, mentions, clicks), recovery and housekeeping
+    mention.py   mention_request: an `app_mention` event as the `/cfy` request it stands for (or one to ignore)
     chat.py      SlackChat: the chat port of incidents (rooms, invitations, pins)
     groups.py    SlackGroups: user-group membership for grants that name a group
     app.py       build_app, front_of, wsgi: the Bolt app and its WSGI entry with /health
     runtime.py   startup_problem, build_runtime, SlackNotifier, serve_http, serve_socket: a serving process
     render.py    Slack text and Block Kit: pure functions, no Slack library
-    fake.py      what Slack sends a bot (signed requests), for tests and the ack benchmark
+    fake.py      what Slack sends a bot (signed requests, events), for tests and the ack benchmark
 
 Everything here logs to the `cfy_bot.slack` logger.
 """

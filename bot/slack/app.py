@@ -1,4 +1,4 @@
-"""The Bolt app: one `/cfy` command and the card buttons, every listener acked at once; its WSGI entry."""
+"""The Bolt app: `/cfy`, `@cfy-bot` mentions and the card buttons, every listener acked at once; its WSGI entry."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ RUN_BUTTON = re.compile(r"^cfy_run_\d+$")  # a reply's own buttons: the value is
 
 def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None, executor: Executor | None = None,
               outbox: Outbox | None = None, socket_mode: bool = False) -> App:
-    """The Bolt app: one `/cfy` command and the card buttons; every listener acks at once."""
+    """The Bolt app: one `/cfy` command, `@cfy-bot COMMAND` mentions and the card buttons; every listener acks at
+    once."""
     settings = services.settings
     secret = settings.slack_signing_secret
     if not secret and not socket_mode:
@@ -49,6 +50,7 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
         hand_off = _answered_at_once(lambda body, action=action: front.on_click(body, action))
         app.action(f"cfy_{action}", middleware=[hand_off])(_acked)
     app.action(RUN_BUTTON, middleware=[_answered_at_once(front.on_run_button)])(_acked)
+    app.event("app_mention", middleware=[_answered_at_once(front.on_mention)])(_acked)
 
     @app.error
     def on_error(error: Exception, request: Any, response: BoltResponse | None) -> BoltResponse | None:

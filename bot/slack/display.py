@@ -85,6 +85,17 @@ class SlackDisplay:
         text, blocks = render.reply_blocks(reply)
         return self.outbox.post(channel, text, blocks)
 
+    def answer(self, request: dict[str, Any], reply: Reply) -> None:
+        """Answer whoever made `request`: privately through its response URL, or, for a mention (no response
+        URL), in the mention's thread."""
+        url, thread = str(request.get("response_url") or ""), str(request.get("thread_ts") or "")
+        if url or not thread:
+            self.respond(url, reply)
+            return
+        text, blocks = render.reply_blocks(reply)
+        channel = str(request.get("channel_id", ""))
+        self.outbox.post(channel, text, blocks, thread=self.outbox.message(channel, thread))
+
     def respond(self, url: str, reply: Reply) -> None:
         """Answer through a response URL: ephemeral unless the reply is public."""
         text, blocks = render.reply_blocks(reply)

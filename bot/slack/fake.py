@@ -1,4 +1,4 @@
-"""What Slack sends a bot: signed slash-command and button-click requests, for tests and the ack benchmark.
+"""What Slack sends a bot: signed slash commands, button clicks and events, for tests and the ack benchmark.
 
 Nothing here runs in the bot; it builds the requests Slack would make so the real app can be fed real
 signed HTTP requests (or Socket Mode bodies) without a workspace.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 import urllib.error
 import urllib.request
 from typing import Any
@@ -48,6 +49,29 @@ def action_payload(action: str, value: str, *, user: str = "U100", user_name: st
     }
 
 
+def mention_event(text: str, *, user: str = "U100", channel: str = "C100", ts: str = "", bot_id: str = "",
+                  thread_ts: str = "", edited: bool = False) -> dict[str, Any]:
+    """An `app_mention` event: someone wrote `text` (which starts with `<@UBOT>`) in a channel."""
+    ts = ts or f"{time.time():.6f}"
+    event: dict[str, Any] = {"type": "app_mention", "user": user, "text": text, "ts": ts, "channel": channel,
+                             "event_ts": ts, "team": "T1"}
+    if bot_id:
+        event.update(bot_id=bot_id, subtype="bot_message")
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    if edited:
+        event["edited"] = {"user": user, "ts": f"{float(ts) + 5:.6f}"}
+    return event
+
+
+def event_callback(event: dict[str, Any], *, event_id: str = "", team: str = "T1") -> dict[str, Any]:
+    """The Events API body around an event (POSTed as JSON, or the payload of an `events_api` envelope)."""
+    return {"token": "legacy", "team_id": team, "api_app_id": "A1", "event": event, "type": "event_callback",
+            "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
+            "is_ext_shared_channel": False, "event_context": "4-fake"}
+
+
 def command_body(fields: dict[str, str]) -> str:
     """The raw form-encoded body of a slash command."""
     return urlencode(fields)
@@ -73,6 +97,15 @@ def send_command(url: str, secret: str, text: str, *, timestamp: int | None = No
     """Send a signed `/cfy TEXT` to a bot's `/slack/events`."""
     body = command_body(command_fields(text, **fields))
     return post(url, body, signed_headers(secret, body, timestamp))
+
+
+def send_event(url: str, secret: str, body: dict[str, Any], retry: int = 0) -> tuple[int, str]:
+    """POST a signed Events API body to a bot's `/slack/events`; `retry` > 0 adds Slack's retry headers."""
+    raw = json.dumps(body)
+    headers = {**signed_headers(secret, raw), "Content-Type": "application/json"}
+    if retry:
+        headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
+    return post(url, raw, headers)
 
 
 def send_click(url: str, secret: str, action: str, value: str, **fields: Any) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from bot.errors import BotError, UsageError
 from bot.parser import parse
 from bot.slack import render
 from bot.slack.display import SlackDisplay, expire_cards
+from bot.slack.mention import mention_request
 from bot.slack.outbox import Outbox
 from bot.slack.sink import SlackSink
 
@@ -47,6 +48,12 @@ class SlackFront(SlackDisplay):
         """Queue a button click (it may run the operation, so it goes to the work pool)."""
         self._submit(self.work, self._click, body, action)
 
+    def on_mention(self, body: dict[str, Any]) -> None:
+        """Queue `@cfy-bot COMMAND` as `/cfy COMMAND`; a bot's mention, an edit and a repeated delivery do nothing."""
+        request = mention_request(body)
+        if request is not None:
+            self._submit(self.quick, self._mention, request)
+
     def on_run_button(self, body: dict[str, Any]) -> None:
         """Queue a reply's button: its value is a command, run exactly as if the clicker had typed it."""
         user = body.get("user") or {}
@@ -67,7 +74,7 @@ class SlackFront(SlackDisplay):
             except Exception:  # noqa: BLE001 - a person gets a reference, the log gets the traceback
                 ref = uuid.uuid4().hex[:8]
                 log.exception("Slack request failed, ref %s", ref)
-                self.respond(body.get("response_url", ""), Reply(
+                self.answer(body, Reply(
                     text=f"Something went wrong (ref `{ref}`); the details are in the bot's log.",
                     title="Internal error", tone="danger", ok=False))
             finally:
@@ -77,8 +84,8 @@ class SlackFront(SlackDisplay):
             pool.submit(guarded)
         except RuntimeError:  # the pool is shut down: the process is stopping
             self._count(-1, counted)
-            self.respond(body.get("response_url", ""), Reply(text="The bot is restarting; try again in a minute.",
-                                                             title="Unavailable", tone="warning", ok=False))
+            self.answer(body, Reply(text="The bot is restarting; try again in a minute.", title="Unavailable",
+                                    tone="warning", ok=False))
 
     def _count(self, step: int, work: bool) -> None:
         with self._lock:
@@ -96,7 +103,7 @@ class SlackFront(SlackDisplay):
         text = render.unescape_command(str(body.get("text", "")))
         if not long_pool and self._long_running(text):
             if self.work_size and self._working >= self.work_size:
-                self.respond(str(body.get("response_url", "")), Reply(
+                self.answer(body, Reply(
                     text=f"The bot is already running {self._working} operations; `{text}` starts as soon as one "
                          "of them finishes.", title="Queued", tone="warning"))
             self._submit(self.work, self._command, body, True)
@@ -111,7 +118,13 @@ class SlackFront(SlackDisplay):
             text, blocks = render.reply_blocks(outcome.reply)  # a checklist redrawn in place of the clicked one
             self.respond_raw(str(body.get("response_url", "")), text, blocks, replace_original=True)
             return
-        self._deliver(outcome, sink, str(body.get("response_url", "")))
+        self._deliver(outcome, sink, body)
+
+    def _mention(self, request: dict[str, Any]) -> None:
+        if not self.services.store.claim_mark(f"slack-mention:{request['key']}"):
+            log.info("mention %s was already handled (Slack delivered it again)", request["key"])
+            return
+        self._command(request)
 
     def _long_running(self, text: str) -> bool:
         try:
@@ -120,8 +133,8 @@ class SlackFront(SlackDisplay):
             return False
         return bool(cmd and cmd.long_running)
 
-    def _deliver(self, outcome: Any, sink: SlackSink, url: str) -> None:
-        op = outcome.operation
+    def _deliver(self, outcome: Any, sink: SlackSink, body: dict[str, Any]) -> None:
+        op, url = outcome.operation, str(body.get("response_url", ""))
         if outcome.gate and op:
             op = self.services.store.get_operation(op["id"]) or op
             card = sink.parent or self.card_of(op)
@@ -132,8 +145,7 @@ class SlackFront(SlackDisplay):
         elif sink.started and sink.parent is not None:
             self._broadcast(outcome.reply, sink.parent, url)
         else:
-            self.respond(url, outcome.reply)
-
+            self.answer(body, outcome.reply)
 
     # clicks
     def _click(self, body: dict[str, Any], action: str) -> None:
