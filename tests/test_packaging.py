@@ -42,7 +42,7 @@ def test_the_console_script_is_the_entry_that_keeps_start_up_lean() -> None:
 def test_a_bot_process_imports_none_of_the_unused_optional_accelerators(tmp_path) -> None:
     """httpcore would import trio and sqlite-utils numpy/pandas whenever installed (0.3 s of every start)."""
     env = {**os.environ, "BOT_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    names = ("trio", "pandas", "numpy")
+    names = ("trio", "pandas", "numpy", "httpx._main")
     assert set(names) == set(UNUSED_OPTIONAL)
     probe = ("import runpy, sys, atexit; "
              f"atexit.register(lambda: print('LOADED', sorted(m for m in {names!r} if sys.modules.get(m)), "
