@@ -117,3 +117,16 @@ def test_the_leading_mention_is_taken_off(text: str, command: str) -> None:
     request = mention_request(event_callback(mention_event(text, user="U1", channel="C9", ts="1.000002")))
     assert request == {"text": command, "user_id": "U1", "user_name": "", "channel_id": "C9", "response_url": "",
                        "thread_ts": "1.000002", "key": "C9:1.000002"}
+
+
+def test_handled_mentions_are_forgotten_after_a_day_and_nothing_else_is(slack: Any, clock: Any) -> None:
+    """The marks that stop a redelivery from running twice do not pile up; other marks (runbooks, incidents,
+    the scheduler's) are kept."""
+    mention(slack, "ping", user=ADMIN)
+    slack.settle()
+    slack.store.set_mark("runbook-run:r1", "{}")
+    slack.store.set_mark("slack-mentions-seen", "7")  # shares the start of the key, not the prefix
+    assert slack.front.forget_old_mentions() == 0  # too recent: Slack may still deliver it again
+    clock.advance(25 * 3600)
+    assert slack.front.forget_old_mentions() == 1
+    assert slack.store.get_mark("runbook-run:r1") == "{}" and slack.store.get_mark("slack-mentions-seen") == "7"

@@ -297,3 +297,18 @@ def test_many_short_lived_threads_share_a_small_pool(store: Store) -> None:
         t.join()
     assert len(store.list_operations()) == 50
     assert len(store._idle) <= 8  # no connection per dead thread
+
+
+def test_forget_marks_takes_the_prefix_literally(tmp_path, clock) -> None:
+    from bot.store import Store
+
+    store = Store(tmp_path / "bot.db", clock=clock)
+    try:
+        for key in ("a_b:1", "axb:1", "a%b:1", "a_b:2"):
+            store.set_mark(key, "v")
+        clock.advance(10)
+        assert store.forget_marks("a_b:", clock.now()) == 2  # `_` and `%` are not wildcards here
+        assert [store.get_mark(k) for k in ("a_b:1", "axb:1", "a%b:1", "a_b:2")] == [None, "v", "v", None]
+        assert store.forget_marks("a%", clock.now()) == 1
+    finally:
+        store.close()

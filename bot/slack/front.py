@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import uuid
+from datetime import timedelta
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,7 @@ from bot.slack.sink import SlackSink
 log = logging.getLogger("cfy_bot.slack")
 OP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 HOUSEKEEPING_S = 30.0
+MENTION_MEMORY = timedelta(days=1)  # how long a handled mention is remembered against redelivery
 
 
 class SlackFront(SlackDisplay):
@@ -215,12 +217,17 @@ class SlackFront(SlackDisplay):
             while not self._stop.wait(interval):
                 try:
                     expire_cards(self.services, self.client, self.outbox)
+                    self.forget_old_mentions()
                 except Exception:  # noqa: BLE001 - try again next round
-                    log.exception("expiring gate cards failed")
+                    log.exception("housekeeping (expiring gate cards, forgetting old mentions) failed")
 
         thread = threading.Thread(target=loop, name="cfy-housekeeping", daemon=True)
         thread.start()
         return thread
+
+    def forget_old_mentions(self) -> int:
+        """Forget the handled-mention marks older than a day (Slack retries a delivery within minutes)."""
+        return self.services.store.forget_marks("slack-mention:", self.services.clock.now() - MENTION_MEMORY)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Is the store readable and the outbox alive?"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bot.store.base import _StoreBase
@@ -67,6 +68,12 @@ class _RunCalls(_StoreBase):
         self._write("INSERT INTO marks (key, value, set_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
                     "SET value = excluded.value, set_at = excluded.set_at RETURNING *",
                     [key, value, self._now()], MARK_COLUMNS)
+
+    def forget_marks(self, prefix: str, set_before: datetime) -> int:
+        """Delete the marks whose key starts with `prefix` and that were set before `set_before`; how many."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return len(self._write("DELETE FROM marks WHERE key LIKE ? ESCAPE '\\' AND set_at < ? RETURNING *",
+                               [pattern, iso(set_before)], MARK_COLUMNS))
 
     def claim_mark(self, key: str, value: str = "") -> bool:
         """Set a mark only if it is not set; True for the one caller that set it."""
