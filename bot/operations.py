@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bot.context import Ctx, NullSink as _NullSink, Services, Sink, running
 from bot.core import Actor, Invocation, ProgressEvent, Reply
 from bot.dispatch import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
+from bot.liveness import heartbeat, owner, owner_alive
 from bot.parser import Args
 
 log = logging.getLogger("cfy_bot.operations")
-RUNNING_HERE: set[str] = set()  # ids of the operations this process is executing right now
-
-
-def owner() -> str:
-    """This process, as recorded on the operations it runs, to tell a crashed runner from a live peer."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-OTHER_HOST_STALE = 900.0  # an operation another host has not touched for this long is taken as orphaned
 FINAL = ("succeeded", "failed", "cancelled", "expired")
 
 
@@ -182,12 +173,8 @@ class Operations:
     def _execute(self, ctx: Ctx) -> Outcome:
         """Run the handler of a running operation and record how it ended."""
         inv = ctx.inv
-        op_id = (ctx.op or {}).get("id", "")
-        RUNNING_HERE.add(op_id)
-        try:
+        with heartbeat(self.svc.store, (ctx.op or {}).get("id", "")):
             return self._handle_result(ctx, inv)
-        finally:
-            RUNNING_HERE.discard(op_id)
 
     def _handle_result(self, ctx: Ctx, inv: Invocation) -> Outcome:
         try:
@@ -220,7 +207,7 @@ class Operations:
         for op in self.svc.store.unfinished_operations():
             if op["state"] == "pending":
                 continue  # its gate card is still valid until it expires
-            if op["state"] == "running" and self._owner_alive(op):
+            if op["state"] == "running" and owner_alive(op, self.svc.clock.now()):
                 continue  # a live bot process is still running it
             if not self.svc.store.claim_mark(f"reconcile:{op['id']}:{op['updated_at']}"):
                 continue  # another bot process is already on it
@@ -246,27 +233,6 @@ class Operations:
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
         return self.svc.store.get_operation(op["id"]) or op
-
-    def _owner_alive(self, op: dict[str, Any]) -> bool:
-        """Is the process that runs `op` still alive? Same host: ask the OS; another host: a recent update."""
-        owner = (((op.get("result") or {}).get("journal") or {}).get("owner")) or ""
-        host, _, pid = owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit():
-            if int(pid) == os.getpid():
-                return op["id"] in RUNNING_HERE
-            try:
-                os.kill(int(pid), 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
-            return True
-        updated = op.get("updated_at") or ""
-        try:
-            age = (self.svc.clock.now() - datetime.fromisoformat(updated.replace("Z", "+00:00"))).total_seconds()
-        except ValueError:
-            return False
-        return bool(host) and age < OTHER_HOST_STALE
 
     def _settle_unresumable(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
         """Mark an operation that cannot be resumed with what became of its execution."""
