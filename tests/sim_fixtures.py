@@ -1,4 +1,5 @@
-"""Helpers for the simulator tests: a fake clock, a stdlib WSGI caller, a served simulator on 127.0.0.1."""
+"""Helpers for the simulator tests: a fake clock, a stdlib WSGI caller, a served simulator on 127.0.0.1; and
+`eventually`, for waiting on another thread."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import base64
 import io
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,3 +150,13 @@ def served(sim: Simulator) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 5.0) -> bool:
+    """Poll `check` until it is true (True) or `timeout` seconds pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sim_fixtures import eventually
 
 from bot.core import Actor, Invocation
 from bot.liveness import OTHER_HOST_STALE, RUNNING_HERE, heartbeat, owner, owner_alive
@@ -32,21 +33,12 @@ def running(store: Store, who: str) -> dict:
     return store.transition(op["id"], "approved", "running", result={"journal": {"owner": who}})
 
 
-def wait_until(check, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_a_heartbeat_refreshes_a_quiet_running_operation_until_the_block_ends(store, clock) -> None:
     op = running(store, owner())
     with heartbeat(store, op["id"], every=0.02):
         assert op["id"] in RUNNING_HERE
         clock.advance(60)
-        assert wait_until(lambda: store.get_operation(op["id"])["updated_at"] > op["updated_at"])
+        assert eventually(lambda: store.get_operation(op["id"])["updated_at"] > op["updated_at"])
     assert op["id"] not in RUNNING_HERE
     stopped = store.get_operation(op["id"])["updated_at"]
     clock.advance(60)

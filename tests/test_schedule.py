@@ -7,10 +7,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from datetime import UTC, date, datetime
 
 import pytest
+from sim_fixtures import eventually
 
 from bot.clock import FakeClock
 from bot.daily_runs import claim_day
@@ -204,9 +204,9 @@ def test_the_scheduler_thread_catches_up_at_once_ticks_and_stops(make_bot, clock
     stop, notes = threading.Event(), MemoryNotifier()
     thread = start_scheduler(bot.services, notes, stop, dispatcher=bot.dispatcher, poll=0.01)
     try:
-        assert _eventually(lambda: (runs(bot).get("2026-11-29") or {}).get("state") == "succeeded")  # catch-up
+        assert eventually(lambda: (runs(bot).get("2026-11-29") or {}).get("state") == "succeeded", 20)  # catch-up
         clock.set(utc(2026, 11, 30, 1, 0, 5))
-        assert _eventually(lambda: (runs(bot).get("2026-11-30") or {}).get("state") == "succeeded")
+        assert eventually(lambda: (runs(bot).get("2026-11-30") or {}).get("state") == "succeeded", 20)
     finally:
         stop.set()
         thread.join(10)
@@ -257,15 +257,6 @@ def test_the_log_notifier_prints_and_logs(caplog) -> None:
     assert "[post → C-SUMMARY]\nOK Backups are good\nall good" in out.getvalue()
     assert "[ALERT → (no channel configured)]\nALERT Daily backup of production failed" in out.getvalue()
     assert [r.levelname for r in caplog.records] == ["INFO", "ERROR"]
-
-
-def _eventually(check, timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # --- two processes, one SQLite file ------------------------------------------------------------------------
