@@ -51,7 +51,7 @@ def serve_bot(port: int, api: str, threads: int, managers: str) -> int:
     from dataclasses import replace
 
     from bot.config import load_settings
-    from bot.demo import make_demo
+    from bot.front.demo import make_demo
     from bot.settings import Grant, ManagerSettings
     from bot.slack import serve_http
 

@@ -100,9 +100,9 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
 
 def bot_command() -> list[str]:
     """The `cfy-bot` script installed for this interpreter (not a version manager's shim found first on
-    PATH: pyenv's adds about 0.1 s of bash to every start), else `python -m bot.cli`."""
+    PATH: pyenv's adds about 0.1 s of bash to every start), else `python -m bot.front.cli`."""
     exe = os.path.join(os.path.dirname(sys.executable), "cfy-bot")
-    return [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "bot.cli"]
+    return [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "bot.front.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ def main() -> None:
     env["HOME"] = tempfile.mkdtemp(prefix="cfy-bot-bench-")
     cases = {
         "python -c pass (baseline)": [sys.executable, "-c", "pass"],
-        "cfy-bot run --demo status": [sys.executable, "-m", "bot.cli", "run", "--demo", "status"],
+        "cfy-bot run --demo status": [sys.executable, "-m", "bot.front.cli", "run", "--demo", "status"],
     }
     timed(cases["cfy-bot run --demo status"], env)  # compile the .pyc files once, as an installed package has them
     print(f"{'command':32} {'median':>8} {'min':>8} {'max':>8}  ({runs} runs each)")

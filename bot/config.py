@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.registry import ROLES
+from bot.spec.registry import ROLES
 from bot.settings import Grant, ManagerSettings, Settings
 
 TRUE = ("1", "true", "yes", "on")
@@ -204,7 +204,7 @@ def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:
 def _backup_schedule(r: _Reader) -> str:
     schedule = r.text("BOT_BACKUP_SCHEDULE", "0 2 * * *")
     try:
-        from bot.cron import Cron, CronError
+        from bot.schedule.cron import Cron, CronError
 
         Cron.parse(schedule)
     except CronError as exc:

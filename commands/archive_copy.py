@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.errors import ArchiveError, ManagerError
-from bot.render import size
+from bot.front.render import size
 
 
 def need_archive(ctx: Ctx) -> Any:

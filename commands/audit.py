@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.auditcli import parse_since
-from bot.context import Ctx
+from bot.front.audit import parse_since
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.errors import UsageError
-from bot.parser import Args
-from bot.registry import Param, command
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
 
 MAX_LIMIT = 200
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")  # how Slack escapes an @mention: <@U123|alice>

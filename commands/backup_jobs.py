@@ -1,6 +1,6 @@
 """The daily backup job: `backups run`.
 
-`backups run` is what the scheduler (bot/schedule.py) invokes as `system:scheduler` for each manager and
+`backups run` is what the scheduler (bot/schedule/scheduler.py) invokes as `system:scheduler` for each manager and
 day, and what an operator types to run today's job now. It claims the (manager, day) run before it starts
 (prepare), skips a manager in maintenance mode, creates `daily-YYYYMMDD` (the day in BOT_TIMEZONE) through
 the `snapshots create` path (follow the execution, copy it off, verify), retries a busy manager with
@@ -12,15 +12,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply
-from bot.daily_runs import FAILED, claim_day, owner_id, parse_key, run_operation
+from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_operation
 from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
-from bot.flows import wait_for_snapshot
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import age, size
-from bot.timetable import Schedule
+from bot.engine.follow import wait_for_snapshot
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import age, size
+from bot.schedule.timetable import Schedule
 from commands.archive_copy import copy_off
 from commands.pruning import prune_backups
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create

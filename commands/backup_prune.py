@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply
 from bot.errors import OperationError, UsageError
-from bot.parser import Args
-from bot.registry import Param, command
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
 from commands.pruning import location_text, plan_table, prune_backups, retention_plan, retention_text
 
 

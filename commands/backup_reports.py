@@ -1,6 +1,6 @@
 """`backups schedule` and `backups summary`: when the daily backups run next, and where each manager's backups stand.
 
-The scheduler (bot/schedule.py) posts `backups summary` to BOT_SUMMARY_CHANNEL after each day's runs.
+The scheduler (bot/schedule/scheduler.py) posts `backups summary` to BOT_SUMMARY_CHANNEL after each day's runs.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
-from bot.daily_runs import FAILED, run_key
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import age, size
-from bot.timetable import Schedule
+from bot.schedule.runs import FAILED, run_key
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import age, size
+from bot.schedule.timetable import Schedule
 from commands.common import parse_time
 from commands.pruning import retention_text
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.errors import ArchiveError
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import size
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import size
 from commands.common import check_snapshot_id
 
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.errors import BotError, ManagerError
-from bot.parser import Args
-from bot.registry import command
+from bot.spec.parser import Args
+from bot.spec.registry import command
 
 KINDS = ("manager", "db", "broker")
 SPLIT_BRAIN_ADVICE = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import quote
 
-from bot.registry import Param
-from bot.render import age, parse_time
+from bot.spec.registry import Param
+from bot.front.render import age, parse_time
 
 
 def check_snapshot_id(value: str) -> str | None:

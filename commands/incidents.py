@@ -12,14 +12,14 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot import incident as inc
-from bot.chatport import ChatError, ChatPort, MissingScope, NameTaken, NoChannels, port_for
-from bot.context import Ctx, Sink
+from bot.recovery import incidents as inc
+from bot.recovery.chatport import ChatError, ChatPort, MissingScope, NameTaken, NoChannels, port_for
+from bot.engine.context import Ctx, Sink
 from bot.core import ProgressEvent, Reply
 from bot.errors import BotError, NotFound, UsageError
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import age
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import age
 from commands.cluster import verdict_line
 
 INCIDENT = Param("incident", ("-i", "--incident"), "the incident's id (default: the one open in this channel)",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.errors import BadRequest, NotModified, OperationError
-from bot.parser import Args
-from bot.registry import Param, command
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
 from commands.common import when
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
-from bot.operations import Operations
-from bot.parser import Args
-from bot.registry import Param, command
+from bot.engine.operations import Operations
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
 
 OP_ID = Param("op_id", metavar="OPERATION_ID", required=True, help="the operation's id, e.g. op-7f3a2c")
 

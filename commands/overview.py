@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply
 from bot.errors import BotError, ManagerError
-from bot.helptext import help_reply
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import age
+from bot.spec.help import help_reply
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import age
 from commands.common import parse_time, when
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling", "queued")

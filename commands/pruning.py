@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Table
 from bot.errors import BotError
-from bot.retention import RULES, Backup, Plan, daily_day, select
+from bot.schedule.retention import RULES, Backup, Plan, daily_day, select
 
 
 def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict], dict[str, dict]]:

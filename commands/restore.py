@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import age
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import age
 from commands.common import check_snapshot_id, last_line
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import ProgressEvent
 from bot.errors import (
     AuthenticationFailed,
@@ -16,7 +16,7 @@ from bot.errors import (
     NotModified,
     ServerError,
 )
-from bot.render import age
+from bot.front.render import age
 from commands.common import parse_time
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot import runbook as rb
-from bot.context import Ctx
+from bot.recovery import runbook as rb
+from bot.engine.context import Ctx
 from bot.core import Action, Invocation, ProgressEvent, Reply
 from bot.errors import BotError, NotFound, UsageError
-from bot.parser import Args, parse
-from bot.registry import Param, command
+from bot.spec.parser import Args, parse
+from bot.spec.registry import Param, command
 
 RUN_ID = Param("run_id", metavar="RUN_ID", required=True, help="the checklist's id (rb-…), shown in its title")
 STEP = Param("step", metavar="STEP", kind="int", required=True, help="the step's number")
@@ -117,8 +117,7 @@ def runbook_start(ctx: Ctx, args: Args) -> Reply:
 
 
 def _incident_here(ctx: Ctx) -> str:
-    from bot import incident
-
+    from bot.recovery import incidents as incident
     found = incident.open_in(ctx.store, ctx.inv.channel)
     return found["id"] if found else ""
 
@@ -168,7 +167,7 @@ def runbook_show(ctx: Ctx, args: Args) -> Reply:
          examples=["runbook do rb-3f2a1c 5"])
 def runbook_do(ctx: Ctx, args: Args) -> Reply:
     """Answer `runbook do RUN_ID STEP`: run the step's command through the dispatcher, as the asker."""
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
 
     run = _run(ctx, args.run_id)
     step = _step(run, args.step)

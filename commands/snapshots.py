@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
-from bot.parser import Args
-from bot.registry import Param, command
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
 from commands.common import SNAPSHOT_ID, last_line, when
 
 SORT_FIELDS = ("created_at", "id", "status", "visibility", "tenant_name", "created_by", "error")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.core import Reply
 from bot.errors import ManagerNotFound, NotFound, UsageError
-from bot.parser import Args
-from bot.registry import Param, command
-from bot.render import size
+from bot.spec.parser import Args
+from bot.spec.registry import Param, command
+from bot.front.render import size
 from commands.archive_copy import copy_fields, copy_off, need_archive
 from commands.common import SNAPSHOT_ID, last_line, when
 

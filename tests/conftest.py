@@ -44,7 +44,7 @@ class BotHarness:
     def run(self, text: str, *, yes: bool = False, approver: str = "", user: str = "alice",
             ask: Callable[[str], str] | None = None) -> tuple[int, str]:
         """Run `text` through the terminal front end; returns (exit code, everything printed)."""
-        from bot.shell import Terminal, shell_actor
+        from bot.front.shell import Terminal, shell_actor
 
         out = io.StringIO()
         term = Terminal(self.dispatcher, out=out, actor=shell_actor(user), ask=ask)
@@ -56,10 +56,10 @@ class BotHarness:
 @pytest.fixture
 def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
     """Build a bot: `make_bot(managers=("production",), env={...}, seed=True, manager={ManagerSettings fields})`."""
-    from bot.app import build_services
+    from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
     from bot.settings import ManagerSettings
     from simulator import Simulator
 

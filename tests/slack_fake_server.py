@@ -331,9 +331,9 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
                    workers: int = 16, socket_mode: bool = False) -> SlackBot:
     """A Slack front end over a private registry, a real store, and a FakeSlack (started if not given)."""
     from bot.config import load_settings
-    from bot.context import Services
-    from bot.dispatch import Dispatcher
-    from bot.policy import Policy
+    from bot.engine.context import Services
+    from bot.engine.dispatch import Dispatcher
+    from bot.engine.policy import Policy
     from bot.settings import ManagerSettings
     from bot.slack import SlackGroups, make_client
     from bot.store import Store

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.archive import CHUNK_SIZE, FolderArchive, check_zip, open_archive, safe_name
+from bot.archive.folder import CHUNK_SIZE, FolderArchive, check_zip, open_archive, safe_name
 from bot.cloudify import Download
 from bot.errors import ArchiveError, ManagerUnreachable, NotFound
 from bot.store import Store
-from bot.zipcheck import StreamCheck
+from bot.archive.zipstream import StreamCheck
 
 
 def snapshot_zip(layout: str = "new", payload: bytes = b"", version: str = "7.0.4",

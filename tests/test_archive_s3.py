@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
-from bot.archive import open_archive  # noqa: E402
+from bot.archive.folder import open_archive  # noqa: E402
 from bot.errors import ArchiveError, ManagerUnreachable  # noqa: E402
 from bot.store import Store  # noqa: E402
 from test_archive import download, snapshot_zip  # noqa: E402
@@ -145,7 +145,7 @@ def test_delete(archive, store) -> None:
 
 
 def test_bad_url() -> None:
-    from bot.archive_s3 import parse_s3_url
+    from bot.archive.s3 import parse_s3_url
 
     assert parse_s3_url("s3://b") == ("b", "")
     with pytest.raises(ArchiveError):

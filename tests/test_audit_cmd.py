@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.auditcli import parse_since
-from bot.cli import main
+from bot.front.audit import parse_since
+from bot.front.cli import main
 from bot.core import Actor, Invocation
 from bot.store.audit import canonical_json, row_hash
 
@@ -265,7 +265,7 @@ def test_export_duration_since_is_relative_to_now(bot, cli, capsys) -> None:
 
 
 def test_export_to_a_reader_that_stops_early(bot, tmp_path) -> None:
-    from bot.auditcli import export
+    from bot.front.audit import export
 
     _activity(bot)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from bot.daily_runs import PROCESS
+from bot.schedule.runs import PROCESS
 
 SID = "daily-20261129"  # the harness starts at 2026-11-29 09:00 UTC
 

@@ -16,10 +16,10 @@ NODES = ("mgr-1", "mgr-2", "mgr-3")
 @pytest.fixture
 def make_cluster_bot(tmp_path, clock) -> Callable[..., BotHarness]:
     """A bot whose manager `production` is a 3-node cluster: one URL per node, each routed to that node."""
-    from bot.app import build_services
+    from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
     from bot.settings import ManagerSettings
     from simulator import Simulator
     from simulator.seed import seed_demo

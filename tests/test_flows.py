@@ -10,7 +10,7 @@ import pytest
 from bot.clock import FakeClock
 from bot.cloudify import Page
 from bot.errors import ManagerUnreachable
-from bot.flows import ExecutionTimeout, describe_failure, event_line, follow_execution, wait_for_snapshot
+from bot.engine.follow import ExecutionTimeout, describe_failure, event_line, follow_execution, wait_for_snapshot
 
 TRACEBACK = ("Traceback (most recent call last):\n  File \"/opt/mgmtworker/snapshot.py\", line 80, in create\n"
              "    raise RuntimeError(msg)\nRuntimeError: pg_dump: error: connection to database failed\n")

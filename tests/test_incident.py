@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot import incident as inc
-from bot.chatport import TerminalChat
+from bot.recovery import incidents as inc
+from bot.recovery.chatport import TerminalChat
 
 SNAP = "daily-20261128"
 INC = "inc-20261129-db-nodes-down"
@@ -80,7 +80,7 @@ def test_the_card_names_the_newest_verified_backup_and_running_operations(make_b
     bot = make_bot()
     assert bot.run(f"snapshots download {SNAP}")[0] == 0
     from bot.core import Invocation
-    from bot.shell import shell_actor
+    from bot.front.shell import shell_actor
 
     inv = Invocation(f"restore {SNAP} -f", shell_actor("alice"), "terminal", "shell", bot.clock.now())
     assert bot.dispatcher.handle(inv).gate == "confirm"  # left waiting for confirmation
@@ -108,7 +108,7 @@ def test_restore_with_incident_in_the_terminal(make_bot) -> None:
 def test_terminal_chat_has_no_channels() -> None:
     import pytest
 
-    from bot.chatport import NoChannels
+    from bot.recovery.chatport import NoChannels
 
     chat = TerminalChat()
     with pytest.raises(NoChannels):

@@ -18,10 +18,10 @@ SNAP = "daily-20261128"
 @pytest.fixture
 def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
     """The whole bot (global registry, every command) in Slack, over a simulated 3-node cluster."""
-    from bot.app import build_services
+    from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
     from bot.settings import ManagerSettings
     from bot.slack import Outbox, build_app, front_of, make_client, wsgi
     from simulator import Simulator

@@ -15,7 +15,7 @@ import pytest
 from sim_fixtures import eventually
 
 from bot.core import Actor, Invocation
-from bot.liveness import OTHER_HOST_STALE, RUNNING_HERE, heartbeat, owner, owner_alive
+from bot.engine.liveness import OTHER_HOST_STALE, RUNNING_HERE, heartbeat, owner, owner_alive
 from bot.store import Store
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from setuptools import find_packages
 
-from bot.cli import UNUSED_OPTIONAL
-from bot.heap import keep_buffers_in_heap
+from bot.front.cli import UNUSED_OPTIONAL
+from bot.archive.heap import keep_buffers_in_heap
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def test_runbook_data_files_are_package_data() -> None:
 
 def test_the_console_script_is_the_entry_that_keeps_start_up_lean() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert config["project"]["scripts"]["cfy-bot"] == "bot.cli:entry"
+    assert config["project"]["scripts"]["cfy-bot"] == "bot.front.cli:entry"
 
 
 def test_a_bot_process_imports_none_of_the_unused_optional_accelerators(tmp_path) -> None:
@@ -47,7 +47,7 @@ def test_a_bot_process_imports_none_of_the_unused_optional_accelerators(tmp_path
     probe = ("import runpy, sys, atexit; "
              f"atexit.register(lambda: print('LOADED', sorted(m for m in {names!r} if sys.modules.get(m)), "
              f"'ABSENT', sorted(m for m in {names!r} if m in sys.modules and sys.modules[m] is None))); "
-             "sys.argv = ['cfy-bot', 'run', '--demo', 'status']; runpy.run_module('bot.cli', run_name='__main__')")
+             "sys.argv = ['cfy-bot', 'run', '--demo', 'status']; runpy.run_module('bot.front.cli', run_name='__main__')")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr

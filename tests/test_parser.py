@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 import commands  # noqa: F401
 from bot.errors import UsageError
-from bot.parser import parse, tokenize
-from bot.registry import REGISTRY, Param, Registry, command
+from bot.spec.parser import parse, tokenize
+from bot.spec.registry import REGISTRY, Param, Registry, command
 
 
 def test_longest_prefix_and_aliases() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.core import Actor, Invocation
-from bot.policy import Policy
+from bot.engine.policy import Policy
 
 CONTACT = "#cloudify-access (ask @dana)"
 
@@ -202,7 +202,7 @@ def test_help_follows_channel_and_manager_grants(make_bot, tmp_path) -> None:
 
 
 def test_the_shell_acts_as_shell_user_with_bot_shell_role(make_bot, monkeypatch) -> None:
-    from bot.shell import shell_actor
+    from bot.front.shell import shell_actor
 
     monkeypatch.setenv("USER", "carol")
     assert shell_actor() == Actor("shell:carol", "carol", "shell")
@@ -219,7 +219,7 @@ def test_the_shell_acts_as_shell_user_with_bot_shell_role(make_bot, monkeypatch)
 
 def test_shell_role_defaults_to_viewer_and_demo_is_admin(tmp_path) -> None:
     from bot.config import load_settings
-    from bot.demo import make_demo
+    from bot.front.demo import make_demo
     from bot.settings import ManagerSettings
 
     m = ManagerSettings(name="p", urls=("http://p.test",), password="secret-pw")

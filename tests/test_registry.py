@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import commands  # noqa: F401
-from bot.helptext import docs_table, help_reply
-from bot.parser import parse
-from bot.registry import REGISTRY
+from bot.spec.help import docs_table, help_reply
+from bot.spec.parser import parse
+from bot.spec.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_readme_table_equals_docs() -> None:
 
 
 def test_docs_command_prints_the_table() -> None:
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "docs"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-m", "bot.front.cli", "docs"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
     assert out.stdout.strip() == docs_table(REGISTRY).strip()
 

@@ -1,4 +1,4 @@
-"""Retention selection (bot/retention.py): examples, then properties checked by hypothesis."""
+"""Retention selection (bot/schedule/retention.py): examples, then properties checked by hypothesis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.retention import RULES, Backup, daily_day, period, select
+from bot.schedule.retention import RULES, Backup, daily_day, period, select
 
 COUNTS = {"daily": 7, "weekly": 4, "monthly": 12, "yearly": 3}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import runbook as rb
-from bot.parser import parse
+from bot.recovery import runbook as rb
+from bot.spec.parser import parse
 
 SNAP = "daily-20261128"
 GUIDE = Path("/work/shared/seed/000_c8591fa008b2b9f0.txt")
@@ -28,7 +28,7 @@ def test_the_four_scenarios_have_a_packaged_file() -> None:
 @pytest.mark.parametrize("path", sorted(rb.PACKAGED.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_data_file_parses_and_every_action_is_a_real_command(path: Path) -> None:
     import commands  # noqa: F401 - registers the commands
-    from bot.registry import REGISTRY
+    from bot.spec.registry import REGISTRY
 
     tomllib.loads(path.read_text())  # plain TOML
     book = rb.parse_file(path)
@@ -170,7 +170,7 @@ def test_cluster_down_last_step_starts_the_guided_restore_of_latest(make_bot) ->
 
 def test_reply_buttons_in_the_terminal_and_in_slack() -> None:
     from bot.core import Action, Reply
-    from bot.render import reply_text
+    from bot.front.render import reply_text
     from bot.slack.render import reply_blocks
 
     actions = (Action("Done 1", "runbook done rb-1 1", "primary", "1"),

@@ -1,4 +1,4 @@
-"""The scheduler (bot/schedule.py) with the injected clock: once a day, catch-up after downtime, time zones and
+"""The scheduler (bot/schedule/scheduler.py) with the injected clock: once a day, catch-up after downtime, time zones and
 daylight-saving changes, clock jumps, failing and maintenance-mode managers, restarts, two processes racing
 for the same run on one SQLite file, and the thread."""
 
@@ -13,9 +13,9 @@ import pytest
 from sim_fixtures import eventually
 
 from bot.clock import FakeClock
-from bot.daily_runs import claim_day
-from bot.notify import MemoryNotifier
-from bot.schedule import Scheduler, start_scheduler
+from bot.schedule.runs import claim_day
+from bot.schedule.notify import MemoryNotifier
+from bot.schedule.scheduler import Scheduler, start_scheduler
 
 ENV = {"BOT_TIMEZONE": "Europe/Berlin", "BOT_SUMMARY_CHANNEL": "C-SUMMARY", "BOT_ALERT_CHANNEL": "C-ALERT"}
 
@@ -247,7 +247,7 @@ def test_the_log_notifier_prints_and_logs(caplog) -> None:
     import io
 
     from bot.core import Reply
-    from bot.notify import LogNotifier
+    from bot.schedule.notify import LogNotifier
 
     out = io.StringIO()
     notifier = LogNotifier(out)
@@ -263,7 +263,7 @@ def test_the_log_notifier_prints_and_logs(caplog) -> None:
 
 
 def _services(data_dir: str, clock: FakeClock, sim_dir: str, env: dict[str, str]):
-    from bot.app import build_services
+    from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
     from bot.settings import ManagerSettings
@@ -278,7 +278,7 @@ def _services(data_dir: str, clock: FakeClock, sim_dir: str, env: dict[str, str]
 
 def _race_tick(data_dir: str, sim_dir: str, at: float, barrier, results) -> None:
     """One bot process: its own simulated manager, the shared database; ticks when every process is ready."""
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
 
     clock = FakeClock(at)
     services, sim = _services(data_dir, clock, sim_dir, ENV)

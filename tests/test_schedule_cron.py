@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.cron import Cron, CronError, instant, zone
-from bot.timetable import Schedule
+from bot.schedule.cron import Cron, CronError, instant, zone
+from bot.schedule.timetable import Schedule
 
 BERLIN = zone("Europe/Berlin")
 

@@ -55,10 +55,10 @@ class Setup:
 def build(tmp_path: Path, clock: Any, env: dict[str, str] | None = None, transport_only: bool = False) -> Any:
     """Four managers: production (seeded), staging (empty, for a restore), broken (wrong password), tokened
     (a wrong API token); every password, token and Slack secret is a canary."""
-    from bot.app import build_services
+    from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
     from bot.settings import ManagerSettings
     from simulator import Simulator
     from simulator.seed import seed_demo
@@ -188,7 +188,7 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
     slack_mod = pytest.importorskip("bot.slack")
     from slack_fake_server import CountingPool, FakeSlack, WSGIServerThread
 
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
     from bot.slack.fake import send_click, send_command
 
     caplog.set_level(logging.DEBUG)

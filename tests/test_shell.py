@@ -78,12 +78,12 @@ def test_wrong_credentials_unknown_tenant_and_garbage(make_bot) -> None:
 
 
 def test_failover_is_said(tmp_path, clock) -> None:
-    from bot.app import build_services
+    from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
-    from bot.dispatch import Dispatcher
+    from bot.engine.dispatch import Dispatcher
     from bot.settings import ManagerSettings
-    from bot.shell import Terminal, shell_actor
+    from bot.front.shell import Terminal, shell_actor
     from simulator import Simulator
     from simulator.seed import seed_demo
 
@@ -115,7 +115,7 @@ def test_random_text_in_the_shell_never_shows_a_traceback(bot, text: str) -> Non
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "CLOUDIFY_", "SLACK_"))}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "bot.front.cli", *args], capture_output=True, text=True, timeout=120,
                           env=full, stdin=subprocess.DEVNULL)
 
 

@@ -44,7 +44,7 @@ def _env(tmp_path: Path, port: int, user: str) -> dict[str, str]:
 
 
 def _bot(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bot.front.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -66,7 +66,7 @@ def test_killed_at_each_step_then_started_again(served, tmp_path, marker: str) -
     first = _bot(["run", "--yes", f"restore {SNAP} -f"], _env(tmp_path, port, "alice"))
     assert first.returncode == 0, first.stdout + first.stderr
     op_id = re.search(r"operation (op-[0-9a-f]+)", first.stdout).group(1)
-    runner = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", f"approve {op_id}"],
+    runner = subprocess.Popen([sys.executable, "-m", "bot.front.cli", "run", f"approve {op_id}"],
                               env=_env(tmp_path, port, "bob"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

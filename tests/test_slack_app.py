@@ -12,7 +12,7 @@ from slack_fake_server import ADMIN, ADMIN2, OPERATOR, SECRET, VIEWER, FakeSlack
 
 from bot.core import Reply, Table
 from bot.errors import ManagerError
-from bot.registry import Param, Registry, command
+from bot.spec.registry import Param, Registry, command
 from bot.slack.fake import command_body, command_fields, post, signed_headers
 
 REG = Registry()

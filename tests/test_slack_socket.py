@@ -205,7 +205,7 @@ def _start(tmp_path: Path, fake: FakeSlack, **env: str) -> subprocess.Popen[byte
                 CLOUDIFY_MANAGER_URL="http://127.0.0.1:9", CLOUDIFY_PASSWORD="pw", BOT_DATA_DIR=str(tmp_path),
                 PYTHONPATH=str(ROOT))
     base.update(env)
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "socket"], cwd=tmp_path, env=base,
+    return subprocess.Popen([sys.executable, "-m", "bot.front.cli", "socket"], cwd=tmp_path, env=base,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

@@ -141,7 +141,7 @@ def test_serve_refuses_with_a_message_and_exit_2(tmp_path: Any, fake: FakeSlack,
 
 
 def test_cli_http_without_token(tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
-    from bot.cli import main
+    from bot.front.cli import main
 
     monkeypatch.chdir(tmp_path)
     for name in [k for k in os.environ if k.startswith(("SLACK_", "BOT_", "CLOUDIFY_"))]:
@@ -262,7 +262,7 @@ def test_cfy_bot_http_under_gunicorn(tmp_path: Any, fake: FakeSlack) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BOT_", "CLOUDIFY_"))}
     env.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url,
                CLOUDIFY_MANAGER_URL="http://127.0.0.1:9", CLOUDIFY_PASSWORD="pw", BOT_DATA_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "http", "--port", str(port), "--threads", "4"],
+    proc = subprocess.Popen([sys.executable, "-m", "bot.front.cli", "http", "--port", str(port), "--threads", "4"],
                             cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:

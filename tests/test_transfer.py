@@ -396,7 +396,7 @@ def test_create_while_maintenance_mode_is_on_watches_the_snapshot_instead(make_b
 
 
 def test_a_bot_that_died_right_after_the_put_finds_its_execution(bot, monkeypatch) -> None:
-    from bot.context import Ctx
+    from bot.engine.context import Ctx
 
     class Crash(BaseException):
         pass

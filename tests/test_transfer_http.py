@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.app import build_services
+from bot.front.wiring import build_services
 from bot.config import load_settings
-from bot.dispatch import Dispatcher
-from bot.shell import Terminal, shell_actor
+from bot.engine.dispatch import Dispatcher
+from bot.front.shell import Terminal, shell_actor
 from simulator import Simulator
 from simulator.seed import seed_demo
 from simulator.server import make_server

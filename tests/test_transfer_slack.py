@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from slack_fake_server import ADMIN, OPERATOR, FakeSlack, make_slack_bot
 
-from bot.archive import open_archive
+from bot.archive.folder import open_archive
 from bot.cloudify import Manager, wsgi_transport
-from bot.registry import REGISTRY
+from bot.spec.registry import REGISTRY
 from simulator import Simulator
 
 

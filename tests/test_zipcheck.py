@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.archive import check_file, check_zip
+from bot.archive.folder import check_file, check_zip
 from bot.errors import ArchiveError
-from bot.zipcheck import StreamCheck, agrees, check_members
+from bot.archive.zipstream import StreamCheck, agrees, check_members
 
 
 def make_zip(seekable: bool = True, **members: tuple[bytes, int]) -> bytes:

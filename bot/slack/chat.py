@@ -1,4 +1,4 @@
-"""The chat port of incidents (bot/chatport.py) on Slack: rooms, invitations, pins and posts."""
+"""The chat port of incidents (bot/recovery/chatport.py) on Slack: rooms, invitations, pins and posts."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class SlackChat:
         self.client, self.outbox = client, outbox
 
     def _call(self, method: str, call: Callable[[], Any], name: str = "") -> Any:
-        from bot.chatport import ChatError, MissingScope, NameTaken
+        from bot.recovery.chatport import ChatError, MissingScope, NameTaken
 
         try:
             return call()
@@ -47,7 +47,7 @@ class SlackChat:
 
     def invite(self, channel: str, user: str) -> None:
         """Invite a Slack user (`slack:U…`); being there already is fine."""
-        from bot.chatport import ChatError
+        from bot.recovery.chatport import ChatError
 
         if not user.startswith("slack:"):
             return

@@ -48,8 +48,7 @@ class SlackDisplay:
 
     def _incident_thread(self, channel: str) -> Msg | None:
         """The thread of the incident open in `channel` when it runs in a thread (no channels:manage)."""
-        from bot import incident
-
+        from bot.recovery import incidents as incident
         found = incident.open_in(self.services.store, channel)
         if found and found.get("mode") == "thread" and found.get("thread"):
             return self.outbox.message(channel, found["thread"])
@@ -124,7 +123,7 @@ class SlackDisplay:
 
 def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None) -> int:
     """Expire gates whose time is up and edit their cards to say so; returns how many expired."""
-    from bot.operations import Operations
+    from bot.engine.operations import Operations
 
     expired = Operations(services).expire_due()
     for op in expired:

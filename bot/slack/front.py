@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 
 from bot.core import Actor, Invocation, Reply
 from bot.errors import BotError, UsageError
-from bot.parser import parse
+from bot.spec.parser import parse
 from bot.slack import render
 from bot.slack.display import SlackDisplay, expire_cards
 from bot.slack.mention import mention_request

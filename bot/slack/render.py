@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.core import Action, ProgressEvent, Reply, Table
-from bot.render import reply_text, table_text
+from bot.front.render import reply_text, table_text
 
 SECTION_MAX = 3000  # a section's text (Slack's limit)
 BLOCKS_BUDGET = 11_000  # all block text of one message: Slack refuses ~13 k (msg_blocks_too_long)

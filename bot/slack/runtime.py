@@ -49,8 +49,8 @@ def startup_problem(settings: Any, mode: str, client: WebClient | None = None) -
 def build_runtime(settings: Any, *, client: WebClient | None = None, socket_mode: bool = False,
                   transport: Any = None) -> App:
     """Services, dispatcher and app for a serving process, with user groups read from Slack."""
-    from bot.app import build_services
-    from bot.dispatch import Dispatcher
+    from bot.front.wiring import build_services
+    from bot.engine.dispatch import Dispatcher
 
     client = client or make_client(settings)
     groups = SlackGroups(client, [g.principal for g in settings.grants])
@@ -59,7 +59,7 @@ def build_runtime(settings: Any, *, client: WebClient | None = None, socket_mode
     app = build_app(services, dispatcher, client=client, socket_mode=socket_mode)
     front = front_of(app)
     front.start_housekeeping()
-    from bot.schedule import start_scheduler
+    from bot.schedule.scheduler import start_scheduler
 
     channel = settings.summary_channel
     start_scheduler(services, SlackNotifier(front), front._stop, dispatcher=dispatcher,
@@ -68,7 +68,7 @@ def build_runtime(settings: Any, *, client: WebClient | None = None, socket_mode
 
 
 class SlackNotifier:
-    """The scheduler's summaries and alerts as channel messages (bot.notify.Notifier); never raises."""
+    """The scheduler's summaries and alerts as channel messages (bot.schedule.notify.Notifier); never raises."""
 
     def __init__(self, front: Any) -> None:
         self.front = front

@@ -10,9 +10,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from bot.archive_io import CHUNK_SIZE
+from bot.archive.receive import CHUNK_SIZE
 from bot.errors import ArchiveError
-from bot.zipcheck import StreamCheck, check_members
+from bot.archive.zipstream import StreamCheck, check_members
 
 VERSION = re.compile(r"^\d+(\.\d+)+([.+-]?[A-Za-z0-9.+-]*)?$")
 LEGACY_KEYS = ("schema_revision", "stage_schema_revision", "composer_schema_revision")

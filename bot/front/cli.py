@@ -65,8 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.cmd == "docs":
         import commands  # noqa: F401
-        from bot.helptext import docs_table
-        from bot.registry import REGISTRY
+        from bot.spec.help import docs_table
+        from bot.spec.registry import REGISTRY
 
         if args.update:
             return _update_readme(args.update, docs_table(REGISTRY))
@@ -103,7 +103,7 @@ def _with_settings(args: argparse.Namespace) -> int:
 
     demo = None
     if getattr(args, "demo", False):
-        from bot.demo import make_demo
+        from bot.front.demo import make_demo
 
         demo = make_demo(dict(os.environ))
         settings, transport = demo.settings, demo.transport
@@ -127,11 +127,11 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
     if args.cmd in ("shell", "run"):
         return _terminal(args, settings, transport)
     if args.cmd == "check":
-        from bot.check import run_check
+        from bot.front.check import run_check
 
         return run_check(settings, transport=transport)
     if args.cmd == "audit":
-        from bot.auditcli import run_audit
+        from bot.front.audit import run_audit
 
         return run_audit(args, settings)
     if args.cmd == "http":
@@ -159,10 +159,10 @@ def _scheduler(settings: Any, transport: Any) -> int:
     import signal
     import threading
 
-    from bot.app import build_dispatcher
-    from bot.notify import LogNotifier
-    from bot.schedule import start_scheduler
-    from bot.shell import TerminalSink
+    from bot.front.wiring import build_dispatcher
+    from bot.schedule.notify import LogNotifier
+    from bot.schedule.scheduler import start_scheduler
+    from bot.front.shell import TerminalSink
 
     dispatcher = build_dispatcher(settings, transport=transport)
     _reconcile(dispatcher, TerminalSink(sys.stdout))
@@ -184,8 +184,8 @@ def _scheduler(settings: Any, transport: Any) -> int:
 def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
     from dataclasses import replace
 
-    from bot.app import build_dispatcher
-    from bot.shell import Terminal
+    from bot.front.wiring import build_dispatcher
+    from bot.front.shell import Terminal
 
     if args.manager:
         names = [m.name for m in settings.managers]
@@ -203,10 +203,10 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
 
 
 def entry() -> None:
-    """The `cfy-bot` console script and `python -m bot.cli`: main() in a process of its own."""
+    """The `cfy-bot` console script and `python -m bot.front.cli`: main() in a process of its own."""
     for name in UNUSED_OPTIONAL:
         sys.modules.setdefault(name, None)  # None: `import name` raises ImportError, the libraries' fallback
-    from bot.heap import keep_buffers_in_heap
+    from bot.archive.heap import keep_buffers_in_heap
 
     keep_buffers_in_heap()
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Recovery runbooks as live checklists: texts from data files (`bot/runbooks/*.toml`), state in store marks.
+"""Recovery runbooks as live checklists: texts from data files (`bot/recovery/runbooks/*.toml`), state in store marks.
 
 A runbook file holds the guide's procedure for one scenario; an operator adapts it by putting a file of the
 same name in `<BOT_DATA_DIR>/runbooks/`, which wins over the packaged one. A run copies the steps when it

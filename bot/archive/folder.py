@@ -2,7 +2,7 @@
 
 A download is written in fixed-size chunks to a temporary file beside its final place (never the whole
 archive in memory), counted against Content-Length, hashed and its members' CRCs checked while it streams
-(`bot.zipcheck`); then it must be a zip whose central directory agrees with those members (any member the
+(`bot.archive.zipstream`); then it must be a zip whose central directory agrees with those members (any member the
 stream could not follow is read back and checked) and whose `metadata.json` names a `snapshot_version`. Only
 then is it renamed into place and recorded in the catalog as verified. Anything else removes the partial
 file, leaves the catalog as it was, and raises ArchiveError saying what happened.
@@ -23,12 +23,12 @@ from datetime import datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from bot.archive_check import check_file, check_zip
-from bot.archive_io import CHUNK_SIZE, Progress, chunks_of, fsync_dir, receive, unlink
+from bot.archive.verify import check_file, check_zip
+from bot.archive.receive import CHUNK_SIZE, Progress, chunks_of, fsync_dir, receive, unlink
 from bot.clock import Clock
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
-from bot.heap import give_back
-from bot.zipcheck import StreamCheck
+from bot.archive.heap import give_back
+from bot.archive.zipstream import StreamCheck
 
 __all__ = ["CHUNK_SIZE", "Archive", "FolderArchive", "check_file", "check_zip", "open_archive", "safe_name"]
 
@@ -258,7 +258,7 @@ def open_archive(settings: Any, store: Any, clock: Clock) -> Archive:
     url = getattr(settings, "archive_url", "") or ""
     if url.startswith("s3://"):
         try:
-            from bot.archive_s3 import S3Archive
+            from bot.archive.s3 import S3Archive
         except ImportError as exc:
             raise ArchiveError(f"BOT_ARCHIVE_URL={url} needs boto3: pip install 'cfy-bot[s3]' ({exc})") from None
         return S3Archive(url, store, clock, staging=settings.archive_dir)

@@ -1,7 +1,7 @@
 """Receiving a download into a file: written, hashed and its zip members checked on threads of their own.
 
 The receiving thread only hands each piece on: one thread writes it and another hashes it and follows the
-zip's members (`bot.zipcheck`), so the disk, sha256 and CRC-32 (which all release the GIL) overlap with
+zip's members (`bot.archive.zipstream`), so the disk, sha256 and CRC-32 (which all release the GIL) overlap with
 receiving and with each other. Every piece is at most CHUNK_SIZE and each queue holds QUEUE_DEPTH of them,
 so memory stays flat whatever the size. The file is on disk (fsync) before `receive` returns.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from bot.errors import ArchiveError
-from bot.zipcheck import StreamCheck
+from bot.archive.zipstream import StreamCheck
 
 CHUNK_SIZE = 1 << 20  # every read and write is at most this big: memory stays flat whatever the size
 QUEUE_DEPTH = 4  # pieces queued for each thread: at most 4 MiB in flight

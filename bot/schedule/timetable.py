@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from bot.cron import Cron, CronError, zone
+from bot.schedule.cron import Cron, CronError, zone
 from bot.errors import ConfigError
 
 

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.core import Invocation, ProgressEvent
 from bot.errors import Cancelled
-from bot.parser import Args
-from bot.policy import Policy
-from bot.registry import Command, Registry
+from bot.spec.parser import Args
+from bot.engine.policy import Policy
+from bot.spec.registry import Command, Registry
 from bot.settings import Settings
 
 
@@ -42,8 +42,8 @@ class Services:
     managers: dict[str, Any]  # name -> bot.cloudify.Manager
     registry: Registry
     policy: Policy
-    archive: Any = None  # bot.archive.Archive
-    chat: dict[str, Any] = field(default_factory=dict)  # transport -> bot.chatport.ChatPort, set by front ends
+    archive: Any = None  # bot.archive.folder.Archive
+    chat: dict[str, Any] = field(default_factory=dict)  # transport -> bot.recovery.chatport.ChatPort, set by front ends
 
     def audit(self, event: str, **fields: Any) -> None:
         """Append one audit row."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.context import Ctx
+from bot.engine.context import Ctx
 from bot.errors import ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.render import age
+from bot.front.render import age
 
 FINAL = ("terminated", "failed", "cancelled")
 FIRST_INTERVAL = 1.0  # cfy polls every second

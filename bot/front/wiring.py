@@ -6,10 +6,10 @@ import os
 from typing import Any
 
 from bot.clock import Clock
-from bot.context import Services
-from bot.dispatch import Dispatcher
-from bot.policy import Policy
-from bot.registry import REGISTRY
+from bot.engine.context import Services
+from bot.engine.dispatch import Dispatcher
+from bot.engine.policy import Policy
+from bot.spec.registry import REGISTRY
 from bot.settings import Settings
 
 
@@ -37,7 +37,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, transport:
 def _archive(services: Services) -> Any:
     """The off-manager archive, when its module is present."""
     try:
-        from bot.archive import open_archive
+        from bot.archive.folder import open_archive
     except ImportError:
         return None
     return open_archive(services.settings, services.store, services.clock)

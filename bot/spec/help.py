@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bot.core import Reply, Table
 from bot.errors import UsageError
-from bot.registry import Command, Registry
+from bot.spec.registry import Command, Registry
 
 GROUP_TITLES = {
     "overview": "Overview",

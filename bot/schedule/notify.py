@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
 from bot.core import Reply
-from bot.render import reply_text
+from bot.front.render import reply_text
 
 log = logging.getLogger("cfy_bot.notify")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import UsageError
-from bot.registry import Command, Param, Registry
+from bot.spec.registry import Command, Param, Registry
 
 MANAGER_FLAGS = ("-m", "--manager")
 HELP_FLAGS = ("-h", "--help")

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TextIO
 
 from bot.core import Actor, Invocation, ProgressEvent
-from bot.dispatch import Dispatcher, Outcome
-from bot.render import progress_line, reply_text
+from bot.engine.dispatch import Dispatcher, Outcome
+from bot.front.render import progress_line, reply_text
 
 
 class TerminalSink:

@@ -6,12 +6,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot.context import Ctx, NullSink as _NullSink, Services, Sink, running
+from bot.engine.context import Ctx, NullSink as _NullSink, Services, Sink, running
 from bot.core import Actor, Invocation, ProgressEvent, Reply
-from bot.dispatch import Outcome, error_reply, internal_error
+from bot.engine.dispatch import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
-from bot.liveness import heartbeat, owner, owner_alive
-from bot.parser import Args
+from bot.engine.liveness import heartbeat, owner, owner_alive
+from bot.spec.parser import Args
 
 log = logging.getLogger("cfy_bot.operations")
 FINAL = ("succeeded", "failed", "cancelled", "expired")

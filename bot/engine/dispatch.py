@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.context import Ctx, NullSink, Services, Sink, running
+from bot.engine.context import Ctx, NullSink, Services, Sink, running
 from bot.core import Invocation, Reply
 from bot.errors import BotError, UsageError
-from bot.helptext import help_reply
-from bot.parser import Args, parse
+from bot.spec.help import help_reply
+from bot.spec.parser import Args, parse
 
 log = logging.getLogger("cfy_bot.dispatch")
 
@@ -57,7 +57,7 @@ class Dispatcher:
     def __init__(self, services: Services, operations: Any = None) -> None:
         self.services = services
         if operations is None:
-            from bot.operations import Operations
+            from bot.engine.operations import Operations
 
             operations = Operations(services)
         self.operations = operations

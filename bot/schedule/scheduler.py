@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.context import NullSink, Services, Sink
+from bot.engine.context import NullSink, Services, Sink
 from bot.core import Actor, Invocation, Reply
-from bot.daily_runs import FAILED, JOB, PROCESS, is_dead, owner_id, run_key
-from bot.notify import Notifier
-from bot.render import parse_time
-from bot.timetable import Fire, Schedule
+from bot.schedule.runs import FAILED, JOB, PROCESS, is_dead, owner_id, run_key
+from bot.schedule.notify import Notifier
+from bot.front.render import parse_time
+from bot.schedule.timetable import Fire, Schedule
 
 log = logging.getLogger("cfy_bot.schedule")
 
@@ -52,7 +52,7 @@ class Scheduler:
     def __post_init__(self) -> None:
         self.schedule = Schedule.from_settings(self.services.settings)
         if self.dispatcher is None:
-            from bot.dispatch import Dispatcher
+            from bot.engine.dispatch import Dispatcher
 
             self.dispatcher = Dispatcher(self.services)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core import Actor
-from bot.registry import ROLES, Command
+from bot.spec.registry import ROLES, Command
 from bot.settings import Settings
 
 

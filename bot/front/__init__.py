@@ -1,0 +1,1 @@
+"""Front ends and wiring of a running bot: the cfy-bot entry point, the terminal shell, the demo, check, audit CLI."""

@@ -1,0 +1,1 @@
+"""Time-driven work: the scheduler, its timetable and cron rules, run claims, retention selection, notifications."""
