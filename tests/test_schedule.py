@@ -1,4 +1,4 @@
-"""The scheduler (bot/schedule/scheduler.py) with the injected clock: once a day, catch-up after downtime, time zones and
+"""The scheduler (bot/schedule/scheduler.py) on the injected clock: once a day, catch-up after downtime, time zones and
 daylight-saving changes, clock jumps, failing and maintenance-mode managers, restarts, two processes racing
 for the same run on one SQLite file, and the thread."""
 
