@@ -134,12 +134,12 @@ def _grants(r: _Reader, data: dict[str, Any]) -> list[Grant]:
     for role, var in (("admin", "BOT_ADMINS"), ("operator", "BOT_OPERATORS"), ("viewer", "BOT_VIEWERS")):
         grants += [Grant(p, role) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
     for i, g in enumerate(data.get("grants") or []):
-        role = g.get("role") if isinstance(g, dict) else None
+        given = g.get("role") if isinstance(g, dict) else None
         who = g.get("user") or g.get("group") if isinstance(g, dict) else None
-        if role not in ROLES or not who:
+        if given not in ROLES or not who:
             r.problems.append(f"grants[{i}] needs role (viewer/operator/admin) and user or group")
             continue
-        grants.append(Grant(str(who), role, tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
+        grants.append(Grant(str(who), str(given), tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
     return grants
 
 
@@ -192,7 +192,7 @@ def _shell_role(r: _Reader) -> str:
 
 
 def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:
-    retention = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
+    retention: tuple[tuple[str, int], ...] = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
     if r.text("BOT_RETENTION"):
         try:
             retention = parse_retention(r.text("BOT_RETENTION"))

@@ -54,7 +54,7 @@ def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> dict[str, Any]:
     version = _manager_version(ctx)
     with ctx.manager.download_snapshot(sid) as download:
         ctx.step(f"copying {sid} ({size(download.size)}) off {ctx.manager_name} to the archive")
-        row = archive.save(ctx.manager_name, sid, download, manager_version=version,
+        row: dict[str, Any] = archive.save(ctx.manager_name, sid, download, manager_version=version,
                            tenant=snapshot.get("tenant_name") or "", created_at=snapshot.get("created_at") or "",
                            progress=transfer_progress(ctx, sid, "downloading"))
     ctx.audit("archived", snapshot_id=sid, location=row["location"], sha256=row["sha256"], size=row["size"])

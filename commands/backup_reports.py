@@ -129,7 +129,7 @@ def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dic
                        else "there is none")
         lines.append(f"ALARM {name}: NO verified backup younger than {age(limit)} ({newest_text}).")
     else:
-        lines.append(f"{name}: newest verified backup {newest['snapshot_id']}, {age(old)} old.")
+        lines.append(f"{name}: newest verified backup {newest['snapshot_id']}, {age(old or 0.0)} old.")
     lines.append(f"  created: {', '.join(created) or 'none'}; failed: {'; '.join(failed) or 'none'}; "
                  f"pruned: {', '.join(pruned) or 'none'}; archive: {archive}.")
     return {"alarm": alarm, "newest": (newest or {}).get("snapshot_id", "none"),

@@ -179,17 +179,17 @@ def node_table(views: list[View], verdict: Verdict, answering: str) -> Table:
                      note="Each side reports itself healthy and the other side failed.")
     seen = next((v for v in views if not v.error), None)
     by_node = {v.node: v for v in views if v.node}
-    rows = []
+    node_rows: list[tuple[str, ...]] = []
     for kind in KINDS:
         service = ((seen.status.get("services") or {}).get(kind) or {}) if seen else {}
         if service.get("is_external"):
-            rows.append((kind, "(external)", "", "not asked", str(service.get("status", "?")), ""))
+            node_rows.append((kind, "(external)", "", "not asked", str(service.get("status", "?")), ""))
         for name, info in (service.get("nodes") or {}).items():
-            rows.append((kind, name, info.get("private_ip") or "", _reach(kind, by_node.get(name), answering),
+            node_rows.append((kind, name, info.get("private_ip") or "", _reach(kind, by_node.get(name), answering),
                          str(info.get("status", "?")), _services(info)))
-    rows += [("manager", v.url, "", _reach("manager", v, answering), "unknown", "")
+    node_rows += [("manager", v.url, "", _reach("manager", v, answering), "unknown", "")
              for v in views if v.error and not v.node]
-    return Table(("role", "node", "ip", "reachable", "status", "services"), tuple(rows))
+    return Table(("role", "node", "ip", "reachable", "status", "services"), tuple(node_rows))
 
 
 def _reach(kind: str, view: View | None, answering: str) -> str:
@@ -218,7 +218,7 @@ def settle_failover(ctx: Ctx, views: list[View]) -> str:
             client.ok()  # fails over to a node that answers, and leaves the dispatcher a notice saying so
         except ManagerError:
             pass
-    return client.current_url
+    return str(client.current_url)
 
 
 def verdict_line(client: Any) -> str:

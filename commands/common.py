@@ -8,6 +8,8 @@ from urllib.parse import quote
 from bot.spec.registry import Param
 from bot.front.render import age, parse_time
 
+__all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "parse_time", "when"]
+
 
 def check_snapshot_id(value: str) -> str | None:
     """The manager's snapshot id rules (checked before any request), or None when `value` is fine."""

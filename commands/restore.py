@@ -92,12 +92,12 @@ def _resolve(ctx: Ctx, requested: str) -> str:
     if not copy:
         raise BotError(f"there is no verified archive copy for {ctx.manager_name}, so `latest` means nothing; "
                        "take one with `snapshots create` or name a snapshot")
-    return copy["snapshot_id"]
+    return str(copy["snapshot_id"])
 
 
 def _archive_copy(ctx: Ctx, snapshot_id: str) -> dict[str, Any] | None:
     """A verified archive copy of `snapshot_id`: this manager's first, else another manager's."""
-    own = ctx.store.get_copy(ctx.manager_name, snapshot_id)
+    own: dict[str, Any] | None = ctx.store.get_copy(ctx.manager_name, snapshot_id)
     if own and own.get("verified"):
         return own
     others = [c for c in ctx.store.list_copies(verified=True) if c["snapshot_id"] == snapshot_id]
@@ -244,11 +244,12 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         on_refused()
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
     ctx.remember(execution_id=execution.get("id"))
-    ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
+    if ctx.op is not None:  # always: restore runs as an operation
+        ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
 
 
-def _summary(ctx: Ctx, args: Args, execution: dict, schedules: str, deactivation: str,
+def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, deactivation: str,
              phases: dict[str, float], total: float) -> Reply:
     ok = execution.get("status") == "terminated"
     durations = ", ".join(f"{k} {age(v)}" for k, v in phases.items())

@@ -30,7 +30,7 @@ class CredentialsRejected(BotError):
     """The manager accepts neither the configured password nor the fallback (yet)."""
 
 
-def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
+def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict[str, Any]]:
     """Poll snapshot-status until the restore is over, tolerating the outage; returns (client, execution)."""
     client = ctx.manager
     began = ctx.clock.monotonic()
@@ -68,7 +68,7 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
 
 
 def _read_when_idle(ctx: Ctx, client: Any, execution_id: str,
-                    rejected_since: float | None) -> tuple[Any, dict, float | None]:
+                    rejected_since: float | None) -> tuple[Any, dict[str, Any], float | None]:
     """Read the execution once no restore runs; rejected credentials give `{}` (keep watching) until they have
     been rejected for AUTH_GRACE. Returns (client, execution, when the rejections began)."""
     try:
@@ -85,7 +85,7 @@ def _short(exc: BaseException) -> str:
     return str(exc).split(": ", 1)[-1][:120]
 
 
-def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict]:
+def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict[str, Any]]:
     """Read the execution (bypassing maintenance mode); after a credential reset, try the fallback password.
 
     The maintenance gate runs before authentication, so with credentials the manager no longer accepts, the
@@ -126,7 +126,7 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
         ours = [e for e in mine if since is None or (parse_time(e.get("created_at")) or since) >= since]
         if ours:
             ctx.step(f"found the restore execution {ours[-1]['id']} started before the restart; following it")
-            return ours[-1]["id"]
+            return str(ours[-1]["id"])
         return ""
     killed = []
     for e in mine:
@@ -137,9 +137,11 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
     return ", ".join(killed)
 
 
-def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict]) -> str:
+def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: list[dict[str, Any]]) -> str:
     """Which scheduled executions the restore marked FAILED (overdue) and which it kept, with their times."""
-    failed, kept, gone = [], [], []
+    failed: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
     status: dict[str, str] = {}
     if before:
         try:
@@ -171,7 +173,7 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict])
     return ", ".join(parts) if before else "none were scheduled"
 
 
-def _report_logs(ctx: Ctx, client: Any, execution: dict) -> None:
+def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> None:
     """Warnings and errors the restore logged (per-entity failures appear only there)."""
     try:
         page = client.list_events(execution["id"], size=1000, bypass_maintenance=True)
@@ -203,12 +205,12 @@ def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
     return f"still ON after the failed restore; deactivation waits for confirmation ({op['id']})"
 
 
-def open_followup_gate(ctx: Ctx, kind: str) -> dict:
+def open_followup_gate(ctx: Ctx, kind: str) -> dict[str, Any]:
     """Create a gated operation for the same requester and show its card in this operation's thread."""
     from datetime import timedelta
 
     expires = ctx.now() + timedelta(seconds=ctx.settings.gate_ttl)
-    op = ctx.store.create_operation(
+    op: dict[str, Any] = ctx.store.create_operation(
         kind=kind, args={}, manager=ctx.manager_name, requester=ctx.inv.actor.id, requester_name=ctx.inv.actor.name,
         channel=ctx.inv.channel, transport=ctx.inv.transport, state="pending", gate="confirm",
         expires_at=expires.isoformat())

@@ -97,7 +97,8 @@ def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
     page = ctx.manager.list_executions(workflow_id="create_snapshot", sort="-created_at", size=100)
     for execution in page.items:
         if (execution.get("parameters") or {}).get("snapshot_id") == sid:
-            return execution
+            found: dict[str, Any] = execution
+            return found
     raise BotError(f"snapshot {sid} exists on {ctx.manager_name}, but its create_snapshot execution was not found")
 
 

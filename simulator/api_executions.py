@@ -83,7 +83,8 @@ def start_execution(ctx: Ctx) -> Response:
     deployment = next((d for d in sim.state.deployments.get(tenant, []) if d["id"] == dep_id), None)
     if deployment is None:
         raise not_found("Deployment", str(dep_id))
-    fields = {"is_system_workflow": False, "deployment_id": dep_id, "blueprint_id": deployment.get("blueprint_id")}
+    fields: dict[str, Any] = {"is_system_workflow": False, "deployment_id": dep_id,
+                              "blueprint_id": deployment.get("blueprint_id")}
     params = body.get("parameters") or {}
     if body.get("scheduled_time"):
         return _scheduled(ctx, tenant, str(workflow), params, body["scheduled_time"], fields)
@@ -108,7 +109,7 @@ def _scheduled(ctx: Ctx, tenant: str, workflow: str, params: dict[str, Any], whe
     sim.state.schedules[tenant][sched_id] = build_schedule(
         sched_id, tenant, fields["deployment_id"], workflow, when, created_at=sim.now(), count=1,
         parameters=params, created_by=ctx.user.username)
-    placeholder = {name: None for name in EXECUTION_FIELDS}
+    placeholder: dict[str, Any] = {name: None for name in EXECUTION_FIELDS}
     placeholder["status"] = "scheduled"
     return json_response(placeholder, 201)
 

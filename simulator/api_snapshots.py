@@ -61,7 +61,7 @@ def get_snapshot(ctx: Ctx) -> Response:
 
 def _create_options(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     vt = ctx.sim.vt
-    opts = {key: as_bool(key, body.get(key, "true")) for key in
+    opts: dict[str, Any] = {key: as_bool(key, body.get(key, "true")) for key in
             ("include_credentials", "include_logs", "include_events")}
     opts["queue"] = as_bool("queue", body.get("queue", "false"))
     if vt >= (6, 4, 0):

@@ -69,7 +69,7 @@ class LimitedReader:
         """Up to `size` bytes of what remains."""
         if self.left <= 0:
             return b""
-        data = self._rfile.read(self.left if size < 0 else min(size, self.left))
+        data: bytes = self._rfile.read(self.left if size < 0 else min(size, self.left))
         self.left -= len(data)
         return data
 
@@ -128,7 +128,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             env[name] = f"{env[name]}, {value}" if name in env else value
         return env
 
-    def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+    def _start_response(self, status: str, headers: list[tuple[str, str]],
+                        exc_info: Any = None) -> Callable[[bytes], None]:
         self._status, self._headers = status, headers
         return lambda data: None
 

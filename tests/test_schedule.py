@@ -1,5 +1,5 @@
-"""The scheduler (bot/schedule/scheduler.py) on the injected clock: once a day, catch-up after downtime, time zones and
-daylight-saving changes, clock jumps, failing and maintenance-mode managers, restarts, two processes racing
+"""The scheduler (bot/schedule/scheduler.py) with the injected clock: once a day, catch-up after downtime, time zones
+and daylight-saving changes, clock jumps, failing and maintenance-mode managers, restarts, two processes racing
 for the same run on one SQLite file, and the thread."""
 
 from __future__ import annotations

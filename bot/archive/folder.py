@@ -160,7 +160,8 @@ class Archive:
                 problem = f"it is {checked.size} bytes, but {copy['size']} were stored"
             elif copy.get("sha256") and checked.sha256 != copy["sha256"]:
                 problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
-        return self.store.mark_verified(copy["manager"], copy["snapshot_id"], not problem, problem)
+        marked: dict[str, Any] = self.store.mark_verified(copy["manager"], copy["snapshot_id"], not problem, problem)
+        return marked
 
     def upload_copy(self, copy: dict[str, Any], manager: Any, snapshot_id: str,
                     tenant: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -173,7 +174,8 @@ class Archive:
         if progress is not None:
             chunks = _counted(chunks, checked.get("size"), progress)
         try:
-            return manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
+            uploaded: dict[str, Any] = manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
+            return uploaded
         finally:
             give_back()
 
@@ -188,10 +190,10 @@ class Archive:
 
     def find(self, snapshot_id: str, manager: str) -> dict[str, Any]:
         """The copy to use for `snapshot_id`: `manager`'s own, else the newest verified one of any manager."""
-        own = self.store.get_copy(manager, snapshot_id)
+        own: dict[str, Any] | None = self.store.get_copy(manager, snapshot_id)
         if own:
             return own
-        others = [c for c in self.store.list_copies() if c["snapshot_id"] == snapshot_id]
+        others: list[dict[str, Any]] = [c for c in self.store.list_copies() if c["snapshot_id"] == snapshot_id]
         others.sort(key=lambda c: (bool(c.get("verified")), c.get("created_at") or ""), reverse=True)
         if not others:
             raise NotFound(f"the archive has no copy of snapshot {snapshot_id} (of any manager); "

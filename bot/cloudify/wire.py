@@ -22,7 +22,7 @@ EXECUTION_ACTIONS = ("cancel", "force-cancel", "kill")
 class Page:
     """One page of a list endpoint: its items and the server's pagination."""
 
-    items: list[dict]
+    items: list[dict[str, Any]]
     total: int
     offset: int
     size: int
@@ -129,7 +129,7 @@ def _parse_version(value: Any) -> tuple[int, ...] | None:
     return tuple(int(p) for p in match.group(1).split(".")) if match else None
 
 
-def _maintenance(data: dict) -> dict:
+def _maintenance(data: dict[str, Any]) -> dict[str, Any]:
     """`remaining_executions` as a flat list: activate wraps it in `[[...]]`, an idle GET sends null."""
     remaining = data.get("remaining_executions")
     if remaining is None:

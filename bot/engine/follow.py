@@ -102,7 +102,8 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
         if changed:
             _report_status(ctx, execution)
         if status in FINAL:
-            return execution
+            final: dict[str, Any] = execution
+            return final
         waited = clock.monotonic() - began
         if timeout is not None and waited >= timeout:
             raise ExecutionTimeout(
@@ -147,7 +148,7 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
     clock = ctx.clock
     began, delay = clock.monotonic(), interval
     while True:
-        snapshot = ctx.manager.get_snapshot(snapshot_id)
+        snapshot: dict[str, Any] = ctx.manager.get_snapshot(snapshot_id)
         if snapshot.get("status") in SNAPSHOT_FINAL:
             return snapshot
         waited = clock.monotonic() - began

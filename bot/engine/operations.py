@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.engine.context import Ctx, NullSink as _NullSink, Services, Sink, running
 from bot.core import Actor, Invocation, ProgressEvent, Reply
-from bot.engine.dispatch import Outcome, error_reply, internal_error
+from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.engine.liveness import heartbeat, owner, owner_alive
 from bot.spec.parser import Args
@@ -254,14 +254,14 @@ class Operations:
     # -- housekeeping ---------------------------------------------------------------------------
     def expire_due(self) -> list[dict[str, Any]]:
         """Expire every gate whose time is up; each is audited."""
-        expired = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
+        expired: list[dict[str, Any]] = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
         for op in expired:
             self.svc.audit("outcome", actor="system:gates", manager=op["manager"], command=op["kind"],
                            operation_id=op["id"], detail={"state": "expired"})
         return expired
 
     def _get(self, op_id: str) -> dict[str, Any]:
-        op = self.svc.store.get_operation(op_id)
+        op: dict[str, Any] | None = self.svc.store.get_operation(op_id)
         if op is None:
             raise NotFound(f"no operation {op_id!r}")
         return op

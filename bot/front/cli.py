@@ -229,7 +229,7 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
 def entry() -> None:
     """The `cfy-bot` console script and `python -m bot.front.cli`: main() in a process of its own."""
     for name in UNUSED_OPTIONAL:
-        sys.modules.setdefault(name, None)  # None: `import name` raises ImportError, the libraries' fallback
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: `import name` raises ImportError, the libraries' fallback
     from bot.archive.heap import keep_buffers_in_heap
 
     keep_buffers_in_heap()
