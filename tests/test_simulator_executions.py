@@ -82,6 +82,15 @@ def test_events_filters_paging_and_post(api: Api, clock: Clock) -> None:
                                      "_sort": "-reported_timestamp"}).json()
     assert page["metadata"] == {"pagination": {"total": 5, "size": 2, "offset": 1}}
     assert len(page["items"]) == 2 and "_storage_id" in page["items"][0]
+    def matching(pattern: str) -> list[str]:
+        items = api.get("/events", query={"execution_id": ex["id"], "message.text": pattern}).json()["items"]
+        return [e["message"] for e in items]
+
+    assert matching("oops") == matching("OOPS") == ["oops"]  # ILIKE: case-insensitive, the whole message
+    assert matching("oop") == [] and matching("oop_") == ["oops"] and matching("%OP%") == ["oops"]
+    assert matching("creating snapshot `s1`") == ["Creating snapshot `s1`"]
+    assert matching("creating%") == ["Creating snapshot `s1`"] and matching("snapshot") == []
+    assert matching("100\\%") == []  # an escaped % is a literal percent sign
     bad = api.get("/events", query={"_sort": "nope"})
     assert bad.status == 400 and bad.json()["message"] == "Unknown field to sort by: nope"
     assert api.get("/events", query={"_size": "-1"}).status == 400
