@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.core import Action, ProgressEvent, Reply, Table
+from bot.core import Action, ProgressEvent, Reply, Table, age, parse_time, size
+
+__all__ = ["TONE_MARK", "actions_text", "age", "parse_time", "progress_line", "reply_text", "size", "table_text"]
 
 TONE_MARK = {"info": "", "good": "OK ", "warning": "WARNING ", "danger": "ALERT "}
 
@@ -61,37 +63,3 @@ def progress_line(event: ProgressEvent) -> str:
     mark = {"started": "▶", "step": "·", "gate": "?", "finished": "■"}.get(event.kind, "·")
     tone = TONE_MARK.get(event.tone, "")
     return f"{at.strftime('%H:%M:%S')} {mark} [{event.op_id}] {tone}{event.text}"
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO-8601 time as the manager and the store write it (`2026-11-25T02:40:51.214Z`), or None."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def age(seconds: float) -> str:
-    """A short human age: `45s`, `12m`, `5h 3m`, `3d 4h`."""
-    s = int(max(seconds, 0))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
-
-
-def size(n: int | None) -> str:
-    """Bytes as a short human size."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
