@@ -165,3 +165,13 @@ def size(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def transfer_text(done: int, total: int | None, elapsed: float) -> str:
+    """`37.5 MiB of 1.0 GiB (4%), 52.1 MiB/s, 19s left` — bytes, rate and time left of a transfer."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    text = f"{size(done)} of {size(total)} ({done * 100 // total}%)" if total else f"{size(done)} so far"
+    text += f", {size(int(rate))}/s"
+    if total and rate > 0:
+        text += f", {age((total - done) / rate)} left"
+    return text

@@ -17,7 +17,7 @@ from bot.core import Reply, age
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.archive_copy import need_archive
+from commands.archive_copy import need_archive, transfer_progress
 from commands.common import check_snapshot_id, last_line
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
@@ -171,7 +171,8 @@ def _upload(ctx: Ctx, args: Args) -> None:
         raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the upload")
     ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy['manager']} "
              f"({copy.get('size') or '?'} bytes)")
-    need_archive(ctx).upload_copy(copy, ctx.manager, args.snapshot_id)
+    need_archive(ctx).upload_copy(copy, ctx.manager, args.snapshot_id,
+                                  progress=transfer_progress(ctx, args.snapshot_id, "uploading"))
     ctx.remember(uploaded=True)
     ctx.step(f"uploaded {args.snapshot_id}; sha256 {str(copy.get('sha256'))[:12]}… verified before sending")
 

@@ -9,7 +9,7 @@ from bot.core import Reply, size
 from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.archive_copy import copy_fields, copy_off, need_archive
+from commands.archive_copy import copy_fields, copy_off, need_archive, transfer_progress
 from commands.common import SNAPSHOT_ID, last_line, when
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
@@ -86,7 +86,7 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     source = copy["manager"]
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
     ctx.step(f"checking {whose} of {sid} ({size(copy.get('size'))}) before sending it to {ctx.manager_name}")
-    snap = archive.upload_copy(copy, ctx.manager, sid)
+    snap = archive.upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
     ctx.step(f"uploaded {sid} to {ctx.manager_name}", "good")
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
                       f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good",

@@ -202,14 +202,25 @@ def make_server(host: str, port: int, sim: Simulator, node: str | None = None, v
     return SimServer((host, port), sim.node_wsgi(node), verbose=verbose)
 
 
-def serve(host: str, port: int, data_dir: str | None = None, seed: bool = True, verbose: bool = True) -> None:
-    """Serve a simulator (admin/admin, default_tenant) until interrupted; seeds demo data on first start."""
+def serve(host: str, port: int, data_dir: str | None = None, seed: bool = True, verbose: bool = True,
+          ready: Callable[[str], None] | None = None) -> None:
+    """Serve a simulator (admin/admin, default_tenant) until interrupted; seeds demo data on first start.
+
+    The port is bound before anything is seeded or announced: OSError (port in use) reaches the caller, and
+    `ready(url)` is called only once the server listens.
+    """
     sim = Simulator(data_dir=data_dir)
+    try:
+        server = make_server(host, port, sim, verbose=verbose)
+    except OSError:
+        sim.close()
+        raise
     if seed and not sim.loaded_from_disk:
         from simulator.seed import seed_demo
 
         seed_demo(sim)
-    server = make_server(host, port, sim, verbose=verbose)
+    if ready is not None:
+        ready(f"http://{host}:{server.server_port}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -123,9 +123,9 @@ def test_cli_exit_codes_in_the_demo(tmp_path) -> None:
     ok = _cli("run", "--demo", "status", env={"HOME": str(tmp_path)})
     assert ok.returncode == 0 and "*production*" in ok.stdout, ok.stderr
     usage = _cli("run", "--demo", "snapshots lsit", env={"HOME": str(tmp_path)})
-    assert usage.returncode == 2 and "Did you mean" in usage.stdout
+    assert usage.returncode == 2 and "Did you mean" in usage.stderr and not usage.stdout
     failed = _cli("run", "--demo", "snapshots show nothing-here", env={"HOME": str(tmp_path)})
-    assert failed.returncode == 1 and "does not exist" in failed.stdout
+    assert failed.returncode == 1 and "does not exist" in failed.stderr and "does not exist" not in failed.stdout
     for result in (ok, usage, failed):
         assert TRACEBACK not in result.stdout + result.stderr
 

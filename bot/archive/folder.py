@@ -164,14 +164,17 @@ class Archive:
         return marked
 
     def upload_copy(self, copy: dict[str, Any], manager: Any, snapshot_id: str,
-                    tenant: str | None = None) -> dict[str, Any]:
+                    tenant: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """Stream `copy` to `manager` (a Manager client) as `snapshot_id`, after re-checking it; the snapshot."""
         checked = self.verify(copy)
         if not checked.get("verified"):
             raise ArchiveError(f"the archive copy of {copy['snapshot_id']} of {copy['manager']} failed its check, so "
                                f"it was not uploaded: {checked.get('error')}")
+        chunks = self.read(checked)
+        if progress is not None:
+            chunks = _counted(chunks, checked.get("size"), progress)
         try:
-            uploaded: dict[str, Any] = manager.upload_snapshot(snapshot_id, chunks=self.read(checked), tenant=tenant)
+            uploaded: dict[str, Any] = manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
             return uploaded
         finally:
             give_back()
@@ -245,6 +248,15 @@ class FolderArchive(Archive):
         except OSError as exc:
             raise ArchiveError(f"cannot read the archive copy {path}: {exc.strerror or exc}") from exc
         return chunks_of(fh)
+
+
+def _counted(chunks: Iterator[bytes], total: int | None, progress: Progress) -> Iterator[bytes]:
+    """The same chunks, reporting the bytes sent so far after each."""
+    done = 0
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        progress(done, total)
 
 
 def _time_or(text: str, clock: Clock) -> Any:

@@ -21,6 +21,7 @@ UNUSED_OPTIONAL = ("trio", "pandas", "numpy", "httpx._main")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cfy-bot", description="Slack chat-ops for Cloudify Manager backups.")
+    p.add_argument("--version", action="version", version=f"cfy-bot {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     sh = sub.add_parser("shell", help="interactive terminal front end")
     run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed, 2 usage error)")
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("-m", "--manager", help="default manager for this session")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
     run.add_argument("--approve-as", default="", metavar="NAME", help="a second admin who approves restores")
+    run.add_argument("--json", action="store_true", help="one JSON object per line: progress, then the reply")
     run.add_argument("text", help="the command, e.g. \"snapshots list\"")
     docs = sub.add_parser("docs", help="print the command table (Markdown)")
     docs.add_argument("--update", metavar="README", help="rewrite the table inside this README instead")
@@ -57,12 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "simulator":
-        from simulator.server import serve
-
-        print(f"simulated Cloudify manager on http://{args.host}:{args.port} (admin/admin, default_tenant)",
-              flush=True)
-        serve(args.host, args.port, data_dir=args.data_dir)
-        return 0
+        return _simulator(args)
     if args.cmd == "docs":
         import commands  # noqa: F401
         from bot.spec.help import docs_table
@@ -82,6 +79,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cfy-bot")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    """Serve the simulator; a port that cannot be bound is one line on stderr and exit 1, before any claim."""
+    from simulator.server import serve
+
+    def ready(url: str) -> None:
+        print(f"simulated Cloudify manager on {url} (admin/admin, default_tenant)", flush=True)
+
+    try:
+        serve(args.host, args.port, data_dir=args.data_dir, ready=ready)
+    except OSError as exc:
+        print(f"cfy-bot simulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _update_readme(path: str, table: str) -> int:
@@ -194,12 +215,15 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
             return 2
         first = settings.manager(args.manager)
         settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
+    from bot.front.render import use_color
+
     dispatcher = build_dispatcher(settings, transport=transport)
-    term = Terminal(dispatcher)
+    as_json = bool(getattr(args, "json", False))
+    term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json)
     _reconcile(dispatcher, term.sink)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)
-    return term.repl(history=os.path.join(settings.data_dir, "shell-history") if not args.demo else None)
+    return term.repl(history=os.path.join(settings.data_dir, "shell-history"))
 
 
 def entry() -> None:
@@ -209,7 +233,16 @@ def entry() -> None:
     from bot.archive.heap import keep_buffers_in_heap
 
     keep_buffers_in_heap()
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`cfy-bot run … | head -1`): what it read is all it wanted; no traceback, and
+        # no second error when Python flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, as a shell reports a writer that lost its reader
+    sys.exit(code)
 
 
 if __name__ == "__main__":
