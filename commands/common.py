@@ -6,7 +6,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from bot.spec.registry import Param
-from bot.front.render import age, parse_time
+from bot.core import age, parse_time
 
 __all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "parse_time", "when"]
 

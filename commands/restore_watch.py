@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ProgressEvent
+from bot.core import ProgressEvent, age
 from bot.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -18,7 +18,6 @@ from bot.errors import (
     NotModified,
     ServerError,
 )
-from bot.front.render import age
 from commands.common import parse_time
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
@@ -224,13 +223,7 @@ def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
 
 def open_followup_gate(ctx: Ctx, kind: str) -> dict[str, Any]:
     """Create a gated operation for the same requester and show its card in this operation's thread."""
-    from datetime import timedelta
-
-    expires = ctx.now() + timedelta(seconds=ctx.settings.gate_ttl)
-    op: dict[str, Any] = ctx.store.create_operation(
-        kind=kind, args={}, manager=ctx.manager_name, requester=ctx.inv.actor.id, requester_name=ctx.inv.actor.name,
-        channel=ctx.inv.channel, transport=ctx.inv.transport, state="pending", gate="confirm",
-        expires_at=expires.isoformat())
+    op = ctx.engine.open_gate(ctx, kind)
     text = (f"The restore failed, so maintenance mode stays ON on {ctx.manager_name}. Confirm to take it out of "
             f"maintenance mode (operation {op['id']}), or investigate first.")
     ctx.audit("gate_shown", gate="confirm", text=text, followup=op["id"])

@@ -17,9 +17,9 @@ import pytest
 from simulator import Simulator
 from simulator.seed import seed_demo
 from simulator.server import make_server
+from sim_fixtures import daily_name
 
 pytestmark = pytest.mark.slow
-SNAP = "daily-20261128"
 
 
 @pytest.fixture
@@ -59,11 +59,13 @@ def _op(db: Path, op_id: str) -> dict:
 
 
 @pytest.mark.parametrize("marker", ["maintenance mode requested", "restoring daily",
-                                    "restore of daily-20261128 started", "the restore is running"])
+                                    "restore of {snap} started", "the restore is running"])
 def test_killed_at_each_step_then_started_again(served, tmp_path, marker: str) -> None:
     sim, port = served
+    snap = daily_name(sim.now(), 1)  # seeded relative to the simulator's (real) clock
+    marker = marker.format(snap=snap)
     db = tmp_path / "data" / "cfy-bot.db"
-    first = _bot(["run", "--yes", f"restore {SNAP} -f"], _env(tmp_path, port, "alice"))
+    first = _bot(["run", "--yes", f"restore {snap} -f"], _env(tmp_path, port, "alice"))
     assert first.returncode == 0, first.stdout + first.stderr
     op_id = re.search(r"operation (op-[0-9a-f]+)", first.stdout).group(1)
     runner = subprocess.Popen([sys.executable, "-m", "bot.front.cli", "run", f"approve {op_id}"],
