@@ -9,27 +9,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bot.core import parse_duration
 from bot.errors import ConfigError
 from bot.spec.registry import ROLES
 from bot.settings import Grant, ManagerSettings, Settings
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
 def default_data_dir(env: Mapping[str, str]) -> str:
     """A per-user data folder (XDG on Linux)."""
     base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "cfy-bot")
-
-
-def parse_duration(text: str) -> float:
-    """`26h`, `90m`, `600` (seconds) → seconds; ValueError otherwise."""
-    m = DURATION.match(text)
-    if not m:
-        raise ValueError(text)
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def parse_retention(text: str) -> tuple[tuple[str, int], ...]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import ArchiveAPI, Ctx
 from bot.errors import ArchiveError, ManagerError
-from bot.front.render import size, transfer_text
+from bot.core import size, transfer_text
 
 
-def need_archive(ctx: Ctx) -> Any:
+def need_archive(ctx: Ctx) -> ArchiveAPI:
     """The configured archive; ArchiveError when there is none."""
     if ctx.archive is None:
         raise ArchiveError("no archive is configured (BOT_ARCHIVE_DIR or BOT_ARCHIVE_URL)")

@@ -260,13 +260,13 @@ def cluster_status(ctx: Ctx, args: Args) -> Reply:
 def managers(ctx: Ctx, args: Args) -> Reply:
     """Answer `managers`."""
     rows = []
-    for name, client in ctx.services.managers.items():
+    for name, client in ctx.managers.items():
         try:
             version = client.version().get("version", "?")
             state = f"answering ({version}) at {client.current_url}"
         except ManagerError as exc:
             state = f"unreachable: {exc}"
-        default = " (default)" if name == next(iter(ctx.services.managers)) else ""
+        default = " (default)" if name == next(iter(ctx.managers)) else ""
         rows.append((name + default, ", ".join(client.urls), client.settings.tenant, state))
     return Reply(text=f"{count(len(rows), 'manager')} configured", title="Managers",
                  table=Table(("manager", "nodes", "tenant", "state"), tuple(rows)))

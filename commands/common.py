@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from bot.engine.context import Ctx
 from bot.spec.registry import Param
-from bot.front.render import age, parse_time
+from bot.core import age, parse_time
 
 __all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "count", "hint", "parse_time", "when"]
 

@@ -21,7 +21,7 @@ def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str,
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
-    copies = {c["snapshot_id"]: c for c in ctx.store.list_copies(manager=ctx.manager_name)}
+    copies = {c["snapshot_id"]: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
     backups = [Backup(sid, str((snaps.get(sid) or {}).get("status") or ""), sid in copies,
                       bool((copies.get(sid) or {}).get("verified"))) for sid in set(snaps) | set(copies)]
     return select(backups, ctx.settings.retention), snaps, copies

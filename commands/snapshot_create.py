@@ -84,8 +84,7 @@ def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
         execution = _find_create_execution(ctx, sid)  # the PUT before the restart did go through
     eid = str(execution.get("id") or "")
     ctx.remember(execution_id=eid)
-    if ctx.op:
-        ctx.op = ctx.store.update_operation(ctx.op["id"], "running", execution_id=eid) or ctx.op
+    ctx.record_execution(eid)
     if execution.get("status") == "queued":
         ctx.step(f"snapshot {sid} is queued on {ctx.manager_name} (execution {eid}): it starts when the running "
                  "executions end; following it")

@@ -37,7 +37,7 @@ def snapshots_list(ctx: Ctx, args: Args) -> Reply:
     page = ctx.manager.list_snapshots(sort=args.sort_by, descending=args.descending, search=args.search,
                                       offset=args.offset, size=args.size, all_tenants=args.all_tenants,
                                       tenant=args.tenant)
-    copies = {c["snapshot_id"]: c for c in ctx.store.list_copies(manager=ctx.manager_name)}
+    copies = {c["snapshot_id"]: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
     now = ctx.now()
     rows = []
     for s in page.items:
@@ -80,7 +80,7 @@ def snapshots_show(ctx: Ctx, args: Args) -> Reply:
               ("visibility", s.get("visibility", ""))]
     if s.get("error"):
         fields.append(("error", last_line(s["error"])))
-    copy = ctx.store.get_copy(ctx.manager_name, args.snapshot_id)
+    copy = ctx.catalog.get_copy(ctx.manager_name, args.snapshot_id)
     if copy:
         state = "verified" if copy.get("verified") else f"NOT verified ({copy.get('error') or 'not checked'})"
         fields += [("archive copy", f"{copy.get('location')} ({state})"), ("sha256", copy.get("sha256") or ""),

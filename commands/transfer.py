@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply
+from bot.core import Reply, size
 from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import size
 from commands.archive_copy import copy_fields, copy_off, need_archive, transfer_progress
 from commands.common import SNAPSHOT_ID, hint, last_line, when
 
@@ -107,7 +106,7 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         snap: dict[str, Any] | None = ctx.manager.get_snapshot(sid)
     except ManagerNotFound:
         snap = None
-    copy = ctx.store.get_copy(ctx.manager_name, sid)
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     if snap is None and not copy:
         raise NotFound(f"snapshot {sid} is neither on {ctx.manager_name} nor in its archive")
     if snap is None and not args.archive:
@@ -123,7 +122,7 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         state = "verified" if copy.get("verified") else "NOT verified"
         fate = "will be deleted too" if args.archive else "is kept (add --archive to delete it too)"
         lines.append(f"Archive copy ({state}, {size(copy.get('size'))}, {copy['location']}) {fate}.")
-        latest = ctx.store.latest_verified(ctx.manager_name)
+        latest = ctx.catalog.latest_verified(ctx.manager_name)
         if args.archive and latest and latest["snapshot_id"] == sid:
             lines.append(f"It is the newest verified copy of {ctx.manager_name}: {hint(ctx, 'restore latest')} will "
                          "then mean an older one.")
@@ -151,7 +150,7 @@ def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
         if not args.archive:
             raise
         done.append(f"{ctx.manager_name} no longer had snapshot {sid}")
-    copy = ctx.store.get_copy(ctx.manager_name, sid)
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     if args.archive and copy:
         need_archive(ctx).delete(copy)
         ctx.audit("archive_deleted", snapshot_id=sid, location=copy["location"])

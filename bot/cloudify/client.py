@@ -139,6 +139,16 @@ class Manager(_SnapshotCalls):
             raise errors.NotModified(f"manager {self.name}: maintenance mode is already {state}",
                                      manager=self.name, status=304, error_code="not_modified") from exc
 
+    # --- deployments ---------------------------------------------------------------------------
+
+    def list_deployments(self, *, sort: str | None = "created_at", descending: bool = False, offset: int = 0,
+                         size: int = 1000, all_tenants: bool = False, tenant: str | None = None) -> Page:
+        """`GET /deployments` as `cfy deployments list` asks it (`_all_tenants, _offset, _size, _sort`)."""
+        params = [("_all_tenants", _py(all_tenants)), ("_offset", str(offset)), ("_size", str(size))]
+        if sort:
+            params.append(("_sort", ("-" if descending else "") + sort))
+        return self._page(_Call("list deployments", "GET", "/deployments", params=params, tenant=tenant))
+
     # --- executions, events, schedules ---------------------------------------------------------
 
     def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False,

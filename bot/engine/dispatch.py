@@ -6,7 +6,8 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from bot.engine.context import Ctx, NullSink, Services, Sink, running
+from bot.engine.context import Ctx, NullSink, Sink, running
+from bot.engine.services import Services, make_ctx
 from bot.engine.operations import Operations
 from bot.engine.outcome import Outcome, error_reply, internal_error, usage_reply
 from bot.core import Invocation, Reply
@@ -23,6 +24,7 @@ class Dispatcher:
     def __init__(self, services: Services, operations: Operations | None = None) -> None:
         self.services = services
         self.operations = operations if operations is not None else Operations(services)
+        self.operations.handler = self
 
     def handle(self, inv: Invocation, sink: Sink | None = None) -> Outcome:
         """Handle one invocation; never raises."""
@@ -62,7 +64,8 @@ class Dispatcher:
         decision = svc.policy.check(inv.actor, cmd, inv.channel, manager)
         if not decision.allowed:
             return _denied(svc, base, cmd.name, manager, decision)
-        ctx = Ctx(inv, parsed.args, cmd, svc, manager, sink, manager_named=bool(parsed.manager))
+        ctx = make_ctx(svc, self.operations.engine, inv, parsed.args, cmd, manager, sink,
+                       manager_named=bool(parsed.manager))
         if cmd.gate or cmd.long_running:
             return self.operations.start(ctx)
         return self.run_quick(ctx)
@@ -113,7 +116,7 @@ def _with_notices(ctx: Ctx, reply: Reply) -> Reply:
     """Add what the client noticed on the way (a node failover) to the reply."""
     if not ctx.manager_name:
         return reply
-    client = ctx.services.managers.get(ctx.manager_name)
+    client = ctx.managers.get(ctx.manager_name)
     notices = client.take_notices() if client is not None and hasattr(client, "take_notices") else []
     if not notices:
         return reply

@@ -8,12 +8,14 @@ with the manager is ridden out rather than failing an operation whose execution 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.engine.context import Ctx
 from bot.errors import ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.front.render import age
+from bot.core import age
+
+if TYPE_CHECKING:  # the context offers these functions to commands, so it imports this module
+    from bot.engine.context import Ctx
 
 FINAL = ("terminated", "failed", "cancelled")
 FIRST_INTERVAL = 1.0  # cfy polls every second
@@ -58,7 +60,7 @@ def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
 
 def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
     """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
-    secrets = getattr(ctx.store, "secrets", None) or ()
+    secrets = ctx.audit_log.secrets
     lines: list[tuple[str, str]] = []
     start = offset
     while True:

@@ -7,7 +7,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.core import Action, ProgressEvent, Reply, Table
+from bot.core import Action, ProgressEvent, Reply, Table, age, parse_time, size, transfer_text
+
+__all__ = ["TONE_MARK", "actions_text", "age", "event_json", "parse_time", "progress_line", "reply_json", "reply_text",
+           "size", "table_text", "tone_head", "transfer_text", "use_color"]
 
 TONE_MARK = {"info": "", "good": "OK ", "warning": "WARNING ", "danger": "ALERT "}
 # On a terminal (not piped, NO_COLOR unset): a symbol and an ANSI colour per tone, the words kept.
@@ -111,47 +114,3 @@ def event_json(event: ProgressEvent) -> dict[str, Any]:
     data = {k: v for k, v in event.data.items() if isinstance(v, str | int | float | bool) or v is None}
     return {"type": "progress", "operation_id": event.op_id, "kind": event.kind, "text": event.text,
             "tone": event.tone, "at": at, "data": data}
-
-
-def transfer_text(done: int, total: int | None, elapsed: float) -> str:
-    """`37.5 MiB of 1.0 GiB (4%), 52.1 MiB/s, 19s left` — bytes, rate and time left of a transfer."""
-    rate = done / elapsed if elapsed > 0 else 0.0
-    text = f"{size(done)} of {size(total)} ({done * 100 // total}%)" if total else f"{size(done)} so far"
-    text += f", {size(int(rate))}/s"
-    if total and rate > 0:
-        text += f", {age((total - done) / rate)} left"
-    return text
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO-8601 time as the manager and the store write it (`2026-11-25T02:40:51.214Z`), or None."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def age(seconds: float) -> str:
-    """A short human age: `45s`, `12m`, `5h 3m`, `3d 4h`."""
-    s = int(max(seconds, 0))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
-
-
-def size(n: int | None) -> str:
-    """Bytes as a short human size."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"

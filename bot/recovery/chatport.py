@@ -6,7 +6,8 @@ transport gets `TerminalChat`, which has no channels, so an incident runs where 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from bot.core import Reply
 from bot.errors import BotError
@@ -96,8 +97,7 @@ class TerminalChat:
         return "this terminal"
 
 
-def port_for(services: Any, transport: str) -> ChatPort:
+def port_for(ports: Mapping[str, ChatPort], transport: str) -> ChatPort:
     """The chat port of a transport: the one its front end registered, else the terminal's."""
-    ports = getattr(services, "chat", None) or {}
     port = ports.get(transport)
     return port if port is not None else TerminalChat()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.front.render import parse_time
+from bot.core import parse_time
 
 JOB = "backups run"
 CLAIM_GRACE = 120.0  # s: a claim with no operation for this long belongs to a process that died
