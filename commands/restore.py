@@ -189,6 +189,7 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
     cancellable = {e["id"]: e.get("tenant_name") for e in (args.scheduled_before or []) + (args.queued_before or [])}
     try:
         wait_until_activated(ctx, args.timeout, cancellable)
+        ctx.check_cancel()  # a cancel that came while it activated: leave maintenance mode as it was
     except MaintenanceTimeout as exc:
         _leave_unchanged(ctx, args)
         raise BotError(f"{exc} The restore was not started.") from None

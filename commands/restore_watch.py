@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from bot.engine.context import Ctx
@@ -155,10 +157,12 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
             gone.append(item)
         else:
             (failed if status[item["id"]] == "failed" else kept).append(item)
-    _report_logs(ctx, client, execution)
+    logged = _report_logs(ctx, client, execution)
     restored_at = parse_time(execution.get("started_at") or execution.get("created_at")) or ctx.now()
     overdue = [e for e in failed if (parse_time(e.get("scheduled_for")) or restored_at) <= restored_at]
     later = [e for e in failed if e not in overdue]
+    known = {e["id"] for e in before}
+    restored = {eid: due for eid, due in logged.items() if eid not in known}  # rows from the snapshot's own data
     for label, items, tone in (("marked FAILED: it was overdue", overdue, "warning"),
                                ("marked FAILED although it was due later; the manager re-creates such runs as an "
                                 "execution schedule (`<workflow>_restored_…`)", later, "warning"),
@@ -169,20 +173,33 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
     parts = [f"{len(overdue)} overdue marked FAILED", f"{len(kept)} kept scheduled"]
     parts += [f"{len(later)} later ones marked FAILED and re-scheduled"] if later else []
     parts += [f"{len(gone)} gone"] if gone else []
+    if restored:
+        late = sum(1 for due in restored.values() if (parse_time(due) or restored_at) <= restored_at)
+        from_snapshot = (f"{len(restored)} from the snapshot's data marked FAILED by the restore ({late} overdue, "
+                         f"{len(restored) - late} due later)")
+        return ", ".join(parts + [from_snapshot]) if before else f"none were scheduled before; {from_snapshot}"
     return ", ".join(parts) if before else "none were scheduled"
 
 
-def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> None:
-    """Warnings and errors the restore logged (per-entity failures appear only there)."""
+# The legacy restore's warning for each `scheduled` execution it marks failed (reference §6): 6.0+, then 5.1-5.2.
+MARKED_FAILED = re.compile(r"(?:Marking original execution|Execution) (?P<id>\S+) scheduled for (?P<due>\S+?)"
+                           r"(?: is overdue\.)? (?:as FAILED|Marking as FAILED)\.")
+
+
+def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, str]:
+    """Warnings and errors the restore logged (per-entity failures appear only there); the scheduled executions
+    it says it marked FAILED (id -> when each was due)."""
     try:
         page = client.list_events(execution["id"], size=1000, bypass_maintenance=True)
     except ManagerError as exc:
         ctx.step(f"could not read the restore's log: {exc}", tone="warning")
-        return
+        return {}
     problems = [ev for ev in page.items if ev.get("level") in ("warning", "error")]
     for ev in problems[:20]:
         ctx.step(f"restore log {ev.get('level')}: {str(ev.get('message'))[:300]}",
                  tone="danger" if ev.get("level") == "error" else "warning")
+    marked = (MARKED_FAILED.search(str(ev.get("message") or "")) for ev in problems)
+    return {m["id"]: m["due"] for m in marked if m}
 
 
 def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:

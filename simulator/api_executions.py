@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from simulator.context import Ctx, not_found
@@ -23,6 +24,21 @@ EVENT_FIELDS = ("_storage_id", "timestamp", "reported_timestamp", "blueprint_id"
                 "agent_name", "node_instance_id", "node_name", "logger", "level", "type")
 STATUSES = ("terminated", "failed", "cancelled", "pending", "started", "cancelling", "force_cancelling",
             "kill_cancelling", "queued", "scheduled")
+
+
+def ilike(pattern: str) -> re.Pattern[str]:
+    """A SQL `ILIKE` pattern as a regex: `%` any run, `_` one character, `\\` escapes; no implicit wildcards."""
+    out, chars = [], iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
 
 
 def lookup(ctx: Ctx, eid: str) -> dict[str, Any]:
@@ -127,7 +143,8 @@ def list_events(ctx: Ctx) -> Response:
             items = [e for e in items if str(e.get(key)) in wanted]
     text = req.arg("message.text")
     if text:
-        items = [e for e in items if text.lower() in str(e.get("message", "")).lower()]
+        pattern = ilike(text)
+        items = [e for e in items if pattern.fullmatch(str(e.get("message", "")))]
     sorts = req.query.get("_sort") or []
     for spec in sorts:
         if spec.lstrip("+-@") not in EVENT_FIELDS:

@@ -203,11 +203,11 @@ def make_server(host: str, port: int, sim: Simulator, node: str | None = None, v
 
 
 def serve(host: str, port: int, data_dir: str | None = None, seed: bool = True, verbose: bool = True,
-          ready: Callable[[str], None] | None = None) -> None:
+          ready: Callable[[str], None] | None = None, scenario: str = "healthy") -> None:
     """Serve a simulator (admin/admin, default_tenant) until interrupted; seeds demo data on first start.
 
     The port is bound before anything is seeded or announced: OSError (port in use) reaches the caller, and
-    `ready(url)` is called only once the server listens.
+    `ready(url)` is called only once the server listens. `scenario` (simulator.seed.Scenario) is the seeded state.
     """
     sim = Simulator(data_dir=data_dir)
     try:
@@ -218,7 +218,7 @@ def serve(host: str, port: int, data_dir: str | None = None, seed: bool = True, 
     if seed and not sim.loaded_from_disk:
         from simulator.seed import seed_demo
 
-        seed_demo(sim)
+        seed_demo(sim, scenario)
     if ready is not None:
         ready(f"http://{host}:{server.server_port}")
     try:

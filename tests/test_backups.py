@@ -124,12 +124,12 @@ def test_viewers_cannot_run_or_prune(make_bot) -> None:
 
 
 def test_prune_dry_run_shows_what_would_go_and_why_and_changes_nothing(make_bot) -> None:
-    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # the seed: daily-20261124 … 28 (26 failed), pre-upgrade
+    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # the seed: daily-20261124 … 28 (26 failed), weekly, pre-upgrade
     before = sim_ids(bot.sim)
     code, out = bot.run("backups prune --dry-run")
     assert code == 0, out
     assert "Retention (daily=2) on production: 3 daily backups would be deleted, 2 kept." in out
-    assert "1 other snapshots are not daily backups and are never pruned" in out
+    assert "2 other snapshots are not daily backups and are never pruned" in out
     assert "daily-20261125  delete  on the manager (created)  not among the newest 2 daily" in out
     assert "daily-20261126  delete  on the manager (failed)   failed on the manager (failed), and older" in out
     assert "daily-20261128  keep" in out

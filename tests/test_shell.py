@@ -89,7 +89,7 @@ def test_failover_is_said(tmp_path, clock) -> None:
 
     sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=str(tmp_path / "sim"))
     sim.set_cluster(["mgr-1", "mgr-2"])
-    seed_demo(sim, scheduled=False)
+    seed_demo(sim)
     sim.set_node_down("mgr-1")
     ms = ManagerSettings("production", ("http://mgr-1.test", "http://mgr-2.test"), "admin", "admin")
     settings = load_settings({"BOT_DATA_DIR": str(tmp_path / "d"), "BOT_SHELL_ROLE": "admin"}, managers=(ms,))

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def served(tmp_path):
     sim = Simulator(data_dir=str(tmp_path / "sim"), durations={"restore_snapshot": 2.0, "default": 0.3})
-    seed_demo(sim, scheduled=False)
+    seed_demo(sim)
     sim.faults.slow(0.05)  # every answer takes a little while, so each phase lasts long enough to be killed in
     server = make_server("127.0.0.1", 0, sim)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -17,6 +17,10 @@ from bot.errors import BotError, ConfigError
 # where they are installed they cost about 0.3 s of every start. The process entry point marks them absent;
 # code that calls main() (the tests) is unaffected.
 UNUSED_OPTIONAL = ("trio", "pandas", "numpy", "httpx._main")
+# simulator.seed.Scenario, spelled out so that parsing the command line does not import the simulator
+SCENARIOS = ("healthy", "stuck-maintenance")
+SCENARIO_HELP = ("the simulated managers' state: healthy (default; nothing queued or scheduled) or stuck-maintenance "
+                 "(4 live scheduled executions keep maintenance mode activating until they are cancelled)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     for q in (sh, run):
         q.add_argument("--demo", action="store_true", help="use embedded simulated managers")
         q.add_argument("-m", "--manager", help="default manager for this session")
+        q.add_argument("--scenario", choices=SCENARIOS, default=None, help=f"with --demo: {SCENARIO_HELP}")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
     run.add_argument("--approve-as", default="", metavar="NAME", help="a second admin who approves restores")
     run.add_argument("--json", action="store_true", help="one JSON object per line: progress, then the reply")
@@ -39,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8100)
     sim.add_argument("--data-dir", default=None)
+    sim.add_argument("--scenario", choices=SCENARIOS, default="healthy",
+                     help=SCENARIO_HELP + "; applies when the data folder is new")
     http = sub.add_parser("http", help="serve Slack over HTTP (/slack/events, /health)")
     http.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     http.add_argument("--threads", type=int, default=8)
@@ -55,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "scenario", None) and args.cmd in ("shell", "run") and not args.demo:
+        parser.error("--scenario goes with --demo (it chooses the simulated managers' state)")
     logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "simulator":
@@ -95,10 +105,11 @@ def _simulator(args: argparse.Namespace) -> int:
     from simulator.server import serve
 
     def ready(url: str) -> None:
-        print(f"simulated Cloudify manager on {url} (admin/admin, default_tenant)", flush=True)
+        state = "" if args.scenario == "healthy" else f", scenario {args.scenario}"
+        print(f"simulated Cloudify manager on {url} (admin/admin, default_tenant{state})", flush=True)
 
     try:
-        serve(args.host, args.port, data_dir=args.data_dir, ready=ready)
+        serve(args.host, args.port, data_dir=args.data_dir, ready=ready, scenario=args.scenario)
     except OSError as exc:
         print(f"cfy-bot simulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -126,7 +137,7 @@ def _with_settings(args: argparse.Namespace) -> int:
     if getattr(args, "demo", False):
         from bot.front.demo import make_demo
 
-        demo = make_demo(dict(os.environ))
+        demo = make_demo(dict(os.environ), scenario=args.scenario or "healthy")
         settings, transport = demo.settings, demo.transport
     else:
         _load_dotenv()
