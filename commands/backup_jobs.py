@@ -23,6 +23,7 @@ from bot.schedule.timetable import Schedule
 from commands.archive_copy import copy_off
 from commands.pruning import prune_backups
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create
+from commands.common import hint
 
 BUSY_FIRST = 60.0  # s before the first retry of a busy manager; doubles each time
 BUSY_MAX = 15 * 60.0
@@ -64,7 +65,7 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
     if row.get("state") == "succeeded":
         return (f"{what} is done: {row.get('snapshot_id') or 'its snapshot'} was copied off and verified "
                 f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC). "
-                "`snapshots create` makes an extra snapshot.")
+                f"{hint(ctx, 'snapshots create')} makes an extra snapshot.")
     if row.get("state") in FAILED:
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
     op = run_operation(ctx.catalog, ctx.manager_name, row.get("day", ""))

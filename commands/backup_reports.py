@@ -5,7 +5,7 @@ The scheduler (bot/schedule/scheduler.py) posts `backups summary` to BOT_SUMMARY
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine.context import Ctx
@@ -14,7 +14,7 @@ from bot.schedule.runs import FAILED, run_key
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from bot.schedule.timetable import Schedule
-from commands.common import parse_time
+from commands.common import count, parse_time
 from commands.pruning import retention_text
 
 
@@ -98,7 +98,7 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     window = f"{hours:g}h"
     lines.append(f"Next run: {_local(schedule, nxt.at)} (in {age((nxt.at - now).total_seconds())}).")
     if alarms:
-        title, tone = f"ALARM: {alarms} manager(s) without a recent verified backup", "danger"
+        title, tone = f"{count(alarms, 'manager')} without a recent verified backup", "danger"
     elif trouble:
         title, tone = f"Backups: failures in the last {window}", "warning"
     else:
@@ -116,7 +116,7 @@ def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dic
     alarm = old is None or old > limit
     copies = ctx.catalog.list_copies(manager=name)
     created = [c["snapshot_id"] + ("" if c.get("verified") else " (NOT verified)") for c in copies
-               if (parse_time(c.get("stored_at")) or datetime.min.replace(tzinfo=now.tzinfo)) >= since]
+               if _made(c) >= since]  # when the snapshot was created, not when the bot copied it
     failed = _failures(ctx, name, now, since)
     pruned = [r["detail"].get("snapshot_id", "?") for r in
               ctx.audit_log.query_audit(manager=name, event="pruned", since=since, limit=1000)]
@@ -134,6 +134,12 @@ def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dic
     return {"alarm": alarm, "newest": (newest or {}).get("snapshot_id", "none"),
             "age": age(old) if old is not None else "-", "created": created, "failed": failed, "pruned": pruned,
             "archive": archive, "lines": lines}
+
+
+def _made(copy: dict[str, Any]) -> datetime:
+    """When the snapshot of an archive copy was created on its manager (the copy time if that is unknown)."""
+    return (parse_time(copy.get("created_at")) or parse_time(copy.get("stored_at"))
+            or datetime.min.replace(tzinfo=UTC))
 
 
 def _failures(ctx: Ctx, name: str, now: datetime, since: datetime) -> list[str]:

@@ -16,6 +16,7 @@ from bot.core import Reply, Table
 from bot.errors import BotError, ManagerError
 from bot.spec.parser import Args
 from bot.spec.registry import command
+from commands.common import count
 
 KINDS = ("manager", "db", "broker")
 SPLIT_BRAIN_ADVICE = (
@@ -267,5 +268,5 @@ def managers(ctx: Ctx, args: Args) -> Reply:
             state = f"unreachable: {exc}"
         default = " (default)" if name == next(iter(ctx.managers)) else ""
         rows.append((name + default, ", ".join(client.urls), client.settings.tenant, state))
-    return Reply(text=f"{len(rows)} managers configured", title="Managers",
+    return Reply(text=f"{count(len(rows), 'manager')} configured", title="Managers",
                  table=Table(("manager", "nodes", "tenant", "state"), tuple(rows)))

@@ -9,6 +9,7 @@ from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
+from commands.common import count
 
 OP_ID = Param("op_id", metavar="OPERATION_ID", required=True, help="the operation's id, e.g. op-7f3a2c")
 
@@ -27,7 +28,7 @@ def operations(ctx: Ctx, args: Args) -> Reply:
                  for o in ops)
     if not rows:
         return Reply(text="No operations are waiting or running.", title="Operations")
-    return Reply(text=f"{len(rows)} operations", title="Operations",
+    return Reply(text=count(len(rows), "operation"), title="Operations",
                  table=Table(("id", "command", "manager", "state", "requested by", "step"), rows))
 
 

@@ -77,7 +77,8 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
         lines.append(f"All {total} steps are done or skipped. Expected effect: {run.get('effect') or 'recovered'}.")
     else:
         lines.append(f"{closed} of {total} steps done or skipped. Type `runbook done {run['id']} STEP [note]`, "
-                     f"`runbook skip {run['id']} STEP [reason]` or `runbook do {run['id']} STEP`, or use the buttons.")
+                     f"`runbook skip {run['id']} STEP [reason]` or `runbook do {run['id']} STEP`"
+                     + (", or use the buttons." if ctx.inv.transport == "slack" else "."))
     title = f"Runbook {run['scenario']} on {run['manager']}: {run['title']} ({run['id']})"
     fields = (("manager", run["manager"]), ("started", f"by {run['started_by_name']}, {_hhmm(run['started_at'])}"),
               ("source", run.get("source") or "the guide"))

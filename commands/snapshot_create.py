@@ -11,7 +11,7 @@ from bot.engine.follow import describe_failure, follow_execution, wait_for_snaps
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off
-from commands.common import check_snapshot_id
+from commands.common import check_snapshot_id, hint
 
 CREATE_TIMEOUT = 6 * 3600.0  # a legacy snapshot of a big manager takes long; cfy itself waits forever
 NEW_FORMAT_ALONGSIDE = (7, 0, 4)  # from this version a --no-legacy create runs alongside other executions
@@ -61,8 +61,9 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
         row = copy_off(ctx, snapshot)
     except (ArchiveError, ManagerError) as exc:
         reason = str(exc)
+        again = hint(ctx, f"snapshots download {sid}")
         return Reply(text=f"Snapshot {sid} was created on {ctx.manager_name}, but is not in the archive. "
-                          f"{reason[:1].upper() + reason[1:]}\nTry again with `snapshots download {sid}`.",
+                          f"{reason[:1].upper() + reason[1:]}\nTry again with {again}.",
                      title="Created, not archived", tone="danger", ok=False)
     return Reply(text=f"Snapshot {sid} created on {ctx.manager_name}, copied off and verified.",
                  title=f"Snapshot {sid}", tone="good", fields=(("execution", eid), *copy_fields(row)))

@@ -10,7 +10,7 @@ from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off, need_archive, transfer_progress
-from commands.common import SNAPSHOT_ID, last_line, when
+from commands.common import SNAPSHOT_ID, hint, last_line, when
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
 
@@ -35,8 +35,9 @@ def snapshots_download(ctx: Ctx, args: Args) -> Reply:
         return Reply(text=f"Snapshot {args.snapshot_id} failed on {ctx.manager_name}, so there is nothing to copy: "
                           f"{last_line(snapshot.get('error'))}", title="Failed snapshot", tone="warning", ok=False)
     if status == "creating":
+        show = hint(ctx, f"snapshots show {args.snapshot_id}")
         return Reply(text=f"Snapshot {args.snapshot_id} is still being created on {ctx.manager_name}; download it "
-                          "when `snapshots show` says created.", title="Not ready", tone="warning", ok=False)
+                          f"when {show} says created.", title="Not ready", tone="warning", ok=False)
     row = copy_off(ctx, snapshot)
     return Reply(text=f"Snapshot {args.snapshot_id} of {ctx.manager_name} copied to the archive and verified.",
                  title=f"Snapshot {args.snapshot_id}", tone="good", fields=copy_fields(row))
@@ -69,9 +70,10 @@ def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
     except ManagerNotFound:
         existing = None
     if existing:
+        delete = hint(ctx, f"snapshots delete {sid}")
         return Reply(text=f"{ctx.manager_name} already has a snapshot {sid} ({existing.get('status')}); uploading "
-                          f"would replace its archive. Delete it first (`snapshots delete {sid}`) if that is what "
-                          "you mean.", title="Already there", tone="warning", ok=False)
+                          f"would replace its archive. Delete it first ({delete}) if that is what you mean.",
+                     title="Already there", tone="warning", ok=False)
     if args.url:
         ctx.step(f"asking {ctx.manager_name} to fetch {args.url} as snapshot {sid}")
         snap = ctx.manager.upload_snapshot(sid, url=args.url)
@@ -122,8 +124,8 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         lines.append(f"Archive copy ({state}, {size(copy.get('size'))}, {copy['location']}) {fate}.")
         latest = ctx.catalog.latest_verified(ctx.manager_name)
         if args.archive and latest and latest["snapshot_id"] == sid:
-            lines.append(f"It is the newest verified copy of {ctx.manager_name}: `restore latest` will then mean "
-                         "an older one.")
+            lines.append(f"It is the newest verified copy of {ctx.manager_name}: {hint(ctx, 'restore latest')} will "
+                         "then mean an older one.")
     else:
         lines.append("There is no archive copy of it.")
     return {"on_manager": snap is not None, "gate_detail": "\n".join(lines)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,8 +50,18 @@ def table_text(table: Table, max_rows: int | None = None) -> str:
     return "\n".join(lines)
 
 
+# Slack's *bold* around a word or phrase (not a lone `*`, as in a cron expression `0 2 * * *`)
+_BOLD = re.compile(r"(?<![\w*])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![\w*])")
+
+
+def plain(text: str) -> str:
+    """Text written for Slack as a terminal shows it: `*production*` is `production`."""
+    return _BOLD.sub(r"\1", text)
+
+
 def reply_text(reply: Reply, color: bool = False, shown: str = "") -> str:
     """The whole reply as text; `shown` is a line the terminal already printed (not repeated)."""
+    reply = replace(reply, text=plain(reply.text), title=plain(reply.title))
     parts = []
     head = tone_head(reply.tone, reply.title, color).strip()
     if head and reply.title and reply.title not in shown:
