@@ -12,14 +12,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import (
+    FAILED, Ctx, Schedule, claim_day, owner_id, parse_key, run_operation, wait_for_snapshot,
+)
 from bot.core import Reply, age, size
-from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_operation
 from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
-from bot.engine.follow import wait_for_snapshot
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.schedule.timetable import Schedule
 from commands.archive_copy import copy_off
 from commands.pruning import prune_backups
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create

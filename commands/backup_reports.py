@@ -8,12 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import FAILED, Ctx, Schedule, run_key
 from bot.core import Reply, Table, age, size
-from bot.schedule.runs import FAILED, run_key
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.schedule.timetable import Schedule
 from commands.common import count, parse_time
 from commands.pruning import retention_text
 

@@ -12,11 +12,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.recovery import incidents as inc
-from bot.recovery.chatport import ChatError, ChatPort, MissingScope, NameTaken, NoChannels, port_for
-from bot.engine.context import Ctx, Sink
+from bot.engine.context import ChatPort, Ctx, Sink, incidents as inc
 from bot.core import ProgressEvent, Reply, age
-from bot.errors import BotError, NotFound, UsageError
+from bot.errors import BotError, ChatError, MissingScope, NameTaken, NoChannels, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.cluster import verdict_line
@@ -27,7 +25,7 @@ UNFINISHED = ("pending", "approved", "running")
 
 
 def _port(ctx: Ctx) -> ChatPort:
-    return port_for(ctx.chat, ctx.inv.transport)
+    return ctx.chat_port()
 
 
 def status_card(ctx: Ctx, record: dict[str, Any]) -> Reply:

@@ -8,7 +8,7 @@ from datetime import date
 from bot.engine.context import Ctx
 from bot.core import Table
 from bot.errors import BotError
-from bot.schedule.retention import RULES, Backup, Plan, daily_day, select
+from commands.retention import RULES, Backup, Plan, daily_day, select
 
 
 def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:

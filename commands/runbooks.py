@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.recovery import runbook as rb
-from bot.engine.context import Ctx
+from bot.engine.context import Ctx, incidents as incident, runbook as rb
 from bot.core import Action, Invocation, ProgressEvent, Reply
 from bot.errors import BotError, NotFound, UsageError
 from bot.spec.parser import Args, parse
@@ -118,7 +117,6 @@ def runbook_start(ctx: Ctx, args: Args) -> Reply:
 
 
 def _incident_here(ctx: Ctx) -> str:
-    from bot.recovery import incidents as incident
     found = incident.open_in(ctx.catalog, ctx.inv.channel)
     return found["id"] if found else ""
 

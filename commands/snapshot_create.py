@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import Ctx, describe_failure, follow_execution, wait_for_snapshot
 from bot.core import Reply, Table
 from bot.errors import ArchiveError, BotError, Conflict, ExecutionsRunning, MaintenanceModeActive, ManagerError
-from bot.engine.follow import describe_failure, follow_execution, wait_for_snapshot
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off

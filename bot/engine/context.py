@@ -10,7 +10,8 @@ five ports, each a `Protocol` naming exactly what commands may call:
     AuditLog         append to and read the audit log (bot.store.Store implements it)
 
 No Slack, HTTP or SQL here, and no bag of services: commands import only `bot.core`, `bot.errors`, `bot.spec`
-and this module (tests/test_layers.py enforces it). Following an execution (bot.engine.follow) is offered here.
+and this module (tests/test_layers.py enforces it). The domain functions commands build on are offered here too,
+named in `__all__`: following an execution, the backup timetable and run claims, incidents and runbooks.
 """
 
 from __future__ import annotations
@@ -27,14 +28,24 @@ from bot.core import Actor, Download, Invocation, Page, ProgressEvent
 from bot.engine.follow import ExecutionTimeout, describe_failure, follow_execution, wait_for_snapshot
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
-from bot.recovery.chatport import ChatPort
+from bot.recovery import incidents, runbook
+from bot.recovery.chatport import ChatPort, port_for
+from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
+from bot.schedule.timetable import Fire, Schedule
 from bot.settings import ManagerSettings, Settings
 from bot.spec.parser import Args
 from bot.spec.registry import Command, Registry
 
 __all__ = [
-    "ArchiveAPI", "AuditLog", "Catalog", "ChatPorts", "Ctx", "ExecutionTimeout", "ManagerAPI", "NullSink",
-    "OperationEngine", "Outcome", "Sink", "describe_failure", "follow_execution", "running", "wait_for_snapshot",
+    # the context and its ports
+    "ArchiveAPI", "AuditLog", "Catalog", "ChatPort", "ChatPorts", "Ctx", "ManagerAPI", "NullSink", "OperationEngine",
+    "Outcome", "Sink", "running",
+    # following a Cloudify execution (bot.engine.follow)
+    "ExecutionTimeout", "describe_failure", "follow_execution", "wait_for_snapshot",
+    # the daily backup job's timetable and run claims (bot.schedule.timetable, bot.schedule.runs)
+    "FAILED", "Fire", "Schedule", "claim_day", "owner_id", "parse_key", "run_key", "run_operation",
+    # incidents and runbooks, kept as marks in the catalog (bot.recovery)
+    "incidents", "runbook",
 ]
 
 
@@ -195,6 +206,10 @@ class Ctx:
     sink: Sink = field(default_factory=NullSink)
     op: dict[str, Any] | None = None
     manager_named: bool = False  # the user chose the manager with -m/--manager
+
+    def chat_port(self) -> ChatPort:
+        """The chat side of this command's transport (incident rooms), the terminal's when it has none."""
+        return port_for(self.chat, self.inv.transport)
 
     @property
     def manager(self) -> ManagerAPI:

@@ -18,7 +18,7 @@ from bot.spec.parser import Args
 from bot.spec.registry import Command, Registry
 
 if TYPE_CHECKING:
-    from bot.archive.folder import Archive
+    from bot.archive.base import Archive
     from bot.cloudify.client import Manager
     from bot.store import Store
 
