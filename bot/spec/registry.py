@@ -18,6 +18,7 @@ WORD_ALIASES = {
     "incidents": "incident",
     "runbooks": "runbook",
     "manager": "managers",
+    "execution": "executions",
 }
 
 
