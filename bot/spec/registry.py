@@ -20,6 +20,7 @@ WORD_ALIASES = {
     "incidents": "incident",
     "runbooks": "runbook",
     "manager": "managers",
+    "execution": "executions",
 }
 
 
