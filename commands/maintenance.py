@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.errors import BadRequest, NotModified, OperationError
@@ -39,7 +40,7 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
                  table=table)
 
 
-def _remaining_text(remaining: list[dict]) -> str:
+def _remaining_text(remaining: list[dict[str, Any]]) -> str:
     """`3 executions: install on web (started), ...` for a progress line."""
     if not remaining:
         return "no executions"
@@ -52,7 +53,7 @@ def _remaining_text(remaining: list[dict]) -> str:
 WAITING = ("queued", "scheduled")  # never finish on their own while maintenance mode is activating
 
 
-def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | None] | None = None) -> dict:
+def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Poll maintenance mode until `activated`, showing what it waits for.
 
     `timeout` 0 waits without limit, as cfy's `--timeout 0` does. Queued and scheduled executions keep the
@@ -60,12 +61,12 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
     this fail at once with MaintenanceBlocked. Cancel requests are honoured between polls.
     """
     began = ctx.clock.monotonic()
-    shown: tuple = ()
+    shown: tuple[str, ...] = ()
     cancelled: set[str] = set()
     cancellable = cancellable or {}
     delay = 1.0
     while True:
-        state = ctx.manager.maintenance_status()
+        state: dict[str, Any] = ctx.manager.maintenance_status()
         if state.get("status") == "activated":
             return state
         if state.get("status") == "deactivated":
@@ -89,7 +90,8 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
         delay = min(delay * 1.5, 5.0)
 
 
-def _cancel_stuck(ctx: Ctx, remaining: list[dict], cancellable: dict[str, str | None], cancelled: set[str]) -> None:
+def _cancel_stuck(ctx: Ctx, remaining: list[dict[str, Any]], cancellable: dict[str, str | None],
+                  cancelled: set[str]) -> None:
     """When only queued or scheduled executions are left (they never finish while maintenance mode is activating),
     cancel them if all are `cancellable`, else raise MaintenanceBlocked; adds what it cancels to `cancelled`."""
     stuck = [e for e in remaining if e.get("status") in WAITING and e.get("id") not in cancelled]
@@ -105,7 +107,7 @@ def _cancel_stuck(ctx: Ctx, remaining: list[dict], cancellable: dict[str, str | 
         cancelled.add(e["id"])
 
 
-def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> None:
+def cancel_execution(ctx: Ctx, execution: dict[str, Any], tenant: str | None = None) -> None:
     """Cancel one execution of `tenant` (kill when a plain cancel is refused) and report it."""
     try:
         ctx.manager.execution_action(execution["id"], "cancel", tenant=tenant)
@@ -118,7 +120,7 @@ def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> No
 class MaintenanceBlocked(OperationError):
     """Maintenance mode waits for queued or scheduled executions, which never end by themselves."""
 
-    def __init__(self, message: str, remaining: list[dict]) -> None:
+    def __init__(self, message: str, remaining: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.remaining = remaining
 
@@ -126,7 +128,7 @@ class MaintenanceBlocked(OperationError):
 class MaintenanceTimeout(OperationError):
     """Maintenance mode did not reach `activated` in time."""
 
-    def __init__(self, message: str, remaining: list[dict]) -> None:
+    def __init__(self, message: str, remaining: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.remaining = remaining
 

@@ -124,12 +124,12 @@ def test_viewers_cannot_run_or_prune(make_bot) -> None:
 
 
 def test_prune_dry_run_shows_what_would_go_and_why_and_changes_nothing(make_bot) -> None:
-    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # the seed: daily-20261124 … 28 (26 failed), pre-upgrade
+    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # the seed: daily-20261124 … 28 (26 failed), weekly, pre-upgrade
     before = sim_ids(bot.sim)
     code, out = bot.run("backups prune --dry-run")
     assert code == 0, out
     assert "Retention (daily=2) on production: 3 daily backups would be deleted, 2 kept." in out
-    assert "1 other snapshots are not daily backups and are never pruned" in out
+    assert "2 other snapshots are not daily backups and are never pruned" in out
     assert "daily-20261125  delete  on the manager (created)  not among the newest 2 daily" in out
     assert "daily-20261126  delete  on the manager (failed)   failed on the manager (failed), and older" in out
     assert "daily-20261128  keep" in out
@@ -192,7 +192,7 @@ def test_schedule_shows_the_next_runs_in_the_time_zone(make_bot) -> None:
 def test_summary_alarms_without_a_recent_verified_backup(make_bot, clock) -> None:
     bot = make_bot(seed=False, env={"BOT_TIMEZONE": "Europe/Berlin"})
     code, out = bot.run("backups summary")
-    assert code == 1 and "ALARM: 1 manager(s) without a recent verified backup" in out
+    assert code == 1 and "ALERT 1 manager without a recent verified backup" in out and "ALARM:" not in out
     assert "ALARM production: NO verified backup younger than 1d 2h (there is none)." in out
     assert bot.run("backups run")[0] == 0
     code, out = bot.run("backups summary")

@@ -1,5 +1,5 @@
-"""The scheduler (bot/schedule/scheduler.py) with the injected clock: once a day, catch-up after downtime, time zones and
-daylight-saving changes, clock jumps, failing and maintenance-mode managers, restarts, two processes racing
+"""The scheduler (bot/schedule/scheduler.py) with the injected clock: once a day, catch-up after downtime, time zones
+and daylight-saving changes, clock jumps, failing and maintenance-mode managers, restarts, two processes racing
 for the same run on one SQLite file, and the thread."""
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ def test_a_failing_manager_alerts_at_once_naming_the_manager_and_the_error(make_
     [sent] = bot.store.query_audit(event="alert_sent")
     assert sent["actor"] == "system:scheduler" and sent["manager"] == "production" and sent["channel"] == "C-ALERT"
     [post] = notes.of("post")
-    assert "ALARM" in post.reply.title and "2026-11-30 failed" in post.reply.text
+    assert post.reply.tone == "danger" and "without a recent verified backup" in post.reply.title
+    assert "2026-11-30 failed" in post.reply.text
     s.tick()  # alerted once, whatever the number of ticks
     assert len(notes.of("alert")) == 1
 

@@ -48,7 +48,7 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
 
     app.command("/cfy", middleware=[_answered_at_once(front.on_command)])(_acked)
     for action in render.ACTIONS:
-        hand_off = _answered_at_once(lambda body, action=action: front.on_click(body, action))
+        hand_off = _answered_at_once(_clicked(front, action))
         app.action(f"cfy_{action}", middleware=[hand_off])(_acked)
     app.action(RUN_BUTTON, middleware=[_answered_at_once(front.on_run_button)])(_acked)
     app.event("app_mention", middleware=[_answered_at_once(front.on_mention)])(_acked)
@@ -66,6 +66,15 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
                                              "the bot's log.")
 
     return app
+
+
+def _clicked(front: SlackFront, action: str) -> Callable[[dict[str, Any]], None]:
+    """The hand-off for one button: the click's body and which action it was."""
+
+    def hand_off(body: dict[str, Any]) -> None:
+        front.on_click(body, action)
+
+    return hand_off
 
 
 def _answered_at_once(hand_off: Callable[[dict[str, Any]], None]) -> Callable[..., BoltResponse]:

@@ -20,8 +20,9 @@ from slack_sdk.signature import SignatureVerifier
 def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     """The headers Slack adds: `X-Slack-Request-Timestamp` and the v0 HMAC signature of the raw body."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body) or ""
     return {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)}
+            "X-Slack-Signature": signature}
 
 
 def command_fields(text: str, *, user: str = "U100", user_name: str = "alice", channel: str = "C100",

@@ -195,7 +195,7 @@ class SlackFront(SlackDisplay):
         operations = getattr(self.dispatcher, "operations", None)
         if operations is None or not hasattr(operations, "reconcile"):
             return []
-        settled = operations.reconcile(
+        settled: list[dict[str, Any]] = operations.reconcile(
             sink_for=lambda op: SlackSink(self, op["channel"], parent=self.card_of(op)))
         for op in settled:  # the card shows the end state, and the channel hears it, as after any operation
             op = self.services.store.get_operation(op["id"]) or op
@@ -229,7 +229,8 @@ class SlackFront(SlackDisplay):
 
     def forget_old_mentions(self) -> int:
         """Forget the handled-mention marks older than a day (Slack retries a delivery within minutes)."""
-        return self.services.store.forget_marks("slack-mention:", self.services.clock.now() - MENTION_MEMORY)
+        forgotten: int = self.services.store.forget_marks("slack-mention:", self.services.clock.now() - MENTION_MEMORY)
+        return forgotten
 
     def forget_old_requests(self) -> int:
         """Forget the signatures of requests seen more than REPLAY_MEMORY ago (Slack's five-minute window has

@@ -215,4 +215,4 @@ def watch_connection(is_connected: Callable[[], bool], stop: threading.Event, in
             log.warning("Socket Mode connection is down; the client is reconnecting")
         elif not up and told is not None and now - told >= remind:
             told = now
-            log.warning("Socket Mode connection is still down after %.0f s", now - down_since)
+            log.warning("Socket Mode connection is still down after %.0f s", now - (down_since or now))

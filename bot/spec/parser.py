@@ -19,7 +19,7 @@ KNOWN_MISTAKES = {
 }
 
 
-class Args(dict):
+class Args(dict[str, Any]):
     """Parsed arguments; readable as attributes (`args.snapshot_id`)."""
 
     def __getattr__(self, name: str) -> Any:
