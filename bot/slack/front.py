@@ -236,8 +236,8 @@ class SlackFront(SlackDisplay):
         """Forget the signatures of requests seen more than REPLAY_MEMORY ago (Slack's five-minute window has
         shut on them: the guard refuses them by their timestamp) and the Events API ids seen more than a day ago."""
         now, store = self.services.clock.now(), self.services.store
-        return (store.forget_marks(REQUEST_MARK, now - REPLAY_MEMORY)
-                + store.forget_marks(EVENT_MARK, now - MENTION_MEMORY))
+        forgotten: int = store.forget_marks(REQUEST_MARK, now - REPLAY_MEMORY)
+        return forgotten + int(store.forget_marks(EVENT_MARK, now - MENTION_MEMORY))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Is the store readable and the outbox alive?"""

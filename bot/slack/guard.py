@@ -168,7 +168,7 @@ def _shape(raw: bytes, content_type: str) -> dict[str, Any] | str:
 # gives them. A body with any of them of another type is refused: Bolt would fail on it with a traceback.
 _IDENTS = ("user", "channel", "team", "enterprise")  # a string id, or an object with an `id`
 _TEXTS = ("user_id", "channel_id", "team_id", "enterprise_id", "type", "ts", "thread_ts", "message_ts", "event_ts",
-          "text", "command", "response_url", "trigger_id", "event_id", "user_team", "subtype", "bot_id", "id",
+          "command", "response_url", "trigger_id", "event_id", "user_team", "subtype", "bot_id", "id",
           "value", "action_id", "block_id", "function_execution_id", "bot_access_token", "app_installed_team_id")
 _OBJECTS = ("event", "message", "previous_message", "item", "assistant_thread", "view", "function_data",
             "container", "edited")
