@@ -19,6 +19,7 @@ from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
 from commands.common import check_snapshot_id, last_line
+from commands.executions import describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
 from commands.restore_watch import (
@@ -76,8 +77,8 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         "server_version": version.get("version", "?"), "maintenance_before": maintenance,
         "active_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "status")} for e in active],
         "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for",
-                                                      "tenant_name")} for e in scheduled],
-        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name")}
+                                                      "tenant_name", "status")} for e in scheduled],
+        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name", "status")}
                           for e in queued],
     }
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
@@ -112,12 +113,13 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
         lines.append(f"The manager lacks it: it will first be uploaded from the archive copy of "
                      f"{facts['needs_upload']}.")
     if facts["active_before"]:
-        lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them.")
-    waiting = len(facts["scheduled_before"]) + len(facts["queued_before"])
+        lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them: "
+                     f"{describe(facts['active_before'])}.")
+    waiting = facts["scheduled_before"] + facts["queued_before"]
     if waiting:
-        lines.append(f"{waiting} queued or scheduled executions would keep maintenance mode from ever activating: "
-                     "the bot will cancel them (the restore brings back the snapshot's own; overdue scheduled "
-                     "ones are then marked FAILED, later ones kept).")
+        lines.append(f"{len(waiting)} queued or scheduled executions would keep maintenance mode from ever "
+                     f"activating: {describe(waiting)}. The bot will cancel them (the restore brings back the "
+                     "snapshot's own; overdue scheduled ones are then marked FAILED, later ones kept).")
     return "\n".join(lines)
 
 

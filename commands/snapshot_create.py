@@ -133,8 +133,9 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
     if args.legacy and _version(ctx) >= NEW_FORMAT_ALONGSIDE:
         hint += ", or with --no-legacy (this manager runs new-format snapshots alongside other executions)"
     what = f"{len(ids)} other executions are" if len(ids) != 1 else "another execution is"
-    text = (f"{ctx.manager_name} is busy: snapshot {sid} was not created because {what} running. {hint}."
-            if ids else f"{ctx.manager_name} is busy: {exc}. {hint}.")
+    listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    text = (f"{ctx.manager_name} is busy: snapshot {sid} was not created because {what} running ({listed}). "
+            f"{hint}." if ids else f"{ctx.manager_name} is busy: {exc}. {hint}.")
     return Reply(text=text, title="Manager busy", tone="warning", ok=False,
                  table=Table(("execution", "workflow", "deployment", "status"), tuple(rows)) if rows else None)
 

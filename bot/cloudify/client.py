@@ -166,12 +166,16 @@ class Manager(_SnapshotCalls):
         size: int | None = None,
         sort: str | None = None,
         bypass_maintenance: bool = False,
+        tenant: str | None = None,
         **filters: Any,
     ) -> Page:
-        """`GET /executions`; a list value (e.g. `status=[...]`) repeats the key; items redacted."""
+        """`GET /executions`; a list value (e.g. `status=[...]`) repeats the key; items redacted.
+
+        `tenant` replaces the `Tenant` header, as cfy's `-t` does; `_all_tenants=True` lists every tenant's.
+        """
         params = [("_include_system_workflows", _py(include_system))] + _paging(offset, size, sort) + _filters(filters)
         return self._page(_Call("list executions", "GET", "/executions", params=params,
-                                headers=_bypass(bypass_maintenance)))
+                                headers=_bypass(bypass_maintenance), tenant=tenant))
 
     def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False,
                          tenant: str | None = None) -> dict[str, Any]:
