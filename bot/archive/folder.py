@@ -27,7 +27,6 @@ from bot.archive.verify import check_file, check_zip
 from bot.archive.receive import CHUNK_SIZE, Progress, chunks_of, fsync_dir, receive, unlink
 from bot.clock import Clock
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
-from bot.archive.heap import give_back
 from bot.archive.zipstream import StreamCheck
 
 __all__ = ["CHUNK_SIZE", "Archive", "FolderArchive", "check_file", "check_zip", "open_archive", "safe_name"]
@@ -107,7 +106,6 @@ class Archive:
             raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
         finally:
             unlink(temp)
-            give_back()
         fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
                       manager_version=manager_version, snapshot_version=version, tenant=tenant,
                       created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
@@ -169,10 +167,7 @@ class Archive:
         if not checked.get("verified"):
             raise ArchiveError(f"the archive copy of {copy['snapshot_id']} of {copy['manager']} failed its check, so "
                                f"it was not uploaded: {checked.get('error')}")
-        try:
-            return manager.upload_snapshot(snapshot_id, chunks=self.read(checked), tenant=tenant)
-        finally:
-            give_back()
+        return manager.upload_snapshot(snapshot_id, chunks=self.read(checked), tenant=tenant)
 
     def delete(self, copy: dict[str, Any]) -> bool:
         """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""
