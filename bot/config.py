@@ -9,27 +9,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bot.core import Role, parse_duration
 from bot.errors import ConfigError
 from bot.spec.registry import ROLES
 from bot.settings import Grant, ManagerSettings, Settings
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
 def default_data_dir(env: Mapping[str, str]) -> str:
     """A per-user data folder (XDG on Linux)."""
     base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "cfy-bot")
-
-
-def parse_duration(text: str) -> float:
-    """`26h`, `90m`, `600` (seconds) → seconds; ValueError otherwise."""
-    m = DURATION.match(text)
-    if not m:
-        raise ValueError(text)
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def parse_retention(text: str) -> tuple[tuple[str, int], ...]:
@@ -132,14 +124,14 @@ def _managers_from_toml(r: _Reader, data: dict[str, Any]) -> list[ManagerSetting
 def _grants(r: _Reader, data: dict[str, Any]) -> list[Grant]:
     grants = []
     for role, var in (("admin", "BOT_ADMINS"), ("operator", "BOT_OPERATORS"), ("viewer", "BOT_VIEWERS")):
-        grants += [Grant(p, role) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
+        grants += [Grant(p, Role(role)) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
     for i, g in enumerate(data.get("grants") or []):
-        role = g.get("role") if isinstance(g, dict) else None
+        given = g.get("role") if isinstance(g, dict) else None
         who = g.get("user") or g.get("group") if isinstance(g, dict) else None
-        if role not in ROLES or not who:
+        if given not in ROLES or not who:
             r.problems.append(f"grants[{i}] needs role (viewer/operator/admin) and user or group")
             continue
-        grants.append(Grant(str(who), role, tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
+        grants.append(Grant(str(who), Role(given), tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
     return grants
 
 
@@ -183,16 +175,16 @@ def _managers(r: _Reader, data: dict[str, Any], given: tuple[ManagerSettings, ..
     return found
 
 
-def _shell_role(r: _Reader) -> str:
+def _shell_role(r: _Reader) -> Role:
     shell_role = r.text("BOT_SHELL_ROLE", "viewer")
     if shell_role not in ROLES:
         r.problems.append(f"BOT_SHELL_ROLE must be one of {', '.join(ROLES)}, got {shell_role!r}")
-        return "viewer"
-    return shell_role
+        return Role.VIEWER
+    return Role(shell_role)
 
 
 def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:
-    retention = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
+    retention: tuple[tuple[str, int], ...] = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
     if r.text("BOT_RETENTION"):
         try:
             retention = parse_retention(r.text("BOT_RETENTION"))

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from bot.clock import Clock
-from bot.engine.context import Services
+from bot.engine.services import Services
 from bot.engine.dispatch import Dispatcher
 from bot.engine.policy import Policy
 from bot.spec.registry import REGISTRY
