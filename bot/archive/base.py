@@ -28,7 +28,6 @@ from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
 from bot.clock import Clock
 from bot.core import ArchiveCopy, Download
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
-from bot.archive.heap import give_back
 from bot.archive.zipstream import StreamCheck
 
 if TYPE_CHECKING:
@@ -112,7 +111,6 @@ class Archive:
             raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
         finally:
             unlink(temp)
-            give_back()
         fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
                       manager_version=manager_version, snapshot_version=version, tenant=tenant,
                       created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
@@ -177,10 +175,7 @@ class Archive:
         chunks = self.read(checked)
         if progress is not None:
             chunks = _counted(chunks, checked.size or None, progress)
-        try:
-            return manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
-        finally:
-            give_back()
+        return manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
 
     def delete(self, copy: ArchiveCopy) -> bool:
         """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""
