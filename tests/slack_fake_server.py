@@ -348,7 +348,8 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
     client = make_client(settings)
     services = Services(settings=settings, clock=clock, store=Store(settings.db_path, clock=clock),
                         managers={"production": object()}, registry=registry,
-                        policy=Policy(settings, SlackGroups(client, [g.principal for g in settings.grants])))
+                        policy=Policy(settings, SlackGroups(client, [g.principal for g in settings.grants],
+                                                            clock=clock)))
     return slack_front(services, Dispatcher(services), fake, client=client, post_interval=post_interval,
                        edit_interval=edit_interval, workers=workers, socket_mode=socket_mode)
 
