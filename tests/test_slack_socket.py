@@ -187,7 +187,7 @@ def test_serve_socket_says_when_the_websocket_did_not_open(tmp_path: Path, fake:
         end = time.monotonic() + 10
         while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < end:
             time.sleep(0.01)
-        time.sleep(0.5)
+        fake.wait_for(lambda f: f.calls_to("apps.connections.open"))  # it went on to connect
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=stop_when_serving, daemon=True).start()
