@@ -160,12 +160,13 @@ def test_prune_asks_first_then_deletes_on_the_manager_and_in_the_archive(make_bo
 
 
 def test_the_newest_verified_copy_survives_any_retention(make_bot) -> None:
-    bot = make_bot(env={"BOT_RETENTION": "daily=0"})
+    # daily=0 alone is refused at start-up (it keeps nothing); weekly=1 keeps only the newest week's copy.
+    bot = make_bot(env={"BOT_RETENTION": "daily=0,weekly=1"})
     assert bot.run("snapshots download daily-20261125")[0] == 0
     code, out = bot.run("backups prune", yes=True)
     assert code == 0, out
     assert archive_ids(bot) == ["daily-20261125"]
-    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == ["daily-20261125"]
+    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == ["daily-20261125", "daily-20261128"]
 
 
 def test_the_daily_job_applies_retention(make_bot) -> None:

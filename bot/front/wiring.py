@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from bot.clock import Clock
@@ -20,8 +19,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None, transport:
     from bot.cloudify import Manager
     from bot.store import Store
 
+    from bot.config import prepare_folders
+
     clock = clock or Clock()
-    os.makedirs(os.path.dirname(os.path.abspath(settings.db_path)), exist_ok=True)
+    prepare_folders(settings)
     store = Store(settings.db_path, clock=clock)
     store.secrets = settings.secrets()
     managers: dict[str, Any] = {}
