@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.core import Role, parse_duration
 from bot.errors import ConfigError
 from bot.spec.registry import ROLES
 from bot.settings import Grant, ManagerSettings, Settings
@@ -18,7 +19,6 @@ from bot.settings import Grant, ManagerSettings, Settings
 # The words an environment variable may use for a boolean (any case); an empty value means "not set".
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.ASCII)
 DIGITS = re.compile(r"[0-9]+", re.ASCII)  # str.isdigit() also accepts "²", which int() then refuses
 MIN_AUDIT_KEY_BYTES = 32
 GATE_TTL_RANGE = (30.0, 86400.0)  # half a minute to a day
@@ -36,14 +36,6 @@ def default_data_dir(env: Mapping[str, str]) -> str:
     """A per-user data folder (XDG on Linux)."""
     base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "cfy-bot")
-
-
-def parse_duration(text: str) -> float:
-    """`26h`, `90m`, `600` (seconds) → seconds; ValueError otherwise."""
-    m = DURATION.match(text)
-    if not m:
-        raise ValueError(text)
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def parse_retention(text: str) -> tuple[tuple[str, int], ...]:
@@ -219,7 +211,7 @@ def _managers_from_toml(r: _Reader, data: dict[str, Any]) -> list[ManagerSetting
 def _grants(r: _Reader, data: dict[str, Any]) -> list[Grant]:
     grants = []
     for role, var in (("admin", "BOT_ADMINS"), ("operator", "BOT_OPERATORS"), ("viewer", "BOT_VIEWERS")):
-        grants += [Grant(p, role) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
+        grants += [Grant(p, Role(role)) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
     listed = data.get("grants") or []
     if not isinstance(listed, list):
         r.problems.append(f"grants must be [[grants]] tables, got {_shown(listed)}")
@@ -234,7 +226,7 @@ def _grants(r: _Reader, data: dict[str, Any]) -> list[Grant]:
         if role not in ROLES or not who:
             r.problems.append(f"grants[{i}] needs role (viewer/operator/admin) and user or group")
             continue
-        grants.append(Grant(who, role, channels, managers))
+        grants.append(Grant(who, Role(role), channels, managers))
     return grants
 
 
@@ -246,6 +238,7 @@ def _toml(r: _Reader) -> dict[str, Any]:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         r.problems.append(f"BOT_CONFIG names {path}, which does not exist")
+        return {}
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
         r.problems.append(f"BOT_CONFIG {path} could not be read: {exc}")
         return {}
@@ -296,16 +289,16 @@ def _check_url(r: _Reader, name: str, url: str) -> None:
         r.problems.append(f"manager {name}: {url!r} is not an http(s) URL")
 
 
-def _shell_role(r: _Reader) -> str:
+def _shell_role(r: _Reader) -> Role:
     shell_role = r.text("BOT_SHELL_ROLE", "viewer")
     if shell_role not in ROLES:
         r.problems.append(f"BOT_SHELL_ROLE must be one of {', '.join(ROLES)}, got {shell_role!r}")
-        return "viewer"
-    return shell_role
+        return Role.VIEWER
+    return Role(shell_role)
 
 
 def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:
-    retention = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
+    retention: tuple[tuple[str, int], ...] = (("daily", 7), ("weekly", 4), ("monthly", 12), ("yearly", 3))
     if r.text("BOT_RETENTION"):
         try:
             retention = parse_retention(r.text("BOT_RETENTION"))

@@ -132,3 +132,27 @@ class ServerError(ManagerError):
 
 class BadResponse(ManagerError):
     """The manager answered with HTML or garbage where JSON was expected."""
+
+
+# --- the chat side of incidents (bot/recovery/chatport.py) ---
+
+class ChatError(BotError):
+    """The chat side refused or failed."""
+
+
+class MissingScope(ChatError):
+    """The chat app lacks a permission (a Slack OAuth scope)."""
+
+    def __init__(self, scope: str, method: str = "") -> None:
+        self.scope = scope
+        call = f" for {method}" if method else ""
+        super().__init__(f"the Slack app lacks the `{scope}` scope{call}: add it under OAuth & Permissions "
+                         "(and in manifest.yml) and reinstall the app")
+
+
+class NoChannels(ChatError):
+    """This transport cannot create channels at all (the terminal)."""
+
+
+class NameTaken(ChatError):
+    """A channel of that name exists already."""

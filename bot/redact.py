@@ -43,7 +43,7 @@ def redact(obj: Any) -> Any:
 
 def _redact_parameters(parameters: dict[Any, Any]) -> dict[Any, Any]:
     """An execution's parameters: `config` holds the manager's database credentials, hide all of it."""
-    out = redact(parameters)
+    out: dict[Any, Any] = redact(parameters)
     if "config" in out and out["config"] is not None:
         out["config"] = REDACTED
     return out

@@ -12,18 +12,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.engine.context import Ctx
-from bot.core import Reply
-from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_operation
+from bot.engine.context import (
+    FAILED, Ctx, Schedule, claim_day, owner_id, parse_key, run_operation, wait_for_snapshot,
+)
+from bot.core import Reply, age, size
 from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
-from bot.engine.follow import wait_for_snapshot
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import age, size
-from bot.schedule.timetable import Schedule
 from commands.archive_copy import copy_off
-from commands.pruning import prune_backups
+from commands.pruning import prune_backups, retention_text
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create
+from commands.common import hint
 
 BUSY_FIRST = 60.0  # s before the first retry of a busy manager; doubles each time
 BUSY_MAX = 15 * 60.0
@@ -51,7 +50,7 @@ def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
                          usage=ctx.command.usage())
     owner = owner_id(ctx.inv.id)
     retry = ctx.inv.actor.source != "system"
-    claim = claim_day(ctx.store, ctx.manager_name, day, owner, ctx.now(), retry=retry)
+    claim = claim_day(ctx.catalog, ctx.manager_name, day, owner, ctx.now(), retry=retry)
     if claim.key is None:
         raise OperationError(_held(ctx, claim.holder or {}))
     if claim.took_over:
@@ -65,10 +64,10 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
     if row.get("state") == "succeeded":
         return (f"{what} is done: {row.get('snapshot_id') or 'its snapshot'} was copied off and verified "
                 f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC). "
-                "`snapshots create` makes an extra snapshot.")
+                f"{hint(ctx, 'snapshots create')} makes an extra snapshot.")
     if row.get("state") in FAILED:
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
-    op = run_operation(ctx.store, ctx.manager_name, row.get("day", ""))
+    op = run_operation(ctx.catalog, ctx.manager_name, row.get("day", ""))
     if op:
         who = op.get("requester_name") or op.get("requester")
         return f"{what} is already running: operation {op['id']}, started by {who}, step: {op.get('step') or '-'}"
@@ -88,7 +87,7 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
          examples=["backups run", "backup run -m staging", "backups run --day 2026-11-28 -m production"])
 def backups_run(ctx: Ctx, args: Args) -> Reply:
     """Run (or, after a restart, resume) the daily job of one manager."""
-    row = ctx.store.get_run(ctx.manager_name, args.run)
+    row = ctx.catalog.get_run(ctx.manager_name, args.run)
     if not row or row.get("state") != "claimed" or row.get("owner") != args.owner:
         held = f"{row.get('state')} by {row.get('owner')}" if row else "gone"
         return Reply(text=f"run {args.run} of {ctx.manager_name} is no longer this operation's ({held}); stopping",
@@ -106,7 +105,7 @@ def backups_run(ctx: Ctx, args: Args) -> Reply:
 
 
 def _finish(ctx: Ctx, args: Args, state: str, error: str) -> None:
-    ctx.store.finish_run(ctx.manager_name, args.run, state, owner=args.owner, error=error[:2000],
+    ctx.catalog.finish_run(ctx.manager_name, args.run, state, owner=args.owner, error=error[:2000],
                          snapshot_id=ctx.recall("daily_id") or "")
     ctx.audit("run_finished", run=args.run, state=state, snapshot_id=ctx.recall("daily_id") or "",
               error=error[:500])
@@ -128,10 +127,9 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
             return outcome
         ctx.remember(archived=True)
     notes = prune_backups(ctx, None, "the daily job")
-    copy = ctx.store.get_copy(ctx.manager_name, sid) or {}
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid) or {}
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
-    if notes:
-        text += "\n" + "\n".join(notes)
+    text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
     return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone="good",
                               fields=(("snapshot", sid), ("archive copy", copy.get("location", "")),
                                       ("size", size(copy.get("size"))), ("sha256", copy.get("sha256", ""))))
@@ -174,7 +172,7 @@ def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | N
         if snap.get("status") not in GOOD:
             why = (snap.get("error") or "").strip().splitlines()[-1:] or [str(snap.get("status"))]
             return "failed", _failed(ctx, f"snapshot {sid} failed on {ctx.manager_name}: {why[0]}")
-        copy = ctx.store.get_copy(ctx.manager_name, sid)
+        copy = ctx.catalog.get_copy(ctx.manager_name, sid)
         if copy and copy.get("verified"):
             ctx.step(f"{sid} already has a verified archive copy", "good")
         else:

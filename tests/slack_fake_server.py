@@ -331,7 +331,7 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
                    workers: int = 16, socket_mode: bool = False) -> SlackBot:
     """A Slack front end over a private registry, a real store, and a FakeSlack (started if not given)."""
     from bot.config import load_settings
-    from bot.engine.context import Services
+    from bot.engine.services import Services
     from bot.engine.dispatch import Dispatcher
     from bot.engine.policy import Policy
     from bot.settings import ManagerSettings

@@ -77,7 +77,7 @@ def test_on_this_host_the_pid_decides(store, clock) -> None:
 
 
 def test_reconcile_leaves_a_live_peers_operation_and_takes_over_a_silent_ones(make_bot) -> None:
-    bot = make_bot(scheduled=False)
+    bot = make_bot()
     alice = Actor("shell:alice", "alice", "shell")
     bot.dispatcher.handle(Invocation("maintenance-mode activate", alice, "terminal", "shell", bot.clock.now()))
     op = bot.store.list_operations()[0]

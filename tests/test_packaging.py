@@ -47,7 +47,8 @@ def test_a_bot_process_imports_none_of_the_unused_optional_accelerators(tmp_path
     probe = ("import runpy, sys, atexit; "
              f"atexit.register(lambda: print('LOADED', sorted(m for m in {names!r} if sys.modules.get(m)), "
              f"'ABSENT', sorted(m for m in {names!r} if m in sys.modules and sys.modules[m] is None))); "
-             "sys.argv = ['cfy-bot', 'run', '--demo', 'status']; runpy.run_module('bot.front.cli', run_name='__main__')")
+             "sys.argv = ['cfy-bot', 'run', '--demo', 'status']; "
+             "runpy.run_module('bot.front.cli', run_name='__main__')")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -8,6 +8,7 @@ import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sim_fixtures import daily
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -16,17 +17,18 @@ def test_status_names_each_manager(make_bot) -> None:
     bot = make_bot(managers=("production", "staging"))
     code, out = bot.run("status")
     assert code == 0
-    assert "*production*" in out and "*staging*" in out and "version 7.0.5" in out
-    assert "newest snapshot: daily-20261128" in out and "maintenance: deactivated" in out
+    assert "production (http://" in out and "staging (http://" in out and "version 7.0.5" in out
+    assert "*" not in out  # Slack markup stays in Slack
+    assert f"newest snapshot: {daily(1)}" in out and "maintenance: deactivated" in out
     code, out = bot.run("status -m staging")
-    assert "*staging*" in out and "*production*" not in out
+    assert "staging (http://" in out and "production (http://" not in out
 
 
 def test_read_only_commands(bot) -> None:
     code, out = bot.run("snapshots list --descending")
-    assert code == 0 and "daily-20261128" in out and "archive copy" in out
-    assert out.index("daily-20261128") < out.index("daily-20261124")
-    code, out = bot.run("snapshot show daily-20261126")
+    assert code == 0 and f"{daily(1)}" in out and "archive copy" in out
+    assert out.index(f"{daily(1)}") < out.index(f"{daily(5)}")
+    code, out = bot.run(f"snapshot show {daily(3)}")
     assert code == 0 and "failed" in out and "pg_dump" in out
     code, out = bot.run("snapshots status")
     assert code == 0 and "No snapshot is currently being restored" in out
@@ -89,7 +91,7 @@ def test_failover_is_said(tmp_path, clock) -> None:
 
     sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=str(tmp_path / "sim"))
     sim.set_cluster(["mgr-1", "mgr-2"])
-    seed_demo(sim, scheduled=False)
+    seed_demo(sim)
     sim.set_node_down("mgr-1")
     ms = ManagerSettings("production", ("http://mgr-1.test", "http://mgr-2.test"), "admin", "admin")
     settings = load_settings({"BOT_DATA_DIR": str(tmp_path / "d"), "BOT_SHELL_ROLE": "admin"}, managers=(ms,))
@@ -121,11 +123,11 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_cli_exit_codes_in_the_demo(tmp_path) -> None:
     ok = _cli("run", "--demo", "status", env={"HOME": str(tmp_path)})
-    assert ok.returncode == 0 and "*production*" in ok.stdout, ok.stderr
+    assert ok.returncode == 0 and "production (http://" in ok.stdout, ok.stderr
     usage = _cli("run", "--demo", "snapshots lsit", env={"HOME": str(tmp_path)})
-    assert usage.returncode == 2 and "Did you mean" in usage.stdout
+    assert usage.returncode == 2 and "Did you mean" in usage.stderr and not usage.stdout
     failed = _cli("run", "--demo", "snapshots show nothing-here", env={"HOME": str(tmp_path)})
-    assert failed.returncode == 1 and "does not exist" in failed.stdout
+    assert failed.returncode == 1 and "does not exist" in failed.stderr and "does not exist" not in failed.stdout
     for result in (ok, usage, failed):
         assert TRACEBACK not in result.stdout + result.stderr
 

@@ -22,7 +22,7 @@ from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.archive.folder import CHUNK_SIZE, Archive, safe_name
+from bot.archive.base import CHUNK_SIZE, Archive, safe_name
 from bot.clock import Clock
 from bot.errors import ArchiveError
 

@@ -72,7 +72,7 @@ class _Exchange:
 
     # --- the server's version (it decides the shape of some bodies) ---------------------------
 
-    def version(self) -> dict:
+    def version(self) -> dict[str, Any]:
         """`GET /api/version` (authenticated, unversioned): edition and version of the manager."""
         call = _Call("read the version", "GET", "/api/version")
         response, url = self._send(call)
@@ -81,7 +81,8 @@ class _Exchange:
         if parsed is None:
             raise self._bad(call, url, f"no usable version number ({self._excerpt(response.content)})")
         self._shared.version = parsed
-        return data
+        version: dict[str, Any] = data
+        return version
 
     def server_version(self) -> tuple[int, ...]:
         """The manager's version as numbers, `(7, 0, 4)`; asked once, then cached."""
@@ -94,7 +95,7 @@ class _Exchange:
 
     # --- reading the answer ---------------------------------------------------------------------
 
-    def _object(self, call: _Call) -> dict:
+    def _object(self, call: _Call) -> dict[str, Any]:
         response, url = self._send(call)
         data = self._json(call, response, url)
         if not isinstance(data, dict):
@@ -217,7 +218,8 @@ class _Exchange:
             headers["Content-Length"] = "0"
         headers.update(call.headers)
         try:
-            return self._shared.client.build_request(call.method, url + call.full_path, params=call.params,
+            return self._shared.client.build_request(call.method, url + call.full_path,
+                                                     params=None if call.params is None else tuple(call.params),
                                                      content=call.body, headers=headers)
         except httpx.InvalidURL as exc:
             raise errors.ConfigError([f"manager {self.name}: {url} is not a usable URL ({exc})"]) from None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from bot.engine.context import Ctx, NullSink as _NullSink, Services, Sink, running
+from bot.engine.context import Ctx, NullSink as _NullSink, Sink, running
+from bot.engine.services import Services, make_ctx
 from bot.core import Actor, Invocation, ProgressEvent, Reply
-from bot.engine.dispatch import Outcome, error_reply, internal_error
+from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.engine.liveness import heartbeat, owner, owner_alive
 from bot.spec.parser import Args
+from bot.spec.registry import Command
 
 log = logging.getLogger("cfy_bot.operations")
 FINAL = ("succeeded", "failed", "cancelled", "expired")
@@ -41,6 +44,8 @@ class Operations:
 
     def __init__(self, services: Services) -> None:
         self.svc = services
+        self.handler: Handler | None = None  # the dispatcher, for commands that run another command
+        self.engine = EnginePort(self)
 
     # -- starting -----------------------------------------------------------------------------
     def start(self, ctx: Ctx) -> Outcome:
@@ -166,7 +171,7 @@ class Operations:
         actor = actor_of(running)
         inv = Invocation(text=op["kind"], actor=actor, channel=running["channel"],
                          transport=running["transport"], received_at=self.svc.clock.now())
-        ctx = Ctx(inv, Args(running["args"]), cmd, self.svc, running["manager"], sink, op=running)
+        ctx = make_ctx(self.svc, self.engine, inv, Args(running["args"]), cmd, running["manager"], sink, op=running)
         ctx.step(f"{op['kind']} on {op['manager']} started by {actor.name}", kind="started")
         return self._execute(ctx)
 
@@ -228,7 +233,7 @@ class Operations:
             return new or op
         if cmd is None or not cmd.resumable:
             return self._settle_unresumable(op, sink)
-        ctx = Ctx(inv, Args(op["args"]), cmd, self.svc, op["manager"], sink, op=op)
+        ctx = make_ctx(self.svc, self.engine, inv, Args(op["args"]), cmd, op["manager"], sink, op=op)
         ctx.remember(owner=owner())
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
@@ -254,14 +259,14 @@ class Operations:
     # -- housekeeping ---------------------------------------------------------------------------
     def expire_due(self) -> list[dict[str, Any]]:
         """Expire every gate whose time is up; each is audited."""
-        expired = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
+        expired: list[dict[str, Any]] = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
         for op in expired:
             self.svc.audit("outcome", actor="system:gates", manager=op["manager"], command=op["kind"],
                            operation_id=op["id"], detail={"state": "expired"})
         return expired
 
     def _get(self, op_id: str) -> dict[str, Any]:
-        op = self.svc.store.get_operation(op_id)
+        op: dict[str, Any] | None = self.svc.store.get_operation(op_id)
         if op is None:
             raise NotFound(f"no operation {op_id!r}")
         return op
@@ -270,3 +275,57 @@ class Operations:
 def _failed(reply: Reply) -> Reply:
     return Reply(text=reply.text, title=reply.title or "Failed", tone="danger", fields=reply.fields,
                  table=reply.table, public=reply.public, ok=False)
+
+
+class Handler(Protocol):
+    """What runs an invocation from start to end (bot.engine.dispatch.Dispatcher)."""
+
+    def handle(self, inv: Invocation, sink: Sink | None = None) -> Outcome: ...
+
+
+class EnginePort:
+    """The operation engine as commands see it (bot.engine.context.OperationEngine)."""
+
+    def __init__(self, operations: Operations) -> None:
+        self._ops = operations
+        self._svc = operations.svc
+
+    def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
+             kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Operations, newest first, filtered by state, manager and kind."""
+        return self._svc.store.list_operations(states=states, manager=manager, kinds=kinds, limit=limit)
+
+    def get_operation(self, op_id: str) -> dict[str, Any] | None:
+        """One operation, or None."""
+        return self._svc.store.get_operation(op_id)
+
+    def update_operation(self, op_id: str, expected_state: str | Iterable[str], **fields: Any) -> dict[str, Any] | None:
+        """Change fields of an operation still in `expected_state` (compare-and-set); None when it is not."""
+        return self._svc.store.update_operation(op_id, expected_state, **fields)
+
+    def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new gated operation `kind` on ctx's manager for the same requester, waiting for confirmation."""
+        expires = ctx.now() + timedelta(seconds=self._svc.settings.gate_ttl)
+        return self._svc.store.create_operation(
+            kind=kind, args=dict(args or {}), manager=ctx.manager_name, requester=ctx.inv.actor.id,
+            requester_name=ctx.inv.actor.name, channel=ctx.inv.channel, transport=ctx.inv.transport,
+            state="pending", gate="confirm", expires_at=expires.isoformat())
+
+    def expire_due(self) -> list[dict[str, Any]]:
+        """Expire every gate whose time is up."""
+        return self._ops.expire_due()
+
+    def decide(self, op_id: str, actor: Actor, action: str, sink: Sink, channel: str = "",
+               transport: str = "") -> Outcome:
+        """Confirm, approve, reject or cancel an operation, as its card's buttons do."""
+        return self._ops.decide(op_id, actor, action, sink, channel, transport)
+
+    def handle(self, inv: Invocation, sink: Sink) -> Outcome:
+        """Run another command as if it was typed: parse, authorize, gate, audit."""
+        if self._ops.handler is None:
+            raise RuntimeError("this operation engine has no dispatcher to run commands with")
+        return self._ops.handler.handle(inv, sink)
+
+    def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]:
+        """Could `actor` run a command here (for help)?"""
+        return self._svc.policy.may_run(actor, channel)

@@ -12,32 +12,14 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.config import parse_duration
+from bot.core import parse_since
 
 # The columns of an export, in the chain's own order (bot/store/audit.py FIELDS); `detail` is canonical JSON.
 COLUMNS = ("seq", "at", "actor", "transport", "channel", "manager", "command", "event", "operation_id",
            "execution_id", "detail", "prev_hash", "hash")
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """`24h`, `90m`, `7d`, `600` (seconds ago) or an ISO time (`2026-11-29`, `2026-11-29T08:00Z`) → UTC time.
-
-    A time without a zone is UTC. ValueError, with a message a person can act on, for anything else.
-    """
-    raw = (text or "").strip()
-    try:
-        return now - timedelta(seconds=parse_duration(raw))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"--since must be a duration such as 24h, 90m or 7d, or an ISO time such as "
-                         f"2026-11-29T08:00Z; got {text!r}") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def run_audit(args: argparse.Namespace, settings: Any, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.clock import Clock
-from bot.engine.context import Services
+from bot.engine.services import Services
 from bot.engine.dispatch import Dispatcher
 from bot.engine.policy import Policy
 from bot.spec.registry import REGISTRY

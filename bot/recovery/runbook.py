@@ -122,7 +122,8 @@ def get_run(store: Any, run_id: str) -> dict[str, Any]:
     raw = store.get_mark(f"runbook-run:{run_id}")
     if not raw:
         raise RunbookError(f"there is no runbook run {run_id!r} (its id is in the checklist's title)")
-    return json.loads(raw)
+    run: dict[str, Any] = json.loads(raw)
+    return run
 
 
 def steps_of(run: dict[str, Any]) -> list[Step]:

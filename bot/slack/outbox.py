@@ -234,7 +234,7 @@ class Outbox:
         with self._cond:
             self._updates.append(time.monotonic())
         try:
-            self.client.chat_update(channel=msg.channel, ts=msg.ts, text=edit.text, blocks=edit.blocks or [])
+            self.client.chat_update(channel=msg.channel, ts=msg.ts or "", text=edit.text, blocks=edit.blocks or [])
         except Exception as exc:  # noqa: BLE001 - see _send_post
             if not self._paused(lane, exc, (msg, edit)):
                 log.warning("chat.update of %s in %s failed: %s", msg.ts, msg.channel, error_text(exc))

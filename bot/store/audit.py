@@ -185,7 +185,7 @@ def verify(conn: sqlite3.Connection) -> AuditVerdict:
         conn.execute("COMMIT")
 
 
-def _check_row(row: tuple, expected: int, prev: str) -> tuple[int, str] | None:
+def _check_row(row: tuple[Any, ...], expected: int, prev: str) -> tuple[int, str] | None:
     seq = row[0]
     if seq != expected:
         return expected, f"row {expected} is missing (the next row is {seq})"
@@ -200,7 +200,7 @@ def _check_row(row: tuple, expected: int, prev: str) -> tuple[int, str] | None:
     return None
 
 
-def _check_head(head: tuple | None, rows: int, last_hash: str) -> AuditVerdict:
+def _check_head(head: tuple[Any, ...] | None, rows: int, last_hash: str) -> AuditVerdict:
     if head is None:
         if rows:
             return AuditVerdict(False, rows, rows, "the head record is missing: the end of the log cannot be "
@@ -219,7 +219,7 @@ def _check_head(head: tuple | None, rows: int, last_hash: str) -> AuditVerdict:
 
 
 def query(db: Any, *, user: str | None, command: str | None, manager: str | None, since: str | None,
-          until: str | None, event: str | None, operation_id: str | None, limit: int) -> list[dict]:
+          until: str | None, event: str | None, operation_id: str | None, limit: int) -> list[dict[str, Any]]:
     """Filtered rows, newest first (db: a sqlite_utils.Database; since/until already ISO strings)."""
     where, params = [], []
     if user:
@@ -243,7 +243,7 @@ def query(db: Any, *, user: str | None, command: str | None, manager: str | None
     return [_decoded(row) for row in db.query(sql, [*params, int(limit)])]
 
 
-def iterate(conn: sqlite3.Connection, since: str | None) -> Iterator[dict]:
+def iterate(conn: sqlite3.Connection, since: str | None) -> Iterator[dict[str, Any]]:
     """Rows oldest first, streamed from a cursor (the caller owns `conn` for the iterator's life)."""
     # With `since`, walk the `at` index (rows come in time order, without a sort of the whole table).
     sql = f"SELECT {_COLUMNS} FROM audit " + ("WHERE at >= ? ORDER BY at, seq" if since else "ORDER BY seq")
@@ -255,6 +255,6 @@ def iterate(conn: sqlite3.Connection, since: str | None) -> Iterator[dict]:
         cursor.close()  # an abandoned export must not leave a read snapshot open on a pooled connection
 
 
-def _decoded(row: dict) -> dict:
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     row["detail"] = json.loads(row["detail"]) if row["detail"] else {}
     return row

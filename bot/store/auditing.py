@@ -15,11 +15,11 @@ from bot.store.codec import iso
 class _AuditCalls(_StoreBase):
     """Each call borrows a connection and hands it to the chain's functions, which own the SQL."""
 
-    get_operation: Callable[[str], dict | None]  # from _OperationCalls: where an operation's rows begin
+    get_operation: Callable[[str], dict[str, Any] | None]  # from _OperationCalls: where an operation's rows begin
 
     def append_audit(self, event: str, *, actor: str, transport: str = "", channel: str = "",
                      manager: str = "", command: str = "", operation_id: str = "", execution_id: str = "",
-                     detail: dict[str, Any] | None = None) -> dict:
+                     detail: dict[str, Any] | None = None) -> dict[str, Any]:
         """Append one hash-chained audit row, atomically across threads and processes."""
         fields = {"actor": actor, "transport": transport, "channel": channel, "manager": manager,
                   "command": command, "operation_id": operation_id, "execution_id": execution_id}
@@ -34,7 +34,7 @@ class _AuditCalls(_StoreBase):
     def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
                     since: datetime | str | None = None, until: datetime | str | None = None,
                     event: str | None = None, limit: int = 50, operation_id: str | None = None
-                    ) -> list[dict]:
+                    ) -> list[dict[str, Any]]:
         """Audit rows newest first; `since` inclusive, `until` exclusive; a bare user id matches any source."""
         if operation_id and not since:
             # No index on operation_id: an operation's rows all come after its creation, so start there.
@@ -45,7 +45,7 @@ class _AuditCalls(_StoreBase):
                                   since=iso(since) if since else None, until=iso(until) if until else None,
                                   event=event, operation_id=operation_id, limit=limit)
 
-    def iter_audit(self, since: datetime | str | None = None) -> Iterator[dict]:
+    def iter_audit(self, since: datetime | str | None = None) -> Iterator[dict[str, Any]]:
         """Audit rows oldest first, streamed (for export); holds one connection until exhausted or closed."""
         start = iso(since) if since else None
         with self._borrow() as db:

@@ -93,11 +93,11 @@ class _StoreBase:
     def _now(self) -> str:
         return iso(self.clock.now())
 
-    def _rows(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict]:
+    def _rows(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
         with self._borrow() as db:
             return [_decode(row, columns) for row in db.query(sql, list(params))]
 
-    def _write(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict]:
+    def _write(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
         """Run one write statement (`… RETURNING *`); it is atomic by itself."""
         with self._borrow() as db:
             cursor = db.conn.execute(sql, list(params))

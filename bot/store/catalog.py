@@ -13,7 +13,7 @@ from bot.store.schema import COPY_COLUMNS
 class _CatalogCalls(_StoreBase):
     """The archive-catalog methods of `Store` (table `archive_copies`, one row per manager and snapshot)."""
 
-    def record_copy(self, **fields: Any) -> dict:
+    def record_copy(self, **fields: Any) -> dict[str, Any]:
         """Insert or update the archive copy of (manager, snapshot_id); fields not given are kept."""
         if not fields.get("manager") or not fields.get("snapshot_id"):
             raise ValueError("an archive copy needs a manager and a snapshot_id")
@@ -23,15 +23,16 @@ class _CatalogCalls(_StoreBase):
                f"ON CONFLICT(manager, snapshot_id) DO UPDATE SET {updates} RETURNING *")
         return self._write(sql, values.values(), COPY_COLUMNS)[0]
 
-    def get_copy(self, manager: str, snapshot_id: str) -> dict | None:
+    def get_copy(self, manager: str, snapshot_id: str) -> dict[str, Any] | None:
         """The archive copy, or None."""
         rows = self._rows("SELECT * FROM archive_copies WHERE manager = ? AND snapshot_id = ?",
                           [manager, snapshot_id], COPY_COLUMNS)
         return rows[0] if rows else None
 
-    def list_copies(self, manager: str | None = None, verified: bool | None = None) -> list[dict]:
+    def list_copies(self, manager: str | None = None, verified: bool | None = None) -> list[dict[str, Any]]:
         """Archive copies, newest snapshot first."""
-        where, params = ["1"], []
+        where: list[str] = ["1"]
+        params: list[Any] = []
         if manager is not None:
             where.append("manager = ?")
             params.append(manager)
@@ -41,12 +42,12 @@ class _CatalogCalls(_StoreBase):
         return self._rows(f"SELECT * FROM archive_copies WHERE {' AND '.join(where)} "
                           "ORDER BY created_at DESC, stored_at DESC", params, COPY_COLUMNS)
 
-    def latest_verified(self, manager: str) -> dict | None:
+    def latest_verified(self, manager: str) -> dict[str, Any] | None:
         """The newest verified copy of `manager`'s snapshots (what `restore latest` means)."""
         rows = self.list_copies(manager, verified=True)
         return rows[0] if rows else None
 
-    def mark_verified(self, manager: str, snapshot_id: str, ok: bool, error: str = "") -> dict:
+    def mark_verified(self, manager: str, snapshot_id: str, ok: bool, error: str = "") -> dict[str, Any]:
         """Record the result of checking a copy; NotFound if there is no such copy."""
         rows = self._write("UPDATE archive_copies SET verified = ?, verified_at = ?, error = ? "
                            "WHERE manager = ? AND snapshot_id = ? RETURNING *",
