@@ -220,3 +220,15 @@ def test_summary_lists_failures_and_prunes_per_manager(make_bot) -> None:
     assert "ALARM staging" in out and f"2026-11-29 failed: Snapshot {daily(0)} failed on staging" in out
     code, out = bot.run("backups summary -m production")
     assert code == 0 and "staging" not in out
+
+
+def test_summary_shows_the_audit_head_that_verify_can_expect_later(make_bot) -> None:
+    from bot.store.audit import parse_head
+
+    bot = make_bot(env={"BOT_AUDIT_KEY": "s" * 32})
+    code, out = bot.run("backups summary")
+    line = next(x for x in out.splitlines() if x.startswith("Audit log: "))
+    seq, digest = parse_head(line.split("head ", 1)[1].rstrip("."))
+    assert line.startswith(f"Audit log: {seq} row{'' if seq == 1 else 's'}, head {seq}:hmac:")
+    bot.run("status")
+    assert bot.store.verify_audit((seq, digest)).ok
