@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import BotError
+from bot.redact import redact_url_secrets
 
 log = logging.getLogger("cfy_bot.audit")
 
@@ -166,6 +167,9 @@ def scrub_secrets(value: Any, secrets: Iterable[str]) -> tuple[Any, bool]:
             return REDACTED
         if not isinstance(item, str):
             return item
+        unurled = redact_url_secrets(text)  # user:password@ and signed queries in a URL someone typed
+        if unurled != text:
+            changed, text = True, unurled
         for secret in inside:
             if secret in text:
                 changed, text = True, text.replace(secret, REDACTED)
@@ -182,11 +186,10 @@ def append(conn: sqlite3.Connection, now: Callable[[], str], secrets: Iterable[s
     if detail is not None and not isinstance(detail, dict):
         raise TypeError(f"audit detail must be a dict, not {type(detail).__name__}")
     fields = {name: "" if value is None else str(value) for name, value in fields.items()}
-    if secrets:
-        fields, scrubbed_fields = scrub_secrets(fields, secrets)
-        detail, scrubbed_detail = scrub_secrets(detail, secrets)
-        if scrubbed_fields or scrubbed_detail:
-            log.warning("a configured secret was scrubbed from an audit %s row before it was written", event)
+    fields, scrubbed_fields = scrub_secrets(fields, secrets)
+    detail, scrubbed_detail = scrub_secrets(detail, secrets)
+    if scrubbed_fields or scrubbed_detail:
+        log.warning("a secret was scrubbed from an audit %s row before it was written", event)
     detail_json = canonical_json(detail or {})
     conn.execute("BEGIN IMMEDIATE")
     try:
