@@ -183,3 +183,35 @@ def test_progress_lines_are_terminal_safe() -> None:
                          color=True)
     assert "\x1b]" not in line and "\x1b[2J" not in line and "\x07" not in line and "red csievil ok" in line
     assert "\x1b[31m" in line  # the renderer's own colour is kept
+
+
+# --- issue 16: bytes that are not UTF-8, lone surrogates and control characters are usage errors, audited ------
+
+
+def test_a_non_utf8_terminal_argument_is_an_audited_usage_error(make_bot) -> None:
+    bot = make_bot()
+    text = b"snapshots show caf\xe9".decode("utf-8", "surrogateescape")  # what Python makes of such argv bytes
+    code, out = bot.run(text)
+    assert code == 2 and "character 19 of the command is the byte 0xE9, which is not UTF-8" in out
+    rows = bot.store.query_audit(limit=2)
+    assert [r["event"] for r in rows] == ["usage_error", "invoke"]
+    assert rows[1]["detail"]["text"] == "snapshots show caf\\udce9"  # kept, visibly, as valid UTF-8
+    assert bot.store.verify_audit().ok
+
+
+def test_lone_surrogates_and_controls_anywhere_are_usage_errors_not_internal_errors(make_bot) -> None:
+    bot = make_bot()
+    for text, what in (("incident note \ud83d half", "U+D83D, half of a character"),
+                       ("status \x1b[2J", "the control character U+001B"),
+                       ("audit -u \x00", "the control character U+0000")):
+        code, out = bot.run(text)
+        assert code == 2 and what in out and "internal error" not in out, out
+    assert bot.store.verify_audit().ok
+
+
+def test_cli_with_non_utf8_argv_bytes_exits_2_without_a_traceback(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "bot.front.cli", "run", "--demo", b"snapshots show caf\xe9"],
+                          env=env, cwd=tmp_path, capture_output=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr and b"is the byte 0xE9, which is not UTF-8" in done.stdout + done.stderr

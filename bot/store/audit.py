@@ -167,6 +167,8 @@ def scrub_secrets(value: Any, secrets: Iterable[str]) -> tuple[Any, bool]:
             return REDACTED
         if not isinstance(item, str):
             return item
+        if not text.isascii():
+            text = storable(text)
         unurled = redact_url_secrets(text)  # user:password@ and signed queries in a URL someone typed
         if unurled != text:
             changed, text = True, unurled
@@ -176,6 +178,15 @@ def scrub_secrets(value: Any, secrets: Iterable[str]) -> tuple[Any, bool]:
         return text
 
     return clean(value), changed
+
+
+def storable(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate (a byte that was not UTF-8) is kept visibly as `\\udce9`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def append(conn: sqlite3.Connection, now: Callable[[], str], secrets: Iterable[str], event: str,
