@@ -13,7 +13,7 @@ SID = f"{daily(0)}"  # the harness starts at 2026-11-29 09:00 UTC
 
 
 def archive_ids(bot, manager: str = "production") -> list[str]:
-    return sorted(c["snapshot_id"] for c in bot.store.list_copies(manager=manager))
+    return sorted(c.snapshot_id for c in bot.store.list_copies(manager=manager))
 
 
 def sim_ids(sim) -> list[str]:
@@ -40,15 +40,16 @@ def test_run_creates_the_day_s_snapshot_copies_it_off_and_records_the_run(make_b
     assert f"creating snapshot {SID} on production in the legacy format" in out
     assert f"Daily backup {SID} of production created, copied off and verified." in out
     copy = bot.store.get_copy("production", SID)
-    assert copy["verified"] and os.path.exists(copy["location"])
+    assert copy.verified and os.path.exists(copy.location)
     run = bot.store.get_run("production", "2026-11-29")
     assert run["state"] == "succeeded" and run["snapshot_id"] == SID and run["owner"].startswith(PROCESS + "/")
     assert create_executions(bot.sim)[0]["parameters"]["legacy"] is True
     finished = bot.store.query_audit(event="run_finished")[0]
     assert finished["actor"] == "shell:alice" and finished["detail"]["state"] == "succeeded"
-    # once a day: a second run is refused and names what was done
+    # once a day: a second run does nothing, names what was done, and exits 0 (what was asked is done)
     code, out = bot.run("backups run")
-    assert code == 1 and f"is done: {SID} was copied off and verified" in out
+    assert code == 0 and f"is done: {SID} was copied off and verified" in out
+    assert "Nothing to do" in out and "ALERT" not in out and "Failed" not in out
     assert len(create_executions(bot.sim)) == 1
 
 
@@ -92,7 +93,7 @@ def test_a_busy_manager_is_retried_with_backoff(make_bot) -> None:
     code, out = bot.run("backups run")
     assert code == 0, out
     assert out.count("production is busy") >= 2 and "Trying again in 1m" in out and "Trying again in 2m" in out
-    assert bot.store.get_copy("production", SID)["verified"]
+    assert bot.store.get_copy("production", SID).verified
 
 
 def test_a_manager_busy_for_too_long_fails_the_run(make_bot) -> None:
@@ -157,7 +158,7 @@ def test_prune_asks_first_then_deletes_on_the_manager_and_in_the_archive(make_bo
     assert {r["detail"]["snapshot_id"] for r in pruned} == {f"{daily(5)}", f"{daily(4)}", f"{daily(3)}",
                                                            f"{daily(2)}"}
     code, out = bot.run("backups prune", yes=True)
-    assert code == 1 and "nothing to prune on production" in out
+    assert code == 0 and "Nothing to prune on production" in out and "ALERT" not in out
 
 
 def test_the_newest_verified_copy_survives_any_retention(make_bot) -> None:
