@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import replace
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -229,11 +230,42 @@ def _refuse_oauth(r: _Reader) -> None:
                           "(multi-workspace), which this bot does not support; unset them")
 
 
+def _drill_targets(r: _Reader, data: dict[str, Any], found: list[ManagerSettings]) -> list[ManagerSettings]:
+    """`drill_target = true` on a `[managers.NAME]` table (a TOML boolean, nothing else) marks it disposable."""
+    tables = data.get("managers") if isinstance(data.get("managers"), dict) else {}
+    out = []
+    for m in found:
+        table = tables.get(m.name) if isinstance(tables.get(m.name), dict) else {}
+        value = table.get("drill_target", m.drill_target)
+        if not isinstance(value, bool):
+            r.problems.append(f"[managers.{m.name}] drill_target must be true or false (a TOML boolean), "
+                              f"got {value!r}")
+            value = False
+        out.append(replace(m, drill_target=value))
+    return out
+
+
+def _drill_settings(r: _Reader) -> tuple[str, float]:
+    """BOT_DRILL_SCHEDULE (cron, checked like the backup schedule) and BOT_MAX_DRILL_AGE (a duration)."""
+    schedule = r.text("BOT_DRILL_SCHEDULE", "0 4 * * 0")
+    from bot.schedule.cron import Cron, CronError
+
+    try:
+        Cron.parse(schedule)
+    except CronError as exc:
+        r.problems.append(f"BOT_DRILL_SCHEDULE: {exc}")
+    max_age = r.duration("BOT_MAX_DRILL_AGE", 8 * 86400.0)
+    if max_age <= 0:
+        r.problems.append("BOT_MAX_DRILL_AGE must be more than 0, such as 8d")
+    return schedule, max_age
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[ManagerSettings, ...] = ()) -> Settings:
     """Build Settings from `env`; every problem is listed in one ConfigError."""
     r = _Reader(os.environ if env is None else env)
     data = _toml(r)
-    found = _managers(r, data, managers)
+    found = _drill_targets(r, data, _managers(r, data, managers))
+    drill_schedule, max_drill_age = _drill_settings(r)
     data_dir = r.text("BOT_DATA_DIR") or default_data_dir(r.env)
     shell_role, retention, schedule, tz = _shell_role(r), _retention(r), _backup_schedule(r), _timezone(r)
     _refuse_oauth(r)
@@ -256,6 +288,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         summary_channel=summary, alert_channel=r.text("BOT_ALERT_CHANNEL") or summary,
         max_backup_age=r.duration("BOT_MAX_BACKUP_AGE", 26 * 3600.0),
         slack_workers=_workers(r),
+        drill_schedule=drill_schedule, max_drill_age=max_drill_age,
     )
     if r.text("BOT_ARCHIVE_URL") and not r.text("BOT_ARCHIVE_URL").startswith("s3://"):
         r.problems.append("BOT_ARCHIVE_URL must look like s3://bucket/prefix")
