@@ -16,6 +16,7 @@ from bot.spec.registry import Param, command
 from bot.front.render import age, size
 from bot.schedule.timetable import Schedule
 from commands.common import parse_time
+from commands.drills import drill_lines
 from commands.pruning import retention_text
 
 
@@ -88,25 +89,31 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     schedule, now = Schedule.from_settings(ctx.settings), ctx.now()
     since = now - timedelta(hours=hours)
     nxt = _next_fires(ctx, schedule, now, managers)[0]
-    lines, rows, alarms, trouble = [], [], 0, 0
+    lines, rows, alarms, trouble, drill_alarms = [], [], 0, 0, 0
     for name in managers:
         s = _manager_summary(ctx, name, now, since)
         alarms += s["alarm"]
         trouble += bool(s["failed"])
         lines += s["lines"]
+        drill, alarmed = drill_lines(ctx, name, now)
+        lines += drill
+        drill_alarms += alarmed
         rows.append((name, s["newest"], s["age"], ", ".join(s["created"]) or "-", str(len(s["failed"])),
                      ", ".join(s["pruned"]) or "-", s["archive"]))
     window = f"{hours:g}h"
     lines.append(f"Next run: {_local(schedule, nxt.at)} (in {age((nxt.at - now).total_seconds())}).")
     if alarms:
         title, tone = f"ALARM: {alarms} manager(s) without a recent verified backup", "danger"
+    elif drill_alarms:
+        title, tone = f"ALARM: restore drills of {drill_alarms} manager(s) failed or are overdue", "danger"
     elif trouble:
         title, tone = f"Backups: failures in the last {window}", "warning"
     else:
         title, tone = "Backups are good", "good"
     table = Table(("manager", "newest verified", "age", f"created ({window})", f"failed ({window})",
                    f"pruned ({window})", "archive"), tuple(rows))
-    return Reply(text="\n".join(lines), title=title, tone=tone, table=table, public=True, ok=not alarms)
+    return Reply(text="\n".join(lines), title=title, tone=tone, table=table, public=True,
+                 ok=not (alarms or drill_alarms))
 
 
 def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core import DrillResult, DrillVerdict, Reply, Table
@@ -24,6 +24,8 @@ from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.recovery.drills import (
     ContentUnreadable,
     compare,
+    drill_alarm,
+    summary_line,
     duration,
     manager_content,
     phases_text,
@@ -115,7 +117,9 @@ class _Run:
          params=[Param("snapshot_id", metavar="SNAPSHOT_ID|latest", default="latest", check=_check_target,
                        help="the archive copy to drill (`latest`: the newest verified copy of the source)"),
                  Param("target", ("--target",), "the drill target (a manager with drill_target = true)",
-                       metavar="NAME", default="")],
+                       metavar="NAME", default=""),
+                 Param("slot", ("--slot",), "the scheduled slot this drill runs for (the scheduler sets it)",
+                       metavar="TIME", default="")],
          examples=["backups drill latest", "backups drill latest -m production --target staging",
                    "backup drill daily-20261128 --target staging"])
 def backups_drill(ctx: Ctx, args: Args) -> Reply:
@@ -281,3 +285,16 @@ def backups_drills(ctx: Ctx, args: Args) -> Reply:
     fields = (("recovery time trend (oldest → newest)", trend or "no recovery time yet"),)
     return Reply(text=text, title="Restore drills", fields=fields,
                  table=Table(("finished", "source", "snapshot", "target", "result", "mismatches", "recovery"), rows))
+
+
+def drill_lines(ctx: Ctx, source: str, now: datetime) -> tuple[list[str], int]:
+    """The daily summary's drill line for `source` and its alarm (1 when raised); nothing for a drill target."""
+    targets = ctx.settings.drill_targets()
+    if source in targets or not targets:
+        return [], 0
+    last, last_pass = ctx.store.last_drill(source), ctx.store.last_drill(source, passed=True)
+    lines = [f"  {summary_line(source, last, now)}"]
+    alarm = drill_alarm(source, last, last_pass, now, ctx.settings.max_drill_age, bool(targets))
+    if alarm:
+        lines.append(f"ALARM {source}: {alarm}.")
+    return lines, int(bool(alarm))
