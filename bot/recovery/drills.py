@@ -167,7 +167,7 @@ def sparkline(values: Sequence[float | None]) -> str:
         if v is None:
             out.append("·")
         else:
-            out.append(SPARKS[0 if span == 0 else min(len(SPARKS) - 1, int((v - low) / span * len(SPARKS)))])
+            out.append(SPARKS[0 if span == 0 else round((v - low) / span * (len(SPARKS) - 1))])
     return "".join(out)
 
 
