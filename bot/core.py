@@ -2,13 +2,92 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-TONES = ("info", "good", "warning", "danger")
+
+class Tone(StrEnum):
+    """How a reply or a progress line reads: plain, went well, needs attention, failed."""
+
+    INFO = "info"
+    GOOD = "good"
+    WARNING = "warning"
+    DANGER = "danger"
+
+
+TONES = tuple(Tone)
+
+
+class Role(StrEnum):
+    """What a person may do, lowest first (DESIGN §5): each role may do everything the ones before it may."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """0 for viewer, 1 for operator, 2 for admin."""
+        return list(Role).index(self)
+
+
+class OpState(StrEnum):
+    """Where an operation stands (DESIGN §2); the last four are final."""
+
+    PENDING = "pending"  # waiting at its gate
+    APPROVED = "approved"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def final(self) -> bool:
+        """No further state follows this one."""
+        return self in (OpState.SUCCEEDED, OpState.FAILED, OpState.CANCELLED, OpState.EXPIRED)
+
+
+class Gate(StrEnum):
+    """What a pending operation waits for: its requester's confirmation, or a second admin's approval."""
+
+    CONFIRM = "confirm"
+    APPROVE = "approve"
+
+
+@dataclass(frozen=True)
+class ArchiveCopy:
+    """One snapshot copy kept off the manager, as the archive catalog records it (one per manager and snapshot)."""
+
+    manager: str
+    snapshot_id: str
+    location: str = ""  # a path, or an s3:// URL
+    sha256: str = ""
+    size: int = 0
+    manager_version: str = ""
+    snapshot_version: str = ""
+    tenant: str = ""
+    created_at: str = ""  # when the manager created the snapshot (ISO, as the manager wrote it)
+    stored_at: str = ""
+    verified: bool = False
+    verified_at: str = ""
+    error: str = ""  # why the last check failed
+    layout: str = ""  # new | legacy: known right after this process received it (not stored in the catalog)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role given to a Slack user or user group, optionally only in some channels or on some managers."""
+
+    principal: str  # U… user id, S… user-group id, or shell:NAME
+    role: Role
+    channels: tuple[str, ...] = ()
+    managers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +114,25 @@ class Invocation:
     transport: str  # slack | shell | schedule
     received_at: datetime
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a manager's list endpoint: its items and the server's pagination."""
+
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+    size: int
+
+
+@dataclass
+class Download:
+    """A streamed snapshot archive: `size` from Content-Length, `filename` from Content-Disposition."""
+
+    size: int | None
+    filename: str | None
+    chunks: Iterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -80,6 +178,81 @@ class ProgressEvent:
     tone: str = "info"
     at: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the units commands and front ends write in: times, ages, sizes, durations ---------------------------------------
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.ASCII)  # ASCII digits only
+
+
+def parse_duration(text: str) -> float:
+    """`26h`, `90m`, `600` (seconds) → seconds; ValueError otherwise."""
+    m = DURATION.match(text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`24h`, `90m`, `7d`, `600` (seconds ago) or an ISO time (`2026-11-29`, `2026-11-29T08:00Z`) → UTC time.
+
+    A time without a zone is UTC. ValueError, with a message a person can act on, for anything else.
+    """
+    raw = (text or "").strip()
+    try:
+        return now - timedelta(seconds=parse_duration(raw))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--since must be a duration such as 24h, 90m or 7d, or an ISO time such as "
+                         f"2026-11-29T08:00Z; got {text!r}") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO-8601 time as the manager and the store write it (`2026-11-25T02:40:51.214Z`), or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def age(seconds: float) -> str:
+    """A short human age: `45s`, `12m`, `5h 3m`, `3d 4h`."""
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def size(n: int | None) -> str:
+    """Bytes as a short human size."""
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def transfer_text(done: int, total: int | None, elapsed: float) -> str:
+    """`37.5 MiB of 1.0 GiB (4%), 52.1 MiB/s, 19s left` — bytes, rate and time left of a transfer."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    text = f"{size(done)} of {size(total)} ({done * 100 // total}%)" if total else f"{size(done)} so far"
+    text += f", {size(int(rate))}/s"
+    if total and rate > 0:
+        text += f", {age((total - done) / rate)} left"
+    return text
 
 
 class DrillVerdict(StrEnum):

@@ -24,6 +24,12 @@ class UsageError(BotError):
         self.suggestion = suggestion
 
 
+class NothingToDo(BotError):
+    """What was asked is already so (nothing to prune, today's backup already done and verified): exit 0."""
+
+    exit_code = 0
+
+
 class ConfigError(BotError):
     """Configuration is missing or invalid; `problems` lists every problem found."""
 
@@ -132,3 +138,27 @@ class ServerError(ManagerError):
 
 class BadResponse(ManagerError):
     """The manager answered with HTML or garbage where JSON was expected."""
+
+
+# --- the chat side of incidents (bot/recovery/chatport.py) ---
+
+class ChatError(BotError):
+    """The chat side refused or failed."""
+
+
+class MissingScope(ChatError):
+    """The chat app lacks a permission (a Slack OAuth scope)."""
+
+    def __init__(self, scope: str, method: str = "") -> None:
+        self.scope = scope
+        call = f" for {method}" if method else ""
+        super().__init__(f"the Slack app lacks the `{scope}` scope{call}: add it under OAuth & Permissions "
+                         "(and in manifest.yml) and reinstall the app")
+
+
+class NoChannels(ChatError):
+    """This transport cannot create channels at all (the terminal)."""
+
+
+class NameTaken(ChatError):
+    """A channel of that name exists already."""

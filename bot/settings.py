@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core import Grant, Role
+
+__all__ = ["Grant", "ManagerSettings", "Role", "Settings"]
+
 
 @dataclass(frozen=True)
 class ManagerSettings:
@@ -24,16 +28,6 @@ class ManagerSettings:
 
 
 @dataclass(frozen=True)
-class Grant:
-    """A role given to a Slack user or user group, optionally only in some channels or on some managers."""
-
-    principal: str  # U… user id, S… user-group id, or shell:NAME
-    role: str
-    channels: tuple[str, ...] = ()
-    managers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything the bot is configured with, validated; secrets are not shown by repr."""
 
@@ -50,7 +44,7 @@ class Settings:
     viewers_restricted: bool = False
     channels: tuple[str, ...] = ()
     access_contact: str = "your Cloudify admins"
-    shell_role: str = "viewer"
+    shell_role: Role = Role.VIEWER
     require_approval: bool = True
     gate_ttl: float = 600.0
     backup_schedule: str = "0 2 * * *"
@@ -63,6 +57,7 @@ class Settings:
     demo: bool = False
     drill_schedule: str = "0 4 * * 0"  # BOT_DRILL_SCHEDULE, cron in `timezone`
     max_drill_age: float = 8 * 86400.0  # BOT_MAX_DRILL_AGE: alarm when the last passing drill is older
+    audit_key: str = field(default="", repr=False)  # BOT_AUDIT_KEY: rows' hashes are HMAC-SHA256 under it
 
     def manager(self, name: str | None) -> ManagerSettings:
         """The named manager, or the first (default) one when `name` is empty."""
@@ -79,7 +74,7 @@ class Settings:
 
     def secrets(self) -> set[str]:
         """Every configured secret value, so outputs can be checked or scrubbed for them."""
-        values = {self.slack_bot_token, self.slack_signing_secret, self.slack_app_token}
+        values = {self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.audit_key}
         for m in self.managers:
             values |= {m.password, m.token, m.fallback_password}
         return {v for v in values if v and len(v) >= 4}

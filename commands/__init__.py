@@ -5,12 +5,14 @@ The import order is the order of `help` and of README's command table: from look
 
 # isort: skip_file
 from commands import overview, operations  # status, help; answering gates by typing
+from commands import deployments  # what runs on the manager (cfy deployments list)
 from commands import snapshots, snapshot_create, transfer  # snapshots: read, create, download / upload / delete
-from commands import maintenance, restore  # maintenance mode, the guided restore and the plain cfy call
+from commands import maintenance, executions, restore  # maintenance mode, executions, guided and plain restore
 from commands import backups, backup_jobs, backup_prune, backup_reports  # archive checks; daily job, retention, reports
 from commands import drills  # restore drills onto a disposable manager
 from commands import cluster, runbooks, incidents  # clusters, recovery runbooks, incident rooms
 from commands import audit  # who did what
 
-__all__ = ["audit", "backup_jobs", "backup_prune", "backup_reports", "backups", "cluster", "drills", "incidents",
-           "maintenance", "operations", "overview", "restore", "runbooks", "snapshot_create", "snapshots", "transfer"]
+__all__ = ["audit", "backup_jobs", "backup_prune", "backup_reports", "backups", "cluster", "deployments", "drills",
+           "executions", "incidents", "maintenance", "operations", "overview", "restore", "runbooks", "snapshot_create",
+           "snapshots", "transfer"]

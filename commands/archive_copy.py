@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import ArchiveAPI, Ctx
 from bot.errors import ArchiveError, ManagerError
-from bot.front.render import size
+from bot.core import ArchiveCopy, size, transfer_text
 
 
-def need_archive(ctx: Ctx) -> Any:
+def need_archive(ctx: Ctx) -> ArchiveAPI:
     """The configured archive; ArchiveError when there is none."""
     if ctx.archive is None:
         raise ArchiveError("no archive is configured (BOT_ARCHIVE_DIR or BOT_ARCHIVE_URL)")
@@ -20,19 +21,22 @@ def _short(sha: str | None) -> str:
     return (sha or "")[:12] + "…" if sha else "?"
 
 
-def _progress(ctx: Ctx, snapshot_id: str) -> Any:
-    """A download progress callback that reports each quarter (or every 256 MiB when the size is unknown)."""
-    marks = {"next": 1}
+def transfer_progress(ctx: Ctx, snapshot_id: str, verb: str) -> Callable[[int, int | None], None]:
+    """A progress callback for a download or upload: after the first 2 s, at most one `transfer` event a second.
 
-    def report(received: int, total: int | None) -> None:
-        if total:
-            quarter = received * 4 // total
-            if 1 <= quarter < 4 and quarter >= marks["next"]:
-                marks["next"] = quarter + 1
-                ctx.step(f"{snapshot_id}: {quarter * 25}% ({size(received)} of {size(total)})")
-        elif received >= marks["next"] * (256 << 20):
-            marks["next"] += 1
-            ctx.step(f"{snapshot_id}: {size(received)} so far")
+    A transfer event only updates a state (bytes, rate, time left): the terminal rewrites one line with it and
+    Slack edits the operation's card with it (throttled); neither adds a line to the record.
+    """
+    start = ctx.clock.monotonic()
+    marks = {"last": start}
+
+    def report(done: int, total: int | None) -> None:
+        now = ctx.clock.monotonic()
+        if now - start < 2.0 or now - marks["last"] < 1.0:
+            return
+        marks["last"] = now
+        ctx.step(f"{verb} {snapshot_id}: {transfer_text(done, total, now - start)}", kind="transfer",
+                 done=done, total=total, elapsed=round(now - start, 3))
 
     return report
 
@@ -44,7 +48,7 @@ def _manager_version(ctx: Ctx) -> str:
         return ""
 
 
-def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> dict[str, Any]:
+def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> ArchiveCopy:
     """Stream a created snapshot into the archive, verified and recorded; the catalog row."""
     archive, sid = need_archive(ctx), snapshot["id"]
     version = _manager_version(ctx)
@@ -52,16 +56,16 @@ def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> dict[str, Any]:
         ctx.step(f"copying {sid} ({size(download.size)}) off {ctx.manager_name} to the archive")
         row = archive.save(ctx.manager_name, sid, download, manager_version=version,
                            tenant=snapshot.get("tenant_name") or "", created_at=snapshot.get("created_at") or "",
-                           progress=_progress(ctx, sid))
-    ctx.audit("archived", snapshot_id=sid, location=row["location"], sha256=row["sha256"], size=row["size"])
-    ctx.step(f"verified the copy of {sid}: {size(row['size'])}, sha256 {_short(row['sha256'])}, snapshot version "
-             f"{row['snapshot_version']}", "good")
+                           progress=transfer_progress(ctx, sid, "downloading"))
+    ctx.audit("archived", snapshot_id=sid, location=row.location, sha256=row.sha256, size=row.size)
+    ctx.step(f"verified the copy of {sid}: {size(row.size)}, sha256 {_short(row.sha256)}, snapshot version "
+             f"{row.snapshot_version}", "good")
     return row
 
 
-def copy_fields(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def copy_fields(row: ArchiveCopy) -> tuple[tuple[str, str], ...]:
     """The reply fields that describe an archive copy."""
-    return (("archive copy", row["location"]), ("size", f"{size(row['size'])} ({row['size']} bytes)"),
-            ("sha256", row["sha256"]), ("snapshot version", row.get("snapshot_version") or "?"),
-            ("manager version", row.get("manager_version") or "?"))
+    return (("archive copy", row.location), ("size", f"{size(row.size)} ({row.size} bytes)"),
+            ("sha256", row.sha256), ("snapshot version", row.snapshot_version or "?"),
+            ("manager version", row.manager_version or "?"))
 

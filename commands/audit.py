@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.front.audit import parse_since
+from bot.core import Reply, Table, parse_since
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
 from bot.errors import UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -40,7 +39,7 @@ def _check_limit(value: int) -> str | None:
 def audit(ctx: Ctx, args: Args) -> Reply:
     """Answer `audit [filters]`."""
     filters = _filters(ctx, args)
-    rows = ctx.store.query_audit(**filters, limit=args.limit)
+    rows = ctx.audit_log.query_audit(**filters, limit=args.limit)
     described = ", ".join(f"{k} {_shown(k, v)}" for k, v in filters.items() if v) or "no filter"
     if not rows:
         return Reply(text=f"No audit rows match ({described}).", title="Audit log")
@@ -75,7 +74,7 @@ def _command(ctx: Ctx, text: str | None) -> str | None:
     if not text:
         return None
     words = text.split()
-    cmd, used = ctx.services.registry.lookup(words)
+    cmd, used = ctx.registry.lookup(words)
     return cmd.name if cmd is not None and used == len(words) else " ".join(words)
 
 

@@ -12,18 +12,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.engine.context import Ctx
-from bot.core import Reply
-from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_operation
-from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
-from bot.engine.follow import wait_for_snapshot
+from bot.engine.context import (
+    FAILED, Ctx, Schedule, claim_day, owner_id, parse_key, run_operation, wait_for_snapshot,
+)
+from bot.core import Reply, age, size
+from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import age, size
-from bot.schedule.timetable import Schedule
 from commands.archive_copy import copy_off
-from commands.pruning import prune_backups
+from commands.pruning import prune_backups, retention_text
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create
+from commands.common import hint
 
 BUSY_FIRST = 60.0  # s before the first retry of a busy manager; doubles each time
 BUSY_MAX = 15 * 60.0
@@ -51,12 +50,38 @@ def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
                          usage=ctx.command.usage())
     owner = owner_id(ctx.inv.id)
     retry = ctx.inv.actor.source != "system"
-    claim = claim_day(ctx.store, ctx.manager_name, day, owner, ctx.now(), retry=retry)
+    claim = claim_day(ctx.catalog, ctx.manager_name, day, owner, ctx.now(), retry=retry)
     if claim.key is None:
-        raise OperationError(_held(ctx, claim.holder or {}))
+        holder = claim.holder or {}
+        if holder.get("state") == "succeeded":
+            raise NothingToDo(_held(ctx, holder))  # what was asked is done: exit 0
+        op = run_operation(ctx.catalog, ctx.manager_name, holder.get("day", ""))
+        if op and ctx.inv.actor.source != "system":
+            _follow(ctx, op)  # a person asked: wait for that run and answer with its result
+        raise OperationError(_held(ctx, holder))
     if claim.took_over:
         ctx.audit("run_taken_over", run=claim.key, previous_owner=claim.took_over.get("owner"))
     return {"day": day.isoformat(), "run": claim.key, "owner": owner}
+
+
+FOLLOW_LIMIT_S = 6 * 3600.0  # a daily run that takes longer is reported as still running
+
+
+def _follow(ctx: Ctx, op: dict[str, Any]) -> None:
+    """Wait for another process's run of the same day to end; NothingToDo when it succeeded, else its failure."""
+    ctx.step(f"the daily backup of {ctx.manager_name} is already running as operation {op['id']}; following it")
+    waited, current = 0.0, op
+    while current.get("state") in ("pending", "approved", "running") and waited < FOLLOW_LIMIT_S:
+        ctx.clock.sleep(2.0)
+        waited += 2.0
+        current = ctx.catalog.get_operation(op["id"]) or {"state": "gone"}
+    if current.get("state") == "succeeded":
+        raise NothingToDo(f"the daily backup of {ctx.manager_name} ran as operation {op['id']} and succeeded: "
+                          f"{current.get('step') or 'done'}")
+    if current.get("state") in ("pending", "approved", "running"):
+        raise OperationError(f"operation {op['id']} is still running after {age(waited)}; `operations` shows it")
+    raise OperationError(f"the daily backup of {ctx.manager_name} ran as operation {op['id']} and ended "
+                         f"{current.get('state')}: {current.get('error') or 'no reason recorded'}")
 
 
 def _held(ctx: Ctx, row: dict[str, Any]) -> str:
@@ -65,10 +90,10 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
     if row.get("state") == "succeeded":
         return (f"{what} is done: {row.get('snapshot_id') or 'its snapshot'} was copied off and verified "
                 f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC). "
-                "`snapshots create` makes an extra snapshot.")
+                f"{hint(ctx, 'snapshots create')} makes an extra snapshot.")
     if row.get("state") in FAILED:
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
-    op = run_operation(ctx.store, ctx.manager_name, row.get("day", ""))
+    op = run_operation(ctx.catalog, ctx.manager_name, row.get("day", ""))
     if op:
         who = op.get("requester_name") or op.get("requester")
         return f"{what} is already running: operation {op['id']}, started by {who}, step: {op.get('step') or '-'}"
@@ -88,7 +113,7 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
          examples=["backups run", "backup run -m staging", "backups run --day 2026-11-28 -m production"])
 def backups_run(ctx: Ctx, args: Args) -> Reply:
     """Run (or, after a restart, resume) the daily job of one manager."""
-    row = ctx.store.get_run(ctx.manager_name, args.run)
+    row = ctx.catalog.get_run(ctx.manager_name, args.run)
     if not row or row.get("state") != "claimed" or row.get("owner") != args.owner:
         held = f"{row.get('state')} by {row.get('owner')}" if row else "gone"
         return Reply(text=f"run {args.run} of {ctx.manager_name} is no longer this operation's ({held}); stopping",
@@ -106,7 +131,7 @@ def backups_run(ctx: Ctx, args: Args) -> Reply:
 
 
 def _finish(ctx: Ctx, args: Args, state: str, error: str) -> None:
-    ctx.store.finish_run(ctx.manager_name, args.run, state, owner=args.owner, error=error[:2000],
+    ctx.catalog.finish_run(ctx.manager_name, args.run, state, owner=args.owner, error=error[:2000],
                          snapshot_id=ctx.recall("daily_id") or "")
     ctx.audit("run_finished", run=args.run, state=state, snapshot_id=ctx.recall("daily_id") or "",
               error=error[:500])
@@ -128,13 +153,13 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
             return outcome
         ctx.remember(archived=True)
     notes = prune_backups(ctx, None, "the daily job")
-    copy = ctx.store.get_copy(ctx.manager_name, sid) or {}
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
-    if notes:
-        text += "\n" + "\n".join(notes)
+    text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
     return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone="good",
-                              fields=(("snapshot", sid), ("archive copy", copy.get("location", "")),
-                                      ("size", size(copy.get("size"))), ("sha256", copy.get("sha256", ""))))
+                              fields=(("snapshot", sid), ("archive copy", copy.location if copy else ""),
+                                      ("size", size(copy.size if copy else None)),
+                                      ("sha256", copy.sha256 if copy else "")))
 
 
 def _maintenance(ctx: Ctx) -> str:
@@ -174,8 +199,8 @@ def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | N
         if snap.get("status") not in GOOD:
             why = (snap.get("error") or "").strip().splitlines()[-1:] or [str(snap.get("status"))]
             return "failed", _failed(ctx, f"snapshot {sid} failed on {ctx.manager_name}: {why[0]}")
-        copy = ctx.store.get_copy(ctx.manager_name, sid)
-        if copy and copy.get("verified"):
+        copy = ctx.catalog.get_copy(ctx.manager_name, sid)
+        if copy and copy.verified:
             ctx.step(f"{sid} already has a verified archive copy", "good")
         else:
             copy_off(ctx, snap)

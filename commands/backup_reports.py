@@ -5,23 +5,20 @@ The scheduler (bot/schedule/scheduler.py) posts `backups summary` to BOT_SUMMARY
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.engine.context import Ctx
-from bot.core import Reply, Table
-from bot.schedule.runs import FAILED, run_key
+from bot.engine.context import FAILED, Ctx, Schedule, run_key
+from bot.core import ArchiveCopy, Reply, Table, age, size
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import age, size
-from bot.schedule.timetable import Schedule
-from commands.common import parse_time
+from commands.common import count, parse_time
 from commands.drills import drill_lines
 from commands.pruning import retention_text
 
 
 def _managers(ctx: Ctx) -> list[str]:
-    return [ctx.manager_name] if ctx.manager_named else list(ctx.services.managers)
+    return [ctx.manager_name] if ctx.manager_named else list(ctx.managers)
 
 
 def _local(schedule: Schedule, when: datetime) -> str:
@@ -31,7 +28,7 @@ def _local(schedule: Schedule, when: datetime) -> str:
 def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str], n: int = 1) -> list[Any]:
     """The next `n` firings that will run a job: a later firing on a day that every manager has run is not."""
     fires = schedule.next_runs(now, n + 1)
-    if all(ctx.store.get_run(m, run_key(fires[0].day)) for m in managers):
+    if all(ctx.catalog.get_run(m, run_key(fires[0].day)) for m in managers):
         return fires[1:]
     return fires[:n]
 
@@ -52,14 +49,14 @@ def backups_schedule(ctx: Ctx, args: Args) -> Reply:
     rows = []
     for name in _managers(ctx):
         rows += [(name, r["day"], r["state"], r.get("snapshot_id") or "", (r.get("error") or "")[:80])
-                 for r in ctx.store.list_runs(name, since_day=since)]
+                 for r in ctx.catalog.list_runs(name, since_day=since)]
     table = Table(("manager", "day", "run", "snapshot", "error"), tuple(rows)) if rows else None
     return Reply(text=f"Next daily backup: {_local(schedule, fires[0].at)}.", title="Backup schedule",
                  fields=tuple(fields), table=table)
 
 
 def _heartbeat(ctx: Ctx, now: datetime) -> str:
-    mark = ctx.store.get_mark("schedule:heartbeat")
+    mark = ctx.catalog.get_mark("schedule:heartbeat")
     if not mark:
         return "has not run on this database yet"
     at, _, where = mark.partition(" ")
@@ -102,10 +99,13 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
                      ", ".join(s["pruned"]) or "-", s["archive"]))
     window = f"{hours:g}h"
     lines.append(f"Next run: {_local(schedule, nxt.at)} (in {age((nxt.at - now).total_seconds())}).")
+    rows_written, head = ctx.audit_log.audit_head()
+    # Posted daily, the head anchors the log outside its file: `cfy-bot audit verify --expect-head SEQ:HASH`.
+    lines.append(f"Audit log: {count(rows_written, 'row')}, head {rows_written}:{head}.")
     if alarms:
-        title, tone = f"ALARM: {alarms} manager(s) without a recent verified backup", "danger"
+        title, tone = f"{count(alarms, 'manager')} without a recent verified backup", "danger"
     elif drill_alarms:
-        title, tone = f"ALARM: restore drills of {drill_alarms} manager(s) failed or are overdue", "danger"
+        title, tone = f"restore drills of {count(drill_alarms, 'manager')} failed or are overdue", "danger"
     elif trouble:
         title, tone = f"Backups: failures in the last {window}", "warning"
     else:
@@ -118,41 +118,47 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
 
 def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dict[str, Any]:
     limit = ctx.settings.max_backup_age
-    newest = ctx.store.latest_verified(name)
-    made = parse_time((newest or {}).get("created_at")) or parse_time((newest or {}).get("stored_at"))
+    newest = ctx.catalog.latest_verified(name)
+    made = (parse_time(newest.created_at) or parse_time(newest.stored_at)) if newest else None
     old = (now - made).total_seconds() if made else None
     alarm = old is None or old > limit
-    copies = ctx.store.list_copies(manager=name)
-    created = [c["snapshot_id"] + ("" if c.get("verified") else " (NOT verified)") for c in copies
-               if (parse_time(c.get("stored_at")) or datetime.min.replace(tzinfo=now.tzinfo)) >= since]
+    copies = ctx.catalog.list_copies(manager=name)
+    created = [c.snapshot_id + ("" if c.verified else " (NOT verified)") for c in copies
+               if _made(c) >= since]  # when the snapshot was created, not when the bot copied it
     failed = _failures(ctx, name, now, since)
     pruned = [r["detail"].get("snapshot_id", "?") for r in
-              ctx.store.query_audit(manager=name, event="pruned", since=since, limit=1000)]
-    total = sum(c.get("size") or 0 for c in copies)
+              ctx.audit_log.query_audit(manager=name, event="pruned", since=since, limit=1000)]
+    total = sum(c.size or 0 for c in copies)
     archive = f"{len(copies)} {'copy' if len(copies) == 1 else 'copies'}, {size(total)}"
     lines = []
-    if alarm:
-        newest_text = (f"the newest is {newest['snapshot_id']}, {age(old)} old" if newest and old is not None
+    if alarm or newest is None:
+        newest_text = (f"the newest is {newest.snapshot_id}, {age(old)} old" if newest and old is not None
                        else "there is none")
         lines.append(f"ALARM {name}: NO verified backup younger than {age(limit)} ({newest_text}).")
     else:
-        lines.append(f"{name}: newest verified backup {newest['snapshot_id']}, {age(old)} old.")
+        lines.append(f"{name}: newest verified backup {newest.snapshot_id}, {age(old or 0.0)} old.")
     lines.append(f"  created: {', '.join(created) or 'none'}; failed: {'; '.join(failed) or 'none'}; "
                  f"pruned: {', '.join(pruned) or 'none'}; archive: {archive}.")
-    return {"alarm": alarm, "newest": (newest or {}).get("snapshot_id", "none"),
+    return {"alarm": alarm, "newest": newest.snapshot_id if newest else "none",
             "age": age(old) if old is not None else "-", "created": created, "failed": failed, "pruned": pruned,
             "archive": archive, "lines": lines}
+
+
+def _made(copy: ArchiveCopy) -> datetime:
+    """When the snapshot of an archive copy was created on its manager (the copy time if that is unknown)."""
+    return (parse_time(copy.created_at) or parse_time(copy.stored_at)
+            or datetime.min.replace(tzinfo=UTC))
 
 
 def _failures(ctx: Ctx, name: str, now: datetime, since: datetime) -> list[str]:
     """Runs that failed or were skipped, and `snapshots create` operations that failed, in the window."""
     out = []
     start = (since - timedelta(days=2)).date().isoformat()
-    for r in ctx.store.list_runs(name, since_day=start):
+    for r in ctx.catalog.list_runs(name, since_day=start):
         ended = parse_time(r.get("finished_at"))
         if r["state"] in FAILED and ended and ended >= since:
             out.append(f"{r['day']} {r['state']}: {_first_line(r.get('error'))}")
-    for op in ctx.store.list_operations(states="failed", manager=name, kinds="snapshots create", limit=50):
+    for op in ctx.engine.list_operations(states="failed", manager=name, kinds="snapshots create", limit=50):
         ended = parse_time(op.get("finished_at"))
         if ended and ended >= since:
             out.append(f"snapshots create ({op['id']}): {_first_line(op.get('error'))}")

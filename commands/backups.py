@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
+from bot.core import Reply, Table, size
 from bot.errors import ArchiveError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import size
 from commands.common import check_snapshot_id
 
 
@@ -26,23 +25,23 @@ def backups_verify(ctx: Ctx, args: Args) -> Reply:
     if args.snapshot_id:
         copies = [archive.find(args.snapshot_id, ctx.manager_name)]
     else:
-        copies = ctx.store.list_copies(manager=ctx.manager_name)
+        copies = ctx.catalog.list_copies(manager=ctx.manager_name)
     if not copies:
         return Reply(text=f"The archive holds no copies of {ctx.manager_name}'s snapshots yet.",
                      title="Nothing to verify")
     rows, bad = [], 0
     for copy in copies:
-        ctx.step(f"checking {copy['snapshot_id']} of {copy['manager']} ({size(copy.get('size'))})")
+        ctx.step(f"checking {copy.snapshot_id} of {copy.manager} ({size(copy.size)})")
         result = archive.verify(copy)
-        ok = bool(result.get("verified"))
+        ok = result.verified
         bad += not ok
         if not ok:
-            ctx.step(f"{copy['snapshot_id']}: {result.get('error')}", "danger")
-        rows.append((copy["snapshot_id"], copy["manager"], size(copy.get("size")),
-                     copy.get("snapshot_version") or "?", "ok" if ok else f"FAILED: {result.get('error')}"))
+            ctx.step(f"{copy.snapshot_id}: {result.error}", "danger")
+        rows.append((copy.snapshot_id, copy.manager, size(copy.size),
+                     copy.snapshot_version or "?", "ok" if ok else f"FAILED: {result.error}"))
     table = Table(("snapshot", "manager", "size", "snapshot version", "check"), tuple(rows))
-    latest = ctx.store.latest_verified(ctx.manager_name)
-    newest = f" The newest verified copy of {ctx.manager_name} is {latest['snapshot_id']}." if latest else (
+    latest = ctx.catalog.latest_verified(ctx.manager_name)
+    newest = f" The newest verified copy of {ctx.manager_name} is {latest.snapshot_id}." if latest else (
         f" {ctx.manager_name} has NO verified copy now.")
     if bad:
         return Reply(text=f"{bad} of {len(rows)} archive copies failed the check.{newest}",

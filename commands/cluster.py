@@ -16,6 +16,7 @@ from bot.core import Reply, Table
 from bot.errors import BotError, ManagerError
 from bot.spec.parser import Args
 from bot.spec.registry import command
+from commands.common import count
 
 KINDS = ("manager", "db", "broker")
 SPLIT_BRAIN_ADVICE = (
@@ -75,7 +76,9 @@ def ask_every_node(client: Any) -> list[View]:
             view.members = {"manager": tuple(m.get("hostname", "?") for m in view.manager_rows),
                             "db": tuple(d.get("name", "?") for d in node.db_nodes().items),
                             "broker": tuple(b.get("name", "?") for b in node.brokers().items)}
-            view.node = _node_name(url, view.manager_rows)
+            # a node that lists itself as the only manager is that manager, whatever name its URL uses
+            only = view.manager_rows[0].get("hostname") if len(view.manager_rows) == 1 else ""
+            view.node = _node_name(url, view.manager_rows) or str(only or "")
         except BotError as exc:
             view.error = str(exc)
         views.append(view)
@@ -179,22 +182,22 @@ def node_table(views: list[View], verdict: Verdict, answering: str) -> Table:
                      note="Each side reports itself healthy and the other side failed.")
     seen = next((v for v in views if not v.error), None)
     by_node = {v.node: v for v in views if v.node}
-    rows = []
+    node_rows: list[tuple[str, ...]] = []
     for kind in KINDS:
         service = ((seen.status.get("services") or {}).get(kind) or {}) if seen else {}
         if service.get("is_external"):
-            rows.append((kind, "(external)", "", "not asked", str(service.get("status", "?")), ""))
+            node_rows.append((kind, "(external)", "", "not asked", str(service.get("status", "?")), ""))
         for name, info in (service.get("nodes") or {}).items():
-            rows.append((kind, name, info.get("private_ip") or "", _reach(kind, by_node.get(name), answering),
+            node_rows.append((kind, name, info.get("private_ip") or "", _reach(kind, by_node.get(name), answering),
                          str(info.get("status", "?")), _services(info)))
-    rows += [("manager", v.url, "", _reach("manager", v, answering), "unknown", "")
+    node_rows += [("manager", v.url, "", _reach("manager", v, answering), "unknown", "")
              for v in views if v.error and not v.node]
-    return Table(("role", "node", "ip", "reachable", "status", "services"), tuple(rows))
+    return Table(("role", "node", "ip", "reachable", "status", "services"), tuple(node_rows))
 
 
 def _reach(kind: str, view: View | None, answering: str) -> str:
     if kind != "manager" or view is None:
-        return "-" if kind != "manager" else "not configured"
+        return "-" if kind != "manager" else "not asked (no configured URL points at it)"
     if view.error:
         return "NO"
     return "yes, the bot talks to it" if view.url == answering else "yes"
@@ -218,7 +221,7 @@ def settle_failover(ctx: Ctx, views: list[View]) -> str:
             client.ok()  # fails over to a node that answers, and leaves the dispatcher a notice saying so
         except ManagerError:
             pass
-    return client.current_url
+    return str(client.current_url)
 
 
 def verdict_line(client: Any) -> str:
@@ -259,16 +262,16 @@ def cluster_status(ctx: Ctx, args: Args) -> Reply:
 def managers(ctx: Ctx, args: Args) -> Reply:
     """Answer `managers`."""
     rows = []
-    for name, client in ctx.services.managers.items():
+    for name, client in ctx.managers.items():
         try:
             version = client.version().get("version", "?")
             state = f"answering ({version}) at {client.current_url}"
         except ManagerError as exc:
             state = f"unreachable: {exc}"
-        default = " (default)" if name == next(iter(ctx.services.managers)) else ""
+        default = " (default)" if name == next(iter(ctx.managers)) else ""
         drill = "yes (disposable)" if ctx.settings.manager(name).drill_target else "no"
         rows.append((name + default, ", ".join(client.urls), client.settings.tenant, drill, state))
     targets = ctx.settings.drill_targets()
-    text = f"{len(rows)} managers configured; restore drill targets: {', '.join(targets) or 'none'}"
+    text = f"{count(len(rows), 'manager')} configured; restore drill targets: {', '.join(targets) or 'none'}"
     return Reply(text=text, title="Managers",
                  table=Table(("manager", "nodes", "tenant", "drill target", "state"), tuple(rows)))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote
 
+from bot.engine.context import Ctx
 from bot.spec.registry import Param
-from bot.front.render import age, parse_time
+from bot.core import age, parse_time
+
+__all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "clip", "count", "hint", "parse_time", "when"]
 
 
 def check_snapshot_id(value: str) -> str | None:
@@ -28,13 +31,39 @@ SNAPSHOT_ID = Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=c
 
 
 def when(text: str | None, now: datetime) -> str:
-    """`2026-11-25 02:40 (3h 5m ago)`; blank for no time."""
+    """`2026-11-25 02:40 UTC (3h 5m ago)`: the one time format a person reads; blank for no time."""
     t = parse_time(text)
     if t is None:
         return ""
     delta = (now - t).total_seconds()
     rel = f"{age(delta)} ago" if delta >= 0 else f"in {age(-delta)}"
-    return f"{t.strftime('%Y-%m-%d %H:%M')} ({rel})"
+    return f"{t.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC ({rel})"
+
+
+def count(n: int, word: str, plural: str = "") -> str:
+    """`1 operation`, `2 operations`, `0 copies` (with `plural` for irregular words)."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def hint(ctx: Ctx, command: str, tenant: str = "") -> str:
+    """A command to type, as it runs: `-m NAME` when the manager is not the default one, `-t TENANT` when given."""
+    default = ctx.settings.managers[0].name if ctx.settings.managers else ctx.manager_name
+    text = command
+    if tenant:
+        text += f" -t {tenant}"
+    if ctx.manager_name != default:
+        text += f" -m {ctx.manager_name}"
+    return f"`{text}`"
+
+
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut at a word boundary with `…` (never mid-word)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1]
+    space = len(cut) if text[width - 1] == " " else cut.rfind(" ")  # the last word that fits whole
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def last_line(error: str | None) -> str:

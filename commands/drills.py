@@ -19,22 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core import DrillResult, DrillVerdict, Reply, Table
-from bot.engine.context import Ctx
+from bot.engine.context import Ctx, drills
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
-from bot.recovery.drills import (
-    ContentUnreadable,
-    compare,
-    drill_alarm,
-    summary_line,
-    duration,
-    manager_content,
-    phases_text,
-    snapshot_content,
-    sparkline,
-)
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.common import check_snapshot_id, last_line
+from commands.archive_copy import need_archive, transfer_progress
+from commands.common import check_snapshot_id, count, last_line
 from commands.maintenance import MaintenanceTimeout, wait_until_activated
 from commands.restore import start_restore
 from commands.restore_watch import watch_restore
@@ -49,14 +39,14 @@ def _check_target(value: str) -> str | None:
 def _backup_running(ctx: Ctx, source: str) -> bool:
     """Whether the daily backup of `source` holds an open claim (it is running now)."""
     since = (ctx.now() - timedelta(days=2)).date().isoformat()
-    return any(r["state"] == "claimed" for r in ctx.store.list_runs(source, since_day=since))
+    return any(r["state"] == "claimed" for r in ctx.catalog.list_runs(source, since_day=since))
 
 
 def pick_target(ctx: Ctx, source: str, wanted: str) -> str:
     """The drill target: the one named, else the first configured drill target that is not the source."""
     settings = ctx.settings
     if wanted:
-        if wanted not in ctx.services.managers:
+        if wanted not in ctx.managers:
             raise UsageError(f"unknown manager {wanted!r}; `managers` lists them")
         if wanted == source:
             raise BotError(f"refused: {wanted} is the drill's source; a drill never restores onto the manager "
@@ -78,25 +68,25 @@ def drill_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     """Read-only: resolve source, target and archive copy, refuse what must not run; nothing is touched."""
     source = ctx.manager_name
     if source in ctx.settings.drill_targets() and not ctx.manager_named:
-        others = [m for m in ctx.services.managers if m not in ctx.settings.drill_targets()]
+        others = [m for m in ctx.managers if m not in ctx.settings.drill_targets()]
         source = others[0] if others else source
     target = pick_target(ctx, source, args.target or "")
     requested = args.snapshot_id or "latest"
     if requested == "latest":
-        copy = ctx.store.latest_verified(source)
+        copy = ctx.catalog.latest_verified(source)
         if not copy:
             raise BotError(f"there is no verified archive copy of {source}, so there is nothing to drill; take one "
                            f"with `backups run -m {source}` or `snapshots download ID -m {source}`")
     else:
-        copy = ctx.store.get_copy(source, requested)
-        if not copy or not copy.get("verified"):
+        copy = ctx.catalog.get_copy(source, requested)
+        if not copy or not copy.verified:
             raise BotError(f"{source} has no verified archive copy of {requested}; `backups verify -m {source}` "
                            "checks the copies, `snapshots list` shows which exist")
     if _backup_running(ctx, source):
         raise BotError(f"the daily backup of {source} is running; a drill waits until it has ended")
     ctx.manager_name = target  # the operation holds the target's lock: no drill or restore runs beside it
-    return {"source": source, "target": target, "snapshot_id": copy["snapshot_id"], "requested": requested,
-            "copy_manager": copy["manager"], "slot": args.get("slot") or ""}
+    return {"source": source, "target": target, "snapshot_id": copy.snapshot_id, "requested": requested,
+            "copy_manager": copy.manager, "slot": args.get("slot") or ""}
 
 
 @dataclass
@@ -135,7 +125,7 @@ def backups_drill(ctx: Ctx, args: Args) -> Reply:
     verdict = DrillVerdict.PASSED if not (run.reason or run.problems or run.mismatches) else DrillVerdict.FAILED
     if verdict is DrillVerdict.FAILED and not run.reason:
         run.reason = "; ".join(run.problems) or f"{len(run.mismatches)} mismatches"
-    result = ctx.store.record_drill(DrillResult(
+    result = ctx.catalog.record_drill(DrillResult(
         id=uuid.uuid4().hex[:12], source=args.source, target=args.target, snapshot_id=args.snapshot_id,
         verdict=verdict, started_at=started, finished_at=ctx.now(), reason=run.reason[:500],
         mismatches=tuple(run.mismatches), recovery_seconds=run.recovery, phases=tuple(run.phases),
@@ -180,7 +170,7 @@ def _phases(ctx: Ctx, args: Args, run: _Run) -> None:
 
 
 def _upload(ctx: Ctx, args: Args) -> None:
-    copy = ctx.store.get_copy(args.copy_manager, args.snapshot_id)
+    copy = ctx.catalog.get_copy(args.copy_manager, args.snapshot_id)
     if copy is None:
         raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the drill's upload")
     try:
@@ -191,14 +181,15 @@ def _upload(ctx: Ctx, args: Args) -> None:
         ctx.manager.delete_snapshot(args.snapshot_id)
         ctx.step(f"deleted the snapshot {args.snapshot_id} that {args.target} already had, so that the archive "
                  "copy is what gets restored")
-    ctx.step(f"uploading {args.snapshot_id} to {args.target} from the archive copy of {copy['manager']} "
-             f"({copy.get('size') or '?'} bytes, streamed)")
-    ctx.archive.upload_copy(copy, ctx.manager, args.snapshot_id)
-    ctx.step(f"uploaded {args.snapshot_id}; sha256 {str(copy.get('sha256'))[:12]}… verified before sending")
+    ctx.step(f"uploading {args.snapshot_id} to {args.target} from the archive copy of {copy.manager} "
+             f"({copy.size or '?'} bytes, streamed)")
+    need_archive(ctx).upload_copy(copy, ctx.manager, args.snapshot_id,
+                                  progress=transfer_progress(ctx, args.snapshot_id, "uploading"))
+    ctx.step(f"uploaded {args.snapshot_id}; sha256 {copy.sha256[:12]}… verified before sending")
 
 
 def _maintenance_on(ctx: Ctx) -> None:
-    every = {"include_system": True, "size": 500, "_all_tenants": True}
+    every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True}
     waiting = ctx.manager.list_executions(status=["queued", "scheduled"], **every).items
     try:
         ctx.manager.maintenance_activate()
@@ -228,16 +219,17 @@ def _check(ctx: Ctx, args: Args, client: Any, run: _Run) -> None:
     mode = client.maintenance_status().get("status")
     if mode != "deactivated":
         run.problems.append(f"maintenance mode is {mode}, not off")
-    copy = ctx.store.get_copy(args.copy_manager, args.snapshot_id) or {}
+    copy = ctx.catalog.get_copy(args.copy_manager, args.snapshot_id)
+    if copy is None:
+        raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the drill's checks")
     try:
-        with ctx.archive.local_copy(copy) as path:
-            expected = snapshot_content(path)
-    except ContentUnreadable as exc:
+        with need_archive(ctx).local_copy(copy) as path:
+            expected = drills.snapshot_content(path)
+    except drills.ContentUnreadable as exc:
         run.problems.append(str(exc))
         return
-    actual = manager_content(client, expected.tenants())  # answers with the credentials the restore left
-    target_tenants = client.list_tenants()
-    run.mismatches = compare(expected, actual, target_tenants)
+    actual = drills.manager_content(client, expected.tenants())  # answers with the credentials the restore left
+    run.mismatches = drills.compare(expected, actual, client.list_tenants())
     counts = ", ".join(f"{n} {k}" for k, n in sorted(expected.counts().items()))
     ctx.step(f"{args.target} answers with the restored data ({counts} in the snapshot, "
              f"{'legacy dump' if expected.legacy else 'entity files'})")
@@ -249,15 +241,15 @@ def _check(ctx: Ctx, args: Args, client: Any, run: _Run) -> None:
 
 def _reply(d: DrillResult) -> Reply:
     fields = [("snapshot", d.snapshot_id), ("source → target", f"{d.source} → {d.target}"),
-              ("recovery time", duration(d.recovery_seconds) + " (upload start → target answered with the "
+              ("recovery time", drills.duration(d.recovery_seconds) + " (upload start → target answered with the "
                                                                  "restored data)" if d.recovery_seconds else "-"),
-              ("phases", phases_text(d.phases) or "-")]
+              ("phases", drills.phases_text(d.phases) or "-")]
     if d.mismatches:
         fields.append(("mismatches", "\n".join(d.mismatches[:20]) + (f"\n… and {len(d.mismatches) - 20} more"
                                                                       if len(d.mismatches) > 20 else "")))
     if d.passed:
         text = (f"Drill passed: {d.snapshot_id} of {d.source} restored on {d.target} and matched the snapshot; "
-                f"recovered in {duration(d.recovery_seconds)}.")
+                f"recovered in {drills.duration(d.recovery_seconds)}.")
         return Reply(text=text, title=f"Restore drill of {d.source} passed", tone="good", fields=tuple(fields),
                      public=True)
     fields.insert(0, ("why", d.reason))
@@ -273,15 +265,15 @@ def _reply(d: DrillResult) -> Reply:
 def backups_drills(ctx: Ctx, args: Args) -> Reply:
     """Answer `backups drills`."""
     source = ctx.manager_name if ctx.manager_named else None
-    drills = ctx.store.list_drills(source, limit=max(1, min(args.count, 200)))
+    found = ctx.catalog.list_drills(source, limit=max(1, min(args.count, 200)))
     where = f" of {source}" if source else ""
-    if not drills:
+    if not found:
         return Reply(text=f"No restore drills{where} yet; `backups drill latest` runs one.", title="Restore drills")
     rows = tuple((f"{d.finished_at:%Y-%m-%d %H:%M}", d.source, d.snapshot_id, d.target, d.verdict.value,
-                  str(len(d.mismatches)), duration(d.recovery_seconds)) for d in drills)
-    trend = sparkline([d.recovery_seconds for d in reversed(drills)])
-    passed = sum(d.passed for d in drills)
-    text = f"{len(drills)} restore drills{where}: {passed} passed, {len(drills) - passed} failed."
+                  str(len(d.mismatches)), drills.duration(d.recovery_seconds)) for d in found)
+    trend = drills.sparkline([d.recovery_seconds for d in reversed(found)])
+    passed = sum(d.passed for d in found)
+    text = f"{count(len(found), 'restore drill')}{where}: {passed} passed, {len(found) - passed} failed."
     fields = (("recovery time trend (oldest → newest)", trend or "no recovery time yet"),)
     return Reply(text=text, title="Restore drills", fields=fields,
                  table=Table(("finished", "source", "snapshot", "target", "result", "mismatches", "recovery"), rows))
@@ -292,9 +284,9 @@ def drill_lines(ctx: Ctx, source: str, now: datetime) -> tuple[list[str], int]:
     targets = ctx.settings.drill_targets()
     if source in targets or not targets:
         return [], 0
-    last, last_pass = ctx.store.last_drill(source), ctx.store.last_drill(source, passed=True)
-    lines = [f"  {summary_line(source, last, now)}"]
-    alarm = drill_alarm(source, last, last_pass, now, ctx.settings.max_drill_age, bool(targets))
+    last, last_pass = ctx.catalog.last_drill(source), ctx.catalog.last_drill(source, passed=True)
+    lines = [f"  {drills.summary_line(source, last, now)}"]
+    alarm = drills.drill_alarm(source, last, last_pass, now, ctx.settings.max_drill_age, bool(targets))
     if alarm:
         lines.append(f"ALARM {source}: {alarm}.")
     return lines, int(bool(alarm))

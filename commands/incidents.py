@@ -12,14 +12,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.recovery import incidents as inc
-from bot.recovery.chatport import ChatError, ChatPort, MissingScope, NameTaken, NoChannels, port_for
-from bot.engine.context import Ctx, Sink
-from bot.core import ProgressEvent, Reply
-from bot.errors import BotError, NotFound, UsageError
+from bot.engine.context import ChatPort, Ctx, Sink, incidents as inc
+from bot.core import ProgressEvent, Reply, age
+from bot.errors import BotError, ChatError, MissingScope, NameTaken, NoChannels, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import age
 from commands.cluster import verdict_line
 
 INCIDENT = Param("incident", ("-i", "--incident"), "the incident's id (default: the one open in this channel)",
@@ -28,25 +25,25 @@ UNFINISHED = ("pending", "approved", "running")
 
 
 def _port(ctx: Ctx) -> ChatPort:
-    return port_for(ctx.services, ctx.inv.transport)
+    return ctx.chat_port()
 
 
 def status_card(ctx: Ctx, record: dict[str, Any]) -> Reply:
     """The incident's status card: manager, cluster verdict, newest verified backup, running operations."""
     name = record["manager"]
-    client = ctx.services.managers.get(name)
+    client = ctx.managers.get(name)
     try:
         cluster = verdict_line(client) if client is not None else "unknown manager"
     except BotError as exc:
         cluster = f"could not be read: {exc}"
-    copy = ctx.store.latest_verified(name)
+    copy = ctx.catalog.latest_verified(name)
     if copy:
-        created = str(copy.get("created_at") or copy.get("stored_at") or "")
+        created = str(copy.created_at or copy.stored_at or "")
         old = _age_of(ctx, created)
-        backup = f"{copy['snapshot_id']} ({old} old)" if old else copy["snapshot_id"]
+        backup = f"{copy.snapshot_id} ({old} old)" if old else copy.snapshot_id
     else:
         backup = "NONE: there is no verified archive copy of this manager"
-    ops = ctx.store.list_operations(states=UNFINISHED, manager=name, limit=10)
+    ops = ctx.engine.list_operations(states=UNFINISHED, manager=name, limit=10)
     running = "; ".join(f"{o['id']} {o['kind']} {o['state']}" + (f" ({o['step']})" if o.get("step") else "")
                         for o in ops) or "none"
     state = "open" if record.get("state") == "open" else f"closed {_hm(record.get('closed_at', ''))}"
@@ -71,7 +68,7 @@ def _hm(iso: str) -> str:
 
 def open_incident(ctx: Ctx, title: str, manager: str, kind: str = "incident") -> tuple[dict[str, Any], str]:
     """Create the room, invite the requester, post and pin the card; the record and what to tell people."""
-    port, now, store = _port(ctx), ctx.now(), ctx.store
+    port, now, store = _port(ctx), ctx.now(), ctx.catalog
     mode, room, problem, name = _create_room(ctx, port, title, now)
     actor = ctx.inv.actor
     record = {"id": name, "title": title, "manager": manager, "kind": kind, "mode": mode, "room": room,
@@ -94,7 +91,7 @@ def open_incident(ctx: Ctx, title: str, manager: str, kind: str = "incident") ->
             notes.append(f"The status card is not pinned: {exc}.")
     inc.set_room(store, room, name)
     inc.save(store, record)
-    ctx.services.audit("incident_start", actor=actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
+    ctx.audit_log.append_audit("incident_start", actor=actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
                        manager=manager, command=ctx.command.name,
                        detail={"incident": name, "title": title, "mode": mode, "room": room, "problem": problem})
     return record, "\n".join(notes)
@@ -106,7 +103,7 @@ def _create_room(ctx: Ctx, port: ChatPort, title: str, now: datetime) -> tuple[s
     mode, room, problem, name = "thread", ctx.inv.channel, "", ""
     for attempt in range(1, 6):
         name = inc.channel_name(title, now, attempt)
-        if inc.get(ctx.store, name) is not None:
+        if inc.get(ctx.catalog, name) is not None:
             continue
         try:
             room, mode = port.create_channel(name), "channel"
@@ -134,14 +131,17 @@ def _invite(port: ChatPort, room: str, users: list[str]) -> list[str]:
 
 def _find(ctx: Ctx, incident_id: str | None) -> dict[str, Any]:
     if incident_id:
-        found = inc.get(ctx.store, incident_id)
+        found = inc.get(ctx.catalog, incident_id)
         if found is None:
             raise NotFound(f"there is no incident {incident_id!r}")
         return found
-    found = inc.open_in(ctx.store, ctx.inv.channel)
+    found = inc.open_in(ctx.catalog, ctx.inv.channel)
     if found is None:
-        raise UsageError("no incident is open in this channel; run this in the incident's channel, or name it "
-                         "with `-i INCIDENT_ID`")
+        if ctx.inv.transport == "slack":
+            raise UsageError("no incident is open in this channel; run this in the incident's channel, or name it "
+                             "with `-i INCIDENT_ID`")
+        raise UsageError("no incident is open in the terminal; name one with `-i INCIDENT_ID` "
+                         "(`incident status -i INCIDENT_ID`), or start one with `incident start TITLE`")
     return found
 
 
@@ -151,7 +151,7 @@ def _refresh(ctx: Ctx, record: dict[str, Any]) -> None:
 
 
 def _audit(ctx: Ctx, record: dict[str, Any], event: str, **detail: Any) -> None:
-    ctx.services.audit(event, actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
+    ctx.audit_log.append_audit(event, actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
                        manager=record["manager"], command=ctx.command.name,
                        detail={"incident": record["id"], **detail})
 
@@ -162,9 +162,10 @@ def _audit(ctx: Ctx, record: dict[str, Any], event: str, **detail: Any) -> None:
          examples=["incident start db nodes down", "incident start restore after failed upgrade -m production"])
 def incident_start(ctx: Ctx, args: Args) -> Reply:
     """Answer `incident start TITLE`."""
-    here = inc.open_in(ctx.store, ctx.inv.channel)
+    here = inc.open_in(ctx.catalog, ctx.inv.channel)
     if here is not None:
-        raise UsageError(f"incident {here['id']} is open in this channel; close it first (`incident close`)")
+        where = "this channel" if ctx.inv.transport == "slack" else "the terminal"
+        raise UsageError(f"incident {here['id']} is open in {where}; close it first (`incident close -i {here['id']}`)")
     record, notes = open_incident(ctx, args.title, ctx.manager_name)
     port = _port(ctx)
     if record["mode"] == "channel":
@@ -214,14 +215,14 @@ def incident_status(ctx: Ctx, args: Args) -> Reply:
 def incident_close(ctx: Ctx, args: Args) -> Reply:
     """Answer `incident close [SUMMARY]`."""
     record = _find(ctx, args.incident)
-    if not ctx.store.claim_mark(f"incident-closed:{record['id']}", ctx.inv.actor.id):
+    if not ctx.catalog.claim_mark(f"incident-closed:{record['id']}", ctx.inv.actor.id):
         raise UsageError(f"incident {record['id']} is closed already")
     _audit(ctx, record, "incident_close", summary=args.summary or "")
     record.update(state="closed", closed_at=inc.stamp(ctx.now()), closed_by=ctx.inv.actor.id,
                   closed_by_name=ctx.inv.actor.name, summary=args.summary or "")
-    inc.save(ctx.store, record)
-    inc.set_room(ctx.store, record["room"], "")
-    entries = inc.timeline(list(ctx.store.iter_audit(since=record["started_at"])), record)
+    inc.save(ctx.catalog, record)
+    inc.set_room(ctx.catalog, record["room"], "")
+    entries = inc.timeline(list(ctx.audit_log.iter_audit(since=record["started_at"])), record)
     markdown = inc.markdown(record, entries)
     path = inc.write_export(ctx.settings.data_dir, record, markdown)
     lines = [f"{e['at'][11:19]} {e['who']}: {e['what']}" for e in entries]
@@ -265,12 +266,12 @@ def restore_incident(ctx: Ctx) -> Sink:
     """For a restore run with `--incident`: open (once) its incident and return a sink that reports there."""
     if not ctx.args.get("incident"):
         return ctx.sink
-    record = inc.get(ctx.store, ctx.recall("incident_id") or "")
+    record = inc.get(ctx.catalog, ctx.recall("incident_id") or "")
     if record is None:
         title = f"restore {ctx.args.snapshot_id} on {ctx.manager_name}"
         record, notes = open_incident(ctx, title, ctx.manager_name, kind="restore")
         record["operation_id"] = (ctx.op or {}).get("id", "")
-        inc.save(ctx.store, record)
+        inc.save(ctx.catalog, record)
         ctx.remember(incident_id=record["id"])
         op = ctx.op or {}
         if record["mode"] == "channel":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from bot.engine.context import Ctx
 from bot.core import Reply, Table
-from bot.errors import BadRequest, NotModified, OperationError
+from bot.errors import BadRequest, BotError, NotModified, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import when
+from commands.executions import WAITING, cancel_hints, describe, hint
 
 
 @command("maintenance-mode status", summary="Show maintenance mode and the executions it waits for",
@@ -24,22 +26,46 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
     if m.get("requested_by"):
         fields.append(("requested by", m["requested_by"]))
     remaining = m.get("remaining_executions") or []
+    unread = ""
+    if status != "activating":  # the manager names them only while activating; queued and scheduled ones matter
+        remaining, unread = _waiting(ctx, status)
+        if unread:
+            fields.append(("queued or scheduled executions", unread))
     table = None
     if remaining:
-        fields.append(("remaining executions", str(len(remaining))))
+        label = "remaining executions" if status == "activating" else "queued or scheduled executions"
+        fields.append((label, str(len(remaining))))
         table = Table(("id", "deployment", "workflow", "status"), tuple(
             (e.get("id", ""), e.get("deployment_id") or "", e.get("workflow_id", ""), e.get("status", ""))
             for e in remaining))
+    plural = "s" if len(remaining) != 1 else ""
     text = {"activated": f"{ctx.manager_name} is in maintenance mode.",
             "activating": f"{ctx.manager_name} is entering maintenance mode; waiting for {len(remaining)} "
-                          "executions to finish.",
+                          f"execution{plural} to finish.",
             "deactivated": f"{ctx.manager_name} is not in maintenance mode."}.get(status, f"status {status}")
-    tone = {"activated": "warning", "activating": "warning"}.get(status, "info")
+    stuck = [e for e in remaining if e.get("status") in WAITING]
+    if stuck:
+        text += (f" {len(stuck)} execution{'s are' if len(stuck) != 1 else ' is'} queued or scheduled "
+                 "(listed below): they never finish while maintenance mode is activating, so it "
+                 f"{'cannot activate' if status == 'activating' else 'would not activate'} until they are "
+                 f"cancelled: {cancel_hints(ctx, stuck)}.")
+    tone = "warning" if status in ("activated", "activating") or stuck else "info"
     return Reply(text=text, title=f"Maintenance mode on {ctx.manager_name}", tone=tone, fields=tuple(fields),
                  table=table)
 
 
-def _remaining_text(remaining: list[dict]) -> str:
+def _waiting(ctx: Ctx, status: str) -> tuple[list[dict[str, Any]], str]:
+    """Queued and scheduled executions of every tenant (maintenance mode waits on all of them), or why they could
+    not be read. While activated the manager refuses executions calls, so they are read with the bypass header."""
+    try:
+        page = ctx.manager.list_executions(include_system=True, status=list(WAITING), size=100, _all_tenants=True,
+                                           bypass_maintenance=status == "activated")
+    except BotError as exc:
+        return [], f"could not read the queued or scheduled executions: {exc}"
+    return list(page.items), ""
+
+
+def _remaining_text(remaining: list[dict[str, Any]]) -> str:
     """`3 executions: install on web (started), ...` for a progress line."""
     if not remaining:
         return "no executions"
@@ -49,10 +75,7 @@ def _remaining_text(remaining: list[dict]) -> str:
     return f"{len(remaining)} executions: {shown}{more}"
 
 
-WAITING = ("queued", "scheduled")  # never finish on their own while maintenance mode is activating
-
-
-def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | None] | None = None) -> dict:
+def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Poll maintenance mode until `activated`, showing what it waits for.
 
     `timeout` 0 waits without limit, as cfy's `--timeout 0` does. Queued and scheduled executions keep the
@@ -60,12 +83,12 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
     this fail at once with MaintenanceBlocked. Cancel requests are honoured between polls.
     """
     began = ctx.clock.monotonic()
-    shown: tuple = ()
+    shown: tuple[str, ...] = ()
     cancelled: set[str] = set()
     cancellable = cancellable or {}
     delay = 1.0
     while True:
-        state = ctx.manager.maintenance_status()
+        state: dict[str, Any] = ctx.manager.maintenance_status()
         if state.get("status") == "activated":
             return state
         if state.get("status") == "deactivated":
@@ -81,15 +104,17 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
         if timeout and waited >= timeout:
             raise MaintenanceTimeout(
                 f"timed out after {int(waited)}s while entering maintenance mode on {ctx.manager_name}: still "
-                f"waiting for {_remaining_text(remaining)}. Maintenance mode stays requested (new executions are "
-                "refused); let those executions finish or cancel them, or run `maintenance-mode deactivate`.",
-                remaining)
+                f"waiting for {len(remaining)} execution{'s' if len(remaining) != 1 else ''}: {describe(remaining)}. "
+                "Maintenance mode stays requested (new executions are refused); let those executions finish or "
+                f"cancel them ({cancel_hints(ctx, remaining)}), or run "
+                f"{hint(ctx, 'maintenance-mode deactivate')}.", remaining)
         ctx.check_cancel()
         ctx.clock.sleep(delay)
         delay = min(delay * 1.5, 5.0)
 
 
-def _cancel_stuck(ctx: Ctx, remaining: list[dict], cancellable: dict[str, str | None], cancelled: set[str]) -> None:
+def _cancel_stuck(ctx: Ctx, remaining: list[dict[str, Any]], cancellable: dict[str, str | None],
+                  cancelled: set[str]) -> None:
     """When only queued or scheduled executions are left (they never finish while maintenance mode is activating),
     cancel them if all are `cancellable`, else raise MaintenanceBlocked; adds what it cancels to `cancelled`."""
     stuck = [e for e in remaining if e.get("status") in WAITING and e.get("id") not in cancelled]
@@ -97,15 +122,16 @@ def _cancel_stuck(ctx: Ctx, remaining: list[dict], cancellable: dict[str, str | 
         return
     if not all(e.get("id") in cancellable for e in stuck):
         raise MaintenanceBlocked(
-            f"maintenance mode cannot activate on {ctx.manager_name}: {_remaining_text(stuck)} are queued "
-            "or scheduled, and such executions never finish while maintenance mode is activating. Cancel "
-            "them first (`executions cancel ID`), or use the guided `restore`, which offers to.", stuck)
+            f"maintenance mode cannot activate on {ctx.manager_name}: {len(stuck)} execution"
+            f"{'s are' if len(stuck) != 1 else ' is'} queued or scheduled ({describe(stuck)}), and such "
+            "executions never finish while maintenance mode is activating. Cancel them first: "
+            f"{cancel_hints(ctx, stuck)}; or use the guided `restore`, which cancels them itself.", stuck)
     for e in stuck:
         cancel_execution(ctx, e, cancellable.get(e["id"]))
         cancelled.add(e["id"])
 
 
-def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> None:
+def cancel_execution(ctx: Ctx, execution: dict[str, Any], tenant: str | None = None) -> None:
     """Cancel one execution of `tenant` (kill when a plain cancel is refused) and report it."""
     try:
         ctx.manager.execution_action(execution["id"], "cancel", tenant=tenant)
@@ -118,7 +144,7 @@ def cancel_execution(ctx: Ctx, execution: dict, tenant: str | None = None) -> No
 class MaintenanceBlocked(OperationError):
     """Maintenance mode waits for queued or scheduled executions, which never end by themselves."""
 
-    def __init__(self, message: str, remaining: list[dict]) -> None:
+    def __init__(self, message: str, remaining: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.remaining = remaining
 
@@ -126,7 +152,7 @@ class MaintenanceBlocked(OperationError):
 class MaintenanceTimeout(OperationError):
     """Maintenance mode did not reach `activated` in time."""
 
-    def __init__(self, message: str, remaining: list[dict]) -> None:
+    def __init__(self, message: str, remaining: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.remaining = remaining
 

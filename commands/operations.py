@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from bot.engine.context import Ctx
 from bot.core import Reply, Table
-from bot.engine.operations import Operations
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
+from commands.common import clip, count, when
 
 OP_ID = Param("op_id", metavar="OPERATION_ID", required=True, help="the operation's id, e.g. op-7f3a2c")
 
@@ -20,16 +20,25 @@ OP_ID = Param("op_id", metavar="OPERATION_ID", required=True, help="the operatio
          examples=["operations", "operations --all"])
 def operations(ctx: Ctx, args: Args) -> Reply:
     """Answer `operations`."""
-    Operations(ctx.services).expire_due()
+    ctx.engine.expire_due()
     states = None if args.all else ("pending", "approved", "running")
-    ops = ctx.store.list_operations(states=states, limit=20)
+    ops = ctx.engine.list_operations(states=states, limit=20)
     rows = tuple((o["id"], o["kind"], o["manager"], o["state"] + (f" ({o['gate']})" if o.get("gate") else ""),
-                  o.get("requester_name") or o["requester"], (o.get("step") or o.get("error") or "")[:60])
-                 for o in ops)
+                  o.get("requester_name") or o["requester"], clip(_now_or_end(o, ctx), 60)) for o in ops)
     if not rows:
         return Reply(text="No operations are waiting or running.", title="Operations")
-    return Reply(text=f"{len(rows)} operations", title="Operations",
-                 table=Table(("id", "command", "manager", "state", "requested by", "step"), rows))
+    return Reply(text=count(len(rows), "operation"), title="Operations",
+                 table=Table(("id", "command", "manager", "state", "requested by", "step, or how it ended"), rows))
+
+
+def _now_or_end(op: dict[str, object], ctx: Ctx) -> str:
+    """What a live operation is doing, or how a finished one ended (never its last step as if still on it)."""
+    state = str(op.get("state"))
+    if state in ("pending", "approved", "running"):
+        return str(op.get("step") or "")
+    ended = when(str(op.get("finished_at") or op.get("updated_at") or ""), ctx.now())
+    reason = str(op.get("error") or "")
+    return f"{state} {ended}" + (f": {reason}" if reason else "")
 
 
 DECISIONS = (
@@ -44,7 +53,7 @@ def _decision(action: str) -> Callable[[Ctx, Args], Reply]:
     """The handler of `ACTION OPERATION_ID`: the same decision a card's button makes, typed."""
 
     def decide(ctx: Ctx, args: Args) -> Reply:
-        outcome = Operations(ctx.services).decide(args.op_id, ctx.inv.actor, action, ctx.sink, ctx.inv.channel,
+        outcome = ctx.engine.decide(args.op_id, ctx.inv.actor, action, ctx.sink, ctx.inv.channel,
                                                   ctx.inv.transport)
         return replace(outcome.reply, ok=outcome.reply.ok and outcome.exit_code == 0)
 

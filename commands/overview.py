@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply
+from bot.core import Reply, age
 from bot.errors import BotError, ManagerError
 from bot.spec.help import help_reply
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import age
 from commands.common import parse_time, when
+from commands.executions import describe
 
-ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling", "queued")
+ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
+WAITING = ("queued", "scheduled")  # they keep maintenance mode activating until cancelled (reference §4)
 
 
 @command("help", summary="List the commands you can run, or explain one", group="overview",
@@ -22,14 +23,14 @@ ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelli
 def help_cmd(ctx: Ctx, args: Args) -> Reply:
     """Answer `help [TOPIC]`."""
     topic = tuple((args.topic or "").split())
-    return help_reply(ctx.services.registry, topic, ctx.services.policy.may_run(ctx.inv.actor, ctx.inv.channel))
+    return help_reply(ctx.registry, topic, ctx.engine.may_run(ctx.inv.actor, ctx.inv.channel))
 
 
 @command("status", summary="Each manager: reachable, version, maintenance, snapshots, last good backup",
          group="overview", examples=["status", "status -m production"])
 def status(ctx: Ctx, args: Args) -> Reply:
     """Answer `status` for the chosen manager, or for every manager when none is named."""
-    names = [ctx.manager_name] if ctx.manager_named or len(ctx.services.managers) == 1 else list(ctx.services.managers)
+    names = [ctx.manager_name] if ctx.manager_named or len(ctx.managers) == 1 else list(ctx.managers)
     sections, ok = [], True
     for name in names:
         lines, good = _manager_status(ctx, name)
@@ -40,7 +41,7 @@ def status(ctx: Ctx, args: Args) -> Reply:
 
 
 def _manager_status(ctx: Ctx, name: str) -> tuple[list[str], bool]:
-    client = ctx.services.managers[name]
+    client = ctx.managers[name]
     now = ctx.now()
     lines = [f"*{name}* ({client.current_url})"]
     try:
@@ -58,7 +59,7 @@ def _manager_status(ctx: Ctx, name: str) -> tuple[list[str], bool]:
         good &= fine
         lines.append(f"  {label}: {text}")
     lines.append(f"  last verified backup: {_last_backup(ctx, name, now)}")
-    running = ctx.store.list_operations(states=("pending", "approved", "running"), manager=name)
+    running = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=name)
     if running:
         lines.append("  bot operations: " + "; ".join(f"{o['id']} {o['kind']} {o['state']}" for o in running))
     notices = client.take_notices()
@@ -80,11 +81,20 @@ def _restore_state(client: Any, now: Any) -> tuple[str, bool]:
 
 
 def _executions(client: Any, now: Any) -> tuple[str, bool]:
-    page = client.list_executions(include_system=True, status=list(ACTIVE), size=50, _all_tenants=True)
+    """Active executions, and queued or scheduled ones (a problem: maintenance mode cannot activate past them)."""
+    page = client.list_executions(include_system=True, status=list(ACTIVE + WAITING), size=50, _all_tenants=True)
     if not page.total:
-        return "none active", True
-    items = ", ".join(f"{e.get('workflow_id')} {e.get('status')}" for e in page.items[:5])
-    return f"{page.total} active ({items})", True
+        return "none active, queued or scheduled", True
+    active = [e for e in page.items if e.get("status") in ACTIVE]
+    waiting = [e for e in page.items if e.get("status") in WAITING]
+    parts = []
+    if active:
+        parts.append(f"{len(active)} active ({describe(active, 5)})")
+    if waiting:
+        parts.append(f"{len(waiting)} queued or scheduled, which keep maintenance mode from activating "
+                     f"({describe(waiting, 5)})")
+    more = f"; {page.total - len(page.items)} more not shown" if page.total > len(page.items) else ""
+    return "; ".join(parts) + more, not waiting
 
 
 def _newest_snapshot(client: Any, now: Any) -> tuple[str, bool]:
@@ -96,9 +106,9 @@ def _newest_snapshot(client: Any, now: Any) -> tuple[str, bool]:
 
 
 def _last_backup(ctx: Ctx, name: str, now: Any) -> str:
-    copy = ctx.store.latest_verified(name)
+    copy = ctx.catalog.latest_verified(name)
     if not copy:
         return "none in the archive"
-    created = parse_time(copy.get("created_at")) or parse_time(copy.get("stored_at"))
+    created = parse_time(copy.created_at) or parse_time(copy.stored_at)
     old = f", {age((now - created).total_seconds())} old" if created else ""
-    return f"{copy['snapshot_id']}{old}"
+    return f"{copy.snapshot_id}{old}"

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply
+from bot.core import ArchiveCopy, Reply, age
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import age
+from commands.archive_copy import need_archive, transfer_progress
 from commands.common import check_snapshot_id, last_line
+from commands.executions import describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
 from commands.restore_watch import (
@@ -64,8 +65,9 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         copy = _archive_copy(ctx, target)
         if copy is None:
             raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
-        needs_upload = copy["manager"]
-    every = {"include_system": True, "size": 500, "_all_tenants": True}  # maintenance mode waits on all tenants
+        needs_upload = copy.manager
+    # maintenance mode waits on all tenants
+    every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True}
     active = client.list_executions(status=list(ACTIVE), **every).items
     scheduled = client.list_executions(status="scheduled", **every).items
     queued = client.list_executions(status="queued", **every).items
@@ -75,8 +77,8 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         "server_version": version.get("version", "?"), "maintenance_before": maintenance,
         "active_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "status")} for e in active],
         "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for",
-                                                      "tenant_name")} for e in scheduled],
-        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name")}
+                                                      "tenant_name", "status")} for e in scheduled],
+        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name", "status")}
                           for e in queued],
     }
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
@@ -87,19 +89,19 @@ def _resolve(ctx: Ctx, requested: str) -> str:
     """`latest` is the newest verified archive copy of this manager."""
     if requested != "latest":
         return requested
-    copy = ctx.store.latest_verified(ctx.manager_name)
+    copy = ctx.catalog.latest_verified(ctx.manager_name)
     if not copy:
         raise BotError(f"there is no verified archive copy for {ctx.manager_name}, so `latest` means nothing; "
                        "take one with `snapshots create` or name a snapshot")
-    return copy["snapshot_id"]
+    return str(copy.snapshot_id)
 
 
-def _archive_copy(ctx: Ctx, snapshot_id: str) -> dict[str, Any] | None:
+def _archive_copy(ctx: Ctx, snapshot_id: str) -> ArchiveCopy | None:
     """A verified archive copy of `snapshot_id`: this manager's first, else another manager's."""
-    own = ctx.store.get_copy(ctx.manager_name, snapshot_id)
-    if own and own.get("verified"):
+    own = ctx.catalog.get_copy(ctx.manager_name, snapshot_id)
+    if own and own.verified:
         return own
-    others = [c for c in ctx.store.list_copies(verified=True) if c["snapshot_id"] == snapshot_id]
+    others = [c for c in ctx.catalog.list_copies(verified=True) if c.snapshot_id == snapshot_id]
     return others[0] if others else None
 
 
@@ -111,12 +113,13 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
         lines.append(f"The manager lacks it: it will first be uploaded from the archive copy of "
                      f"{facts['needs_upload']}.")
     if facts["active_before"]:
-        lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them.")
-    waiting = len(facts["scheduled_before"]) + len(facts["queued_before"])
+        lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them: "
+                     f"{describe(facts['active_before'])}.")
+    waiting = facts["scheduled_before"] + facts["queued_before"]
     if waiting:
-        lines.append(f"{waiting} queued or scheduled executions would keep maintenance mode from ever activating: "
-                     "the bot will cancel them (the restore brings back the snapshot's own; overdue scheduled "
-                     "ones are then marked FAILED, later ones kept).")
+        lines.append(f"{len(waiting)} queued or scheduled executions would keep maintenance mode from ever "
+                     f"activating: {describe(waiting)}. The bot will cancel them (the restore brings back the "
+                     "snapshot's own; overdue scheduled ones are then marked FAILED, later ones kept).")
     return "\n".join(lines)
 
 
@@ -168,11 +171,12 @@ def _upload(ctx: Ctx, args: Args) -> None:
     copy = _archive_copy(ctx, args.snapshot_id)
     if copy is None:
         raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the upload")
-    ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy['manager']} "
-             f"({copy.get('size') or '?'} bytes)")
-    ctx.archive.upload_copy(copy, ctx.manager, args.snapshot_id)
+    ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy.manager} "
+             f"({copy.size or '?'} bytes)")
+    need_archive(ctx).upload_copy(copy, ctx.manager, args.snapshot_id,
+                                  progress=transfer_progress(ctx, args.snapshot_id, "uploading"))
     ctx.remember(uploaded=True)
-    ctx.step(f"uploaded {args.snapshot_id}; sha256 {str(copy.get('sha256'))[:12]}… verified before sending")
+    ctx.step(f"uploaded {args.snapshot_id}; sha256 {copy.sha256[:12]}… verified before sending")
 
 
 def _enter_maintenance(ctx: Ctx, args: Args) -> None:
@@ -187,6 +191,7 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
     cancellable = {e["id"]: e.get("tenant_name") for e in (args.scheduled_before or []) + (args.queued_before or [])}
     try:
         wait_until_activated(ctx, args.timeout, cancellable)
+        ctx.check_cancel()  # a cancel that came while it activated: leave maintenance mode as it was
     except MaintenanceTimeout as exc:
         _leave_unchanged(ctx, args)
         raise BotError(f"{exc} The restore was not started.") from None
@@ -242,11 +247,12 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         on_refused()
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
     ctx.remember(execution_id=execution.get("id"))
-    ctx.store.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
+    if ctx.op is not None:  # always: restore runs as an operation
+        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
 
 
-def _summary(ctx: Ctx, args: Args, execution: dict, schedules: str, deactivation: str,
+def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, deactivation: str,
              phases: dict[str, float], total: float) -> Reply:
     ok = execution.get("status") == "terminated"
     durations = ", ".join(f"{k} {age(v)}" for k, v in phases.items())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ProgressEvent
+from bot.core import ProgressEvent, age
 from bot.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -16,7 +18,6 @@ from bot.errors import (
     NotModified,
     ServerError,
 )
-from bot.front.render import age
 from commands.common import parse_time
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
@@ -30,7 +31,7 @@ class CredentialsRejected(BotError):
     """The manager accepts neither the configured password nor the fallback (yet)."""
 
 
-def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
+def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict[str, Any]]:
     """Poll snapshot-status until the restore is over, tolerating the outage; returns (client, execution)."""
     client = ctx.manager
     began = ctx.clock.monotonic()
@@ -68,7 +69,7 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict]:
 
 
 def _read_when_idle(ctx: Ctx, client: Any, execution_id: str,
-                    rejected_since: float | None) -> tuple[Any, dict, float | None]:
+                    rejected_since: float | None) -> tuple[Any, dict[str, Any], float | None]:
     """Read the execution once no restore runs; rejected credentials give `{}` (keep watching) until they have
     been rejected for AUTH_GRACE. Returns (client, execution, when the rejections began)."""
     try:
@@ -85,7 +86,7 @@ def _short(exc: BaseException) -> str:
     return str(exc).split(": ", 1)[-1][:120]
 
 
-def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict]:
+def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict[str, Any]]:
     """Read the execution (bypassing maintenance mode); after a credential reset, try the fallback password.
 
     The maintenance gate runs before authentication, so with credentials the manager no longer accepts, the
@@ -126,7 +127,7 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
         ours = [e for e in mine if since is None or (parse_time(e.get("created_at")) or since) >= since]
         if ours:
             ctx.step(f"found the restore execution {ours[-1]['id']} started before the restart; following it")
-            return ours[-1]["id"]
+            return str(ours[-1]["id"])
         return ""
     killed = []
     for e in mine:
@@ -137,9 +138,11 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
     return ", ".join(killed)
 
 
-def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict]) -> str:
+def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: list[dict[str, Any]]) -> str:
     """Which scheduled executions the restore marked FAILED (overdue) and which it kept, with their times."""
-    failed, kept, gone = [], [], []
+    failed: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
     status: dict[str, str] = {}
     if before:
         try:
@@ -154,10 +157,12 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict])
             gone.append(item)
         else:
             (failed if status[item["id"]] == "failed" else kept).append(item)
-    _report_logs(ctx, client, execution)
+    logged = _report_logs(ctx, client, execution)
     restored_at = parse_time(execution.get("started_at") or execution.get("created_at")) or ctx.now()
     overdue = [e for e in failed if (parse_time(e.get("scheduled_for")) or restored_at) <= restored_at]
     later = [e for e in failed if e not in overdue]
+    known = {e["id"] for e in before}
+    restored = {eid: due for eid, due in logged.items() if eid not in known}  # rows from the snapshot's own data
     for label, items, tone in (("marked FAILED: it was overdue", overdue, "warning"),
                                ("marked FAILED although it was due later; the manager re-creates such runs as an "
                                 "execution schedule (`<workflow>_restored_…`)", later, "warning"),
@@ -168,20 +173,33 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict, before: list[dict])
     parts = [f"{len(overdue)} overdue marked FAILED", f"{len(kept)} kept scheduled"]
     parts += [f"{len(later)} later ones marked FAILED and re-scheduled"] if later else []
     parts += [f"{len(gone)} gone"] if gone else []
+    if restored:
+        late = sum(1 for due in restored.values() if (parse_time(due) or restored_at) <= restored_at)
+        from_snapshot = (f"{len(restored)} from the snapshot's data marked FAILED by the restore ({late} overdue, "
+                         f"{len(restored) - late} due later)")
+        return ", ".join(parts + [from_snapshot]) if before else f"none were scheduled before; {from_snapshot}"
     return ", ".join(parts) if before else "none were scheduled"
 
 
-def _report_logs(ctx: Ctx, client: Any, execution: dict) -> None:
-    """Warnings and errors the restore logged (per-entity failures appear only there)."""
+# The legacy restore's warning for each `scheduled` execution it marks failed (reference §6): 6.0+, then 5.1-5.2.
+MARKED_FAILED = re.compile(r"(?:Marking original execution|Execution) (?P<id>\S+) scheduled for (?P<due>\S+?)"
+                           r"(?: is overdue\.)? (?:as FAILED|Marking as FAILED)\.")
+
+
+def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, str]:
+    """Warnings and errors the restore logged (per-entity failures appear only there); the scheduled executions
+    it says it marked FAILED (id -> when each was due)."""
     try:
         page = client.list_events(execution["id"], size=1000, bypass_maintenance=True)
     except ManagerError as exc:
         ctx.step(f"could not read the restore's log: {exc}", tone="warning")
-        return
+        return {}
     problems = [ev for ev in page.items if ev.get("level") in ("warning", "error")]
     for ev in problems[:20]:
         ctx.step(f"restore log {ev.get('level')}: {str(ev.get('message'))[:300]}",
                  tone="danger" if ev.get("level") == "error" else "warning")
+    marked = (MARKED_FAILED.search(str(ev.get("message") or "")) for ev in problems)
+    return {m["id"]: m["due"] for m in marked if m}
 
 
 def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
@@ -203,15 +221,9 @@ def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
     return f"still ON after the failed restore; deactivation waits for confirmation ({op['id']})"
 
 
-def open_followup_gate(ctx: Ctx, kind: str) -> dict:
+def open_followup_gate(ctx: Ctx, kind: str) -> dict[str, Any]:
     """Create a gated operation for the same requester and show its card in this operation's thread."""
-    from datetime import timedelta
-
-    expires = ctx.now() + timedelta(seconds=ctx.settings.gate_ttl)
-    op = ctx.store.create_operation(
-        kind=kind, args={}, manager=ctx.manager_name, requester=ctx.inv.actor.id, requester_name=ctx.inv.actor.name,
-        channel=ctx.inv.channel, transport=ctx.inv.transport, state="pending", gate="confirm",
-        expires_at=expires.isoformat())
+    op = ctx.engine.open_gate(ctx, kind)
     text = (f"The restore failed, so maintenance mode stays ON on {ctx.manager_name}. Confirm to take it out of "
             f"maintenance mode (operation {op['id']}), or investigate first.")
     ctx.audit("gate_shown", gate="confirm", text=text, followup=op["id"])

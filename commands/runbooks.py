@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.recovery import runbook as rb
-from bot.engine.context import Ctx
+from bot.engine.context import Ctx, incidents as incident, runbook as rb
 from bot.core import Action, Invocation, ProgressEvent, Reply
 from bot.errors import BotError, NotFound, UsageError
 from bot.spec.parser import Args, parse
@@ -24,7 +23,7 @@ MARKS = {"done": "[x]", "skipped": "[-]"}
 
 def _run(ctx: Ctx, run_id: str) -> dict[str, Any]:
     try:
-        return rb.get_run(ctx.store, run_id)
+        return rb.get_run(ctx.catalog, run_id)
     except rb.RunbookError as exc:
         raise NotFound(str(exc)) from None
 
@@ -38,7 +37,7 @@ def _step(run: dict[str, Any], number: int) -> rb.Step:
 
 def _audit(ctx: Ctx, run: dict[str, Any], event: str, **detail: Any) -> None:
     """An audit row about a run, naming the run's manager (these commands take no -m)."""
-    ctx.services.audit(event, actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
+    ctx.audit_log.append_audit(event, actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
                        manager=run["manager"], command=ctx.command.name, operation_id=detail.pop("operation_id", ""),
                        detail={"run": run["id"], "scenario": run["scenario"], "incident": run.get("incident", ""),
                                **detail})
@@ -54,7 +53,7 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
     if run.get("when"):
         lines.append(f"When: {run['when']}")
     closed, actions = 0, []
-    for step, mark, started in rb.step_states(ctx.store, run):
+    for step, mark, started in rb.step_states(ctx.catalog, run):
         n = step.number
         line = f"{n}. {MARKS.get(mark.get('state', ''), '[>]' if started else '[ ]')} {step.text}"
         if mark:
@@ -77,7 +76,8 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
         lines.append(f"All {total} steps are done or skipped. Expected effect: {run.get('effect') or 'recovered'}.")
     else:
         lines.append(f"{closed} of {total} steps done or skipped. Type `runbook done {run['id']} STEP [note]`, "
-                     f"`runbook skip {run['id']} STEP [reason]` or `runbook do {run['id']} STEP`, or use the buttons.")
+                     f"`runbook skip {run['id']} STEP [reason]` or `runbook do {run['id']} STEP`"
+                     + (", or use the buttons." if ctx.inv.transport == "slack" else "."))
     title = f"Runbook {run['scenario']} on {run['manager']}: {run['title']} ({run['id']})"
     fields = (("manager", run["manager"]), ("started", f"by {run['started_by_name']}, {_hhmm(run['started_at'])}"),
               ("source", run.get("source") or "the guide"))
@@ -88,7 +88,7 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
 def _operation_state(ctx: Ctx, op_id: str) -> str:
     if not op_id:
         return ""
-    op = ctx.store.get_operation(op_id)
+    op = ctx.engine.get_operation(op_id)
     if op is None:
         return f": operation {op_id}"
     gate = f", waiting for {'approval' if op.get('gate') == 'approve' else 'confirmation'}" \
@@ -109,7 +109,7 @@ def runbook_start(ctx: Ctx, args: Args) -> Reply:
     except rb.RunbookError as exc:
         raise UsageError(str(exc)) from None
     incident = _incident_here(ctx)
-    run = rb.start_run(ctx.store, book, manager=ctx.manager_name, actor=ctx.inv.actor.id,
+    run = rb.start_run(ctx.catalog, book, manager=ctx.manager_name, actor=ctx.inv.actor.id,
                        actor_name=ctx.inv.actor.name, channel=ctx.inv.channel, at=ctx.now().isoformat(),
                        incident=incident)
     _audit(ctx, run, "runbook_start", title=book.title)
@@ -117,15 +117,14 @@ def runbook_start(ctx: Ctx, args: Args) -> Reply:
 
 
 def _incident_here(ctx: Ctx) -> str:
-    from bot.recovery import incidents as incident
-    found = incident.open_in(ctx.store, ctx.inv.channel)
+    found = incident.open_in(ctx.catalog, ctx.inv.channel)
     return found["id"] if found else ""
 
 
 def _mark(ctx: Ctx, args: Args, state: str) -> Reply:
     run = _run(ctx, args.run_id)
     _step(run, args.step)
-    first, record = rb.mark_step(ctx.store, run, args.step, state, actor=ctx.inv.actor.id,
+    first, record = rb.mark_step(ctx.catalog, run, args.step, state, actor=ctx.inv.actor.id,
                                  actor_name=ctx.inv.actor.name, at=ctx.now().isoformat(), note=args.note or "")
     if not first:
         reply = checklist(ctx, run, f"Step {args.step} was already marked {record.get('state')} by "
@@ -167,8 +166,6 @@ def runbook_show(ctx: Ctx, args: Args) -> Reply:
          examples=["runbook do rb-3f2a1c 5"])
 def runbook_do(ctx: Ctx, args: Args) -> Reply:
     """Answer `runbook do RUN_ID STEP`: run the step's command through the dispatcher, as the asker."""
-    from bot.engine.dispatch import Dispatcher
-
     run = _run(ctx, args.run_id)
     step = _step(run, args.step)
     if not step.action:
@@ -177,12 +174,12 @@ def runbook_do(ctx: Ctx, args: Args) -> Reply:
     text = action_text(ctx, step.action, run["manager"])
     inv = Invocation(text=text, actor=ctx.inv.actor, channel=ctx.inv.channel, transport=ctx.inv.transport,
                      received_at=ctx.now())
-    outcome = Dispatcher(ctx.services).handle(inv, ctx.sink)  # parse, authorize, gate, audit: as if typed
+    outcome = ctx.engine.handle(inv, ctx.sink)  # parse, authorize, gate, audit: as if typed
     op = outcome.operation or {}
     if outcome.exit_code != 0 and not op:
         return replace(outcome.reply, text=f"Step {step.number} of {run['id']}: `{text}` did not start.\n"
                                            + outcome.reply.text, ok=False)
-    rb.record_action(ctx.store, run, step.number, operation_id=op.get("id", ""), command=text,
+    rb.record_action(ctx.catalog, run, step.number, operation_id=op.get("id", ""), command=text,
                      actor=ctx.inv.actor.id, actor_name=ctx.inv.actor.name, at=ctx.now().isoformat())
     _audit(ctx, run, "runbook_step", step=step.number, state="started", command=text, operation_id=op.get("id", ""))
     if not op:
@@ -198,7 +195,7 @@ def runbook_do(ctx: Ctx, args: Args) -> Reply:
 def action_text(ctx: Ctx, action: str, manager: str) -> str:
     """A step's command with the run's manager added when the command takes one."""
     try:
-        parsed = parse(action, ctx.services.registry)
+        parsed = parse(action, ctx.registry)
     except BotError as exc:
         raise UsageError(f"the runbook's action `{action}` is not a command: {exc}") from None
     scoped = parsed.command is not None and parsed.command.manager_scoped

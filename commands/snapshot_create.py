@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import Ctx, describe_failure, follow_execution, wait_for_snapshot
 from bot.core import Reply, Table
 from bot.errors import ArchiveError, BotError, Conflict, ExecutionsRunning, MaintenanceModeActive, ManagerError
-from bot.engine.follow import describe_failure, follow_execution, wait_for_snapshot
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off
-from commands.common import check_snapshot_id
+from commands.common import check_snapshot_id, hint
 
 CREATE_TIMEOUT = 6 * 3600.0  # a legacy snapshot of a big manager takes long; cfy itself waits forever
 NEW_FORMAT_ALONGSIDE = (7, 0, 4)  # from this version a --no-legacy create runs alongside other executions
@@ -61,8 +60,9 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
         row = copy_off(ctx, snapshot)
     except (ArchiveError, ManagerError) as exc:
         reason = str(exc)
+        again = hint(ctx, f"snapshots download {sid}")
         return Reply(text=f"Snapshot {sid} was created on {ctx.manager_name}, but is not in the archive. "
-                          f"{reason[:1].upper() + reason[1:]}\nTry again with `snapshots download {sid}`.",
+                          f"{reason[:1].upper() + reason[1:]}\nTry again with {again}.",
                      title="Created, not archived", tone="danger", ok=False)
     return Reply(text=f"Snapshot {sid} created on {ctx.manager_name}, copied off and verified.",
                  title=f"Snapshot {sid}", tone="good", fields=(("execution", eid), *copy_fields(row)))
@@ -83,8 +83,7 @@ def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
         execution = _find_create_execution(ctx, sid)  # the PUT before the restart did go through
     eid = str(execution.get("id") or "")
     ctx.remember(execution_id=eid)
-    if ctx.op:
-        ctx.op = ctx.store.update_operation(ctx.op["id"], "running", execution_id=eid) or ctx.op
+    ctx.record_execution(eid)
     if execution.get("status") == "queued":
         ctx.step(f"snapshot {sid} is queued on {ctx.manager_name} (execution {eid}): it starts when the running "
                  "executions end; following it")
@@ -97,7 +96,8 @@ def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
     page = ctx.manager.list_executions(workflow_id="create_snapshot", sort="-created_at", size=100)
     for execution in page.items:
         if (execution.get("parameters") or {}).get("snapshot_id") == sid:
-            return execution
+            found: dict[str, Any] = execution
+            return found
     raise BotError(f"snapshot {sid} exists on {ctx.manager_name}, but its create_snapshot execution was not found")
 
 
@@ -133,8 +133,9 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
     if args.legacy and _version(ctx) >= NEW_FORMAT_ALONGSIDE:
         hint += ", or with --no-legacy (this manager runs new-format snapshots alongside other executions)"
     what = f"{len(ids)} other executions are" if len(ids) != 1 else "another execution is"
-    text = (f"{ctx.manager_name} is busy: snapshot {sid} was not created because {what} running. {hint}."
-            if ids else f"{ctx.manager_name} is busy: {exc}. {hint}.")
+    listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    text = (f"{ctx.manager_name} is busy: snapshot {sid} was not created because {what} running ({listed}). "
+            f"{hint}." if ids else f"{ctx.manager_name} is busy: {exc}. {hint}.")
     return Reply(text=text, title="Manager busy", tone="warning", ok=False,
                  table=Table(("execution", "workflow", "deployment", "status"), tuple(rows)) if rows else None)
 

@@ -6,9 +6,16 @@ from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.common import SNAPSHOT_ID, last_line, when
+from commands.common import SNAPSHOT_ID, clip, count, hint, last_line, when
 
 SORT_FIELDS = ("created_at", "id", "status", "visibility", "tenant_name", "created_by", "error")
+
+
+MAX_PAGE = 1000  # the manager's own cap on a page (reference: pagination)
+
+
+def _check_size(value: int) -> str | None:
+    return None if 1 <= value <= MAX_PAGE else f"-s/--pagination-size must be between 1 and {MAX_PAGE}, got {value}"
 
 
 @command("snapshots list", summary="List the manager's snapshots and whether each has a verified archive copy",
@@ -22,7 +29,7 @@ SORT_FIELDS = ("created_at", "id", "status", "visibility", "tenant_name", "creat
              Param("search", ("--search",), "only ids containing this text", metavar="TEXT"),
              Param("offset", ("-o", "--pagination-offset"), "skip this many", kind="int", default=0, metavar="N"),
              Param("size", ("-s", "--pagination-size"), "at most this many (1000)", kind="int", default=1000,
-                   metavar="N"),
+                   metavar="N", check=_check_size),
          ],
          examples=["snapshots list", "snapshot list --descending -s 20", "snapshots list --search daily -m staging"])
 def snapshots_list(ctx: Ctx, args: Args) -> Reply:
@@ -30,18 +37,35 @@ def snapshots_list(ctx: Ctx, args: Args) -> Reply:
     page = ctx.manager.list_snapshots(sort=args.sort_by, descending=args.descending, search=args.search,
                                       offset=args.offset, size=args.size, all_tenants=args.all_tenants,
                                       tenant=args.tenant)
-    copies = {c["snapshot_id"]: c for c in ctx.store.list_copies(manager=ctx.manager_name)}
+    copies = {c.snapshot_id: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
     now = ctx.now()
     rows = []
     for s in page.items:
-        copy = copies.get(s.get("id"))
-        archived = "verified" if copy and copy.get("verified") else ("unverified" if copy else "-")
+        copy = copies.get(str(s.get("id")))
+        archived = "verified" if copy and copy.verified else ("unverified" if copy else "-")
         rows.append((s.get("id", ""), when(s.get("created_at"), now), s.get("status", ""),
-                     last_line(s.get("error"))[:60], s.get("tenant_name", ""), s.get("created_by", ""), archived))
-    shown = f"{len(rows)} of {page.total}" if page.total != len(rows) else str(page.total)
+                     clip(last_line(s.get("error")), 60), s.get("tenant_name", ""), s.get("created_by", ""), archived))
     table = Table(("id", "created", "status", "error", "tenant", "by", "archive copy"), tuple(rows))
-    text = f"{shown} snapshots on {ctx.manager_name}" if rows else f"No snapshots on {ctx.manager_name}."
-    return Reply(text=text, title=f"Snapshots on {ctx.manager_name}", table=table if rows else None)
+    return Reply(text=_list_text(ctx, args, len(rows), page.total), title=f"Snapshots on {ctx.manager_name}",
+                 table=table if rows else None)
+
+
+def _list_text(ctx: Ctx, args: Args, shown: int, total: int) -> str:
+    """What the page holds, and when it is empty, why: past the end, no match, or really none."""
+    where = ctx.manager_name + (" (every tenant)" if args.all_tenants else
+                                f" (tenant {args.tenant})" if args.tenant else "")
+    matching = f" whose id contains {args.search!r}" if args.search else ""
+    if shown:
+        first = args.offset + 1
+        part = f"{first}-{args.offset + shown} of {total}" if shown != total else str(total)
+        return f"{part} {'snapshot' if total == 1 else 'snapshots'}{matching} on {where}"
+    if total:
+        return (f"No snapshots at offset {args.offset}: {where} has {count(total, 'snapshot')}{matching}, "
+                f"so offsets 0 to {total - 1} hold them.")
+    if args.search:
+        every = ctx.manager.list_snapshots(size=1, all_tenants=args.all_tenants, tenant=args.tenant).total
+        return f"No snapshot id on {where} contains {args.search!r}; {where} has {count(every, 'snapshot')} in all."
+    return f"No snapshots on {where}."
 
 
 @command("snapshots show", summary="Show one snapshot, its archive copy and its last error", group="snapshots",
@@ -56,13 +80,13 @@ def snapshots_show(ctx: Ctx, args: Args) -> Reply:
               ("visibility", s.get("visibility", ""))]
     if s.get("error"):
         fields.append(("error", last_line(s["error"])))
-    copy = ctx.store.get_copy(ctx.manager_name, args.snapshot_id)
+    copy = ctx.catalog.get_copy(ctx.manager_name, args.snapshot_id)
     if copy:
-        state = "verified" if copy.get("verified") else f"NOT verified ({copy.get('error') or 'not checked'})"
-        fields += [("archive copy", f"{copy.get('location')} ({state})"), ("sha256", copy.get("sha256") or ""),
-                   ("size", str(copy.get("size") or "")), ("snapshot version", copy.get("snapshot_version") or "")]
+        state = "verified" if copy.verified else f"NOT verified ({copy.error or 'not checked'})"
+        fields += [("archive copy", f"{copy.location} ({state})"), ("sha256", copy.sha256 or ""),
+                   ("size", str(copy.size or "")), ("snapshot version", copy.snapshot_version or "")]
     else:
-        fields.append(("archive copy", "none (use `snapshots download`)"))
+        fields.append(("archive copy", f"none ({hint(ctx, f'snapshots download {args.snapshot_id}')} makes one)"))
     return Reply(text=f"Snapshot {s.get('id')} on {ctx.manager_name}: {s.get('status')}",
                  title=f"Snapshot {s.get('id')} on {ctx.manager_name}", fields=tuple(fields))
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply
+from bot.core import Reply, size
 from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from bot.front.render import size
-from commands.archive_copy import copy_fields, copy_off, need_archive
-from commands.common import SNAPSHOT_ID, last_line, when
+from commands.archive_copy import copy_fields, copy_off, need_archive, transfer_progress
+from commands.common import SNAPSHOT_ID, hint, last_line, when
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
 
@@ -36,8 +35,9 @@ def snapshots_download(ctx: Ctx, args: Args) -> Reply:
         return Reply(text=f"Snapshot {args.snapshot_id} failed on {ctx.manager_name}, so there is nothing to copy: "
                           f"{last_line(snapshot.get('error'))}", title="Failed snapshot", tone="warning", ok=False)
     if status == "creating":
+        show = hint(ctx, f"snapshots show {args.snapshot_id}")
         return Reply(text=f"Snapshot {args.snapshot_id} is still being created on {ctx.manager_name}; download it "
-                          "when `snapshots show` says created.", title="Not ready", tone="warning", ok=False)
+                          f"when {show} says created.", title="Not ready", tone="warning", ok=False)
     row = copy_off(ctx, snapshot)
     return Reply(text=f"Snapshot {args.snapshot_id} of {ctx.manager_name} copied to the archive and verified.",
                  title=f"Snapshot {args.snapshot_id}", tone="good", fields=copy_fields(row))
@@ -70,9 +70,10 @@ def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
     except ManagerNotFound:
         existing = None
     if existing:
+        delete = hint(ctx, f"snapshots delete {sid}")
         return Reply(text=f"{ctx.manager_name} already has a snapshot {sid} ({existing.get('status')}); uploading "
-                          f"would replace its archive. Delete it first (`snapshots delete {sid}`) if that is what "
-                          "you mean.", title="Already there", tone="warning", ok=False)
+                          f"would replace its archive. Delete it first ({delete}) if that is what you mean.",
+                     title="Already there", tone="warning", ok=False)
     if args.url:
         ctx.step(f"asking {ctx.manager_name} to fetch {args.url} as snapshot {sid}")
         snap = ctx.manager.upload_snapshot(sid, url=args.url)
@@ -84,15 +85,15 @@ def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
 def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     archive = need_archive(ctx)
     copy = archive.find(sid, ctx.manager_name)
-    source = copy["manager"]
+    source = copy.manager
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
-    ctx.step(f"checking {whose} of {sid} ({size(copy.get('size'))}) before sending it to {ctx.manager_name}")
-    snap = archive.upload_copy(copy, ctx.manager, sid)
+    ctx.step(f"checking {whose} of {sid} ({size(copy.size)}) before sending it to {ctx.manager_name}")
+    snap = archive.upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
     ctx.step(f"uploaded {sid} to {ctx.manager_name}", "good")
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
                       f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good",
-                 fields=(("from", copy["location"]), ("source manager", source),
-                         ("size", size(copy.get("size"))), ("sha256", copy.get("sha256") or "")))
+                 fields=(("from", copy.location), ("source manager", source),
+                         ("size", size(copy.size)), ("sha256", copy.sha256 or "")))
 
 
 # --- delete ---------------------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         snap: dict[str, Any] | None = ctx.manager.get_snapshot(sid)
     except ManagerNotFound:
         snap = None
-    copy = ctx.store.get_copy(ctx.manager_name, sid)
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     if snap is None and not copy:
         raise NotFound(f"snapshot {sid} is neither on {ctx.manager_name} nor in its archive")
     if snap is None and not args.archive:
@@ -118,13 +119,13 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
     else:
         lines.append(f"{ctx.manager_name} no longer has it.")
     if copy:
-        state = "verified" if copy.get("verified") else "NOT verified"
+        state = "verified" if copy.verified else "NOT verified"
         fate = "will be deleted too" if args.archive else "is kept (add --archive to delete it too)"
-        lines.append(f"Archive copy ({state}, {size(copy.get('size'))}, {copy['location']}) {fate}.")
-        latest = ctx.store.latest_verified(ctx.manager_name)
-        if args.archive and latest and latest["snapshot_id"] == sid:
-            lines.append(f"It is the newest verified copy of {ctx.manager_name}: `restore latest` will then mean "
-                         "an older one.")
+        lines.append(f"Archive copy ({state}, {size(copy.size)}, {copy.location}) {fate}.")
+        latest = ctx.catalog.latest_verified(ctx.manager_name)
+        if args.archive and latest and latest.snapshot_id == sid:
+            lines.append(f"It is the newest verified copy of {ctx.manager_name}: {hint(ctx, 'restore latest')} will "
+                         "then mean an older one.")
     else:
         lines.append("There is no archive copy of it.")
     return {"on_manager": snap is not None, "gate_detail": "\n".join(lines)}
@@ -149,13 +150,13 @@ def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
         if not args.archive:
             raise
         done.append(f"{ctx.manager_name} no longer had snapshot {sid}")
-    copy = ctx.store.get_copy(ctx.manager_name, sid)
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     if args.archive and copy:
         need_archive(ctx).delete(copy)
-        ctx.audit("archive_deleted", snapshot_id=sid, location=copy["location"])
-        done.append(f"deleted its archive copy {copy['location']}")
+        ctx.audit("archive_deleted", snapshot_id=sid, location=copy.location)
+        done.append(f"deleted its archive copy {copy.location}")
     elif copy:
-        done.append(f"kept its archive copy {copy['location']}")
+        done.append(f"kept its archive copy {copy.location}")
     elif args.archive:
         done.append("there was no archive copy")
     return Reply(text="; ".join(done) + ".", title=f"Snapshot {sid} deleted", tone="good")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from simulator.context import Ctx, not_found
@@ -23,6 +24,21 @@ EVENT_FIELDS = ("_storage_id", "timestamp", "reported_timestamp", "blueprint_id"
                 "agent_name", "node_instance_id", "node_name", "logger", "level", "type")
 STATUSES = ("terminated", "failed", "cancelled", "pending", "started", "cancelling", "force_cancelling",
             "kill_cancelling", "queued", "scheduled")
+
+
+def ilike(pattern: str) -> re.Pattern[str]:
+    """A SQL `ILIKE` pattern as a regex: `%` any run, `_` one character, `\\` escapes; no implicit wildcards."""
+    out, chars = [], iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        elif ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
 
 
 def lookup(ctx: Ctx, eid: str) -> dict[str, Any]:
@@ -83,7 +99,8 @@ def start_execution(ctx: Ctx) -> Response:
     deployment = next((d for d in sim.state.deployments.get(tenant, []) if d["id"] == dep_id), None)
     if deployment is None:
         raise not_found("Deployment", str(dep_id))
-    fields = {"is_system_workflow": False, "deployment_id": dep_id, "blueprint_id": deployment.get("blueprint_id")}
+    fields: dict[str, Any] = {"is_system_workflow": False, "deployment_id": dep_id,
+                              "blueprint_id": deployment.get("blueprint_id")}
     params = body.get("parameters") or {}
     if body.get("scheduled_time"):
         return _scheduled(ctx, tenant, str(workflow), params, body["scheduled_time"], fields)
@@ -108,7 +125,7 @@ def _scheduled(ctx: Ctx, tenant: str, workflow: str, params: dict[str, Any], whe
     sim.state.schedules[tenant][sched_id] = build_schedule(
         sched_id, tenant, fields["deployment_id"], workflow, when, created_at=sim.now(), count=1,
         parameters=params, created_by=ctx.user.username)
-    placeholder = {name: None for name in EXECUTION_FIELDS}
+    placeholder: dict[str, Any] = {name: None for name in EXECUTION_FIELDS}
     placeholder["status"] = "scheduled"
     return json_response(placeholder, 201)
 
@@ -126,7 +143,8 @@ def list_events(ctx: Ctx) -> Response:
             items = [e for e in items if str(e.get(key)) in wanted]
     text = req.arg("message.text")
     if text:
-        items = [e for e in items if text.lower() in str(e.get("message", "")).lower()]
+        pattern = ilike(text)
+        items = [e for e in items if pattern.fullmatch(str(e.get("message", "")))]
     sorts = req.query.get("_sort") or []
     for spec in sorts:
         if spec.lstrip("+-@") not in EVENT_FIELDS:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
+from simulator.auth import identify
 from simulator.context import Ctx, not_found
 from simulator.http import ApiError, Response, internal_error, json_response
 from simulator.listing import apply_filters, as_bool, envelope, include_fields, project, query_bool
@@ -61,7 +62,7 @@ def get_snapshot(ctx: Ctx) -> Response:
 
 def _create_options(ctx: Ctx, body: dict[str, Any]) -> dict[str, Any]:
     vt = ctx.sim.vt
-    opts = {key: as_bool(key, body.get(key, "true")) for key in
+    opts: dict[str, Any] = {key: as_bool(key, body.get(key, "true")) for key in
             ("include_credentials", "include_logs", "include_events")}
     opts["queue"] = as_bool("queue", body.get("queue", "false"))
     if vt >= (6, 4, 0):
@@ -191,5 +192,9 @@ def restore_snapshot(ctx: Ctx) -> Response:
 
 
 def snapshot_status(ctx: Ctx) -> Response:
-    """`GET /snapshot-status` (no auth): running while the restore flag file exists."""
+    """`GET /snapshot-status` (no auth needed): running while the restore flag file exists.
+
+    Credentials that are sent are still checked: a wrong password or a bad token is a 401 (reference §3).
+    """
+    identify(ctx.sim, ctx.req)
     return json_response({"status": "running" if ctx.sim.state.restore else "not-running"})

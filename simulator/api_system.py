@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from simulator import maintenance
 from simulator.auth import mint_token, render_token
 from simulator.context import Ctx
@@ -45,7 +46,7 @@ def provider_context(ctx: Ctx) -> Response:
         "workflows": {"task_retries": 60, "task_retry_interval": 15}}}})
 
 
-def _items(items: list[dict]) -> Response:
+def _items(items: list[dict[str, Any]]) -> Response:
     pagination = {"total": len(items), "size": 1000, "offset": 0}
     return json_response({"metadata": {"pagination": pagination, "filtered": None}, "items": items})
 

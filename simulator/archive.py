@@ -99,7 +99,7 @@ def dump_new(state: State, version: str, execution_id: str, logs: bool = True,
 def dump_legacy(state: State, version: str, execution_id: str, logs: bool = True,
                 events: bool = True) -> dict[str, Any]:
     """The members of a legacy archive (pg_data is a JSON dump; no snapshots table, no own execution)."""
-    data = {"tenants": list(state.tenants), "users": {n: dict(u) for n, u in state.users.items()},
+    data: dict[str, Any] = {"tenants": list(state.tenants), "users": {n: dict(u) for n, u in state.users.items()},
             "tokens": {k: dict(v) for k, v in state.tokens.items()}, "blueprints": {}, "deployments": {},
             "executions": [], "events": [], "execution_schedules": {}, "sites": {}, "plugins": {}, "secrets": {}}
     for tenant in state.tenants:

@@ -70,6 +70,19 @@ def _basic(req: Request) -> tuple[str, str] | None:
 
 def authenticate(sim: Simulator, req: Request) -> Identity:
     """The caller's identity, or the 401 the manager answers (Basic is tried before a token)."""
+    who = identify(sim, req)
+    if who is None:
+        raise _unauthorized("No authentication info provided")
+    return who
+
+
+def identify(sim: Simulator, req: Request) -> Identity | None:
+    """The caller's identity when credentials are sent (401 when they are wrong); None when none are sent.
+
+    A Basic username that is unknown or does not start with an ASCII letter counts as none sent (reference §1.1).
+    Unauthenticated endpoints still check what is sent: `snapshot-status` answers 401 to a wrong password or a bad
+    token, and 200 to no credentials at all (reference §3); so does the `X-BYPASS-MAINTENANCE` gate (§1.1).
+    """
     users = sim.state.users
     basic = _basic(req)
     if basic is not None:
@@ -82,7 +95,7 @@ def authenticate(sim: Simulator, req: Request) -> Identity:
     token = req.header("authentication-token")
     if token:
         return _token_identity(sim, token)
-    raise _unauthorized("No authentication info provided")
+    return None
 
 
 def _token_identity(sim: Simulator, value: str) -> Identity:

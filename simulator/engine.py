@@ -179,7 +179,7 @@ class Engine:
             self._resume(record, action)
             return
         status = record["status"]
-        allowed = {"cancel": ("pending", "started", "scheduled", "queued"),
+        allowed: dict[str, tuple[str, ...]] = {"cancel": ("pending", "started", "scheduled", "queued"),
                    "requeue": ("pending", "started", "scheduled", "queued")}
         allowed["force-cancel"] = allowed["cancel"] + ("cancelling",)
         if action != "kill" and status not in allowed[action]:

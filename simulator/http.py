@@ -20,11 +20,12 @@ class ApiError(Exception):
                  with_traceback: bool = True, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.traceback, self.with_traceback, self.extra = traceback, with_traceback, extra
+        self.traceback, self.extra = traceback, extra
+        self.show_traceback = with_traceback
 
     def response(self) -> Response:
         """The JSON error response."""
-        body = error_body(self.code, self.message, self.traceback, with_traceback=self.with_traceback,
+        body = error_body(self.code, self.message, self.traceback, with_traceback=self.show_traceback,
                           extra=self.extra)
         return Response(self.status, [("Content-Type", "application/json")], [body])
 

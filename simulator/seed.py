@@ -1,17 +1,20 @@
-"""Realistic demo data: tenants, blueprints, deployments, execution history, scheduled executions,
-execution schedules, and a week of daily snapshots with real zips (one failed).
+"""Realistic demo data: tenants, blueprints, deployments, execution history, execution schedules, and a week of
+daily snapshots with real zips (one failed), plus an older weekly snapshot.
 
-Every time is relative to `sim.now()`. The daily snapshots are legacy archives (what `cfy snapshots create`
-7.0.5 makes by default), so restoring one shows the full legacy behaviour: API outage, admin credentials
-from the snapshot, an emptied snapshot list, and overdue `scheduled` executions marked failed.
-Note (reference §4): `scheduled` rows count as non-final, so while they exist `maintenance-mode activate`
-stays `activating` until they are cancelled; `seed_demo(sim, scheduled=False)` leaves them out.
+Every time is relative to `sim.now()`. The default scenario is a healthy 7.0.5 manager: no live queued or scheduled
+executions, so `maintenance-mode activate` reaches `activated` at once. The snapshots are legacy archives (what
+`cfy snapshots create` 7.0.5 makes by default), so restoring one shows the full legacy behaviour: API outage, admin
+credentials from the snapshot and an emptied snapshot list. The older weekly snapshot still holds `scheduled`
+executions from old data (cancelled on the live manager since; reference §6), so restoring it also shows them marked
+failed (and re-created as schedules when due in the future).
+The `stuck-maintenance` scenario keeps four such `scheduled` rows live: they count as non-final (reference §4), so
+`maintenance-mode activate` stays `activating` until they are cancelled.
 """
-
 from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from simulator import archive
@@ -22,6 +25,15 @@ from simulator.state import State
 from simulator.wire import iso
 
 DAY = 86400.0
+
+
+class Scenario(StrEnum):
+    """What state the seeded manager is in (`cfy-bot simulator --scenario`, `--demo --scenario`)."""
+
+    HEALTHY = "healthy"  # a healthy 7.0.5 manager: nothing queued or scheduled, maintenance mode activates at once
+    STUCK_MAINTENANCE = "stuck-maintenance"  # 4 live `scheduled` rows keep maintenance mode `activating`
+
+
 TENANTS = ("default_tenant", "prod-apps", "staging-apps")
 BLUEPRINTS = {"default_tenant": ["hello-world"], "prod-apps": ["web-app", "db-cluster"],
               "staging-apps": ["web-app"]}
@@ -81,13 +93,25 @@ def add_scheduled_execution(sim: Simulator, tenant: str, workflow: str, dep: tup
     return record
 
 
-def _scheduled_rows(sim: Simulator, now: float) -> None:
-    """Due in ~2 minutes, already overdue, and hours ahead."""
+def _scheduled_rows(sim: Simulator, now: float, created: float | None = None) -> list[dict[str, Any]]:
+    """Due in ~2 minutes, already overdue, and hours ahead (created days ago, or at `created` and just before)."""
     web, db = ("web-prod", "web-app"), ("db-prod", "db-cluster")
-    add_scheduled_execution(sim, "prod-apps", "scale", web, now + 120, now - 2 * DAY)
-    add_scheduled_execution(sim, "prod-apps", "heal", db, now - 3600, now - 4 * DAY)
-    add_scheduled_execution(sim, "prod-apps", "execute_operation", db, now + 3 * 3600, now - DAY)
-    add_scheduled_execution(sim, "staging-apps", "update", ("web-staging", "web-app"), now + 8 * 3600, now - DAY)
+    def made(days: float) -> float:
+        return now - days * DAY if created is None else created - days * 600
+    return [add_scheduled_execution(sim, "prod-apps", "scale", web, now + 120, made(2)),
+            add_scheduled_execution(sim, "prod-apps", "heal", db, now - 3600, made(4)),
+            add_scheduled_execution(sim, "prod-apps", "execute_operation", db, now + 3 * 3600, made(1)),
+            add_scheduled_execution(sim, "staging-apps", "update", ("web-staging", "web-app"), now + 8 * 3600,
+                                    made(1))]
+
+
+def _weekly_with_old_scheduled_rows(sim: Simulator, now: float, at: float) -> None:
+    """The older weekly snapshot holds `scheduled` rows from old data; on the live manager they were cancelled
+    the day after it was taken (so maintenance mode can activate)."""
+    rows = _scheduled_rows(sim, now, created=at - 3600)
+    _snapshot(sim, f"weekly-{datetime.fromtimestamp(at, UTC):%Y%m%d}", at, legacy=True)
+    for row in rows:
+        row.update(status="cancelled", ended_at=iso(at + DAY), error="")
 
 
 def _history(sim: Simulator, now: float) -> None:
@@ -186,8 +210,9 @@ def _snapshot(sim: Simulator, sid: str, at: float, *, legacy: bool, error: str =
     sim.store.commit(tenant, sid, tmp)
 
 
-def seed_demo(sim: Simulator, scheduled: bool = True) -> None:
-    """Fill `sim` with realistic demo data (idempotent: a simulator that already has snapshots is left alone)."""
+def seed_demo(sim: Simulator, scenario: Scenario | str = Scenario.HEALTHY) -> None:
+    """Fill `sim` with realistic demo data in `scenario` (idempotent: a simulator with snapshots is left alone)."""
+    scenario = Scenario(scenario)
     with sim.lock:
         if any(sim.state.snapshots.values()):
             return
@@ -195,9 +220,10 @@ def seed_demo(sim: Simulator, scheduled: bool = True) -> None:
         _structure(sim, now)
         _entities(sim, now)
         _history(sim, now)
-        if scheduled:
-            _scheduled_rows(sim, now)
         midnight = datetime.fromtimestamp(now, UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+        _weekly_with_old_scheduled_rows(sim, now, (midnight - timedelta(days=10)).timestamp())
+        if scenario is Scenario.STUCK_MAINTENANCE:
+            _scheduled_rows(sim, now)
         for days_ago in (5, 4, 3, 2, 1):
             at = (midnight - timedelta(days=days_ago)).timestamp()
             sid = f"daily-{datetime.fromtimestamp(at, UTC):%Y%m%d}"

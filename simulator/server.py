@@ -69,7 +69,7 @@ class LimitedReader:
         """Up to `size` bytes of what remains."""
         if self.left <= 0:
             return b""
-        data = self._rfile.read(self.left if size < 0 else min(size, self.left))
+        data: bytes = self._rfile.read(self.left if size < 0 else min(size, self.left))
         self.left -= len(data)
         return data
 
@@ -128,7 +128,8 @@ class WSGIRequestHandler(BaseHTTPRequestHandler):
             env[name] = f"{env[name]}, {value}" if name in env else value
         return env
 
-    def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+    def _start_response(self, status: str, headers: list[tuple[str, str]],
+                        exc_info: Any = None) -> Callable[[bytes], None]:
         self._status, self._headers = status, headers
         return lambda data: None
 
@@ -201,14 +202,25 @@ def make_server(host: str, port: int, sim: Simulator, node: str | None = None, v
     return SimServer((host, port), sim.node_wsgi(node), verbose=verbose)
 
 
-def serve(host: str, port: int, data_dir: str | None = None, seed: bool = True, verbose: bool = True) -> None:
-    """Serve a simulator (admin/admin, default_tenant) until interrupted; seeds demo data on first start."""
+def serve(host: str, port: int, data_dir: str | None = None, seed: bool = True, verbose: bool = True,
+          ready: Callable[[str], None] | None = None, scenario: str = "healthy") -> None:
+    """Serve a simulator (admin/admin, default_tenant) until interrupted; seeds demo data on first start.
+
+    The port is bound before anything is seeded or announced: OSError (port in use) reaches the caller, and
+    `ready(url)` is called only once the server listens. `scenario` (simulator.seed.Scenario) is the seeded state.
+    """
     sim = Simulator(data_dir=data_dir)
+    try:
+        server = make_server(host, port, sim, verbose=verbose)
+    except OSError:
+        sim.close()
+        raise
     if seed and not sim.loaded_from_disk:
         from simulator.seed import seed_demo
 
-        seed_demo(sim)
-    server = make_server(host, port, sim, verbose=verbose)
+        seed_demo(sim, scenario)
+    if ready is not None:
+        ready(f"http://{host}:{server.server_port}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

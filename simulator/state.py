@@ -69,7 +69,8 @@ class State:
 
     def resources_of(self, tenant: str, kind: str) -> list[dict[str, Any]]:
         """The secrets, plugins or sites of `tenant` (`kind` one of RESOURCE_KINDS); a live list."""
-        return getattr(self, kind).setdefault(tenant, [])
+        rows: dict[str, list[dict[str, Any]]] = getattr(self, kind)
+        return rows.setdefault(tenant, [])
 
     # ---- executions ----------------------------------------------------------------------------
     def executions_in(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:

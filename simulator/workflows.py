@@ -48,7 +48,7 @@ def on_start(sim: Simulator, record: dict[str, Any], at: float) -> None:
 
 def on_finish(sim: Simulator, record: dict[str, Any], at: float) -> str | None:
     """The workflow function returned or raised at `at`: the failure message, or None."""
-    failure = record["_rt"].get("fail")
+    failure: str | None = record["_rt"].get("fail")
     if record["workflow_id"] == "create_snapshot":
         return _finish_create(sim, record, at, failure)
     if record["workflow_id"] == "restore_snapshot":

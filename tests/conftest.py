@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock
 
-START = datetime(2026, 11, 29, 9, 0, 0, tzinfo=UTC)
+from sim_fixtures import START  # the injected clock starts here (tests derive dates from it)
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ class BotHarness:
         from bot.front.shell import Terminal, shell_actor
 
         out = io.StringIO()
-        term = Terminal(self.dispatcher, out=out, actor=shell_actor(user), ask=ask)
+        term = Terminal(self.dispatcher, out=out, actor=shell_actor(user), ask=ask, simulated_approvals=True)
         code = term.run(text, yes=yes, approver=approver)
         self.outputs.append(out.getvalue())
         return code, out.getvalue()
@@ -55,7 +54,8 @@ class BotHarness:
 
 @pytest.fixture
 def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
-    """Build a bot: `make_bot(managers=("production",), env={...}, seed=True, manager={ManagerSettings fields})`."""
+    """Build a bot: `make_bot(managers=("production",), env={...}, seed=True, manager={ManagerSettings fields})`;
+    `scheduled=True` seeds the stuck-maintenance scenario (4 live scheduled executions)."""
     from bot.front.wiring import build_services
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
@@ -64,7 +64,7 @@ def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
     from simulator import Simulator
 
     def build(managers: tuple[str, ...] = ("production",), env: dict[str, str] | None = None,
-              seed: bool = True, manager: dict[str, Any] | None = None, scheduled: bool = True,
+              seed: bool = True, manager: dict[str, Any] | None = None, scheduled: bool = False,
               **sim_kwargs: Any) -> BotHarness:
         sims, apps, ms = {}, {}, []
         for name in managers:
@@ -72,7 +72,7 @@ def make_bot(tmp_path, clock) -> Callable[..., BotHarness]:
             if seed:
                 from simulator.seed import seed_demo
 
-                seed_demo(sim, scheduled=scheduled)
+                seed_demo(sim, "stuck-maintenance" if scheduled else "healthy")
             sims[name] = sim
             apps[f"{name}.test"] = sim.wsgi
             fields = {"username": "admin", "password": "admin", **(manager or {})}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ class StepCtx:
     manager: Any
     clock: FakeClock
     manager_name: str = "production"
-    store: Any = None
+    audit_log: Any = field(default_factory=lambda: SimpleNamespace(secrets=set()))  # no secrets configured
     steps: list[tuple[str, str]] = field(default_factory=list)
 
     def step(self, text: str, tone: str = "info", **_: Any) -> None:
@@ -150,7 +151,7 @@ def test_secrets_in_log_lines_are_hidden(clock) -> None:
         secrets = {"hunter2-password"}
 
     mgr = ScriptedManager(clock, ["started", "terminated"], events_at={0: [log("login with hunter2-password")]})
-    ctx = StepCtx(mgr, clock, store=Store())
+    ctx = StepCtx(mgr, clock, audit_log=Store())
     follow_execution(ctx, "e1")
     assert ("login with [redacted]", "info") in ctx.steps
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from slack_fake_server import ADMIN, ADMIN2, OPERATOR, SECRET, CountingPool, FakeSlack, SlackBot, WSGIServerThread
+from sim_fixtures import daily
 
 INC = "inc-20261129-db-nodes-down"
-SNAP = "daily-20261128"
+SNAP = f"{daily(1)}"
 
 
 
@@ -22,6 +23,7 @@ def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
     from bot.engine.dispatch import Dispatcher
+    from bot.clock import FakeClock
     from bot.settings import ManagerSettings
     from bot.slack import Outbox, build_app, front_of, make_client, wsgi
     from simulator import Simulator
@@ -41,7 +43,7 @@ def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
                                                                                for n in nodes}))
     client = make_client(settings)
     app = build_app(services, Dispatcher(services), client=client, executor=CountingPool(8, "cfy-work"),
-                    outbox=Outbox(client, post_interval=0.01, edit_interval=0.05))
+                    outbox=Outbox(client, post_interval=0.01, edit_interval=0.05, clock=FakeClock()))  # instant
     front = front_of(app)
     front.quick.shutdown()
     front.quick = CountingPool(8, "cfy-quick")
@@ -185,3 +187,15 @@ def test_the_restore_button_of_cluster_down_puts_the_gate_card_in_the_channel(sl
     assert '"cfy_confirm"' in blocks_text(card)  # the gate card, with its Confirm button, in the channel
     [redrawn] = slack.responses("click-restore")
     assert redrawn["replace_original"] is True and f"operation {op['id']} is pending" in blocks_text(redrawn)
+
+
+def test_a_replayed_signed_incident_start_opens_one_incident(slack: Any) -> None:
+    from bot.slack.fake import command_body, command_fields, post, signed_headers
+
+    body = command_body(command_fields("incident start DB nodes down", user=OPERATOR,
+                                       response_url=slack.fake.response_url("replayed")))
+    headers = signed_headers(SECRET, body)  # the same signed request, captured once and sent three times
+    assert [post(slack.url, body, headers) for _ in range(3)] == [(200, "")] * 3
+    slack.settle()
+    assert len(slack.fake.calls_to("conversations.create")) == 1
+    assert len(slack.responses("replayed")) == 1

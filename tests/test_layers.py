@@ -1,74 +1,240 @@
-"""DESIGN §1/§10: Slack only in bot/slack/, httpx only in bot/cloudify/, SQLite only in bot/store/."""
+"""DESIGN §1/§10, issue 13: the layers, checked over every module and every import form.
+
+Every `.py` file under bot/, commands/ and simulator/ is a module here. Its imports are read with `ast`, in
+all their forms (`import a.b`, `from a import b` where b may be a module, `from a.b import c`, relative
+imports, imports inside functions); each is resolved to the first-party module it loads. Imports under
+`if TYPE_CHECKING:` never run, so they do not count for cycles, but they do count for who may name what.
+"""
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# module prefix -> the only files that may import it (a path ending in "/" allows the files of that package)
-ALLOWED = {
+PACKAGES = ("bot", "commands", "simulator")
+# third-party library -> the only files that may import it (a path ending in "/" allows that package's files)
+FOREIGN = {
     "slack_bolt": {"bot/slack/"},
     "slack_sdk": {"bot/slack/"},
     "httpx": {"bot/cloudify/"},
+    "httpcore": {"bot/cloudify/"},
     "sqlite3": {"bot/store/"},
     "sqlite_utils": {"bot/store/"},
     "boto3": {"bot/archive/s3.py"},
     "botocore": {"bot/archive/s3.py"},
 }
-PACKAGES = ("bot", "commands", "simulator")
-OUTER = ("bot.slack", "bot.cloudify", "bot.store", "bot.front.shell", "bot.front.cli")  # commands/ reach none of these
+# what a command module may import from the bot: the kernel data, the errors, the spec and the seam
+COMMANDS_MAY_USE = ("bot.core", "bot.errors", "bot.spec", "bot.engine.context")
 
 
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    target: str  # the module it loads (first-party resolved to a module; third-party as written)
+    line: int
+    type_checking: bool
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _package_of(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def imports_of(module: str, path: Path, source: str, known: set[str]) -> list[Import]:
+    """Every import in `source`, resolved: `from a import b` is module a.b when that is a module, else a."""
+    found: list[Import] = []
+
+    def visit(node: ast.AST, guarded: bool) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.body:
+                visit(child, True)
+            for child in node.orelse:
+                visit(child, guarded)
+            return
         if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+            found.extend(Import(module, alias.name, node.lineno, guarded) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = _package_of(module, path)
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                source_module = f"{base}.{node.module}" if node.module else base
+            else:
+                source_module = node.module or ""
+            for alias in node.names:
+                candidate = f"{source_module}.{alias.name}"
+                found.append(Import(module, candidate if candidate in known else source_module, node.lineno, guarded))
+        for child in ast.iter_child_nodes(node):
+            visit(child, guarded)
+
+    visit(ast.parse(source, str(path)), False)
+    return found
 
 
-def _allowed(rel: str, allowed: set[str]) -> bool:
-    return any(rel.startswith(a) if a.endswith("/") else rel == a for a in allowed)
+def _all_imports() -> list[Import]:
+    modules = _modules()
+    known = set(modules)
+    return [i for name, path in modules.items() for i in imports_of(name, path, path.read_text(), known)]
 
 
-def _files(*packages: str) -> list[Path]:
-    return [p for pkg in packages for p in (ROOT / pkg).rglob("*.py")]
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _rel(module: str) -> str:
+    return _modules()[module].relative_to(ROOT).as_posix()
+
+
+# --- the resolver itself ---------------------------------------------------------------------------------------
+
+
+def test_every_import_form_is_resolved() -> None:
+    known = {"bot", "bot.recovery", "bot.recovery.incidents", "bot.core", "bot.engine", "bot.engine.context",
+             "bot.engine.follow", "commands", "commands.audit"}
+    source = """
+import bot.core
+import bot.engine.context as c
+from bot.recovery import incidents
+from bot import core
+from bot.core import Reply
+from . import follow
+from .context import Ctx
+from .. import core as kernel
+def later():
+    from bot.recovery import incidents
+if TYPE_CHECKING:
+    from commands import audit
+"""
+    got = {(i.target, i.type_checking) for i in imports_of("bot.engine.dispatch", ROOT / "bot/engine/dispatch.py",
+                                                           source, known)}
+    assert got == {("bot.core", False), ("bot.engine.context", False), ("bot.recovery.incidents", False),
+                   ("bot.engine.follow", False), ("commands.audit", True)}
+
+
+def test_every_module_is_seen() -> None:
+    files = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    assert len(_modules()) == len(files) > 100
+    assert {"bot", "bot.core", "bot.engine.context", "commands", "commands.deployments", "simulator.app"} <= set(
+        _modules())
+
+
+# --- the rules ----------------------------------------------------------------------------------------------------
 
 
 def test_foreign_libraries_stay_in_their_module() -> None:
+    bad = [f"{_rel(i.module)}:{i.line} imports {i.target}" for i in _all_imports()
+           if (allowed := FOREIGN.get(i.target.split(".")[0])) is not None
+           and not any(_rel(i.module).startswith(a) if a.endswith("/") else _rel(i.module) == a for a in allowed)]
+    assert not bad, bad
+
+
+def test_commands_use_only_the_seam() -> None:
     bad = []
-    for path in _files(*PACKAGES):
-        rel = path.relative_to(ROOT).as_posix()
-        for name in _imports(path):
-            top = name.split(".")[0]
-            if top in ALLOWED and not _allowed(rel, ALLOWED[top]) and not rel.startswith("simulator/"):
-                bad.append(f"{rel} imports {name}")
+    for i in _all_imports():
+        if not _under(i.module, "commands"):
+            continue
+        top = i.target.split(".")[0]
+        outside_seam = top == "bot" and not any(_under(i.target, allowed) for allowed in COMMANDS_MAY_USE)
+        if outside_seam or top in ("simulator", *FOREIGN):
+            bad.append(f"{_rel(i.module)}:{i.line} imports {i.target}")
     assert not bad, bad
 
 
-def test_commands_do_not_reach_outward() -> None:
+def test_the_bot_does_not_import_commands_except_to_register_them() -> None:
+    """Only the front ends (bot/front/: wiring, the docs table) load the command modules."""
+    bad = [f"{_rel(i.module)}:{i.line} imports {i.target}" for i in _all_imports()
+           if _under(i.module, "bot") and _under(i.target, "commands") and not _under(i.module, "bot.front")]
+    assert not bad, bad
+
+
+def test_the_kernel_and_the_spec_stand_on_their_own() -> None:
+    """bot/{core,errors,clock,redact,settings} import no other bot module than each other; bot/spec only those."""
+    kernel = ("bot.core", "bot.errors", "bot.clock", "bot.redact", "bot.settings")
     bad = []
-    for path in _files("commands"):
-        for name in _imports(path):
-            if name.split(".")[0] in ("slack_bolt", "slack_sdk", "httpx", "sqlite3", "sqlite_utils", "simulator"):
-                bad.append(f"{path.name} imports {name}")
-            if any(name == m or name.startswith(m + ".") for m in OUTER):  # bot.cloudify is a package
-                bad.append(f"{path.name} imports {name}")
+    for i in _all_imports():
+        if not _under(i.target, "bot") or i.target == "bot":
+            continue
+        if i.module in kernel and i.target not in kernel:
+            bad.append(f"{_rel(i.module)}:{i.line} imports {i.target}")
+        if _under(i.module, "bot.spec") and not (i.target in kernel or _under(i.target, "bot.spec")):
+            bad.append(f"{_rel(i.module)}:{i.line} imports {i.target}")
     assert not bad, bad
 
 
-def test_simulator_is_self_contained() -> None:
-    bad = [f"{p.name} imports {n}" for p in _files("simulator") for n in _imports(p)
-           if n.split(".")[0] in ("bot", "commands", "httpx", "requests", "flask")]
+def test_the_simulator_is_self_contained() -> None:
+    bad = [f"{_rel(i.module)}:{i.line} imports {i.target}" for i in _all_imports()
+           if _under(i.module, "simulator") and i.target.split(".")[0] in ("bot", "commands", "httpx", "requests",
+                                                                          "flask", *FOREIGN)]
     assert not bad, bad
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module, or a module importing itself (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in edges.get(v, ()):
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            connect(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    """Module-level and function-level imports both count; only `if TYPE_CHECKING:` ones do not."""
+    modules = set(_modules())
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for i in _all_imports():
+        if not i.type_checking and i.target in modules and i.target != i.module:
+            edges[i.module].add(i.target)
+    assert _cycles(edges) == []
 
 
 def test_no_module_level_slack_app_or_io() -> None:
-    for path in _files("bot", "commands"):
+    for path in [p for pkg in ("bot", "commands") for p in (ROOT / pkg).rglob("*.py")]:
         tree = ast.parse(path.read_text())
         for node in tree.body:
             if isinstance(node, (ast.Assign, ast.Expr)) and isinstance(getattr(node, "value", None), ast.Call):

@@ -7,8 +7,9 @@ import threading
 import pytest
 
 from bot.core import Actor, Invocation
+from sim_fixtures import daily
 
-SNAP = "daily-20261128"
+SNAP = f"{daily(1)}"
 
 
 def latest_op(bot, kind: str = "restore") -> dict:
@@ -24,13 +25,14 @@ def restore_executions(sim) -> list[dict]:
     return [e for e in sim.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
 
 
-def test_happy_path_needs_both_decisions_and_reports_everything(bot) -> None:
+def test_happy_path_needs_both_decisions_and_reports_everything(make_bot) -> None:
+    bot = make_bot(scheduled=True)  # the stuck-maintenance scenario: live scheduled rows, in the snapshot too
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 0, out
     op = latest_op(bot)
     assert op["state"] == "succeeded" and op["confirmed_by"] == "shell:alice" and op["approved_by"] == "shell:bob"
     assert "verified: production is in maintenance mode (activated)" in out
-    assert "restore of daily-20261128 started" in out
+    assert f"restore of {daily(1)} started" in out
     assert "cancelled scheduled execution" in out  # they would have kept maintenance mode activating forever
     assert "marked FAILED" in out and "overdue" in out
     assert "production has left maintenance mode" in out and "durations" in out
@@ -41,10 +43,23 @@ def test_happy_path_needs_both_decisions_and_reports_everything(bot) -> None:
     assert bot.store.verify_audit().ok
 
 
+def test_healthy_manager_activates_at_once_and_the_older_weekly_still_reports_scheduled_rows(bot) -> None:
+    assert not [e for e in bot.sim.state.executions.values() if e["status"] in ("queued", "scheduled")]
+    code, out = bot.run("restore weekly-20261119 -f", yes=True, approver="bob")
+    assert code == 0, out
+    assert "cancelled scheduled execution" not in out  # maintenance mode activated at once
+    assert "marked FAILED" in out and "overdue" in out  # the old data inside the older legacy snapshot
+    assert ("none were scheduled before; 4 from the snapshot's data marked FAILED by the restore (1 overdue, "
+            "3 due later)") in out
+    failed = [e for e in bot.sim.state.executions.values() if e.get("scheduled_for") and e["status"] == "failed"]
+    assert len(failed) == 4
+
+
 def test_requester_cannot_approve_and_a_viewer_cannot_either(make_bot) -> None:
     bot = make_bot(env={"BOT_ADMINS": "shell:alice,shell:bob", "BOT_SHELL_ROLE": "viewer"})
     code, out = bot.run(f"restore {SNAP} -f", yes=True)  # confirmed, waiting for approval
-    assert code == 0 and "waiting for a second admin" in out
+    assert code == 3 and f"{latest_op(bot)['id']} waits for a second admin's approval" in out
+    assert "cfy-bot run \"approve op-" in out
     op = latest_op(bot)
     code, out = bot.run(f"approve {op['id']}", user="alice")
     assert code == 1 and "second admin" in out
@@ -150,7 +165,8 @@ def test_no_reboot_needs_restore_certificates(bot) -> None:
     assert code == 2 and "--restore-certificates" in out
 
 
-def test_maintenance_blocked_by_scheduled_executions_is_said_at_once(bot) -> None:
+def test_maintenance_blocked_by_scheduled_executions_is_said_at_once(make_bot) -> None:
+    bot = make_bot(scheduled=True)
     code, out = bot.run("maintenance-mode activate", yes=True)
     assert code == 1 and "never finish while maintenance mode is activating" in out
     assert "took maintenance mode off again" in out
@@ -158,14 +174,14 @@ def test_maintenance_blocked_by_scheduled_executions_is_said_at_once(bot) -> Non
 
 
 def test_maintenance_times_out_with_a_clear_message(make_bot) -> None:
-    bot = make_bot(scheduled=False, durations={"create_snapshot": 10_000.0})
+    bot = make_bot(durations={"create_snapshot": 10_000.0})
     bot.services.managers["production"].create_snapshot("slow-one", legacy=True)  # stays active for hours
     code, out = bot.run("maintenance-mode activate --timeout 60", yes=True)
     assert code == 1 and "timed out after" in out and "create_snapshot" in out
 
 
 def test_maintenance_activate_and_deactivate_and_304s(make_bot) -> None:
-    bot = make_bot(scheduled=False)
+    bot = make_bot()
     code, out = bot.run("maintenance-mode activate", yes=True)
     assert code == 0 and "in maintenance mode" in out
     code, out = bot.run("maintenance-mode activate", yes=True)
@@ -210,7 +226,7 @@ def test_cancel_after_the_point_of_no_return_is_refused(bot) -> None:
 
 
 def test_plain_snapshots_restore_refused_while_busy_kills_the_stray_execution(make_bot) -> None:
-    bot = make_bot(scheduled=False, durations={"create_snapshot": 10_000.0})
+    bot = make_bot(durations={"create_snapshot": 10_000.0})
     bot.services.managers["production"].create_snapshot("busy-one", legacy=True)  # stays active for hours
     code, out = bot.run(f"snapshots restore {SNAP} -f", yes=True, approver="bob")
     assert code == 1 and "refused the restore" in out and "stray pending restore execution" in out
@@ -221,7 +237,7 @@ def test_plain_snapshots_restore_refused_while_busy_kills_the_stray_execution(ma
 @pytest.mark.parametrize("kind", ["restore", "maintenance-mode activate"])
 def test_restart_resumes_a_running_operation(make_bot, kind: str) -> None:
     """A bot that died mid-operation finishes it on start-up (reconcile), without a second restore."""
-    bot = make_bot(scheduled=False)
+    bot = make_bot()
     died = []
 
     class DieAfterStart:
@@ -249,7 +265,7 @@ def test_restart_resumes_a_running_operation(make_bot, kind: str) -> None:
 
 def test_every_mutating_call_is_audited_with_its_real_status(make_bot) -> None:
     """The client reports each non-GET call, so a refused one is on record with the manager's answer."""
-    bot = make_bot(scheduled=False, durations={"create_snapshot": 10_000.0})
+    bot = make_bot(durations={"create_snapshot": 10_000.0})
     bot.services.managers["production"].create_snapshot("busy-one", legacy=True)  # outside any command
     bot.run(f"snapshots restore {SNAP} -f", yes=True, approver="bob")
     calls = [r for r in bot.store.query_audit(event="manager_call", limit=50)][::-1]

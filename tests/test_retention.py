@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.schedule.retention import RULES, Backup, daily_day, period, select
+from commands.retention import RULES, Backup, daily_day, period, select
 
 COUNTS = {"daily": 7, "weekly": 4, "monthly": 12, "yearly": 3}
 

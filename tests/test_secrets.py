@@ -22,6 +22,7 @@ import pytest
 from conftest import BotHarness
 
 from simulator.models import DB_PASSWORD
+from sim_fixtures import daily
 
 PASSWORD = "canaryMgrPw-7Hq2Zx9w"
 FALLBACK = "canaryFallbackPw-Kd83Lm"
@@ -89,9 +90,9 @@ FLOWS: list[tuple[str, dict[str, Any], int | None]] = [
     ("managers", {}, None),
     ("cluster status", {}, 0),
     ("snapshots list", {}, 0),
-    ("snapshots show daily-20261128", {}, 0),
+    (f"snapshots show {daily(1)}", {}, 0),
     ("snapshots create canary-1", {}, 0),
-    ("snapshots download daily-20261127", {}, 0),
+    (f"snapshots download {daily(2)}", {}, 0),
     ("maintenance-mode status", {}, 0),
     ("status -m broken", {}, None),  # says "unreachable: … Wrong credentials"
     ("snapshots list -m broken", {}, 1),
@@ -189,6 +190,7 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
     from slack_fake_server import CountingPool, FakeSlack, WSGIServerThread
 
     from bot.engine.dispatch import Dispatcher
+    from bot.clock import FakeClock
     from bot.slack.fake import send_click, send_command
 
     caplog.set_level(logging.DEBUG)
@@ -197,7 +199,8 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
     services = setup.bot.services
     client = slack_mod.make_client(services.settings)
     app = slack_mod.build_app(services, Dispatcher(services), client=client, executor=CountingPool(8, "canary"),
-                              outbox=slack_mod.Outbox(client, post_interval=0.01, edit_interval=0.05))
+                              outbox=slack_mod.Outbox(client, post_interval=0.01, edit_interval=0.05,
+                                                      clock=FakeClock()))  # throttling passes at once
     front = slack_mod.front_of(app)
     front.quick.shutdown()
     front.quick = CountingPool(8, "canary-quick")  # so _settle can tell when quick commands are done

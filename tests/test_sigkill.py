@@ -17,15 +17,15 @@ import pytest
 from simulator import Simulator
 from simulator.seed import seed_demo
 from simulator.server import make_server
+from sim_fixtures import daily_name
 
 pytestmark = pytest.mark.slow
-SNAP = "daily-20261128"
 
 
 @pytest.fixture
 def served(tmp_path):
     sim = Simulator(data_dir=str(tmp_path / "sim"), durations={"restore_snapshot": 2.0, "default": 0.3})
-    seed_demo(sim, scheduled=False)
+    seed_demo(sim)
     sim.faults.slow(0.05)  # every answer takes a little while, so each phase lasts long enough to be killed in
     server = make_server("127.0.0.1", 0, sim)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -59,12 +59,14 @@ def _op(db: Path, op_id: str) -> dict:
 
 
 @pytest.mark.parametrize("marker", ["maintenance mode requested", "restoring daily",
-                                    "restore of daily-20261128 started", "the restore is running"])
+                                    "restore of {snap} started", "the restore is running"])
 def test_killed_at_each_step_then_started_again(served, tmp_path, marker: str) -> None:
     sim, port = served
+    snap = daily_name(sim.now(), 1)  # seeded relative to the simulator's (real) clock
+    marker = marker.format(snap=snap)
     db = tmp_path / "data" / "cfy-bot.db"
-    first = _bot(["run", "--yes", f"restore {SNAP} -f"], _env(tmp_path, port, "alice"))
-    assert first.returncode == 0, first.stdout + first.stderr
+    first = _bot(["run", "--yes", f"restore {snap} -f"], _env(tmp_path, port, "alice"))
+    assert first.returncode == 3, first.stdout + first.stderr  # waiting for the second admin
     op_id = re.search(r"operation (op-[0-9a-f]+)", first.stdout).group(1)
     runner = subprocess.Popen([sys.executable, "-m", "bot.front.cli", "run", f"approve {op_id}"],
                               env=_env(tmp_path, port, "bob"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

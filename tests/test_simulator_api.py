@@ -36,6 +36,21 @@ def test_snapshot_status_exists_only_under_v31(api: Api) -> None:
     assert api.get("/api/v2.1/maintenance").status == 200
 
 
+def test_snapshot_status_checks_credentials_that_are_sent(api: Api) -> None:
+    """No auth needed, but a wrong password or a bad token is a 401; none at all, or an unknown user, is a 200."""
+    wrong = api.get("/snapshot-status", auth=("admin", "wrong"))
+    assert wrong.status == 401 and wrong.json() == {
+        "error_code": "unauthorized_error", "server_traceback": None,
+        "message": "User unauthorized: Authentication failed for <User username=`admin`>. Wrong credentials or "
+                   "locked account"}
+    shape = api.get("/snapshot-status", auth=None, headers={"Authentication-Token": "not-a-token-at-all"})
+    assert shape.status == 401 and shape.json()["message"] == "User unauthorized: Invalid token structure"
+    unknown = api.get("/snapshot-status", auth=None, headers={"Authentication-Token": "ctok-abcdefghij-nope"})
+    assert unknown.status == 401 and unknown.json()["message"] == "User unauthorized: Unauthorized"
+    for auth in (None, ("nobody", "x"), ("admin", "admin")):
+        assert api.get("/snapshot-status", auth=auth).json() == {"status": "not-running"}, auth
+
+
 def test_wrong_password_401_body_is_compact_sorted(api: Api) -> None:
     r = api.get("/snapshots", auth=("admin", "wrong"))
     assert r.status == 401

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from sim_fixtures import Api, Clock, make_sim
-from simulator.seed import seed_demo
+from simulator.seed import Scenario, seed_demo
 
 
 @pytest.fixture
@@ -61,11 +61,11 @@ def test_list_hides_system_workflows_by_default(seeded: Api) -> None:
     assert all(not e["is_system_workflow"] for e in plain)
     system = seeded.get("/executions", query={"_include_system_workflows": "True",
                                               "workflow_id": "create_snapshot"}).json()["items"]
-    assert len(system) == 6 and {e["status"] for e in system} == {"terminated", "failed"}
+    assert len(system) == 7 and {e["status"] for e in system} == {"terminated", "failed"}
     r = seeded.get("/executions", query={"_include_system_workflows": "maybe"})
     assert r.status == 400 and r.json()["message"] == "_include_system_workflows must be <true/false>, got maybe"
-    either = seeded.get("/executions", tenant="prod-apps", query={"status": ["failed", "scheduled"]}).json()
-    assert {e["status"] for e in either["items"]} == {"failed", "scheduled"}
+    either = seeded.get("/executions", tenant="prod-apps", query={"status": ["failed", "cancelled"]}).json()
+    assert {e["status"] for e in either["items"]} == {"failed", "cancelled"}
     assert seeded.get("/executions/nope").json()["message"] == "Requested `Execution` with ID `nope` was not found"
 
 
@@ -82,6 +82,15 @@ def test_events_filters_paging_and_post(api: Api, clock: Clock) -> None:
                                      "_sort": "-reported_timestamp"}).json()
     assert page["metadata"] == {"pagination": {"total": 5, "size": 2, "offset": 1}}
     assert len(page["items"]) == 2 and "_storage_id" in page["items"][0]
+    def matching(pattern: str) -> list[str]:
+        items = api.get("/events", query={"execution_id": ex["id"], "message.text": pattern}).json()["items"]
+        return [e["message"] for e in items]
+
+    assert matching("oops") == matching("OOPS") == ["oops"]  # ILIKE: case-insensitive, the whole message
+    assert matching("oop") == [] and matching("oop_") == ["oops"] and matching("%OP%") == ["oops"]
+    assert matching("creating snapshot `s1`") == ["Creating snapshot `s1`"]
+    assert matching("creating%") == ["Creating snapshot `s1`"] and matching("snapshot") == []
+    assert matching("100\\%") == []  # an escaped % is a literal percent sign
     bad = api.get("/events", query={"_sort": "nope"})
     assert bad.status == 400 and bad.json()["message"] == "Unknown field to sort by: nope"
     assert api.get("/events", query={"_size": "-1"}).status == 400
@@ -104,7 +113,7 @@ def test_execution_schedules_need_deployment_id(seeded: Api) -> None:
 def test_seed_is_realistic(seeded: Api, clock: Clock) -> None:
     assert set(seeded.sim.state.tenants) == {"default_tenant", "prod-apps", "staging-apps"}
     snaps = seeded.get("/snapshots").json()["items"]
-    assert len(snaps) == 6 and [s["status"] for s in snaps].count("failed") == 1
+    assert len(snaps) == 7 and [s["status"] for s in snaps].count("failed") == 1
     failed = next(s for s in snaps if s["status"] == "failed")
     assert failed["error"] and failed["id"].startswith("daily-")
     for snap in snaps:
@@ -112,18 +121,33 @@ def test_seed_is_realistic(seeded: Api, clock: Clock) -> None:
             data = seeded.get(f"/snapshots/{snap['id']}/archive").body
             meta = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("metadata.json"))
             assert meta["snapshot_version"] == "7.0.5"
-    scheduled = seeded.get("/executions", tenant="prod-apps", query={"status": "scheduled"}).json()["items"]
-    due = sorted(e["scheduled_for"] for e in scheduled)
-    assert len(scheduled) == 3 and due[0] < "2026-11-18T11:06:40" < due[1]
+    # a healthy 7.0.5 manager: nothing live is queued or scheduled; the old scheduled rows were cancelled
+    waiting = seeded.get("/executions", query={"status": ["queued", "scheduled"], "_all_tenants": "true"}).json()
+    assert waiting["items"] == []
+    old = seeded.get("/executions", tenant="prod-apps", query={"status": "cancelled"}).json()["items"]
+    assert len(old) == 3 and all(e["scheduled_for"] for e in old)
+    # ... but the older weekly snapshot still holds them as `scheduled` (legacy format)
+    weekly = next(s["id"] for s in snaps if s["id"].startswith("weekly-"))
+    data = seeded.get(f"/snapshots/{weekly}/archive").body
+    pg_data = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("pg_data"))
+    assert weekly == "weekly-20261108" and "snapshots" not in pg_data
+    assert [e["status"] for e in pg_data["executions"]].count("scheduled") == 4
     assert len(seeded.get("/blueprints", tenant="prod-apps").json()["items"]) == 2
     seed_demo(seeded.sim)  # idempotent
-    assert len(seeded.get("/snapshots").json()["items"]) == 6
+    assert len(seeded.get("/snapshots").json()["items"]) == 7
 
 
-def test_seed_without_scheduled_rows_lets_maintenance_activate(clock: Clock) -> None:
+def test_seed_default_lets_maintenance_activate_and_stuck_maintenance_does_not(clock: Clock) -> None:
     sim = make_sim(clock)
-    seed_demo(sim, scheduled=False)
+    seed_demo(sim)
     assert Api(sim).post("/maintenance/activate").json()["status"] == "activated"
+    stuck = make_sim(clock)
+    seed_demo(stuck, Scenario.STUCK_MAINTENANCE)
+    answer = Api(stuck).post("/maintenance/activate").json()
+    assert answer["status"] == "activating" and len(answer["remaining_executions"][0]) == 4
+    assert {e["status"] for e in answer["remaining_executions"][0]} == {"scheduled"}
+    with pytest.raises(ValueError):
+        seed_demo(make_sim(clock), "nope")
 
 
 def test_killing_a_finished_create_leaves_its_snapshot_alone(api: Api, clock: Clock) -> None:

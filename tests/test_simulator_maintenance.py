@@ -89,8 +89,14 @@ def test_allow_list_when_activated_and_gate_before_auth(api: Api, clock: Clock) 
     assert api.get("/snapshots/s1/archive").status == 200
     bypass = api.get(f"/executions/{ex['id']}", headers={"X-BYPASS-MAINTENANCE": "true"})
     assert bypass.status == 200
-    assert api.get(f"/executions/{ex['id']}", headers={"X-BYPASS-MAINTENANCE": "true"},
-                   auth=("admin", "nope")).status == 503
+    wrong = api.get(f"/executions/{ex['id']}", headers={"X-BYPASS-MAINTENANCE": "true"}, auth=("admin", "nope"))
+    assert wrong.status == 401 and "Wrong credentials" in wrong.json()["message"]  # the bypass authenticates first
+    bad_token = api.get("/executions", auth=None, headers={"X-BYPASS-MAINTENANCE": "true",
+                                                           "Authentication-Token": "ctok-abc-nope"})
+    assert bad_token.status == 401 and bad_token.json()["message"] == "User unauthorized: Unauthorized"
+    nobody = api.get("/executions", auth=None, headers={"X-BYPASS-MAINTENANCE": "true"})
+    assert nobody.status == 503  # no credentials: no bypass, the gate's answer
+    assert api.get("/snapshot-status", auth=("admin", "nope")).status == 401  # also while activated
 
 
 def test_restore_is_allowed_while_activated(api: Api, clock: Clock) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sim_fixtures import Api, Clock, make_sim
-from simulator.seed import add_scheduled_execution, seed_demo
+from simulator.seed import Scenario, add_scheduled_execution, seed_demo
 
 FORCE = {"force": True, "restore_certificates": False, "no_reboot": False, "ignore_plugin_failure": False}
 
@@ -57,7 +57,7 @@ def test_legacy_restore_timeline_credentials_and_data(clock: Clock) -> None:
 
 def test_legacy_restore_scheduled_executions_7x(clock: Clock) -> None:
     sim = make_sim(clock)
-    seed_demo(sim)
+    seed_demo(sim, Scenario.STUCK_MAINTENANCE)  # live scheduled rows, so the new snapshot s1 holds them
     api = Api(sim)
     scheduled = api.get("/executions", tenant="prod-apps", query={"status": "scheduled"}).json()["items"]
     _snapshot(api, clock, "s1", legacy=True)

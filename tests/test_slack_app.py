@@ -95,10 +95,7 @@ def _watch(ctx: Any, args: Any) -> Reply:
     from bot.core import ProgressEvent
 
     ctx.step("restore failed")
-    op = ctx.store.create_operation(kind="drop", args={"snapshot_id": "leftover"}, manager=ctx.manager_name,
-                                    requester=ctx.inv.actor.id, requester_name=ctx.inv.actor.name,
-                                    channel=ctx.inv.channel, transport=ctx.inv.transport, state="pending",
-                                    gate="confirm", expires_at=ctx.now().isoformat()[:10] + "T23:59:00+00:00")
+    op = ctx.engine.open_gate(ctx, "drop", {"snapshot_id": "leftover"})
     ctx.sink.emit(ProgressEvent(ctx.op["id"], "gate", "confirm the clean-up", "warning", ctx.now(),
                                 {"gate": "confirm", "operation": op["id"]}))
     return Reply(text=f"failed; clean-up waits for confirmation ({op['id']})", title="Restore failed", ok=False)

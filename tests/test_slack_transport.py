@@ -1,4 +1,4 @@
-"""Socket Mode dispatch, user groups, start-up checks, the manifest against the code, and gunicorn for real."""
+"""Socket Mode dispatch, user groups, start-up checks, the manifest against the code, and `cfy-bot http` for real."""
 
 from __future__ import annotations
 
@@ -75,6 +75,10 @@ def test_user_group_grants_are_read_from_slack_and_cached(tmp_path: Any, clock: 
         assert len(fake.calls_to("usergroups.list")) == 1
         assert fake.calls_to("usergroups.list")[0].params["include_users"] in (True, "true", "1")
         assert [c.params["usergroup"] for c in fake.calls_to("usergroups.users.list")] == ["SOPS"]
+        clock.advance(300)  # the cache is five minutes old (on the injected clock): asked again
+        bot.command("drop snap-3", user="UGROUPIE")
+        bot.settle()
+        assert len(fake.calls_to("usergroups.list")) == 2
     finally:
         bot.close()
 
@@ -88,6 +92,10 @@ def test_missing_usergroups_scope_fails_closed(tmp_path: Any, clock: Any, fake: 
         bot.settle()
         assert ops(bot) == [] and "needs the admin role" in bot.responses("cmd-UGROUPIE")[0]["text"]
         assert "usergroups:read" in caplog.text and "missing_scope" in caplog.text
+        clock.advance(60)  # a failed read is tried again after a minute; the scope was granted meanwhile
+        bot.command("drop snap-1", user="UGROUPIE")
+        bot.settle()
+        assert [o["requester"] for o in ops(bot)] == ["slack:UGROUPIE"]
     finally:
         bot.close()
 
@@ -248,7 +256,7 @@ def test_procfile() -> None:
     assert lines == ["web: cfy-bot http --port $PORT", "worker: cfy-bot socket"]
 
 
-# -- gunicorn, for real -----------------------------------------------------------------------------------
+# -- cfy-bot http, for real --------------------------------------------------------------------------------
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -256,8 +264,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _slow_clients(port: int, n: int) -> list[socket.socket]:
+    slow = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+        slow.append(s)
+    return slow
+
+
 @pytest.mark.slow
-def test_cfy_bot_http_under_gunicorn(tmp_path: Any, fake: FakeSlack) -> None:
+def test_cfy_bot_http_serves_and_stops_on_sigterm(tmp_path: Any, fake: FakeSlack) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BOT_", "CLOUDIFY_"))}
     env.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url,
@@ -276,11 +293,21 @@ def test_cfy_bot_http_under_gunicorn(tmp_path: Any, fake: FakeSlack) -> None:
                 time.sleep(0.05)
         else:
             raise AssertionError("cfy-bot http did not come up")
-        assert send_command(base + "/slack/events", SECRET, "help", response_url=fake.response_url("g"))[0] == 200
-        assert send_command(base + "/slack/events", "wrong", "help")[0] == 401
+        slow = _slow_clients(port, 100)  # each declared a body and sent a few bytes: none holds a worker
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as huge:  # 1 GiB declared: refused at once
+            huge.sendall(f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: {1 << 30}\r\n\r\n".encode())
+            assert huge.recv(100).startswith(b"HTTP/1.1 413")
+        with urllib.request.urlopen(base + "/health", timeout=1) as resp:  # the timeouts fail the test if slow
+            assert resp.status == 200
+        events = base + "/slack/events"
+        assert send_command(events, SECRET, "help", response_url=fake.response_url("g"), timeout=1)[0] == 200
+        assert send_command(events, "wrong", "help", timeout=1)[0] == 401
         assert fake.wait_for(lambda f: f.calls_to("response_url"), timeout=10)
         assert "help" in fake.calls_to("response_url")[0].params["text"].lower()
+        for s in slow:
+            s.close()
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode == 0 and f"serving Slack on http://0.0.0.0:{port}/slack/events" in out, out
     assert "xoxb-test" not in out and SECRET not in out and "Traceback" not in out, out

@@ -16,6 +16,7 @@ from bot.front.shell import Terminal, shell_actor
 from simulator import Simulator
 from simulator.seed import seed_demo
 from simulator.server import make_server
+from sim_fixtures import daily_name
 
 
 @pytest.fixture
@@ -43,23 +44,24 @@ def run(sim: Simulator, tmp_path, text: str, **env: str) -> tuple[int, str, obje
 
 
 def test_download_and_upload_back_over_http(served, tmp_path) -> None:
-    code, out, services = run(served, tmp_path, "snapshots download daily-20261128")
+    snap = daily_name(served.now(), 1)
+    code, out, services = run(served, tmp_path, f"snapshots download {snap}")
     assert code == 0, out
-    copy = services.store.get_copy("production", "daily-20261128")
-    with open(copy["location"], "rb") as fh, open(served.store.path("default_tenant", "daily-20261128"), "rb") as ref:
+    copy = services.store.get_copy("production", snap)
+    with open(copy.location, "rb") as fh, open(served.store.path("default_tenant", snap), "rb") as ref:
         original = ref.read()
         assert fh.read() == original
-    code, out, _ = run(served, tmp_path, "snapshots delete daily-20261128")
+    code, out, _ = run(served, tmp_path, f"snapshots delete {snap}")
     assert code == 0, out
-    code, out, _ = run(served, tmp_path, "snapshots upload daily-20261128")
+    code, out, _ = run(served, tmp_path, f"snapshots upload {snap}")
     assert code == 0, out
-    with open(served.store.path("default_tenant", "daily-20261128"), "rb") as fh:
+    with open(served.store.path("default_tenant", snap), "rb") as fh:
         assert fh.read() == original
 
 
 def test_manager_gone_mid_way(served, tmp_path) -> None:
     served.faults.truncate_downloads(after_bytes=1000, count=1)  # the server closes the socket after 1000 bytes
-    code, out, services = run(served, tmp_path, "snapshots download daily-20261127")
+    code, out, services = run(served, tmp_path, f"snapshots download {daily_name(served.now(), 2)}")
     assert code == 1, out
     assert "broke off the download" in out and "partial file was removed and the catalog is unchanged" in out
     assert services.store.list_copies() == []
@@ -69,5 +71,5 @@ def test_manager_gone_mid_way(served, tmp_path) -> None:
 
 def test_manager_refusing_connections(served, tmp_path) -> None:
     served.faults.refuse_connections()
-    code, out, services = run(served, tmp_path, "snapshots download daily-20261127")
+    code, out, services = run(served, tmp_path, f"snapshots download {daily_name(served.now(), 2)}")
     assert code == 1 and "unreachable" in out and services.store.list_copies() == []

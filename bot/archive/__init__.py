@@ -1,1 +1,2 @@
-"""Off-manager copies of snapshots: folder and S3 stores, streamed receiving, verification, zip checks while streaming."""
+"""Off-manager copies of snapshots: folder and S3 stores, streamed receiving, verification, zip checks while
+streaming."""

@@ -1,203 +1,22 @@
-"""The off-manager snapshot archive: streamed, verified copies in a folder (or S3), known to the catalog.
-
-A download is written in fixed-size chunks to a temporary file beside its final place (never the whole
-archive in memory), counted against Content-Length, hashed and its members' CRCs checked while it streams
-(`bot.archive.zipstream`); then it must be a zip whose central directory agrees with those members (any member the
-stream could not follow is read back and checked) and whose `metadata.json` names a `snapshot_version`. Only
-then is it renamed into place and recorded in the catalog as verified. Anything else removes the partial
-file, leaves the catalog as it was, and raises ArchiveError saying what happened.
-
-Order of the last two steps: the copy is put in place first and recorded second, so the catalog never
-names a copy that is not there (a crash in between leaves an unrecorded file, which the next download of
-the same snapshot replaces).
+"""The off-manager snapshot archive in a local folder (`<root>/<manager>/<snapshot id>.zip`), and choosing the
+archive the settings describe (this folder, or S3 in bot/archive/s3.py). The common path is bot/archive/base.py.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, BinaryIO
-from urllib.parse import quote
+from typing import Any
 
+from bot.archive.base import CHUNK_SIZE, Archive, safe_name
+from bot.archive.receive import chunks_of, fsync_dir
 from bot.archive.verify import check_file, check_zip
-from bot.archive.receive import CHUNK_SIZE, Progress, chunks_of, fsync_dir, receive, unlink
 from bot.clock import Clock
-from bot.errors import ArchiveError, BotError, ManagerError, NotFound
-from bot.archive.heap import give_back
-from bot.archive.zipstream import StreamCheck
+from bot.core import ArchiveCopy
+from bot.errors import ArchiveError
 
 __all__ = ["CHUNK_SIZE", "Archive", "FolderArchive", "check_file", "check_zip", "open_archive", "safe_name"]
-
-STALE_PART = 24 * 3600.0  # a temp file untouched this long belongs to no running download
-
-
-def safe_name(text: str) -> str:
-    """A file or folder name for a manager name or snapshot id (never a path, never `.` or `..`)."""
-    name = quote(text, safe="-_.~")
-    if name in ("", ".", ".."):
-        raise ArchiveError(f"{text!r} cannot be used as a name in the archive")
-    return name
-
-
-# --- the archive ---------------------------------------------------------------------------------------
-
-
-class Archive:
-    """Common path of every archive: receive into a temp file, check, put in place, record."""
-
-    kind = "archive"
-
-    def __init__(self, store: Any, clock: Clock, staging: str) -> None:
-        self.store = store
-        self.clock = clock
-        self.staging = staging
-
-    # what a storage provides ---------------------------------------------------------------------
-    def location(self, manager: str, snapshot_id: str) -> str:
-        """Where the copy of (manager, snapshot) lives: a path or a URL."""
-        raise NotImplementedError
-
-    def _temp_dir(self, manager: str) -> str:
-        """The folder for temporary files of `manager`'s downloads."""
-        raise NotImplementedError
-
-    def _place(self, temp: str, manager: str, snapshot_id: str, sha256: str) -> str:
-        """Move a verified temp file to its final place; the location."""
-        raise NotImplementedError
-
-    def _remove(self, location: str) -> bool:
-        """Remove a stored copy; False when it was not there."""
-        raise NotImplementedError
-
-    def _local_copy(self, copy: dict[str, Any]) -> Any:
-        """A context manager giving a local file that holds the copy's bytes, for checking."""
-        raise NotImplementedError
-
-    def read(self, copy: dict[str, Any]) -> Iterator[bytes]:
-        """The stored bytes of `copy`, in chunks of at most CHUNK_SIZE."""
-        raise NotImplementedError
-
-    def local_copy(self, copy: dict[str, Any]) -> Any:
-        """A context manager giving a local file with the copy's bytes (a restore drill reads its entities)."""
-        return self._local_copy(copy)
-
-    def _open_temp(self, path: str) -> BinaryIO:
-        """The temp file a download is written to (a seam: tests swap it for one whose disk is full)."""
-        return open(path, "xb")  # noqa: SIM115 - closed by save()
-
-    # the common path ------------------------------------------------------------------------------
-    def save(self, manager: str, snapshot_id: str, download: Any, *, manager_version: str = "",
-             tenant: str = "", created_at: str = "", progress: Progress | None = None) -> dict[str, Any]:
-        """Stream `download` (a `Download`) into the archive, verify it, record it; the catalog row."""
-        what = f"snapshot {snapshot_id} of {manager}"
-        folder = self._temp_dir(manager)
-        self._sweep(folder)
-        temp = os.path.join(folder, f".{safe_name(snapshot_id)}.{secrets.token_hex(4)}.part")
-        counter, streamed = [0], StreamCheck()
-        try:
-            with self._open_temp(temp) as out:
-                sha = receive(download.chunks, out, download.size, progress, counter, streamed)
-            version, layout = check_zip(temp, streamed)
-            location = self._place(temp, manager, snapshot_id, sha)
-        except ManagerError as exc:  # the client's message says how far it got and why it stopped
-            raise self._failed(what, str(exc)) from exc
-        except ArchiveError as exc:
-            raise self._failed(what, str(exc)) from None
-        except OSError as exc:
-            raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
-        finally:
-            unlink(temp)
-            give_back()
-        fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
-                      manager_version=manager_version, snapshot_version=version, tenant=tenant,
-                      created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
-                      error="")
-        try:
-            row = self.store.record_copy(**fields)
-        except BotError as exc:
-            self._remove(location)
-            raise ArchiveError(f"could not record the copy of {what} in the catalog, so it was removed: "
-                               f"{exc}") from exc
-        return {**row, "layout": layout}
-
-    def _sweep(self, folder: str) -> None:
-        """Remove temp files a killed bot left behind (old enough that no running download owns them)."""
-        try:
-            names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".part")]
-        except OSError:
-            return
-        for name in names:
-            path = os.path.join(folder, name)
-            try:
-                if os.path.getmtime(path) < self.clock.time() - STALE_PART:
-                    os.unlink(path)
-            except OSError:
-                pass  # gone already, or not ours to remove: the next sweep tries again
-
-    def _failed(self, what: str, reason: str) -> ArchiveError:
-        return ArchiveError(f"copying {what} to the archive failed: {reason}. The partial file was removed "
-                            "and the catalog is unchanged.")
-
-    def _os_problem(self, exc: OSError, folder: str, received: int) -> str:
-        if exc.errno == errno.ENOSPC:
-            return f"the disk of {folder} is full (no space left after {received} bytes)"
-        if exc.errno == errno.EDQUOT:
-            return f"the disk quota of {folder} is exhausted after {received} bytes"
-        return f"could not write to {folder}: {exc.strerror or exc}"
-
-    def verify(self, copy: dict[str, Any]) -> dict[str, Any]:
-        """Re-check a stored copy (sha256, size, zip, metadata) and record the verdict; the catalog row."""
-        problem = ""
-        try:
-            with self._local_copy(copy) as path:
-                checked = check_file(path)
-        except ArchiveError as exc:
-            problem = str(exc)
-        except OSError as exc:
-            problem = f"it cannot be read: {exc.strerror or exc}"
-        else:
-            if copy.get("size") and checked.size != copy["size"]:
-                problem = f"it is {checked.size} bytes, but {copy['size']} were stored"
-            elif copy.get("sha256") and checked.sha256 != copy["sha256"]:
-                problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
-        return self.store.mark_verified(copy["manager"], copy["snapshot_id"], not problem, problem)
-
-    def upload_copy(self, copy: dict[str, Any], manager: Any, snapshot_id: str,
-                    tenant: str | None = None) -> dict[str, Any]:
-        """Stream `copy` to `manager` (a Manager client) as `snapshot_id`, after re-checking it; the snapshot."""
-        checked = self.verify(copy)
-        if not checked.get("verified"):
-            raise ArchiveError(f"the archive copy of {copy['snapshot_id']} of {copy['manager']} failed its check, so "
-                               f"it was not uploaded: {checked.get('error')}")
-        try:
-            return manager.upload_snapshot(snapshot_id, chunks=self.read(checked), tenant=tenant)
-        finally:
-            give_back()
-
-    def delete(self, copy: dict[str, Any]) -> bool:
-        """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""
-        try:
-            removed = self._remove(copy["location"])
-        except OSError as exc:
-            raise ArchiveError(f"could not delete the archive copy {copy['location']}: {exc.strerror or exc}") from exc
-        self.store.delete_copy(copy["manager"], copy["snapshot_id"])
-        return removed
-
-    def find(self, snapshot_id: str, manager: str) -> dict[str, Any]:
-        """The copy to use for `snapshot_id`: `manager`'s own, else the newest verified one of any manager."""
-        own = self.store.get_copy(manager, snapshot_id)
-        if own:
-            return own
-        others = [c for c in self.store.list_copies() if c["snapshot_id"] == snapshot_id]
-        others.sort(key=lambda c: (bool(c.get("verified")), c.get("created_at") or ""), reverse=True)
-        if not others:
-            raise NotFound(f"the archive has no copy of snapshot {snapshot_id} (of any manager); "
-                           "`snapshots list` shows which snapshots have one")
-        return others[0]
 
 
 class FolderArchive(Archive):
@@ -234,27 +53,19 @@ class FolderArchive(Archive):
         return True
 
     @contextmanager
-    def _local_copy(self, copy: dict[str, Any]) -> Iterator[str]:
-        path = copy.get("location") or self.location(copy["manager"], copy["snapshot_id"])
+    def _local_copy(self, copy: ArchiveCopy) -> Iterator[str]:
+        path = copy.location or self.location(copy.manager, copy.snapshot_id)
         if not os.path.exists(path):
             raise ArchiveError(f"the file {path} is missing")
         yield path
 
-    def read(self, copy: dict[str, Any]) -> Iterator[bytes]:
-        path = copy.get("location") or self.location(copy["manager"], copy["snapshot_id"])
+    def read(self, copy: ArchiveCopy) -> Iterator[bytes]:
+        path = copy.location or self.location(copy.manager, copy.snapshot_id)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below
         except OSError as exc:
             raise ArchiveError(f"cannot read the archive copy {path}: {exc.strerror or exc}") from exc
         return chunks_of(fh)
-
-
-def _time_or(text: str, clock: Clock) -> Any:
-    """The snapshot's creation time as the manager wrote it, or now when it is missing or unreadable."""
-    try:
-        return datetime.fromisoformat(text) if text else clock.now()
-    except ValueError:
-        return clock.now()
 
 
 def open_archive(settings: Any, store: Any, clock: Clock) -> Archive:

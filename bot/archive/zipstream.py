@@ -80,7 +80,7 @@ class StreamCheck:
         if len(self._buf) < fixed:
             return take
         name_len, extra_len = struct.unpack_from("<HH", self._buf, 26)
-        need = fixed + name_len + extra_len
+        need: int = fixed + name_len + extra_len
         more = min(len(view) - take, need - len(self._buf))
         self._buf += view[take:take + more]
         if len(self._buf) < need:

@@ -100,7 +100,7 @@ class Manager(_SnapshotCalls, _EntityCalls):
 
     # --- status (version() and server_version() are in _Exchange: restore and upload need them) ----
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """`GET /status`: overall status and services."""
         return self._object(_Call("read the status", "GET", "/status"))
 
@@ -116,23 +116,23 @@ class Manager(_SnapshotCalls, _EntityCalls):
         data = self._json(call, response, url)
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             raise self._bad(call, url, f"no `status` field ({self._excerpt(response.content)})")
-        return data["status"]
+        return str(data["status"])
 
     # --- maintenance mode ----------------------------------------------------------------------
 
-    def maintenance_status(self) -> dict:
+    def maintenance_status(self) -> dict[str, Any]:
         """`GET /maintenance`, with `remaining_executions` always a flat list."""
         return _maintenance(self._object(_Call("read the maintenance mode", "GET", "/maintenance")))
 
-    def maintenance_activate(self) -> dict:
+    def maintenance_activate(self) -> dict[str, Any]:
         """`POST /maintenance/activate` (no body); 304 means it was already on (NotModified)."""
         return self._maintenance_action("activate", "on")
 
-    def maintenance_deactivate(self) -> dict:
+    def maintenance_deactivate(self) -> dict[str, Any]:
         """`POST /maintenance/deactivate` (no body); 304 means it was already off (NotModified)."""
         return self._maintenance_action("deactivate", "off")
 
-    def _maintenance_action(self, action: str, state: str) -> dict:
+    def _maintenance_action(self, action: str, state: str) -> dict[str, Any]:
         call = _Call(f"{action} maintenance mode", "POST", f"/maintenance/{action}", expect=(200,))
         try:
             return _maintenance(self._object(call))
@@ -140,10 +140,20 @@ class Manager(_SnapshotCalls, _EntityCalls):
             raise errors.NotModified(f"manager {self.name}: maintenance mode is already {state}",
                                      manager=self.name, status=304, error_code="not_modified") from exc
 
+    # --- deployments ---------------------------------------------------------------------------
+
+    def list_deployments(self, *, sort: str | None = "created_at", descending: bool = False, offset: int = 0,
+                         size: int = 1000, all_tenants: bool = False, tenant: str | None = None) -> Page:
+        """`GET /deployments` as `cfy deployments list` asks it (`_all_tenants, _offset, _size, _sort`)."""
+        params = [("_all_tenants", _py(all_tenants)), ("_offset", str(offset)), ("_size", str(size))]
+        if sort:
+            params.append(("_sort", ("-" if descending else "") + sort))
+        return self._page(_Call("list deployments", "GET", "/deployments", params=params, tenant=tenant))
+
     # --- executions, events, schedules ---------------------------------------------------------
 
     def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False,
-                      tenant: str | None = None) -> dict:
+                      tenant: str | None = None) -> dict[str, Any]:
         """`GET /executions/<id>`, redacted (its `parameters.config` holds the database password)."""
         call = _Call(f"read execution {execution_id}", "GET", f"/executions/{_seg(execution_id)}",
                      subject=f"execution {execution_id}", headers=_bypass(bypass_maintenance), tenant=tenant)
@@ -157,15 +167,19 @@ class Manager(_SnapshotCalls, _EntityCalls):
         size: int | None = None,
         sort: str | None = None,
         bypass_maintenance: bool = False,
+        tenant: str | None = None,
         **filters: Any,
     ) -> Page:
-        """`GET /executions`; a list value (e.g. `status=[...]`) repeats the key; items redacted."""
+        """`GET /executions`; a list value (e.g. `status=[...]`) repeats the key; items redacted.
+
+        `tenant` replaces the `Tenant` header, as cfy's `-t` does; `_all_tenants=True` lists every tenant's.
+        """
         params = [("_include_system_workflows", _py(include_system))] + _paging(offset, size, sort) + _filters(filters)
         return self._page(_Call("list executions", "GET", "/executions", params=params,
-                                headers=_bypass(bypass_maintenance)))
+                                headers=_bypass(bypass_maintenance), tenant=tenant))
 
     def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False,
-                         tenant: str | None = None) -> dict:
+                         tenant: str | None = None) -> dict[str, Any]:
         """`POST /executions/<id> {"action": ...}` with cancel, force-cancel or kill; the redacted execution.
 
         Executions are tenant-scoped: `tenant` names the execution's tenant when it is not the manager's own.
@@ -217,7 +231,7 @@ class Manager(_SnapshotCalls, _EntityCalls):
         """`GET /db-nodes`: the database nodes."""
         return self._page(_Call("list the database nodes", "GET", "/db-nodes"))
 
-    def cluster_status(self, summary: bool = False) -> dict:
+    def cluster_status(self, summary: bool = False) -> dict[str, Any]:
         """`GET /cluster-status?summary=False` as cfy asks it (with `summary`, a `Fail` comes as HTTP 500)."""
         call = _Call("read the cluster status", "GET", "/cluster-status", params=[("summary", _py(summary))],
                      expect=(200, 500) if summary else (200,))
@@ -226,7 +240,8 @@ class Manager(_SnapshotCalls, _EntityCalls):
             data = _loads(response.content)
             if not (isinstance(data, dict) and isinstance(data.get("services"), dict)):
                 self._raise_for(call, response, url)
-            return redact(data)
+            failing: dict[str, Any] = redact(data)
+            return failing
         data = self._json(call, response, url)
         if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
             raise self._bad(call, url, f"a cluster status without `services` ({self._excerpt(response.content)})")

@@ -20,7 +20,8 @@ from bot import errors
 from bot.clock import Clock
 from bot.cloudify import answers
 from bot.cloudify.nodes import _connect_failure, _Failure, _Nodes, _unreachable
-from bot.cloudify.wire import CHUNK_SIZE, Page, _Call, _of, _OneShot, _parse_version
+from bot.cloudify.sockets import client_transport
+from bot.cloudify.wire import Page, _Call, _of, _OneShot, _parse_version
 from bot.settings import ManagerSettings
 
 log = logging.getLogger("cfy_bot.cloudify")
@@ -72,7 +73,7 @@ class _Exchange:
 
     # --- the server's version (it decides the shape of some bodies) ---------------------------
 
-    def version(self) -> dict:
+    def version(self) -> dict[str, Any]:
         """`GET /api/version` (authenticated, unversioned): edition and version of the manager."""
         call = _Call("read the version", "GET", "/api/version")
         response, url = self._send(call)
@@ -81,7 +82,8 @@ class _Exchange:
         if parsed is None:
             raise self._bad(call, url, f"no usable version number ({self._excerpt(response.content)})")
         self._shared.version = parsed
-        return data
+        version: dict[str, Any] = data
+        return version
 
     def server_version(self) -> tuple[int, ...]:
         """The manager's version as numbers, `(7, 0, 4)`; asked once, then cached."""
@@ -94,7 +96,7 @@ class _Exchange:
 
     # --- reading the answer ---------------------------------------------------------------------
 
-    def _object(self, call: _Call) -> dict:
+    def _object(self, call: _Call) -> dict[str, Any]:
         response, url = self._send(call)
         data = self._json(call, response, url)
         if not isinstance(data, dict):
@@ -217,7 +219,8 @@ class _Exchange:
             headers["Content-Length"] = "0"
         headers.update(call.headers)
         try:
-            return self._shared.client.build_request(call.method, url + call.full_path, params=call.params,
+            return self._shared.client.build_request(call.method, url + call.full_path,
+                                                     params=None if call.params is None else tuple(call.params),
                                                      content=call.body, headers=headers)
         except httpx.InvalidURL as exc:
             raise errors.ConfigError([f"manager {self.name}: {url} is not a usable URL ({exc})"]) from None
@@ -260,20 +263,13 @@ class _Exchange:
 
 
 def _make_client(settings: ManagerSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """The client of one manager: over `transport` if given (tests, the demo), else over the bot's own
+    transport (bot.cloudify.sockets: 1 MiB socket reads for archives, on this client's sockets only)."""
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    _larger_socket_reads()
-    return httpx.Client(transport=transport, verify=_verify(settings), timeout=timeout, follow_redirects=False)
-
-
-def _larger_socket_reads() -> None:
-    """Read the socket 1 MiB at a time instead of httpcore's 64 KiB: snapshot archives are gigabytes, and
-    64 KiB reads made a download run at a quarter of curl's speed. Memory stays bounded by one read."""
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:  # a future httpcore without this knob: keep its default
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < CHUNK_SIZE:
-        HTTP11Connection.READ_NUM_BYTES = CHUNK_SIZE
+    verify = _verify(settings)
+    if transport is None:
+        transport = client_transport(verify)
+    return httpx.Client(transport=transport, verify=verify, timeout=timeout, follow_redirects=False)
 
 
 def _verify(settings: ManagerSettings) -> ssl.SSLContext | bool:

@@ -45,7 +45,7 @@ class _SnapshotCalls(_Exchange):
         call = _Call("list snapshots", "GET", "/snapshots", params=params + _filters(filters), tenant=tenant)
         return self._page(call)
 
-    def get_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict:
+    def get_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict[str, Any]:
         """`GET /snapshots/<id>`."""
         call = _Call(f"read snapshot {snapshot_id}", "GET", f"/snapshots/{_seg(snapshot_id)}",
                      tenant=tenant, subject=f"snapshot {snapshot_id}")
@@ -62,7 +62,7 @@ class _SnapshotCalls(_Exchange):
         queue: bool = False,
         tempdir_path: str | None = None,
         listener_timeout: float | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """`PUT /snapshots/<id>` with cfy's body (`legacy` always explicit); 201; the redacted execution."""
         if legacy and listener_timeout is not None:
             raise errors.UsageError("--listener-timeout only applies to new-format snapshots (use --no-legacy)")
@@ -79,7 +79,7 @@ class _SnapshotCalls(_Exchange):
                      body=_dumps(body), subject=f"snapshot {snapshot_id}")
         return self._object(call)
 
-    def delete_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict | None:
+    def delete_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict[str, Any] | None:
         """`DELETE /snapshots/<id>`: 200 with the deleted snapshot, or 204 (None)."""
         call = _Call(f"delete snapshot {snapshot_id}", "DELETE", f"/snapshots/{_seg(snapshot_id)}",
                      expect=(200, 204), tenant=tenant, subject=f"snapshot {snapshot_id}")
@@ -115,7 +115,7 @@ class _SnapshotCalls(_Exchange):
         *,
         url: str | None = None,
         tenant: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """`PUT /snapshots/<id>/archive`: a chunked body from `chunks`, or `?snapshot_archive_url=`; 201."""
         if (chunks is None) == (url is None):
             raise ValueError("upload_snapshot needs either chunks or url, not both")
@@ -134,7 +134,7 @@ class _SnapshotCalls(_Exchange):
         restore_certificates: bool = False,
         no_reboot: bool = False,
         timeout: int | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """`POST /snapshots/<id>/restore` with the body for the server's version (`force` always); 200."""
         body: dict[str, Any] = {}
         if self.server_version() < (6,):

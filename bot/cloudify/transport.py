@@ -61,6 +61,8 @@ class _WSGITransport(httpx.BaseTransport):
 
 
 def _environ(request: httpx.Request, host: str, port: int) -> dict[str, Any]:
+    if not isinstance(request.stream, httpx.SyncByteStream):
+        raise TypeError("this transport serves the sync httpx.Client only")
     environ: dict[str, Any] = {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": request.url.scheme,

@@ -13,28 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from bot.core import Download, Page
+
+__all__ = ["API", "CHUNK_SIZE", "EXECUTION_ACTIONS", "Download", "Page"]
+
 API = "/api/v3.1"
 CHUNK_SIZE = 1 << 20  # the most one download read holds, so an archive is never held in memory
 EXECUTION_ACTIONS = ("cancel", "force-cancel", "kill")
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list endpoint: its items and the server's pagination."""
-
-    items: list[dict]
-    total: int
-    offset: int
-    size: int
-
-
-@dataclass
-class Download:
-    """A streamed snapshot archive: `size` from Content-Length, `filename` from Content-Disposition."""
-
-    size: int | None
-    filename: str | None
-    chunks: Iterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -129,7 +114,7 @@ def _parse_version(value: Any) -> tuple[int, ...] | None:
     return tuple(int(p) for p in match.group(1).split(".")) if match else None
 
 
-def _maintenance(data: dict) -> dict:
+def _maintenance(data: dict[str, Any]) -> dict[str, Any]:
     """`remaining_executions` as a flat list: activate wraps it in `[[...]]`, an idle GET sends null."""
     remaining = data.get("remaining_executions")
     if remaining is None:

@@ -1,21 +1,53 @@
-"""What a command handler sees: its arguments, its manager, progress and audit; no Slack, HTTP or SQL."""
+"""The seam between commands and the bot: what a command handler sees, typed, and nothing more.
+
+A command gets a `Ctx`: its invocation and parsed arguments, the manager it is about, progress and audit, and
+five ports, each a `Protocol` naming exactly what commands may call:
+
+    ManagerAPI       one Cloudify manager (bot.cloudify.Manager implements it)
+    ArchiveAPI       off-manager snapshot copies (bot.archive.folder.Archive implements it)
+    Catalog          the archive catalog, the scheduled runs and marks (bot.store.Store implements it)
+    OperationEngine  operations: list/get them, record a step, open a gate, decide, run another command
+    AuditLog         append to and read the audit log (bot.store.Store implements it)
+
+No Slack, HTTP or SQL here, and no bag of services: commands import only `bot.core`, `bot.errors`, `bot.spec`
+and this module (tests/test_layers.py enforces it). The domain functions commands build on are offered here too,
+named in `__all__`: following an execution, the backup timetable and run claims, incidents and runbooks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
-from bot.core import Invocation, ProgressEvent
+from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent
+from bot.redact import redact_url_secrets
+from bot.engine.follow import ExecutionTimeout, describe_failure, follow_execution, wait_for_snapshot
+from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
+from bot.recovery import drills, incidents, runbook
+from bot.recovery.chatport import ChatPort, port_for
+from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
+from bot.schedule.timetable import Fire, Schedule
+from bot.settings import ManagerSettings, Settings
 from bot.spec.parser import Args
-from bot.engine.policy import Policy
 from bot.spec.registry import Command, Registry
-from bot.settings import Settings
+
+__all__ = [
+    # the context and its ports
+    "ArchiveAPI", "AuditLog", "Catalog", "ChatPort", "ChatPorts", "Ctx", "ManagerAPI", "NullSink", "OperationEngine",
+    "Outcome", "Sink", "running",
+    # following a Cloudify execution (bot.engine.follow)
+    "ExecutionTimeout", "describe_failure", "follow_execution", "wait_for_snapshot",
+    # the daily backup job's timetable and run claims (bot.schedule.timetable, bot.schedule.runs)
+    "FAILED", "Fire", "Schedule", "claim_day", "owner_id", "parse_key", "run_key", "run_operation",
+    # incidents and runbooks, kept as marks in the catalog; restore drills' checks (bot.recovery)
+    "drills", "incidents", "runbook",
+]
 
 
 class Sink(Protocol):
@@ -32,95 +64,181 @@ class NullSink:
         """Drop the event."""
 
 
-@dataclass
-class Services:
-    """The long-lived parts of a running bot, built once at start-up."""
+class ManagerAPI(Protocol):
+    """One Cloudify manager, as cfy 7.0.5 calls it (bot.cloudify.Manager)."""
 
-    settings: Settings
-    clock: Clock
-    store: Any  # bot.store.Store
-    managers: dict[str, Any]  # name -> bot.cloudify.Manager
-    registry: Registry
-    policy: Policy
-    archive: Any = None  # bot.archive.folder.Archive
-    chat: dict[str, Any] = field(default_factory=dict)  # transport -> bot.recovery.chatport.ChatPort, set by front ends
+    settings: ManagerSettings
 
-    def audit(self, event: str, **fields: Any) -> None:
-        """Append one audit row."""
-        self.store.append_audit(event, **fields)
+    @property
+    def name(self) -> str: ...
+    @property
+    def urls(self) -> tuple[str, ...]: ...
+    @property
+    def current_url(self) -> str: ...
+    def take_notices(self) -> list[str]: ...
+    def for_node(self, url: str) -> ManagerAPI: ...
+    def with_password(self, password: str) -> ManagerAPI: ...
+    def close(self) -> None: ...
+    def version(self) -> dict[str, Any]: ...
+    def server_version(self) -> tuple[int, ...]: ...
+    def status(self) -> dict[str, Any]: ...
+    def ok(self) -> bool: ...
+    def snapshot_status(self) -> str: ...
+    def maintenance_status(self) -> dict[str, Any]: ...
+    def maintenance_activate(self) -> dict[str, Any]: ...
+    def maintenance_deactivate(self) -> dict[str, Any]: ...
+    def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False,
+                      tenant: str | None = None) -> dict[str, Any]: ...
+    def list_executions(self, *, include_system: bool = True, offset: int | None = None, size: int | None = None,
+                        sort: str | None = None, bypass_maintenance: bool = False, tenant: str | None = None,
+                        **filters: Any) -> Page: ...
+    def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False,
+                         tenant: str | None = None) -> dict[str, Any]: ...
+    def list_events(self, execution_id: str, *, offset: int = 0, size: int = 100, include_logs: bool = True,
+                    bypass_maintenance: bool = False, **filters: Any) -> Page: ...
+    def list_execution_schedules(self, *, offset: int | None = None, size: int | None = None,
+                                 sort: str | None = None, **filters: Any) -> Page: ...
+    def list_deployments(self, *, sort: str | None = "created_at", descending: bool = False, offset: int = 0,
+                         size: int = 1000, all_tenants: bool = False, tenant: str | None = None) -> Page: ...
+    def managers(self) -> Page: ...
+    def brokers(self) -> Page: ...
+    def db_nodes(self) -> Page: ...
+    def cluster_status(self, summary: bool = False) -> dict[str, Any]: ...
+    def list_snapshots(self, *, sort: str = "created_at", descending: bool = False, search: str | None = None,
+                       offset: int = 0, size: int = 1000, all_tenants: bool = False, tenant: str | None = None,
+                       **filters: Any) -> Page: ...
+    def get_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict[str, Any]: ...
+    def create_snapshot(self, snapshot_id: str, *, legacy: bool, include_credentials: bool = True,
+                        include_logs: bool = True, include_events: bool = True, queue: bool = False,
+                        tempdir_path: str | None = None, listener_timeout: float | None = None) -> dict[str, Any]: ...
+    def delete_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict[str, Any] | None: ...
+    def download_snapshot(self, snapshot_id: str,
+                          tenant: str | None = None) -> AbstractContextManager[Download]: ...
+    def upload_snapshot(self, snapshot_id: str, chunks: Iterable[bytes] | None = None, *, url: str | None = None,
+                        tenant: str | None = None) -> dict[str, Any]: ...
+    def restore_snapshot(self, snapshot_id: str, *, force: bool = False, restore_certificates: bool = False,
+                         no_reboot: bool = False, timeout: int | None = None) -> dict[str, Any]: ...
+    # what a restore drill reads back (bot.cloudify.entities)
+    def list_tenants(self) -> list[str]: ...
+    def list_users(self) -> list[dict[str, Any]]: ...
+    def list_entities(self, kind: str, tenant: str) -> list[dict[str, Any]]: ...
 
-    def record_call(self, manager: str, method: str, path: str, status: int, node: str, what: str,
-                    execution_id: str = "") -> None:
-        """Audit one call that changes something on a manager (the client reports each), for whoever runs now."""
-        detail = {"method": method, "path": path, "status": status, "node": node, "what": what}
-        ctx = RUNNING.get()
-        if ctx is None:
-            self.audit("manager_call", actor="system:bot", manager=manager, execution_id=execution_id, detail=detail)
-            return
-        op = ctx.op or {}
-        self.audit("manager_call", actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
-                   manager=manager, command=ctx.command.name, operation_id=op.get("id", ""),
-                   execution_id=execution_id or op.get("execution_id") or "", detail=detail)
+
+class ArchiveAPI(Protocol):
+    """Snapshot copies kept off the manager (bot.archive.folder.Archive: a folder or an S3 bucket)."""
+
+    def location(self, manager: str, snapshot_id: str) -> str: ...
+    def save(self, manager: str, snapshot_id: str, download: Download, *, manager_version: str = "",
+             tenant: str = "", created_at: str = "",
+             progress: Callable[[int, int | None], None] | None = None) -> ArchiveCopy: ...
+    def verify(self, copy: ArchiveCopy) -> ArchiveCopy: ...
+    def upload_copy(self, copy: ArchiveCopy, manager: ManagerAPI, snapshot_id: str, tenant: str | None = None,
+                    progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]: ...
+    def delete(self, copy: ArchiveCopy) -> bool: ...
+    def find(self, snapshot_id: str, manager: str) -> ArchiveCopy: ...
+    def local_copy(self, copy: ArchiveCopy) -> AbstractContextManager[str]: ...
 
 
-RUNNING: ContextVar[Ctx | None] = ContextVar("cfy_bot_running_ctx", default=None)
+class Catalog(Protocol):
+    """What the bot remembers: archive copies, scheduled runs (one per manager and day) and marks."""
+
+    def get_copy(self, manager: str, snapshot_id: str) -> ArchiveCopy | None: ...
+    def list_copies(self, manager: str | None = None, verified: bool | None = None) -> list[ArchiveCopy]: ...
+    def latest_verified(self, manager: str) -> ArchiveCopy | None: ...
+    def claim_run(self, manager: str, day: str, owner: str, stale_after: float | None = None) -> bool: ...
+    def finish_run(self, manager: str, day: str, state: str, **fields: Any) -> dict[str, Any] | None: ...
+    def get_run(self, manager: str, day: str) -> dict[str, Any] | None: ...
+    def list_runs(self, manager: str | None = None, since_day: str | None = None) -> list[dict[str, Any]]: ...
+    def get_mark(self, key: str) -> str | None: ...
+    def set_mark(self, key: str, value: str = "") -> None: ...
+    def claim_mark(self, key: str, value: str = "") -> bool: ...
+    # operations, read-only: the daily job looks for its own unfinished run (bot.schedule.runs)
+    def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
+                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
+    def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+    # restore drills' results (bot.store.drills)
+    def record_drill(self, drill: DrillResult) -> DrillResult: ...
+    def list_drills(self, source: str | None = None, limit: int = 20) -> list[DrillResult]: ...
+    def last_drill(self, source: str, passed: bool = False) -> DrillResult | None: ...
 
 
-@contextmanager
-def running(ctx: Ctx) -> Iterator[Ctx]:
-    """While a command's handler runs: the manager calls it makes are audited under its name and actor."""
-    token = RUNNING.set(ctx)
-    try:
-        yield ctx
-    finally:
-        RUNNING.reset(token)
+class AuditLog(Protocol):
+    """The append-only, hash-chained audit log."""
+
+    secrets: set[str]  # the configured secret values: never written to the log, scrubbed from what is shown
+
+    def append_audit(self, event: str, *, actor: str, transport: str = "", channel: str = "", manager: str = "",
+                     command: str = "", operation_id: str = "", execution_id: str = "",
+                     detail: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
+                    since: datetime | str | None = None, until: datetime | str | None = None,
+                    event: str | None = None, limit: int = 50,
+                    operation_id: str | None = None) -> list[dict[str, Any]]: ...
+    def iter_audit(self, since: datetime | str | None = None) -> Iterator[dict[str, Any]]: ...
+    def audit_head(self) -> tuple[int, str]: ...
+
+
+class OperationEngine(Protocol):
+    """Operations (DESIGN §2): read them, record steps, open a gate, decide one, run another command."""
+
+    def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
+             kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
+    def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+    def update_operation(self, op_id: str, expected_state: str | Iterable[str],
+                         **fields: Any) -> dict[str, Any] | None: ...
+    def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    def expire_due(self) -> list[dict[str, Any]]: ...
+    def decide(self, op_id: str, actor: Actor, action: str, sink: Sink, channel: str = "",
+               transport: str = "") -> Outcome: ...
+    def handle(self, inv: Invocation, sink: Sink) -> Outcome: ...
+    def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]: ...
+
+
+ChatPorts = Mapping[str, ChatPort]  # transport -> its chat port (incident rooms), registered by the front ends
 
 
 @dataclass
 class Ctx:
-    """One command run: invocation, parsed args, the manager it is about, progress and audit."""
+    """One command run: invocation, parsed args, the manager it is about, progress, audit and the ports."""
 
     inv: Invocation
     args: Args
     command: Command
-    services: Services
     manager_name: str
+    settings: Settings
+    clock: Clock
+    managers: Mapping[str, ManagerAPI]
+    catalog: Catalog
+    audit_log: AuditLog
+    engine: OperationEngine
+    registry: Registry
+    archive: ArchiveAPI | None = None
+    chat: ChatPorts = field(default_factory=dict)
     sink: Sink = field(default_factory=NullSink)
     op: dict[str, Any] | None = None
     manager_named: bool = False  # the user chose the manager with -m/--manager
 
+    def chat_port(self) -> ChatPort:
+        """The chat side of this command's transport (incident rooms), the terminal's when it has none."""
+        return port_for(self.chat, self.inv.transport)
+
     @property
-    def manager(self) -> Any:
+    def manager(self) -> ManagerAPI:
         """The Cloudify client of the manager this command is about."""
-        return self.services.managers[self.manager_name]
-
-    @property
-    def settings(self) -> Settings:
-        return self.services.settings
-
-    @property
-    def clock(self) -> Clock:
-        return self.services.clock
-
-    @property
-    def store(self) -> Any:
-        return self.services.store
-
-    @property
-    def archive(self) -> Any:
-        return self.services.archive
+        return self.managers[self.manager_name]
 
     def now(self) -> datetime:
         """The current time (the injected clock)."""
-        return self.services.clock.now()
+        return self.clock.now()
 
     def step(self, text: str, tone: str = "info", kind: str = "step", **data: Any) -> None:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
+        text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
         op_id = self.op["id"] if self.op else self.inv.id
         self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
         if self.op and kind == "step":
             self.audit("step", text=text, tone=tone)
-            updated = self.store.update_operation(self.op["id"], "running", step=text[:200])
+            updated = self.engine.update_operation(self.op["id"], "running", step=text[:200])
             if updated is not None:
                 self.op = updated
 
@@ -135,15 +253,22 @@ class Ctx:
             return
         result = dict(self.op.get("result") or {})
         result["journal"] = {**(result.get("journal") or {}), **values}
-        updated = self.store.update_operation(self.op["id"], "running", result=result)
+        updated = self.engine.update_operation(self.op["id"], "running", result=result)
         if updated is not None:
             self.op = updated
+
+    def record_execution(self, execution_id: str) -> None:
+        """Name the Cloudify execution this operation started (later audit rows carry it)."""
+        if self.op:
+            updated = self.engine.update_operation(self.op["id"], "running", execution_id=execution_id)
+            if updated is not None:
+                self.op = updated
 
     def check_cancel(self) -> None:
         """Stop here (raise Cancelled) when someone asked to cancel this operation."""
         if not self.op:
             return
-        current = self.store.get_operation(self.op["id"]) or {}
+        current = self.engine.get_operation(self.op["id"]) or {}
         if current.get("cancel_requested"):
             raise Cancelled(f"cancelled by {current['cancel_requested']} before the point of no return")
 
@@ -151,13 +276,13 @@ class Ctx:
         """From here on the operation cannot be cancelled; recorded before the irreversible call."""
         self.check_cancel()
         if self.op:
-            updated = self.store.update_operation(self.op["id"], "running", point_of_no_return=True, step=what)
+            updated = self.engine.update_operation(self.op["id"], "running", point_of_no_return=True, step=what)
             if updated is not None:
                 self.op = updated
 
     def audit(self, event: str, **detail: Any) -> None:
         """Append an audit row about this command run."""
-        self.services.audit(
+        self.audit_log.append_audit(
             event, actor=self.inv.actor.id, transport=self.inv.transport, channel=self.inv.channel,
             manager=self.manager_name, command=self.command.name,
             operation_id=self.op["id"] if self.op else "",
@@ -165,3 +290,16 @@ class Ctx:
             execution_id=detail.pop("execution_id", "") or (self.op or {}).get("execution_id") or "",
             detail=detail or None,
         )
+
+
+RUNNING: ContextVar[Ctx | None] = ContextVar("cfy_bot_running_ctx", default=None)
+
+
+@contextmanager
+def running(ctx: Ctx) -> Iterator[Ctx]:
+    """While a command's handler runs: the manager calls it makes are audited under its name and actor."""
+    token = RUNNING.set(ctx)
+    try:
+        yield ctx
+    finally:
+        RUNNING.reset(token)

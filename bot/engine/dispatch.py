@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from bot.engine.context import Ctx, NullSink, Services, Sink, running
+from bot.engine.context import Ctx, NullSink, Sink, running
+from bot.engine.services import Services, make_ctx
+from bot.engine.operations import Operations
+from bot.engine.outcome import Outcome, error_reply, internal_error, usage_reply
 from bot.core import Invocation, Reply
 from bot.errors import BotError, UsageError
 from bot.spec.help import help_reply
@@ -15,52 +18,13 @@ from bot.spec.parser import Args, parse
 log = logging.getLogger("cfy_bot.dispatch")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a transport shows: a reply, an exit code, and the operation when one was created."""
-
-    reply: Reply
-    exit_code: int = 0
-    operation: dict[str, Any] | None = None
-    gate: str | None = None  # "confirm" | "approve" while the operation waits for a decision
-
-
-def usage_reply(exc: UsageError) -> Reply:
-    """A usage error as a reply: what was wrong, the usage line, and a suggestion."""
-    lines = [str(exc)]
-    if exc.suggestion:
-        lines.append(f"Did you mean `{exc.suggestion}`?")
-    if exc.usage:
-        lines.append(f"Usage: {exc.usage}")
-    lines.append("Type `help` for the list of commands.")
-    return Reply(text="\n".join(lines), title="Usage error", tone="warning", ok=False)
-
-
-def error_reply(exc: BotError, manager: str = "") -> Reply:
-    """A bot error as a reply that names the manager it is about."""
-    text = str(exc)
-    if manager and manager not in text:
-        text = f"[{manager}] {text}"
-    return Reply(text=text, title="Failed", tone="danger", ok=False)
-
-
-def internal_error(inv: Invocation) -> Outcome:
-    """The only answer to an unexpected exception: a reference, never a traceback."""
-    log.exception("internal error handling invocation %s", inv.id)
-    return Outcome(Reply(text=f"internal error, ref `{inv.id}` (the details are in the bot's log)",
-                         title="Internal error", tone="danger", ok=False), 1)
-
-
 class Dispatcher:
     """Runs invocations from any transport against the services."""
 
-    def __init__(self, services: Services, operations: Any = None) -> None:
+    def __init__(self, services: Services, operations: Operations | None = None) -> None:
         self.services = services
-        if operations is None:
-            from bot.engine.operations import Operations
-
-            operations = Operations(services)
-        self.operations = operations
+        self.operations = operations if operations is not None else Operations(services)
+        self.operations.handler = self
 
     def handle(self, inv: Invocation, sink: Sink | None = None) -> Outcome:
         """Handle one invocation; never raises."""
@@ -68,6 +32,13 @@ class Dispatcher:
             return self._handle(inv, sink or NullSink())
         except Exception:  # noqa: BLE001 - the one place a bare Exception is caught (DESIGN §2)
             return internal_error(inv)
+
+    def decline(self, op_id: str, why: str, sink: Sink | None = None, transport: str = "") -> Outcome:
+        """End an operation whose confirmation nobody could answer; never raises."""
+        try:
+            return self.operations.decline(op_id, why, sink or NullSink(), transport)
+        except BotError as exc:
+            return Outcome(error_reply(exc), 1)
 
     def decide(self, op_id: str, actor: Any, action: str, sink: Sink | None = None,
                channel: str = "", transport: str = "") -> Outcome:
@@ -100,7 +71,8 @@ class Dispatcher:
         decision = svc.policy.check(inv.actor, cmd, inv.channel, manager)
         if not decision.allowed:
             return _denied(svc, base, cmd.name, manager, decision)
-        ctx = Ctx(inv, parsed.args, cmd, svc, manager, sink, manager_named=bool(parsed.manager))
+        ctx = make_ctx(svc, self.operations.engine, inv, parsed.args, cmd, manager, sink,
+                       manager_named=bool(parsed.manager))
         if cmd.gate or cmd.long_running:
             return self.operations.start(ctx)
         return self.run_quick(ctx)
@@ -151,7 +123,7 @@ def _with_notices(ctx: Ctx, reply: Reply) -> Reply:
     """Add what the client noticed on the way (a node failover) to the reply."""
     if not ctx.manager_name:
         return reply
-    client = ctx.services.managers.get(ctx.manager_name)
+    client = ctx.managers.get(ctx.manager_name)
     notices = client.take_notices() if client is not None and hasattr(client, "take_notices") else []
     if not notices:
         return reply

@@ -8,12 +8,14 @@ with the manager is ridden out rather than failing an operation whose execution 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.engine.context import Ctx
 from bot.errors import ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.front.render import age
+from bot.core import age
+
+if TYPE_CHECKING:  # the context offers these functions to commands, so it imports this module
+    from bot.engine.context import Ctx
 
 FINAL = ("terminated", "failed", "cancelled")
 FIRST_INTERVAL = 1.0  # cfy polls every second
@@ -58,7 +60,7 @@ def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
 
 def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
     """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
-    secrets = getattr(ctx.store, "secrets", None) or ()
+    secrets = ctx.audit_log.secrets
     lines: list[tuple[str, str]] = []
     start = offset
     while True:
@@ -102,7 +104,8 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
         if changed:
             _report_status(ctx, execution)
         if status in FINAL:
-            return execution
+            final: dict[str, Any] = execution
+            return final
         waited = clock.monotonic() - began
         if timeout is not None and waited >= timeout:
             raise ExecutionTimeout(
@@ -147,7 +150,7 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
     clock = ctx.clock
     began, delay = clock.monotonic(), interval
     while True:
-        snapshot = ctx.manager.get_snapshot(snapshot_id)
+        snapshot: dict[str, Any] = ctx.manager.get_snapshot(snapshot_id)
         if snapshot.get("status") in SNAPSHOT_FINAL:
             return snapshot
         waited = clock.monotonic() - began

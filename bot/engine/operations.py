@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from bot.engine.context import Ctx, NullSink as _NullSink, Services, Sink, running
+from bot.engine.context import Ctx, NullSink as _NullSink, Sink, running
+from bot.engine.services import Services, make_ctx
 from bot.core import Actor, Invocation, ProgressEvent, Reply
-from bot.engine.dispatch import Outcome, error_reply, internal_error
+from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
+from bot.redact import REDACTED, redact_url_secrets, redact_url_values
 from bot.engine.liveness import heartbeat, owner, owner_alive
 from bot.spec.parser import Args
+from bot.spec.registry import Command
 
 log = logging.getLogger("cfy_bot.operations")
 FINAL = ("succeeded", "failed", "cancelled", "expired")
@@ -36,11 +41,27 @@ def describe(op: dict[str, Any]) -> str:
     return f"operation {op['id']} ({op['kind']} on {op['manager']}, requested by {who}) is {state}{by}{step}"
 
 
+LOST_SECRET = ("this operation's URL held a secret (user:password@ or a signed query), which is never stored: "
+               "only the bot process that received the command knew it, and it stopped before running it. "
+               "Nothing was changed; run the command again.")
+
+
+def _lost_secret(args: dict[str, Any]) -> bool:
+    """True when a stored argument had its URL secret redacted (so the value cannot be used as it is)."""
+    return any(isinstance(v, str) and REDACTED in v and redact_url_secrets(v.replace(REDACTED, "x")) == v
+               for v in args.values())
+
+
 class Operations:
     """Creates, decides and runs operations; every state change is a compare-and-set in the store."""
 
     def __init__(self, services: Services) -> None:
         self.svc = services
+        self.handler: Handler | None = None  # the dispatcher, for commands that run another command
+        self.engine = EnginePort(self)
+        # Arguments holding URL secrets (`https://u:pw@…`, `?X-Amz-Signature=…`) are stored redacted; the whole
+        # value lives only here, in the memory of the process that received the command, until the run starts.
+        self._kept_args: dict[str, dict[str, Any]] = {}
 
     # -- starting -----------------------------------------------------------------------------
     def start(self, ctx: Ctx) -> Outcome:
@@ -54,9 +75,10 @@ class Operations:
                 ctx.audit("outcome", ok=False, error=str(exc), phase="preflight")
                 return Outcome(error_reply(exc, ctx.manager_name), exc.exit_code)
         expires = ctx.now() + timedelta(seconds=self.svc.settings.gate_ttl) if gated else None
+        stored = redact_url_values(dict(ctx.args))
         try:
             op = self.svc.store.create_operation(
-                kind=cmd.name, args=dict(ctx.args), manager=ctx.manager_name, requester=inv.actor.id,
+                kind=cmd.name, args=stored, manager=ctx.manager_name, requester=inv.actor.id,
                 requester_name=inv.actor.name, channel=inv.channel, transport=inv.transport,
                 state="pending" if gated else "approved", gate="confirm" if gated else "",
                 expires_at=expires.isoformat() if expires else None, exclusive=cmd.exclusive,
@@ -65,6 +87,8 @@ class Operations:
             ctx.audit("refused", reason=str(exc))
             return Outcome(Reply(text=str(exc), title="Busy", tone="warning", ok=False), 1)
         ctx.op = op
+        if stored != dict(ctx.args):
+            self._kept_args[op["id"]] = dict(ctx.args)
         if not gated:
             return self.run(op, ctx.sink)
         text = self.gate_text(op)
@@ -143,6 +167,19 @@ class Operations:
         sink.emit(ProgressEvent(op["id"], "finished", text, "info", self.svc.clock.now(), {"state": "cancelled"}))
         return Outcome(Reply(text=text, title="Cancelled"), 0, new)
 
+    def decline(self, op_id: str, why: str, sink: Sink, transport: str = "") -> Outcome:
+        """Nobody could answer a confirmation (no terminal, no --yes): the operation ends, in nobody's name."""
+        op = self._get(op_id)
+        new = self.svc.store.transition(op_id, "pending", "cancelled", expect_gate="confirm",
+                                        decided_by="system:unanswered")
+        if new is None:
+            return Outcome(Reply(text=describe(self._get(op_id)), title="Nothing to do"), 1)
+        self.svc.audit("gate_unanswered", actor="system:unanswered", transport=transport, manager=op["manager"],
+                       command=op["kind"], operation_id=op_id, detail={"why": why})
+        text = f"not confirmed ({why}); nothing was changed on {op['manager']}"
+        sink.emit(ProgressEvent(op_id, "finished", text, "warning", self.svc.clock.now(), {"state": "cancelled"}))
+        return Outcome(Reply(text=text, title="Not confirmed", tone="warning", ok=False), 1, new)
+
     def request_cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any]) -> Outcome:
         """Ask a running operation to stop at its next step; refused after the point of no return."""
         if op.get("point_of_no_return"):
@@ -166,8 +203,12 @@ class Operations:
         actor = actor_of(running)
         inv = Invocation(text=op["kind"], actor=actor, channel=running["channel"],
                          transport=running["transport"], received_at=self.svc.clock.now())
-        ctx = Ctx(inv, Args(running["args"]), cmd, self.svc, running["manager"], sink, op=running)
+        args = self._kept_args.pop(op["id"], None)
+        ctx = make_ctx(self.svc, self.engine, inv, Args(args or running["args"]), cmd, running["manager"], sink,
+                       op=running)
         ctx.step(f"{op['kind']} on {op['manager']} started by {actor.name}", kind="started")
+        if args is None and _lost_secret(running["args"]):
+            return self._finish(ctx, "failed", Reply(text=LOST_SECRET, ok=False), LOST_SECRET)
         return self._execute(ctx)
 
     def _execute(self, ctx: Ctx) -> Outcome:
@@ -190,6 +231,9 @@ class Operations:
         return self._finish(ctx, "succeeded" if reply.ok else "failed", reply, "" if reply.ok else reply.text)
 
     def _finish(self, ctx: Ctx, state: str, reply: Reply, error: str) -> Outcome:
+        reply = replace(reply, text=redact_url_secrets(reply.text),
+                        fields=tuple((k, redact_url_secrets(str(v))) for k, v in reply.fields))
+        error = redact_url_secrets(error)
         op = ctx.op or {}
         current = self.svc.store.get_operation(op["id"]) or op
         result = {**(current.get("result") or {}), "text": reply.text[:4000]}
@@ -228,7 +272,10 @@ class Operations:
             return new or op
         if cmd is None or not cmd.resumable:
             return self._settle_unresumable(op, sink)
-        ctx = Ctx(inv, Args(op["args"]), cmd, self.svc, op["manager"], sink, op=op)
+        ctx = make_ctx(self.svc, self.engine, inv, Args(op["args"]), cmd, op["manager"], sink, op=op)
+        if _lost_secret(op["args"]):
+            self._finish(ctx, "failed", Reply(text=LOST_SECRET, ok=False), LOST_SECRET)
+            return self.svc.store.get_operation(op["id"]) or op
         ctx.remember(owner=owner())
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
@@ -254,14 +301,14 @@ class Operations:
     # -- housekeeping ---------------------------------------------------------------------------
     def expire_due(self) -> list[dict[str, Any]]:
         """Expire every gate whose time is up; each is audited."""
-        expired = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
+        expired: list[dict[str, Any]] = self.svc.store.expire_gates(self.svc.clock.now().isoformat())
         for op in expired:
             self.svc.audit("outcome", actor="system:gates", manager=op["manager"], command=op["kind"],
                            operation_id=op["id"], detail={"state": "expired"})
         return expired
 
     def _get(self, op_id: str) -> dict[str, Any]:
-        op = self.svc.store.get_operation(op_id)
+        op: dict[str, Any] | None = self.svc.store.get_operation(op_id)
         if op is None:
             raise NotFound(f"no operation {op_id!r}")
         return op
@@ -270,3 +317,57 @@ class Operations:
 def _failed(reply: Reply) -> Reply:
     return Reply(text=reply.text, title=reply.title or "Failed", tone="danger", fields=reply.fields,
                  table=reply.table, public=reply.public, ok=False)
+
+
+class Handler(Protocol):
+    """What runs an invocation from start to end (bot.engine.dispatch.Dispatcher)."""
+
+    def handle(self, inv: Invocation, sink: Sink | None = None) -> Outcome: ...
+
+
+class EnginePort:
+    """The operation engine as commands see it (bot.engine.context.OperationEngine)."""
+
+    def __init__(self, operations: Operations) -> None:
+        self._ops = operations
+        self._svc = operations.svc
+
+    def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
+             kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Operations, newest first, filtered by state, manager and kind."""
+        return self._svc.store.list_operations(states=states, manager=manager, kinds=kinds, limit=limit)
+
+    def get_operation(self, op_id: str) -> dict[str, Any] | None:
+        """One operation, or None."""
+        return self._svc.store.get_operation(op_id)
+
+    def update_operation(self, op_id: str, expected_state: str | Iterable[str], **fields: Any) -> dict[str, Any] | None:
+        """Change fields of an operation still in `expected_state` (compare-and-set); None when it is not."""
+        return self._svc.store.update_operation(op_id, expected_state, **fields)
+
+    def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new gated operation `kind` on ctx's manager for the same requester, waiting for confirmation."""
+        expires = ctx.now() + timedelta(seconds=self._svc.settings.gate_ttl)
+        return self._svc.store.create_operation(
+            kind=kind, args=dict(args or {}), manager=ctx.manager_name, requester=ctx.inv.actor.id,
+            requester_name=ctx.inv.actor.name, channel=ctx.inv.channel, transport=ctx.inv.transport,
+            state="pending", gate="confirm", expires_at=expires.isoformat())
+
+    def expire_due(self) -> list[dict[str, Any]]:
+        """Expire every gate whose time is up."""
+        return self._ops.expire_due()
+
+    def decide(self, op_id: str, actor: Actor, action: str, sink: Sink, channel: str = "",
+               transport: str = "") -> Outcome:
+        """Confirm, approve, reject or cancel an operation, as its card's buttons do."""
+        return self._ops.decide(op_id, actor, action, sink, channel, transport)
+
+    def handle(self, inv: Invocation, sink: Sink) -> Outcome:
+        """Run another command as if it was typed: parse, authorize, gate, audit."""
+        if self._ops.handler is None:
+            raise RuntimeError("this operation engine has no dispatcher to run commands with")
+        return self._ops.handler.handle(inv, sink)
+
+    def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]:
+        """Could `actor` run a command here (for help)?"""
+        return self._svc.policy.may_run(actor, channel)

@@ -11,7 +11,8 @@ def run_check(settings: Any, transport: Any = None) -> int:
     """Print one line per manager; exit 1 when any manager does not answer properly."""
     from bot.cloudify import Manager
 
-    print(f"configuration OK: {len(settings.managers)} manager(s), data in {settings.data_dir}")
+    n = len(settings.managers)
+    print(f"configuration OK: {n} manager{'' if n == 1 else 's'}, data in {settings.data_dir}")
     if settings.slack_bot_token:
         print("Slack: token set (checked with auth.test when the Slack transport starts)")
     else:

@@ -11,24 +11,27 @@ from typing import Any
 
 from bot.errors import BotError, ConfigError
 
-# Optional modules that libraries import whenever they happen to be installed, for features the bot never
-# uses: httpcore imports trio (async under trio), sqlite-utils imports pandas and numpy (their column types),
-# httpx imports its own command-line tool (click, pygments, rich). They are not the bot's dependencies, but
-# where they are installed they cost about 0.3 s of every start. The process entry point marks them absent;
-# code that calls main() (the tests) is unaffected.
-UNUSED_OPTIONAL = ("trio", "pandas", "numpy", "httpx._main")
+# simulator.seed.Scenario, spelled out so that parsing the command line does not import the simulator
+SCENARIOS = ("healthy", "stuck-maintenance")
+SCENARIO_HELP = ("the simulated managers' state: healthy (default; nothing queued or scheduled) or stuck-maintenance "
+                 "(4 live scheduled executions keep maintenance mode activating until they are cancelled)")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cfy-bot", description="Slack chat-ops for Cloudify Manager backups.")
+    p.add_argument("--version", action="version", version=f"cfy-bot {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     sh = sub.add_parser("shell", help="interactive terminal front end")
-    run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed, 2 usage error)")
+    run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed or did not happen, 2 usage "
+                                     "error, 3 waiting for another person)")
     for q in (sh, run):
         q.add_argument("--demo", action="store_true", help="use embedded simulated managers")
         q.add_argument("-m", "--manager", help="default manager for this session")
+        q.add_argument("--scenario", choices=SCENARIOS, default=None, help=f"with --demo: {SCENARIO_HELP}")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
-    run.add_argument("--approve-as", default="", metavar="NAME", help="a second admin who approves restores")
+    run.add_argument("--approve-as", default="", metavar="NAME",
+                     help="with --demo only: a simulated second admin who approves restores")
+    run.add_argument("--json", action="store_true", help="one JSON object per line: progress, then the reply")
     run.add_argument("text", help="the command, e.g. \"snapshots list\"")
     docs = sub.add_parser("docs", help="print the command table (Markdown)")
     docs.add_argument("--update", metavar="README", help="rewrite the table inside this README instead")
@@ -37,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8100)
     sim.add_argument("--data-dir", default=None)
+    sim.add_argument("--scenario", choices=SCENARIOS, default="healthy",
+                     help=SCENARIO_HELP + "; applies when the data folder is new")
     http = sub.add_parser("http", help="serve Slack over HTTP (/slack/events, /health)")
     http.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     http.add_argument("--threads", type=int, default=8)
@@ -44,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("scheduler", help="run the daily backups without Slack (summaries and alerts to the terminal)")
     audit = sub.add_parser("audit", help="check or export the audit log")
     asub = audit.add_subparsers(dest="audit_cmd", required=True)
-    asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    ver = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    ver.add_argument("--expect-head", default=None, metavar="SEQ:HASH",
+                     help="a head printed before (by verify or the daily summary) that must still be there")
     exp = asub.add_parser("export", help="stream audit rows")
     exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     exp.add_argument("--since", default=None, help="ISO time or a duration such as 24h")
@@ -53,16 +60,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "scenario", None) and args.cmd in ("shell", "run") and not args.demo:
+        parser.error("--scenario goes with --demo (it chooses the simulated managers' state)")
     logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "simulator":
-        from simulator.server import serve
-
-        print(f"simulated Cloudify manager on http://{args.host}:{args.port} (admin/admin, default_tenant)",
-              flush=True)
-        serve(args.host, args.port, data_dir=args.data_dir)
-        return 0
+        return _simulator(args)
     if args.cmd == "docs":
         import commands  # noqa: F401
         from bot.spec.help import docs_table
@@ -82,6 +87,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cfy-bot")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    """Serve the simulator; a port that cannot be bound is one line on stderr and exit 1, before any claim."""
+    from simulator.server import serve
+
+    def ready(url: str) -> None:
+        state = "" if args.scenario == "healthy" else f", scenario {args.scenario}"
+        print(f"simulated Cloudify manager on {url} (admin/admin, default_tenant{state})", flush=True)
+
+    try:
+        serve(args.host, args.port, data_dir=args.data_dir, ready=ready, scenario=args.scenario)
+    except OSError as exc:
+        print(f"cfy-bot simulator: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _update_readme(path: str, table: str) -> int:
@@ -105,7 +135,7 @@ def _with_settings(args: argparse.Namespace) -> int:
     if getattr(args, "demo", False):
         from bot.front.demo import make_demo
 
-        demo = make_demo(dict(os.environ))
+        demo = make_demo(dict(os.environ), scenario=args.scenario or "healthy")
         settings, transport = demo.settings, demo.transport
     else:
         _load_dotenv()
@@ -194,22 +224,34 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
             return 2
         first = settings.manager(args.manager)
         settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
+    from bot.front.render import use_color
+
     dispatcher = build_dispatcher(settings, transport=transport)
-    term = Terminal(dispatcher)
+    as_json = bool(getattr(args, "json", False))
+    if getattr(args, "approve_as", "") and not args.demo:
+        print("cfy-bot: --approve-as only works with --demo (a simulated second admin); against real managers "
+              "another admin approves under their own login: cfy-bot run \"approve OPERATION_ID\"", file=sys.stderr)
+        return 2
+    term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json,
+                    simulated_approvals=bool(args.demo))
     _reconcile(dispatcher, term.sink)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)
-    return term.repl(history=os.path.join(settings.data_dir, "shell-history") if not args.demo else None)
+    return term.repl(history=os.path.join(settings.data_dir, "shell-history"))
 
 
 def entry() -> None:
     """The `cfy-bot` console script and `python -m bot.front.cli`: main() in a process of its own."""
-    for name in UNUSED_OPTIONAL:
-        sys.modules.setdefault(name, None)  # None: `import name` raises ImportError, the libraries' fallback
-    from bot.archive.heap import keep_buffers_in_heap
-
-    keep_buffers_in_heap()
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`cfy-bot run … | head -1`): what it read is all it wanted; no traceback, and
+        # no second error when Python flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, as a shell reports a writer that lost its reader
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
+from bot.core import ArchiveCopy
 from bot.config import load_settings
 from bot.settings import ManagerSettings, Settings
 
@@ -29,8 +31,18 @@ class Demo:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None) -> Demo:
-    """Seeded simulators for a production and a staging manager, and an admin shell."""
+# The demo's data stays in its throw-away folder: these settings from the environment would point it elsewhere.
+OWN_FOLDER = ("BOT_DATA_DIR", "BOT_DB_PATH", "BOT_ARCHIVE_DIR", "BOT_ARCHIVE_URL")
+DAILY_PREFIX = "daily-"
+COPIED_AFTER = 180.0  # seconds after a daily snapshot was created that the bot's daily job copied it off
+
+
+def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None, scenario: str = "healthy") -> Demo:
+    """Seeded simulators for a production and a staging manager, and an admin shell.
+
+    `scenario` is a simulator.seed.Scenario (healthy, or stuck-maintenance). The archive already holds verified
+    copies of each manager's daily snapshots, as if the bot had run its daily job for a week.
+    """
     from bot.cloudify import wsgi_transport
     from simulator import Simulator
     from simulator.seed import seed_demo
@@ -40,11 +52,48 @@ def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None) -> 
     sims, apps, managers = {}, {}, []
     for name, host in DEMO_MANAGERS:
         sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=f"{folder}/{name}-manager")
-        seed_demo(sim)
+        seed_demo(sim, scenario)
         sims[name], apps[host] = sim, sim.wsgi
         managers.append(ManagerSettings(name=name, urls=(f"http://{host}",), username="admin", password="admin",
                                         drill_target=name == "staging"))
     base = {"BOT_DATA_DIR": folder, "BOT_SHELL_ROLE": "admin", "BOT_REQUIRE_APPROVAL": "true"}
-    base.update({k: v for k, v in (env or {}).items() if k.startswith("BOT_") and k != "BOT_DATA_DIR"})
+    base.update({k: v for k, v in (env or {}).items() if k.startswith("BOT_") and k not in OWN_FOLDER})
     settings = load_settings(base, managers=tuple(managers))
-    return Demo(settings=settings, transport=wsgi_transport(apps), simulators=sims, folder=folder)
+    demo = Demo(settings=settings, transport=wsgi_transport(apps), simulators=sims, folder=folder)
+    try:
+        archive_dailies(settings, demo.transport, clock)
+    except BaseException:
+        demo.close()
+        raise
+    return demo
+
+
+def archive_dailies(settings: Settings, transport: Any, clock: Clock) -> list[ArchiveCopy]:
+    """Copy every created `daily-*` snapshot of every manager into the archive, as the daily job does: downloaded
+    through the client, checked and recorded (sha256, size, zip, metadata) by the archive code, each stored a few
+    minutes after its snapshot was created. The catalog rows made."""
+    from bot.archive.folder import open_archive
+    from bot.clock import FakeClock
+    from bot.cloudify import Manager
+    from bot.store import Store
+
+    then = FakeClock(clock.time())
+    store = Store(settings.db_path, clock=then)
+    rows = []
+    try:
+        archive = open_archive(settings, store, then)
+        for manager_settings in settings.managers:
+            with Manager(manager_settings, transport=transport, clock=clock) as client:
+                version = str(client.version().get("version") or "")
+                for snap in client.list_snapshots(search=DAILY_PREFIX).items:
+                    if not str(snap.get("id", "")).startswith(DAILY_PREFIX) or snap.get("status") != "created":
+                        continue
+                    created = datetime.fromisoformat(str(snap["created_at"]).replace("Z", "+00:00"))
+                    then.set(created.timestamp() + COPIED_AFTER)
+                    with client.download_snapshot(snap["id"]) as download:
+                        rows.append(archive.save(manager_settings.name, snap["id"], download,
+                                                 manager_version=version, tenant=snap.get("tenant_name") or "",
+                                                 created_at=snap["created_at"]))
+    finally:
+        store.close()
+    return rows

@@ -6,32 +6,13 @@ transport gets `TerminalChat`, which has no channels, so an incident runs where 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from bot.core import Reply
-from bot.errors import BotError
+from bot.errors import ChatError, MissingScope, NameTaken, NoChannels
 
-
-class ChatError(BotError):
-    """The chat side refused or failed."""
-
-
-class MissingScope(ChatError):
-    """The chat app lacks a permission (a Slack OAuth scope)."""
-
-    def __init__(self, scope: str, method: str = "") -> None:
-        self.scope = scope
-        call = f" for {method}" if method else ""
-        super().__init__(f"the Slack app lacks the `{scope}` scope{call}: add it under OAuth & Permissions "
-                         "(and in manifest.yml) and reinstall the app")
-
-
-class NoChannels(ChatError):
-    """This transport cannot create channels at all (the terminal)."""
-
-
-class NameTaken(ChatError):
-    """A channel of that name exists already."""
+__all__ = ["ChatError", "ChatPort", "MissingScope", "NameTaken", "NoChannels", "TerminalChat", "port_for"]
 
 
 class ChatPort(Protocol):
@@ -96,8 +77,7 @@ class TerminalChat:
         return "this terminal"
 
 
-def port_for(services: Any, transport: str) -> ChatPort:
+def port_for(ports: Mapping[str, ChatPort], transport: str) -> ChatPort:
     """The chat port of a transport: the one its front end registered, else the terminal's."""
-    ports = getattr(services, "chat", None) or {}
     port = ports.get(transport)
     return port if port is not None else TerminalChat()

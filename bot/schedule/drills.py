@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.core import Actor, Invocation, Reply
-from bot.engine.context import NullSink, Services, Sink
+from bot.core import Actor, Invocation, Reply, parse_time
+from bot.engine.context import NullSink, Sink
+from bot.engine.services import Services
 from bot.errors import ConfigError
-from bot.front.render import parse_time
 from bot.recovery.drills import drill_alarm
 from bot.schedule.cron import Cron, CronError, zone
 from bot.schedule.runs import owner_id

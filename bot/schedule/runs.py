@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.front.render import parse_time
+from bot.core import parse_time
 
 JOB = "backups run"
 CLAIM_GRACE = 120.0  # s: a claim with no operation for this long belongs to a process that died
@@ -38,7 +38,9 @@ def owner_id(tag: str) -> str:
 
 def run_operation(store: Any, manager: str, key: str) -> dict[str, Any] | None:
     """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
-    for op in store.list_operations(states=("pending", "approved", "running"), manager=manager, kinds=JOB):
+    ops: list[dict[str, Any]] = store.list_operations(states=("pending", "approved", "running"), manager=manager,
+                                                      kinds=JOB)
+    for op in ops:
         if (op.get("args") or {}).get("run") == key:
             return op
     return None

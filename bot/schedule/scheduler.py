@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.engine.context import NullSink, Services, Sink
-from bot.core import Actor, Invocation, Reply
+from bot.engine.context import NullSink, Sink
+from bot.engine.services import Services
+from bot.core import Actor, Invocation, Reply, parse_time
 from bot.schedule.runs import FAILED, JOB, PROCESS, is_dead, owner_id, run_key
 from bot.schedule.notify import Notifier
-from bot.front.render import parse_time
 from bot.schedule.timetable import Fire, Schedule
 
 log = logging.getLogger("cfy_bot.schedule")

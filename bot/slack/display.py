@@ -63,7 +63,7 @@ class SlackDisplay:
         if op.get("state") != "pending":
             return ""
         try:
-            return self.dispatcher.operations.gate_text(op)
+            return str(self.dispatcher.operations.gate_text(op))
         except (BotError, KeyError, ValueError, IndexError):
             return ""
 

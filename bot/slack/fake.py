@@ -20,13 +20,16 @@ from slack_sdk.signature import SignatureVerifier
 def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     """The headers Slack adds: `X-Slack-Request-Timestamp` and the v0 HMAC signature of the raw body."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body) or ""
     return {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)}
+            "X-Slack-Signature": signature}
 
 
 def command_fields(text: str, *, user: str = "U100", user_name: str = "alice", channel: str = "C100",
-                   response_url: str = "", team: str = "T1", trigger: str = "1.2.3") -> dict[str, str]:
-    """The form fields of a `/cfy` slash command."""
+                   response_url: str = "", team: str = "T1", trigger: str = "") -> dict[str, str]:
+    """The form fields of a `/cfy` slash command; each gets its own `trigger_id`, as from Slack (two requests
+    with the same body and timestamp are one request sent twice)."""
+    trigger = trigger or _trigger_id()
     return {"token": "legacy", "team_id": team, "team_domain": "example", "channel_id": channel,
             "channel_name": "ops", "user_id": user, "user_name": user_name, "command": "/cfy", "text": text,
             "api_app_id": "A1", "is_enterprise_install": "false", "response_url": response_url,
@@ -40,13 +43,17 @@ def action_payload(action: str, value: str, *, user: str = "U100", user_name: st
     return {
         "type": "block_actions", "team": {"id": team, "domain": "example"},
         "user": {"id": user, "username": user_name, "name": user_name, "team_id": team},
-        "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
+        "api_app_id": "A1", "token": "legacy", "trigger_id": _trigger_id(),
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                       "is_ephemeral": ephemeral, **({"thread_ts": thread_ts} if thread_ts else {})},
         "channel": {"id": channel, "name": "ops"}, "response_url": response_url,
         "actions": [{"type": "button", "action_id": f"cfy_{action}", "block_id": f"op:{value}", "value": value,
                      "action_ts": f"{time.time():.6f}", "text": {"type": "plain_text", "text": action}}],
     }
+
+
+def _trigger_id() -> str:
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
 
 
 def mention_event(text: str, *, user: str = "U100", channel: str = "C100", ts: str = "", bot_id: str = "",
@@ -92,11 +99,11 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float = 10.0) ->
         return exc.code, exc.read().decode()
 
 
-def send_command(url: str, secret: str, text: str, *, timestamp: int | None = None, **fields: Any
-                 ) -> tuple[int, str]:
-    """Send a signed `/cfy TEXT` to a bot's `/slack/events`."""
+def send_command(url: str, secret: str, text: str, *, timestamp: int | None = None, timeout: float = 10.0,
+                 **fields: Any) -> tuple[int, str]:
+    """Send a signed `/cfy TEXT` to a bot's `/slack/events`; `timeout` bounds the wait for each read."""
     body = command_body(command_fields(text, **fields))
-    return post(url, body, signed_headers(secret, body, timestamp))
+    return post(url, body, signed_headers(secret, body, timestamp), timeout)
 
 
 def send_event(url: str, secret: str, body: dict[str, Any], retry: int = 0) -> tuple[int, str]:

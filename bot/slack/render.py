@@ -190,7 +190,8 @@ def _size(block: dict[str, Any]) -> int:
 
 def _fit(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """At most MAX_BLOCKS blocks within BLOCKS_BUDGET characters; the rest replaced by a note."""
-    out, used = [], 0
+    out: list[dict[str, Any]] = []
+    used = 0
     for i, block in enumerate(blocks):
         size = _size(block)
         if len(out) == MAX_BLOCKS - 1 or used + size > BLOCKS_BUDGET:

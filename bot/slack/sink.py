@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from bot.core import ProgressEvent
 from bot.slack import render
@@ -10,6 +11,7 @@ from bot.slack.display import SlackDisplay
 from bot.slack.outbox import Msg
 
 log = logging.getLogger("cfy_bot.slack")
+TRANSFER_EDIT_S = 5.0  # Slack's chat.update is rate limited per channel: one edit of a transfer's card per 5 s
 
 
 class SlackSink:
@@ -18,6 +20,7 @@ class SlackSink:
     def __init__(self, front: SlackDisplay, channel: str, parent: Msg | None = None) -> None:
         self.front, self.channel, self.parent = front, channel, parent
         self.started = False
+        self._last_transfer_edit = float("-inf")
 
     def emit(self, event: ProgressEvent) -> None:
         """Show one event; a Slack problem never reaches the operation."""
@@ -33,6 +36,9 @@ class SlackSink:
         op = self.front.services.store.get_operation(event.op_id)
         if op is None:
             return  # a quick command's progress: its reply says it all
+        if event.kind == "transfer":
+            self._transfer(op, event)
+            return
         self.started |= event.kind == "started"
         step = event.text if event.kind in ("started", "step") else ""
         parent = self.parent or self.front.card_of(op)
@@ -43,6 +49,15 @@ class SlackSink:
         self.parent = parent
         if event.kind in ("started", "step"):
             self.front.outbox.post(parent.channel, render.step_text(event), thread=parent.root or parent)
+
+    def _transfer(self, op: dict[str, Any], event: ProgressEvent) -> None:
+        """A transfer's bytes, rate and time left: an edit of the card at most every TRANSFER_EDIT_S seconds."""
+        parent = self.parent or self.front.card_of(op)
+        at = event.at.timestamp() if event.at else 0.0
+        if parent is None or at - self._last_transfer_edit < TRANSFER_EDIT_S:
+            return
+        self._last_transfer_edit = at
+        self.front.edit_card(parent, op, step=event.text)
 
     def _followup(self, event: ProgressEvent) -> None:
         """A running operation opened another one that waits at a gate: its card goes into this thread."""

@@ -12,6 +12,7 @@ GROUP_TITLES = {
     "overview": "Overview",
     "snapshots": "Snapshots",
     "maintenance-mode": "Maintenance mode",
+    "executions": "Executions",
     "restore": "Guided restore",
     "backups": "Daily backups",
     "cluster": "Managers and clusters",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import shlex
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ KNOWN_MISTAKES = {
 }
 
 
-class Args(dict):
+class Args(dict[str, Any]):
     """Parsed arguments; readable as attributes (`args.snapshot_id`)."""
 
     def __getattr__(self, name: str) -> Any:
@@ -40,12 +40,84 @@ class Parsed:
     help_topic: tuple[str, ...] | None = None  # set when the user asked for help
 
 
+# Characters a command may not hold: lone surrogates (bytes that were not UTF-8, or a broken \ud800 escape) and
+# control characters other than tab and line ends (escape sequences, NUL, backspace, C1 controls).
+_UNREADABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+MAX_COMMAND_CHARS = 4000  # the longest command read; a presigned upload URL fits, a pasted file does not
+_SPACE = " \t\r\n"
+
+
 def tokenize(text: str) -> list[str]:
-    """Split like a shell; unbalanced quotes are a usage error, not a crash."""
-    try:
-        return shlex.split(text, posix=True)
-    except ValueError as exc:
-        raise UsageError(f"could not read the command: {exc} (check the quotes)") from None
+    """Split like a POSIX shell (as `shlex.split` does), in one pass; unbalanced quotes are a usage error."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise UsageError(f"the command is {len(text):,} characters long; the most the bot reads is "
+                         f"{MAX_COMMAND_CHARS:,} (a long value belongs in a file or the configuration)")
+    bad = _UNREADABLE.search(text)
+    if bad:
+        raise UsageError(_unreadable_character(text, bad.start()))
+    words: list[str] = []
+    word: list[str] = []  # characters of the word being read: appended, joined once (shlex concatenates)
+    quoted, i, n = False, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in _SPACE:
+            if word or quoted:
+                words.append("".join(word))
+            word, quoted = [], False
+        elif c == "\\":
+            if i + 1 >= n:
+                raise _unreadable("No escaped character")
+            i += 1
+            word.append(text[i])
+        elif c in "'\"":
+            i = _quoted(text, i, word)
+            quoted = True
+        else:
+            word.append(c)
+        i += 1
+    if word or quoted:
+        words.append("".join(word))
+    return words
+
+
+def _quoted(text: str, start: int, word: list[str]) -> int:
+    """Read the quoted part opened at `start` into `word`; the index of its closing quote. Inside double quotes
+    a backslash escapes only `"` and itself, inside single quotes nothing (POSIX, as shlex)."""
+    quote, i, n = text[start], start + 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == quote:
+            return i
+        if c == "\\" and quote == '"':
+            if i + 1 >= n:
+                raise _unreadable("No escaped character")
+            nxt = text[i + 1]
+            word.append(nxt if nxt in '"\\' else c + nxt)
+            i += 2
+            continue
+        end = text.find(quote, i) if quote == "'" else -1
+        if end >= 0:  # a single-quoted run has no escapes: take it whole
+            word.append(text[i:end])
+            return end
+        word.append(c)
+        i += 1
+    raise _unreadable("No closing quotation")
+
+
+def _unreadable_character(text: str, at: int) -> str:
+    """Which character cannot be read and where, without printing it (it may not be printable or encodable)."""
+    code = ord(text[at])
+    if 0xDC80 <= code <= 0xDCFF:  # how Python keeps a byte that is not UTF-8 (surrogateescape)
+        what = f"the byte 0x{code - 0xDC00:02X}, which is not UTF-8 (set the terminal to UTF-8)"
+    elif 0xD800 <= code <= 0xDFFF:
+        what = f"U+{code:04X}, half of a character (a lone surrogate)"
+    else:
+        what = f"the control character U+{code:04X}"
+    return f"character {at + 1} of the command is {what}; commands take printable text only"
+
+
+def _unreadable(why: str) -> UsageError:
+    return UsageError(f"could not read the command: {why} (check the quotes)")
 
 
 def parse(text: str, registry: Registry) -> Parsed:

@@ -37,6 +37,7 @@ class _StoreBase:
         self.path = str(path)
         self.clock = clock or Clock()
         self.secrets: set[str] = set()  # filled by the app at start-up; append_audit refuses them
+        self.audit_key: bytes | None = None  # BOT_AUDIT_KEY, set by the app: audit rows are HMAC-keyed under it
         self._lock = threading.Lock()
         self._idle: list[sqlite_utils.Database] = []
         self._pid = os.getpid()
@@ -93,11 +94,11 @@ class _StoreBase:
     def _now(self) -> str:
         return iso(self.clock.now())
 
-    def _rows(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict]:
+    def _rows(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
         with self._borrow() as db:
             return [_decode(row, columns) for row in db.query(sql, list(params))]
 
-    def _write(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict]:
+    def _write(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
         """Run one write statement (`… RETURNING *`); it is atomic by itself."""
         with self._borrow() as db:
             cursor = db.conn.execute(sql, list(params))

@@ -16,7 +16,7 @@ from bot.store.schema import _UNFINISHED_SQL, FINAL_STATES, OPERATION_COLUMNS, S
 class _OperationCalls(_StoreBase):
     """The operation methods of `Store`: every state change is one atomic UPDATE … WHERE state IN (…)."""
 
-    def create_operation(self, *, exclusive: bool = False, **fields: Any) -> dict:
+    def create_operation(self, *, exclusive: bool = False, **fields: Any) -> dict[str, Any]:
         """Insert an operation (state pending unless given); `exclusive` ones are one per manager."""
         if not fields.get("kind"):
             raise ValueError("an operation needs a kind")
@@ -38,13 +38,13 @@ class _OperationCalls(_StoreBase):
                     raise
         raise OperationError("could not find a free operation id; try again")
 
-    def get_operation(self, op_id: str) -> dict | None:
+    def get_operation(self, op_id: str) -> dict[str, Any] | None:
         """The operation, or None."""
         rows = self._rows("SELECT * FROM operations WHERE id = ?", [op_id], OPERATION_COLUMNS)
         return rows[0] if rows else None
 
     def transition(self, op_id: str, from_states: str | Iterable[str], to_state: str, *,
-                   expect_gate: str | None = None, **fields: Any) -> dict | None:
+                   expect_gate: str | None = None, **fields: Any) -> dict[str, Any] | None:
         """Compare-and-set the state (and the gate, if `expect_gate`): the updated row, or None."""
         _check_state(to_state)
         states = _states(from_states)
@@ -57,14 +57,14 @@ class _OperationCalls(_StoreBase):
         return self._cas(op_id, states, changes, expect_gate)
 
     def update_operation(self, op_id: str, expected_state: str | Iterable[str], *,
-                         expect_gate: str | None = None, **fields: Any) -> dict | None:
+                         expect_gate: str | None = None, **fields: Any) -> dict[str, Any] | None:
         """Change fields (step, execution_id, slack_ts…) only while the state is `expected_state`."""
         if "state" in fields:
             raise ValueError("use transition() to change the state")
         return self._cas(op_id, _states(expected_state), {**fields, "updated_at": self._now()}, expect_gate)
 
     def _cas(self, op_id: str, states: tuple[str, ...], changes: dict[str, Any], gate: str | None = None
-             ) -> dict | None:
+             ) -> dict[str, Any] | None:
         """One UPDATE … WHERE id = ? AND state IN (…) [AND gate = ?]: atomic without a transaction."""
         values = _encode(changes, OPERATION_COLUMNS, forbid=("id", "created_at"))
         sql = (f"UPDATE operations SET {', '.join(f'{k} = ?' for k in values)} "
@@ -82,9 +82,10 @@ class _OperationCalls(_StoreBase):
         return rows[0] if rows else None
 
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
-                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict]:
+                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Operations, newest first, filtered by state, manager and kind."""
-        where, params = ["1"], []
+        where: list[str] = ["1"]
+        params: list[Any] = []
         for column, wanted in (("state", states), ("kind", kinds)):
             if wanted is not None:
                 wanted = _states(wanted) if column == "state" else _strings(wanted)
@@ -98,17 +99,17 @@ class _OperationCalls(_StoreBase):
             sql += f" LIMIT {int(limit)}"
         return self._rows(sql, params, OPERATION_COLUMNS)
 
-    def unfinished_operations(self) -> list[dict]:
+    def unfinished_operations(self) -> list[dict[str, Any]]:
         """Operations that are pending, approved or running (what start-up must reconcile)."""
         return self.list_operations(states=UNFINISHED_STATES)
 
-    def manager_lock_holder(self, manager: str) -> dict | None:
+    def manager_lock_holder(self, manager: str) -> dict[str, Any] | None:
         """The unfinished exclusive operation on `manager`, if any."""
         rows = self._rows(f"SELECT * FROM operations WHERE manager = ? AND exclusive = 1 AND state IN "
                           f"{_UNFINISHED_SQL} LIMIT 1", [manager], OPERATION_COLUMNS)
         return rows[0] if rows else None
 
-    def claim_manager_lock(self, op_id: str) -> dict:
+    def claim_manager_lock(self, op_id: str) -> dict[str, Any]:
         """Make an unfinished operation exclusive on its manager; OperationError names the holder if busy."""
         row = self._cas(op_id, UNFINISHED_STATES, {"exclusive": True, "updated_at": self._now()})
         if row is None:
@@ -130,7 +131,7 @@ class _OperationCalls(_StoreBase):
         error.operation = holder  # type: ignore[attr-defined]  # for callers that want the details
         raise error
 
-    def expire_gates(self, now: datetime | str | None = None) -> list[dict]:
+    def expire_gates(self, now: datetime | str | None = None) -> list[dict[str, Any]]:
         """Move pending operations whose gate expired to `expired` (one CAS statement); returns them."""
         when = iso(now) if now is not None else self._now()
         return self._write(

@@ -27,7 +27,7 @@ class _RunCalls(_StoreBase):
                                 "AND day = ? AND state = 'claimed' AND claimed_at < ? RETURNING *",
                                 [owner, now, manager, day, cutoff], RUN_COLUMNS))
 
-    def finish_run(self, manager: str, day: str, state: str, **fields: Any) -> dict | None:
+    def finish_run(self, manager: str, day: str, state: str, **fields: Any) -> dict[str, Any] | None:
         """Close a claimed run (succeeded | failed | skipped); None if it was not claimed (or not by `owner`)."""
         if state not in RUN_STATES[1:]:
             raise ValueError(f"a run finishes as succeeded, failed or skipped, not {state!r}")
@@ -40,13 +40,13 @@ class _RunCalls(_StoreBase):
         rows = self._write(sql, [*values.values(), manager, day, *([owner] if owner else [])], RUN_COLUMNS)
         return rows[0] if rows else None
 
-    def get_run(self, manager: str, day: str) -> dict | None:
+    def get_run(self, manager: str, day: str) -> dict[str, Any] | None:
         """The run of (manager, day), or None."""
         rows = self._rows("SELECT * FROM schedule_runs WHERE manager = ? AND day = ?", [manager, day],
                           RUN_COLUMNS)
         return rows[0] if rows else None
 
-    def list_runs(self, manager: str | None = None, since_day: str | None = None) -> list[dict]:
+    def list_runs(self, manager: str | None = None, since_day: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest day first."""
         where, params = ["1"], []
         if manager is not None:

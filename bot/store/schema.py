@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from bot.core import OpState
 from bot.errors import BotError
 from bot.store import audit
 from bot.store.codec import _B, _I, _J, _T, _TM, iso
 
-STATES = ("pending", "approved", "running", "succeeded", "failed", "cancelled", "expired")
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "expired"})
-UNFINISHED_STATES = ("pending", "approved", "running")
+STATES: tuple[OpState, ...] = tuple(OpState)
+FINAL_STATES = frozenset(s for s in OpState if s.final)
+UNFINISHED_STATES = tuple(s for s in OpState if not s.final)
 RUN_STATES = ("claimed", "succeeded", "failed", "skipped")
 
 OPERATION_COLUMNS = {
@@ -39,10 +40,10 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     def table(name: str, columns: dict[str, str], pk: str | tuple[str, ...]) -> None:
         types = {c: int if k in (_B, _I) else str for c, k in columns.items()}
         defaults = {c: {_J: "{}", _B: 0, _I: 0}.get(k, "") for c, k in columns.items()}
-        db[name].create(types, pk=pk, not_null=set(columns), defaults=defaults, if_not_exists=True)
+        db.table(name).create(types, pk=pk, not_null=set(columns), defaults=defaults, if_not_exists=True)
 
     table("operations", OPERATION_COLUMNS, "id")
-    db["operations"].create_index(["state"], index_name="operations_state", if_not_exists=True)
+    db.table("operations").create_index(["state"], index_name="operations_state", if_not_exists=True)
     # The manager lock: at most one unfinished exclusive operation per manager, enforced by SQLite itself.
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS operations_one_exclusive_per_manager ON operations "
                f"(manager) WHERE exclusive = 1 AND state IN {_UNFINISHED_SQL}")
@@ -56,8 +57,8 @@ def _add_drills(db: sqlite_utils.Database) -> None:
     """v2: restore drill results (one row per drill; `details` holds mismatches and phase durations)."""
     types = {c: int if k in (_B, _I) else str for c, k in DRILL_COLUMNS.items()}
     defaults = {c: {_J: "{}", _B: 0, _I: 0}.get(k, "") for c, k in DRILL_COLUMNS.items()}
-    db["drills"].create(types, pk="id", not_null=set(DRILL_COLUMNS), defaults=defaults, if_not_exists=True)
-    db["drills"].create_index(["source", "finished_at"], index_name="drills_source", if_not_exists=True)
+    db.table("drills").create(types, pk="id", not_null=set(DRILL_COLUMNS), defaults=defaults, if_not_exists=True)
+    db.table("drills").create_index(["source", "finished_at"], index_name="drills_source", if_not_exists=True)
 
 
 _MIGRATIONS = (_create_v1, _add_drills)  # append a function per schema change; never edit a released one

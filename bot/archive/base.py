@@ -1,0 +1,220 @@
+"""The common path of every archive (folder or S3): streamed, verified copies, known to the catalog.
+
+A download is written in fixed-size chunks to a temporary file beside its final place (never the whole
+archive in memory), counted against Content-Length, hashed and its members' CRCs checked while it streams
+(`bot.archive.zipstream`); then it must be a zip whose central directory agrees with those members (any member the
+stream could not follow is read back and checked) and whose `metadata.json` names a `snapshot_version`. Only
+then is it renamed into place and recorded in the catalog as verified. Anything else removes the partial
+file, leaves the catalog as it was, and raises ArchiveError saying what happened.
+
+Order of the last two steps: the copy is put in place first and recorded second, so the catalog never
+names a copy that is not there (a crash in between leaves an unrecorded file, which the next download of
+the same snapshot replaces).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import quote
+
+from bot.archive.verify import check_file, check_zip
+from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
+from bot.clock import Clock
+from bot.core import ArchiveCopy, Download
+from bot.errors import ArchiveError, BotError, ManagerError, NotFound
+from bot.archive.zipstream import StreamCheck
+
+if TYPE_CHECKING:
+    from bot.engine.context import ManagerAPI
+    from bot.store import Store
+
+__all__ = ["CHUNK_SIZE", "STALE_PART", "Archive", "Progress", "safe_name"]
+
+STALE_PART = 24 * 3600.0  # a temp file untouched this long belongs to no running download
+
+
+def safe_name(text: str) -> str:
+    """A file or folder name for a manager name or snapshot id (never a path, never `.` or `..`)."""
+    name = quote(text, safe="-_.~")
+    if name in ("", ".", ".."):
+        raise ArchiveError(f"{text!r} cannot be used as a name in the archive")
+    return name
+
+
+# --- the archive ---------------------------------------------------------------------------------------
+
+
+class Archive:
+    """Common path of every archive: receive into a temp file, check, put in place, record."""
+
+    kind = "archive"
+
+    def __init__(self, store: Store, clock: Clock, staging: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.staging = staging
+
+    # what a storage provides ---------------------------------------------------------------------
+    def location(self, manager: str, snapshot_id: str) -> str:
+        """Where the copy of (manager, snapshot) lives: a path or a URL."""
+        raise NotImplementedError
+
+    def _temp_dir(self, manager: str) -> str:
+        """The folder for temporary files of `manager`'s downloads."""
+        raise NotImplementedError
+
+    def _place(self, temp: str, manager: str, snapshot_id: str, sha256: str) -> str:
+        """Move a verified temp file to its final place; the location."""
+        raise NotImplementedError
+
+    def _remove(self, location: str) -> bool:
+        """Remove a stored copy; False when it was not there."""
+        raise NotImplementedError
+
+    def _local_copy(self, copy: ArchiveCopy) -> Any:
+        """A context manager giving a local file that holds the copy's bytes, for checking."""
+        raise NotImplementedError
+
+    def read(self, copy: ArchiveCopy) -> Iterator[bytes]:
+        """The stored bytes of `copy`, in chunks of at most CHUNK_SIZE."""
+        raise NotImplementedError
+
+    def local_copy(self, copy: ArchiveCopy) -> Any:
+        """A context manager giving a local file with the copy's bytes (a restore drill reads its entities)."""
+        return self._local_copy(copy)
+
+    def _open_temp(self, path: str) -> BinaryIO:
+        """The temp file a download is written to (a seam: tests swap it for one whose disk is full)."""
+        return open(path, "xb")  # noqa: SIM115 - closed by save()
+
+    # the common path ------------------------------------------------------------------------------
+    def save(self, manager: str, snapshot_id: str, download: Download, *, manager_version: str = "",
+             tenant: str = "", created_at: str = "", progress: Progress | None = None) -> ArchiveCopy:
+        """Stream `download` (a `Download`) into the archive, verify it, record it; the catalog row."""
+        what = f"snapshot {snapshot_id} of {manager}"
+        folder = self._temp_dir(manager)
+        self._sweep(folder)
+        temp = os.path.join(folder, f".{safe_name(snapshot_id)}.{secrets.token_hex(4)}.part")
+        counter, streamed = [0], StreamCheck()
+        try:
+            with self._open_temp(temp) as out:
+                sha = receive(download.chunks, out, download.size, progress, counter, streamed)
+            version, layout = check_zip(temp, streamed)
+            location = self._place(temp, manager, snapshot_id, sha)
+        except ManagerError as exc:  # the client's message says how far it got and why it stopped
+            raise self._failed(what, str(exc)) from exc
+        except ArchiveError as exc:
+            raise self._failed(what, str(exc)) from None
+        except OSError as exc:
+            raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
+        finally:
+            unlink(temp)
+        fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
+                      manager_version=manager_version, snapshot_version=version, tenant=tenant,
+                      created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
+                      error="")
+        try:
+            row = self.store.record_copy(**fields)
+        except BotError as exc:
+            self._remove(location)
+            raise ArchiveError(f"could not record the copy of {what} in the catalog, so it was removed: "
+                               f"{exc}") from exc
+        return replace(row, layout=layout)
+
+    def _sweep(self, folder: str) -> None:
+        """Remove temp files a killed bot left behind (old enough that no running download owns them)."""
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".part")]
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.path.getmtime(path) < self.clock.time() - STALE_PART:
+                    os.unlink(path)
+            except OSError:
+                pass  # gone already, or not ours to remove: the next sweep tries again
+
+    def _failed(self, what: str, reason: str) -> ArchiveError:
+        return ArchiveError(f"copying {what} to the archive failed: {reason}. The partial file was removed "
+                            "and the catalog is unchanged.")
+
+    def _os_problem(self, exc: OSError, folder: str, received: int) -> str:
+        if exc.errno == errno.ENOSPC:
+            return f"the disk of {folder} is full (no space left after {received} bytes)"
+        if exc.errno == errno.EDQUOT:
+            return f"the disk quota of {folder} is exhausted after {received} bytes"
+        return f"could not write to {folder}: {exc.strerror or exc}"
+
+    def verify(self, copy: ArchiveCopy) -> ArchiveCopy:
+        """Re-check a stored copy (sha256, size, zip, metadata) and record the verdict; the catalog row."""
+        problem = ""
+        try:
+            with self._local_copy(copy) as path:
+                checked = check_file(path)
+        except ArchiveError as exc:
+            problem = str(exc)
+        except OSError as exc:
+            problem = f"it cannot be read: {exc.strerror or exc}"
+        else:
+            if copy.size and checked.size != copy.size:
+                problem = f"it is {checked.size} bytes, but {copy.size} were stored"
+            elif copy.sha256 and checked.sha256 != copy.sha256:
+                problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
+        return self.store.mark_verified(copy.manager, copy.snapshot_id, not problem, problem)
+
+    def upload_copy(self, copy: ArchiveCopy, manager: ManagerAPI, snapshot_id: str,
+                    tenant: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """Stream `copy` to `manager` (a Manager client) as `snapshot_id`, after re-checking it; the snapshot."""
+        checked = self.verify(copy)
+        if not checked.verified:
+            raise ArchiveError(f"the archive copy of {copy.snapshot_id} of {copy.manager} failed its check, so "
+                               f"it was not uploaded: {checked.error}")
+        chunks = self.read(checked)
+        if progress is not None:
+            chunks = _counted(chunks, checked.size or None, progress)
+        return manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
+
+    def delete(self, copy: ArchiveCopy) -> bool:
+        """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""
+        try:
+            removed = self._remove(copy.location)
+        except OSError as exc:
+            raise ArchiveError(f"could not delete the archive copy {copy.location}: {exc.strerror or exc}") from exc
+        self.store.delete_copy(copy.manager, copy.snapshot_id)
+        return removed
+
+    def find(self, snapshot_id: str, manager: str) -> ArchiveCopy:
+        """The copy to use for `snapshot_id`: `manager`'s own, else the newest verified one of any manager."""
+        own = self.store.get_copy(manager, snapshot_id)
+        if own:
+            return own
+        others = [c for c in self.store.list_copies() if c.snapshot_id == snapshot_id]
+        others.sort(key=lambda c: (c.verified, c.created_at), reverse=True)
+        if not others:
+            raise NotFound(f"the archive has no copy of snapshot {snapshot_id} (of any manager); "
+                           "`snapshots list` shows which snapshots have one")
+        return others[0]
+
+
+def _counted(chunks: Iterator[bytes], total: int | None, progress: Progress) -> Iterator[bytes]:
+    """The same chunks, reporting the bytes sent so far after each."""
+    done = 0
+    for chunk in chunks:
+        yield chunk
+        done += len(chunk)
+        progress(done, total)
+
+
+def _time_or(text: str, clock: Clock) -> Any:
+    """The snapshot's creation time as the manager wrote it, or now when it is missing or unreadable."""
+    try:
+        return datetime.fromisoformat(text) if text else clock.now()
+    except ValueError:
+        return clock.now()
