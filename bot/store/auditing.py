@@ -24,12 +24,12 @@ class _AuditCalls(_StoreBase):
         fields = {"actor": actor, "transport": transport, "channel": channel, "manager": manager,
                   "command": command, "operation_id": operation_id, "execution_id": execution_id}
         with self._borrow() as db:
-            return audit.append(db.conn, self._now, self.secrets, event, fields, detail)
+            return audit.append(db, self._now, self.secrets, event, fields, detail)
 
     def verify_audit(self) -> AuditVerdict:
         """Check every row's hash and link, and the head record; streams, so memory stays flat."""
         with self._borrow() as db:
-            return audit.verify(db.conn)
+            return audit.verify(db)
 
     def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
                     since: datetime | str | None = None, until: datetime | str | None = None,
@@ -49,4 +49,4 @@ class _AuditCalls(_StoreBase):
         """Audit rows oldest first, streamed (for export); holds one connection until exhausted or closed."""
         start = iso(since) if since else None
         with self._borrow() as db:
-            yield from audit.iterate(db.conn, start)
+            yield from audit.iterate(db, start)
