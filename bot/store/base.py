@@ -35,6 +35,7 @@ class _StoreBase:
         self.path = str(path)
         self.clock = clock or Clock()
         self.secrets: set[str] = set()  # filled by the app at start-up; append_audit refuses them
+        self.audit_key: bytes | None = None  # BOT_AUDIT_KEY, set by the app: audit rows are HMAC-keyed under it
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
