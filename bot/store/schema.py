@@ -54,12 +54,12 @@ def _create_v1(db: sqlite3.Connection) -> None:
     audit.create_schema(db)
 
 
-def _add_drills(db: sqlite_utils.Database) -> None:
+def _add_drills(db: sqlite3.Connection) -> None:
     """v2: restore drill results (one row per drill; `details` holds mismatches and phase durations)."""
-    types = {c: int if k in (_B, _I) else str for c, k in DRILL_COLUMNS.items()}
-    defaults = {c: {_J: "{}", _B: 0, _I: 0}.get(k, "") for c, k in DRILL_COLUMNS.items()}
-    db.table("drills").create(types, pk="id", not_null=set(DRILL_COLUMNS), defaults=defaults, if_not_exists=True)
-    db.table("drills").create_index(["source", "finished_at"], index_name="drills_source", if_not_exists=True)
+    types: dict[str, type[int] | type[str]] = {c: int if k in (_B, _I) else str for c, k in DRILL_COLUMNS.items()}
+    fill: dict[str, int | str] = {_J: "{}", _B: 0, _I: 0}
+    create_table(db, "drills", types, "id", {c: fill.get(k, "") for c, k in DRILL_COLUMNS.items()})
+    create_index(db, "drills", ["source", "finished_at"], "drills_source")
 
 
 _MIGRATIONS = (_create_v1, _add_drills)  # append a function per schema change; never edit a released one
