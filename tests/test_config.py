@@ -200,6 +200,7 @@ def test_cli_lists_a_bad_data_dir_without_a_traceback(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["BOT_ARCHIVE_URL", "SLACK_API_URL"])
 def test_credentials_in_other_urls_are_refused_too(name: str) -> None:
-    url = "s3://AKIAXX:s3cr3t-key@bucket/prefix" if name == "BOT_ARCHIVE_URL" else "https://u:s3cr3t-key@slack.example/api/"
+    url = {"BOT_ARCHIVE_URL": "s3://AKIAXX:s3cr3t-key@bucket/prefix",
+           "SLACK_API_URL": "https://u:s3cr3t-key@slack.example/api/"}[name]
     text = _problems({name: url})
     assert f"{name} must not hold credentials" in text and "s3cr3t" not in text
