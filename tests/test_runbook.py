@@ -14,7 +14,8 @@ from bot.spec.parser import parse
 from sim_fixtures import daily
 
 SNAP = f"{daily(1)}"
-GUIDE = Path("/work/shared/seed/000_c8591fa008b2b9f0.txt")
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT.parent / "shared" / "seed" / "000_c8591fa008b2b9f0.txt"  # the team's shared docs, beside the project
 
 
 def run_id(out: str) -> str:
