@@ -192,6 +192,7 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     lost: list[str] = []
     lines: list[str] = []
     worst = "info"
+    again = _restored_schedules(ctx, client)
     for e in journaled:
         what = (f"{e.get('workflow_id')}" + (f" on {e['deployment_id']}" if e.get("deployment_id") else "")
                 + f", tenant {e.get('tenant_name') or '?'}")
@@ -202,9 +203,13 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
             state = "gone (not in the restored data)"
         except ManagerError as exc:
             state = f"unknown (could not read it: {exc})"
+        schedule = again.get((str(e.get("workflow_id")), str(e.get("deployment_id") or ""),
+                              str(parse_time(e.get("scheduled_for")) or "")))
+        if schedule:  # 6.0+ legacy restore: marked FAILED, and re-created as a one-off execution schedule
+            state += f"; re-created by the restore as execution schedule {schedule}"
         lines.append(f"execution {e['id']} ({what}), cancelled by the bot before the restore: now {state}")
-        worst = worst if state in ("scheduled", "queued") else "warning"
-        if state not in ("scheduled", "queued", "pending", "started"):
+        worst = worst if state in ("scheduled", "queued") or schedule else "warning"
+        if state not in ("scheduled", "queued", "pending", "started") and not schedule:
             due = f", due {e['scheduled_for']}" if e.get("scheduled_for") else ""
             params = e.get("parameters") or {}
             lines.append(f"to re-create {e['id']}: run workflow {e.get('workflow_id')}"
@@ -215,8 +220,24 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     ctx.step("\n".join(lines), tone=worst)  # one thread message for all of them (issue 14's Slack budget)
     n = len(journaled)
     if not lost:
-        return f"{n} cancelled by the bot, all scheduled again"
+        return f"{n} cancelled by the bot, all back (scheduled again, or re-created as execution schedules)"
     return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
+
+
+def _restored_schedules(ctx: Ctx, client: Any) -> dict[tuple[str, str, str], str]:
+    """The `<workflow>_restored_<hex>` execution schedules a 6.0+ legacy restore made, by (workflow, deployment,
+    due time): those scheduled executions are back, as schedules."""
+    try:
+        page = client.list_execution_schedules(size=1000, _all_tenants=True, bypass_maintenance=True)
+    except ManagerError as exc:
+        ctx.step(f"could not read the execution schedules after the restore: {exc}", tone="warning")
+        return {}
+    found: dict[tuple[str, str, str], str] = {}
+    for s in page.items:
+        sid, workflow = str(s.get("id") or ""), str(s.get("workflow_id") or "")
+        if sid.startswith(f"{workflow}_restored_"):
+            found[(workflow, str(s.get("deployment_id") or ""), str(parse_time(s.get("since")) or ""))] = sid
+    return found
 
 
 # The legacy restore's warning for each `scheduled` execution it marks failed (reference §6): 6.0+, then 5.1-5.2.

@@ -217,11 +217,13 @@ class Manager(_SnapshotCalls, _EntityCalls):
                                 headers=_bypass(bypass_maintenance)))
 
     def list_execution_schedules(
-        self, *, offset: int | None = None, size: int | None = None, sort: str | None = None, **filters: Any
+        self, *, offset: int | None = None, size: int | None = None, sort: str | None = None,
+        bypass_maintenance: bool = False, **filters: Any
     ) -> Page:
         """`GET /execution-schedules`."""
         return self._page(_Call("list execution schedules", "GET", "/execution-schedules",
-                                params=_paging(offset, size, sort) + _filters(filters)))
+                                params=_paging(offset, size, sort) + _filters(filters),
+                                headers=_bypass(bypass_maintenance)))
 
     # --- cluster -------------------------------------------------------------------------------
 
