@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.core import parse_duration
+from bot.core import Role, parse_duration
 from bot.errors import ConfigError
 from bot.spec.registry import ROLES
 from bot.settings import Grant, ManagerSettings, Settings
@@ -124,14 +124,14 @@ def _managers_from_toml(r: _Reader, data: dict[str, Any]) -> list[ManagerSetting
 def _grants(r: _Reader, data: dict[str, Any]) -> list[Grant]:
     grants = []
     for role, var in (("admin", "BOT_ADMINS"), ("operator", "BOT_OPERATORS"), ("viewer", "BOT_VIEWERS")):
-        grants += [Grant(p, role) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
+        grants += [Grant(p, Role(role)) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
     for i, g in enumerate(data.get("grants") or []):
         given = g.get("role") if isinstance(g, dict) else None
         who = g.get("user") or g.get("group") if isinstance(g, dict) else None
         if given not in ROLES or not who:
             r.problems.append(f"grants[{i}] needs role (viewer/operator/admin) and user or group")
             continue
-        grants.append(Grant(str(who), str(given), tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
+        grants.append(Grant(str(who), Role(given), tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
     return grants
 
 
@@ -175,12 +175,12 @@ def _managers(r: _Reader, data: dict[str, Any], given: tuple[ManagerSettings, ..
     return found
 
 
-def _shell_role(r: _Reader) -> str:
+def _shell_role(r: _Reader) -> Role:
     shell_role = r.text("BOT_SHELL_ROLE", "viewer")
     if shell_role not in ROLES:
         r.problems.append(f"BOT_SHELL_ROLE must be one of {', '.join(ROLES)}, got {shell_role!r}")
-        return "viewer"
-    return shell_role
+        return Role.VIEWER
+    return Role(shell_role)
 
 
 def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:

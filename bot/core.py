@@ -7,9 +7,67 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-TONES = ("info", "good", "warning", "danger")
+
+class Tone(StrEnum):
+    """How a reply or a progress line reads: plain, went well, needs attention, failed."""
+
+    INFO = "info"
+    GOOD = "good"
+    WARNING = "warning"
+    DANGER = "danger"
+
+
+TONES = tuple(Tone)
+
+
+class Role(StrEnum):
+    """What a person may do, lowest first (DESIGN §5): each role may do everything the ones before it may."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """0 for viewer, 1 for operator, 2 for admin."""
+        return list(Role).index(self)
+
+
+class OpState(StrEnum):
+    """Where an operation stands (DESIGN §2); the last four are final."""
+
+    PENDING = "pending"  # waiting at its gate
+    APPROVED = "approved"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def final(self) -> bool:
+        """No further state follows this one."""
+        return self in (OpState.SUCCEEDED, OpState.FAILED, OpState.CANCELLED, OpState.EXPIRED)
+
+
+class Gate(StrEnum):
+    """What a pending operation waits for: its requester's confirmation, or a second admin's approval."""
+
+    CONFIRM = "confirm"
+    APPROVE = "approve"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A role given to a Slack user or user group, optionally only in some channels or on some managers."""
+
+    principal: str  # U… user id, S… user-group id, or shell:NAME
+    role: Role
+    channels: tuple[str, ...] = ()
+    managers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core import Grant, Role
+
+__all__ = ["Grant", "ManagerSettings", "Role", "Settings"]
+
 
 @dataclass(frozen=True)
 class ManagerSettings:
@@ -23,16 +27,6 @@ class ManagerSettings:
 
 
 @dataclass(frozen=True)
-class Grant:
-    """A role given to a Slack user or user group, optionally only in some channels or on some managers."""
-
-    principal: str  # U… user id, S… user-group id, or shell:NAME
-    role: str
-    channels: tuple[str, ...] = ()
-    managers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything the bot is configured with, validated; secrets are not shown by repr."""
 
@@ -49,7 +43,7 @@ class Settings:
     viewers_restricted: bool = False
     channels: tuple[str, ...] = ()
     access_contact: str = "your Cloudify admins"
-    shell_role: str = "viewer"
+    shell_role: Role = Role.VIEWER
     require_approval: bool = True
     gate_ttl: float = 600.0
     backup_schedule: str = "0 2 * * *"

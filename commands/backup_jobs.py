@@ -20,7 +20,7 @@ from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_off
-from commands.pruning import prune_backups
+from commands.pruning import prune_backups, retention_text
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create
 from commands.common import hint
 
@@ -129,8 +129,7 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
     notes = prune_backups(ctx, None, "the daily job")
     copy = ctx.catalog.get_copy(ctx.manager_name, sid) or {}
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
-    if notes:
-        text += "\n" + "\n".join(notes)
+    text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
     return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone="good",
                               fields=(("snapshot", sid), ("archive copy", copy.get("location", "")),
                                       ("size", size(copy.get("size"))), ("sha256", copy.get("sha256", ""))))

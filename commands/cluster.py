@@ -76,7 +76,9 @@ def ask_every_node(client: Any) -> list[View]:
             view.members = {"manager": tuple(m.get("hostname", "?") for m in view.manager_rows),
                             "db": tuple(d.get("name", "?") for d in node.db_nodes().items),
                             "broker": tuple(b.get("name", "?") for b in node.brokers().items)}
-            view.node = _node_name(url, view.manager_rows)
+            # a node that lists itself as the only manager is that manager, whatever name its URL uses
+            only = view.manager_rows[0].get("hostname") if len(view.manager_rows) == 1 else ""
+            view.node = _node_name(url, view.manager_rows) or str(only or "")
         except BotError as exc:
             view.error = str(exc)
         views.append(view)
@@ -195,7 +197,7 @@ def node_table(views: list[View], verdict: Verdict, answering: str) -> Table:
 
 def _reach(kind: str, view: View | None, answering: str) -> str:
     if kind != "manager" or view is None:
-        return "-" if kind != "manager" else "not configured"
+        return "-" if kind != "manager" else "not asked (no configured URL points at it)"
     if view.error:
         return "NO"
     return "yes, the bot talks to it" if view.url == answering else "yes"

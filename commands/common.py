@@ -9,7 +9,7 @@ from bot.engine.context import Ctx
 from bot.spec.registry import Param
 from bot.core import age, parse_time
 
-__all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "count", "hint", "parse_time", "when"]
+__all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "clip", "count", "hint", "parse_time", "when"]
 
 
 def check_snapshot_id(value: str) -> str | None:
@@ -54,6 +54,16 @@ def hint(ctx: Ctx, command: str, tenant: str = "") -> str:
     if ctx.manager_name != default:
         text += f" -m {ctx.manager_name}"
     return f"`{text}`"
+
+
+def clip(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut at a word boundary with `…` (never mid-word)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1]
+    space = len(cut) if text[width - 1] == " " else cut.rfind(" ")  # the last word that fits whole
+    return (cut[:space] if space > width // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def last_line(error: str | None) -> str:

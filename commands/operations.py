@@ -9,7 +9,7 @@ from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.common import count
+from commands.common import clip, count, when
 
 OP_ID = Param("op_id", metavar="OPERATION_ID", required=True, help="the operation's id, e.g. op-7f3a2c")
 
@@ -24,12 +24,21 @@ def operations(ctx: Ctx, args: Args) -> Reply:
     states = None if args.all else ("pending", "approved", "running")
     ops = ctx.engine.list_operations(states=states, limit=20)
     rows = tuple((o["id"], o["kind"], o["manager"], o["state"] + (f" ({o['gate']})" if o.get("gate") else ""),
-                  o.get("requester_name") or o["requester"], (o.get("step") or o.get("error") or "")[:60])
-                 for o in ops)
+                  o.get("requester_name") or o["requester"], clip(_now_or_end(o, ctx), 60)) for o in ops)
     if not rows:
         return Reply(text="No operations are waiting or running.", title="Operations")
     return Reply(text=count(len(rows), "operation"), title="Operations",
-                 table=Table(("id", "command", "manager", "state", "requested by", "step"), rows))
+                 table=Table(("id", "command", "manager", "state", "requested by", "step, or how it ended"), rows))
+
+
+def _now_or_end(op: dict[str, object], ctx: Ctx) -> str:
+    """What a live operation is doing, or how a finished one ended (never its last step as if still on it)."""
+    state = str(op.get("state"))
+    if state in ("pending", "approved", "running"):
+        return str(op.get("step") or "")
+    ended = when(str(op.get("finished_at") or op.get("updated_at") or ""), ctx.now())
+    reason = str(op.get("error") or "")
+    return f"{state} {ended}" + (f": {reason}" if reason else "")
 
 
 DECISIONS = (

@@ -55,7 +55,8 @@ def prune_backups(ctx: Ctx, allowed: set[str] | None, why: str) -> list[str]:
         ctx.audit("pruned", snapshot_id=sid, reason=plan.delete[sid], where=where, by=why)
         ctx.step(f"pruned {sid} {where}: {plan.delete[sid]}")
         notes.append(sid)
-    out = [f"Pruned {len(notes)} old backups: {', '.join(notes)}."] if notes else []
+    old = "old backup" if len(notes) == 1 else "old backups"
+    out = [f"Pruned {len(notes)} {old}: {', '.join(notes)}."] if notes else []
     if failed:
         out.append("Could not prune: " + "; ".join(failed))
     return out

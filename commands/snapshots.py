@@ -6,7 +6,7 @@ from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.common import SNAPSHOT_ID, count, hint, last_line, when
+from commands.common import SNAPSHOT_ID, clip, count, hint, last_line, when
 
 SORT_FIELDS = ("created_at", "id", "status", "visibility", "tenant_name", "created_by", "error")
 
@@ -44,7 +44,7 @@ def snapshots_list(ctx: Ctx, args: Args) -> Reply:
         copy = copies.get(s.get("id"))
         archived = "verified" if copy and copy.get("verified") else ("unverified" if copy else "-")
         rows.append((s.get("id", ""), when(s.get("created_at"), now), s.get("status", ""),
-                     last_line(s.get("error"))[:60], s.get("tenant_name", ""), s.get("created_by", ""), archived))
+                     clip(last_line(s.get("error")), 60), s.get("tenant_name", ""), s.get("created_by", ""), archived))
     table = Table(("id", "created", "status", "error", "tenant", "by", "archive copy"), tuple(rows))
     return Reply(text=_list_text(ctx, args, len(rows), page.total), title=f"Snapshots on {ctx.manager_name}",
                  table=table if rows else None)

@@ -68,3 +68,33 @@ def test_no_doubled_alarm_word_and_plurals(make_bot) -> None:
     assert "ALERT ALARM" not in out and "manager(s)" not in out
     code, out = bot.run("managers")
     assert "1 manager configured" in out
+
+
+def test_operations_show_how_a_finished_one_ended_not_its_last_step(make_bot) -> None:
+    bot = make_bot()
+    assert bot.run("snapshots create")[0] == 0
+    code, out = bot.run("operations --all")
+    row = next(line for line in out.splitlines() if line.startswith("op-"))
+    assert "succeeded" in row and "succeeded 2" in row and "verified the copy" not in row, out
+    assert "1 operation" in out and "1 operations" not in out
+
+
+def test_a_long_error_is_cut_at_a_word(make_bot) -> None:
+    from commands.common import clip
+
+    assert clip("pg_dump: error: connection to server at localhost failed", 30) == "pg_dump: error: connection to…"
+    assert clip("short", 30) == "short"
+
+
+def test_the_daily_run_reports_retention_even_when_nothing_goes(make_bot) -> None:
+    bot = make_bot(seed=False)
+    code, out = bot.run("backups run", yes=True)
+    assert code == 0, out
+    assert "Retention (daily=7,weekly=4,monthly=12,yearly=3): nothing to prune." in out
+
+
+def test_cluster_status_names_the_node_it_reached(make_bot) -> None:
+    bot = make_bot()
+    code, out = bot.run("cluster status")
+    assert code == 0 and "not configured" not in out
+    assert "yes, the bot talks to it" in out

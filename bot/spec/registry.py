@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("viewer", "operator", "admin")
-GATES = (None, "confirm", "approve")
+from bot.core import Gate, Role
+
+ROLES: tuple[Role, ...] = tuple(Role)  # lowest first
+GATES = (None, *Gate)
 
 # Words people type for the cfy names (DESIGN §3): `snapshot` = `snapshots`, `maintenance` = `maintenance-mode`.
 WORD_ALIASES = {
@@ -66,7 +68,7 @@ class Command:
     group: str
     params: tuple[Param, ...] = ()
     examples: tuple[str, ...] = ()
-    permission: str = "viewer"
+    permission: Role = Role.VIEWER
     gate: str | None = None
     long_running: bool = False
     aliases: tuple[tuple[str, ...], ...] = ()
@@ -173,7 +175,7 @@ def command(
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         cmd = Command(path=tuple(path.split()), handler=fn, summary=summary, group=group, params=tuple(params),
-                      examples=tuple(examples), permission=permission, gate=gate, long_running=long_running,
+                      examples=tuple(examples), permission=Role(permission), gate=gate, long_running=long_running,
                       aliases=tuple(tuple(a.split()) for a in aliases), manager_scoped=manager_scoped,
                       description=description, gate_text=gate_text, exclusive=exclusive, prepare=prepare,
                       resumable=resumable)

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from bot.core import OpState
 from bot.errors import BotError
 from bot.store import audit
 from bot.store.codec import _B, _I, _J, _T, _TM, iso
 
-STATES = ("pending", "approved", "running", "succeeded", "failed", "cancelled", "expired")
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "expired"})
-UNFINISHED_STATES = ("pending", "approved", "running")
+STATES: tuple[OpState, ...] = tuple(OpState)
+FINAL_STATES = frozenset(s for s in OpState if s.final)
+UNFINISHED_STATES = tuple(s for s in OpState if not s.final)
 RUN_STATES = ("claimed", "succeeded", "failed", "skipped")
 
 OPERATION_COLUMNS = {
