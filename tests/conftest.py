@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock
 
-START = datetime(2026, 11, 29, 9, 0, 0, tzinfo=UTC)
+from sim_fixtures import START  # the injected clock starts here (tests derive dates from it)
 
 
 @pytest.fixture

@@ -167,3 +167,11 @@ def daily_name(now: float, days_ago: int) -> str:
     """The id seed_demo gives the daily snapshot `days_ago` days before `now` (simulator/seed.py: 02:00 UTC)."""
     midnight = datetime.fromtimestamp(now, UTC).replace(hour=2, minute=0, second=0, microsecond=0)
     return f"daily-{midnight - timedelta(days=days_ago):%Y%m%d}"
+
+
+START = datetime(2026, 11, 29, 9, 0, 0, tzinfo=UTC)  # the injected clock's start (tests/conftest.py `clock`)
+
+
+def daily(days_ago: int) -> str:
+    """The seeded daily snapshot `days_ago` days before START (negative: a day the test moves the clock to)."""
+    return daily_name(START.timestamp(), days_ago)

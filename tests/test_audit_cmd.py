@@ -17,6 +17,7 @@ from bot.front.audit import parse_since
 from bot.front.cli import main
 from bot.core import Actor, Invocation
 from bot.store.audit import canonical_json, row_hash
+from sim_fixtures import daily
 
 ROW_FIELDS = ("actor", "transport", "channel", "manager", "command", "operation_id")
 
@@ -85,7 +86,7 @@ def busy(make_bot) -> Any:
     """Two managers, an admin, an operator and a viewer who have done a few things an hour apart."""
     bot = make_bot(managers=("production", "staging"), env={"BOT_ADMINS": "UADMIN", "BOT_OPERATORS": "UOPER"})
     for user, text in (("UVIEW", "status -m production"), ("UOPER", "snapshots list -m staging"),
-                       ("UVIEW", "restore latest -m staging"), ("UOPER", "snapshot show daily-20261128 -m staging")):
+                       ("UVIEW", "restore latest -m staging"), ("UOPER", f"snapshot show {daily(1)} -m staging")):
         slack(bot, text, user=user)
         bot.clock.advance(3600)
     return bot
@@ -281,8 +282,8 @@ def test_export_to_a_reader_that_stops_early(bot, tmp_path) -> None:
 
 
 def test_a_snapshot_delete_is_audited_as_a_manager_call(bot) -> None:
-    code, out = bot.run("snapshots delete daily-20261124", yes=True)
+    code, out = bot.run(f"snapshots delete {daily(5)}", yes=True)
     assert code == 0, out
     [call] = bot.store.query_audit(event="manager_call", command="snapshots delete", limit=5)
-    assert (call["detail"]["method"], call["detail"]["path"]) == ("DELETE", "/snapshots/daily-20261124")
+    assert (call["detail"]["method"], call["detail"]["path"]) == ("DELETE", f"/snapshots/{daily(5)}")
     assert call["detail"]["status"] in (200, 204) and call["operation_id"] and call["actor"] == "shell:alice"

@@ -7,8 +7,9 @@ import os
 from datetime import UTC, datetime
 
 from bot.schedule.runs import PROCESS
+from sim_fixtures import daily
 
-SID = "daily-20261129"  # the harness starts at 2026-11-29 09:00 UTC
+SID = f"{daily(0)}"  # the harness starts at 2026-11-29 09:00 UTC
 
 
 def archive_ids(bot, manager: str = "production") -> list[str]:
@@ -56,7 +57,7 @@ def test_the_day_is_the_date_in_the_bot_s_time_zone(make_bot, clock) -> None:
     bot = make_bot(seed=False, env={"BOT_TIMEZONE": "Asia/Tokyo"})
     code, out = bot.run("backups run")
     assert code == 0, out
-    assert archive_ids(bot) == ["daily-20261130"]
+    assert archive_ids(bot) == [f"{daily(-1)}"]
     assert bot.store.get_run("production", "2026-11-30")["state"] == "succeeded"
     code, out = bot.run("backups run --day 2026-12-01")
     assert code == 2 and "is in the future (today is 2026-11-30 in Asia/Tokyo)" in out
@@ -66,13 +67,13 @@ def test_a_failed_run_can_be_run_again_under_a_new_id(make_bot) -> None:
     bot = make_bot(seed=False)
     bot.sim.faults.fail_next("create_snapshot", "pg_dump: connection refused")
     code, out = bot.run("backups run")
-    assert code == 1 and "Snapshot daily-20261129 failed on production: " in out and "connection refused" in out
+    assert code == 1 and f"Snapshot {daily(0)} failed on production: " in out and "connection refused" in out
     run = bot.store.get_run("production", "2026-11-29")
     assert run["state"] == "failed" and "pg_dump: connection refused" in run["error"]
     code, out = bot.run("backups run")
     assert code == 0, out
     assert bot.store.get_run("production", "2026-11-29~2")["state"] == "succeeded"
-    assert archive_ids(bot) == ["daily-20261129-2"]  # the failed daily-20261129 keeps its id on the manager
+    assert archive_ids(bot) == [f"{daily(0)}-2"]  # the failed daily(0) keeps its id on the manager
 
 
 def test_an_existing_snapshot_of_the_day_is_reused(make_bot) -> None:
@@ -124,15 +125,15 @@ def test_viewers_cannot_run_or_prune(make_bot) -> None:
 
 
 def test_prune_dry_run_shows_what_would_go_and_why_and_changes_nothing(make_bot) -> None:
-    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # the seed: daily-20261124 … 28 (26 failed), weekly, pre-upgrade
+    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # seed: daily(5)..daily(1), daily(3) failed
     before = sim_ids(bot.sim)
     code, out = bot.run("backups prune --dry-run")
     assert code == 0, out
     assert "Retention (daily=2) on production: 3 daily backups would be deleted, 2 kept." in out
     assert "2 other snapshots are not daily backups and are never pruned" in out
-    assert "daily-20261125  delete  on the manager (created)  not among the newest 2 daily" in out
-    assert "daily-20261126  delete  on the manager (failed)   failed on the manager (failed), and older" in out
-    assert "daily-20261128  keep" in out
+    assert f"{daily(4)}  delete  on the manager (created)  not among the newest 2 daily" in out
+    assert f"{daily(3)}  delete  on the manager (failed)   failed on the manager (failed), and older" in out
+    assert f"{daily(1)}  keep" in out
     assert sim_ids(bot.sim) == before
     code, out = bot.run("backups prune -m production --dry-run")
     assert code == 2 and "backups prune --dry-run -m production" in out
@@ -140,40 +141,40 @@ def test_prune_dry_run_shows_what_would_go_and_why_and_changes_nothing(make_bot)
 
 def test_prune_asks_first_then_deletes_on_the_manager_and_in_the_archive(make_bot) -> None:
     bot = make_bot(env={"BOT_RETENTION": "daily=1"})
-    for sid in ("daily-20261127", "daily-20261128"):
+    for sid in (f"{daily(2)}", f"{daily(1)}"):
         assert bot.run(f"snapshots download {sid}")[0] == 0
     code, out = bot.run("backups prune", ask=lambda _q: "no")
     assert "delete 4 daily backups of production (retention daily=1)" in out
-    assert "daily-20261127 on the manager (created) and in the archive: not among the newest 1 daily" in out
-    assert "daily-20261128" in sim_ids(bot.sim) and archive_ids(bot) == ["daily-20261127", "daily-20261128"]
+    assert f"{daily(2)} on the manager (created) and in the archive: not among the newest 1 daily" in out
+    assert f"{daily(1)}" in sim_ids(bot.sim) and archive_ids(bot) == [f"{daily(2)}", f"{daily(1)}"]
     code, out = bot.run("backups prune", yes=True)
     assert code == 0, out
-    # daily-20261128 is the newest daily, daily-… none else; the newest verified copy is the same one
-    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == ["daily-20261128"]
-    assert archive_ids(bot) == ["daily-20261128"]
+    # daily(1) is the newest daily; the newest verified copy is the same one
+    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == [f"{daily(1)}"]
+    assert archive_ids(bot) == [f"{daily(1)}"]
     assert any(s.startswith("pre-upgrade-") for s in sim_ids(bot.sim))  # never touched
     pruned = bot.store.query_audit(event="pruned", limit=10)
-    assert {r["detail"]["snapshot_id"] for r in pruned} == {"daily-20261124", "daily-20261125", "daily-20261126",
-                                                           "daily-20261127"}
+    assert {r["detail"]["snapshot_id"] for r in pruned} == {f"{daily(5)}", f"{daily(4)}", f"{daily(3)}",
+                                                           f"{daily(2)}"}
     code, out = bot.run("backups prune", yes=True)
     assert code == 1 and "nothing to prune on production" in out
 
 
 def test_the_newest_verified_copy_survives_any_retention(make_bot) -> None:
     bot = make_bot(env={"BOT_RETENTION": "daily=0"})
-    assert bot.run("snapshots download daily-20261125")[0] == 0
+    assert bot.run(f"snapshots download {daily(4)}")[0] == 0
     code, out = bot.run("backups prune", yes=True)
     assert code == 0, out
-    assert archive_ids(bot) == ["daily-20261125"]
-    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == ["daily-20261125"]
+    assert archive_ids(bot) == [f"{daily(4)}"]
+    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == [f"{daily(4)}"]
 
 
 def test_the_daily_job_applies_retention(make_bot) -> None:
     bot = make_bot(env={"BOT_RETENTION": "daily=3"})
     code, out = bot.run("backups run")
     assert code == 0, out
-    assert "Pruned 3 old backups: daily-20261124, daily-20261125, daily-20261126." in out
-    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == ["daily-20261127", "daily-20261128", SID]
+    assert f"Pruned 3 old backups: {daily(5)}, {daily(4)}, {daily(3)}." in out
+    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == [f"{daily(2)}", f"{daily(1)}", SID]
 
 
 # --- schedule and summary ------------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ def test_summary_lists_failures_and_prunes_per_manager(make_bot) -> None:
     assert bot.run("backups run -m staging")[0] == 1
     code, out = bot.run("backups summary")
     assert code == 1, out
-    assert "production: newest verified backup daily-20261129" in out and "pruned: daily-20261124;" in out
-    assert "ALARM staging" in out and "2026-11-29 failed: Snapshot daily-20261129 failed on staging" in out
+    assert f"production: newest verified backup {daily(0)}" in out and f"pruned: {daily(5)};" in out
+    assert "ALARM staging" in out and f"2026-11-29 failed: Snapshot {daily(0)} failed on staging" in out
     code, out = bot.run("backups summary -m production")
     assert code == 0 and "staging" not in out

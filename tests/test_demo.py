@@ -10,6 +10,7 @@ import pytest
 from bot.front.cli import SCENARIOS, main
 from conftest import BotHarness
 from simulator.seed import Scenario
+from sim_fixtures import daily
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_restore_latest_works_the_first_time_and_maintenance_activates(demo, clo
     assert code == 0, out
     code, out = bot.run("restore latest -f", yes=True, approver="bob")
     assert code == 0 and "Restore of production succeeded" in out, out
-    assert "latest` is daily-20261128" in out
+    assert f"latest` is {daily(1)}" in out
 
 
 def test_stuck_maintenance_scenario_brings_the_blocking_rows_back(clock) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from bot.recovery import incidents as inc
 from bot.recovery.chatport import TerminalChat
+from sim_fixtures import daily
 
-SNAP = "daily-20261128"
+SNAP = f"{daily(1)}"
 INC = "inc-20261129-db-nodes-down"
 
 

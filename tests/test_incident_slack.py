@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from slack_fake_server import ADMIN, ADMIN2, OPERATOR, SECRET, CountingPool, FakeSlack, SlackBot, WSGIServerThread
+from sim_fixtures import daily
 
 INC = "inc-20261129-db-nodes-down"
-SNAP = "daily-20261128"
+SNAP = f"{daily(1)}"
 
 
 

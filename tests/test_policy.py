@@ -8,6 +8,7 @@ import pytest
 
 from bot.core import Actor, Invocation
 from bot.engine.policy import Policy
+from sim_fixtures import daily
 
 CONTACT = "#cloudify-access (ask @dana)"
 
@@ -85,7 +86,7 @@ def test_a_denial_is_audited_with_who_where_what_and_the_role_needed(team) -> No
 def test_denied_commands_change_nothing_on_the_manager(team) -> None:
     before = len(team.sim.state.executions)
     slack(team, "maintenance-mode activate", user="UOPER")
-    slack(team, "snapshots delete daily-20261128 ", user="UOPER")
+    slack(team, f"snapshots delete {daily(1)} ", user="UOPER")
     assert len(team.sim.state.executions) == before
     assert team.store.list_operations() == []
 
@@ -235,7 +236,7 @@ def test_shell_role_defaults_to_viewer_and_demo_is_admin(tmp_path) -> None:
 
 
 def _pending_restore(bot: Any) -> str:
-    out = slack(bot, "restore daily-20261128", user="UADMIN")
+    out = slack(bot, f"restore {daily(1)}", user="UADMIN")
     assert out.gate == "confirm", out.reply.text
     return out.operation["id"]
 

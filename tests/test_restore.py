@@ -7,8 +7,9 @@ import threading
 import pytest
 
 from bot.core import Actor, Invocation
+from sim_fixtures import daily
 
-SNAP = "daily-20261128"
+SNAP = f"{daily(1)}"
 
 
 def latest_op(bot, kind: str = "restore") -> dict:
@@ -31,7 +32,7 @@ def test_happy_path_needs_both_decisions_and_reports_everything(make_bot) -> Non
     op = latest_op(bot)
     assert op["state"] == "succeeded" and op["confirmed_by"] == "shell:alice" and op["approved_by"] == "shell:bob"
     assert "verified: production is in maintenance mode (activated)" in out
-    assert "restore of daily-20261128 started" in out
+    assert f"restore of {daily(1)} started" in out
     assert "cancelled scheduled execution" in out  # they would have kept maintenance mode activating forever
     assert "marked FAILED" in out and "overdue" in out
     assert "production has left maintenance mode" in out and "durations" in out

@@ -9,8 +9,9 @@ import pytest
 
 from bot.recovery import runbook as rb
 from bot.spec.parser import parse
+from sim_fixtures import daily
 
-SNAP = "daily-20261128"
+SNAP = f"{daily(1)}"
 GUIDE = Path("/work/shared/seed/000_c8591fa008b2b9f0.txt")
 
 
@@ -160,7 +161,7 @@ def test_cluster_down_last_step_starts_the_guided_restore_of_latest(make_bot) ->
     assert bot.run(f"confirm {op['id']}", user="alice")[0] == 0
     code, out = bot.run(f"approve {op['id']}", user="bob")
     assert code == 0, out
-    assert "uploading daily-20261128 to production from the archive copy" in out
+    assert f"uploading {daily(1)} to production from the archive copy" in out
     assert f"Restored {SNAP} on production" in out
     out = bot.run(f"runbook show {rid}")[1]
     assert f"operation {op['id']} is succeeded" in out

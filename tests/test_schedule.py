@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, date, datetime
 
 import pytest
-from sim_fixtures import eventually
+from sim_fixtures import eventually, daily
 
 from bot.clock import FakeClock
 from bot.schedule.runs import claim_day
@@ -52,13 +52,13 @@ def test_once_a_day_at_the_scheduled_time(make_bot, clock) -> None:
     tick_until(s, clock, utc(2026, 12, 2, 12))
     assert {d: r["state"] for d, r in runs(bot).items()} == {
         "2026-11-30": "succeeded", "2026-12-01": "succeeded", "2026-12-02": "succeeded"}
-    assert creates(bot.sim) == ["daily-20261130", "daily-20261201", "daily-20261202"]
+    assert creates(bot.sim) == [f"{daily(-1)}", f"{daily(-2)}", f"{daily(-3)}"]
     # each ran at the first tick after 02:00 CET (01:00 UTC), not before
     assert [r["claimed_at"][:16] for r in runs(bot).values()] == ["2026-11-30T01:00", "2026-12-01T01:00",
                                                                   "2026-12-02T01:00"]
     posts = notes.of("post")
     assert [m.channel for m in posts] == ["C-SUMMARY"] * 3 and not notes.of("alert")
-    assert "Backups are good" in posts[-1].reply.title and "daily-20261202" in posts[-1].reply.text
+    assert "Backups are good" in posts[-1].reply.title and f"{daily(-3)}" in posts[-1].reply.text
     invoked = bot.store.query_audit(event="invoke", command="backups run", limit=10)
     assert {r["actor"] for r in invoked} == {"system:scheduler"} and {r["transport"] for r in invoked} == {"schedule"}
     summary = bot.store.query_audit(event="summary_posted", limit=10)
@@ -74,7 +74,7 @@ def test_a_run_missed_while_the_bot_was_down_is_caught_up_at_start_up(make_bot, 
     assert {d: r["state"] for d, r in runs(bot).items()} == {
         "2026-11-30": "skipped", "2026-12-01": "skipped", "2026-12-02": "succeeded"}
     assert runs(bot)["2026-11-30"]["error"].startswith("missed: the bot was not running at 2026-11-30 02:00 CET")
-    assert creates(bot.sim) == ["daily-20261202"]  # one catch-up, not three
+    assert creates(bot.sim) == [f"{daily(-3)}"]  # one catch-up, not three
     [alert] = notes.of("alert")
     assert alert.channel == "C-ALERT" and alert.reply.title == "Daily backup of production did not run"
     assert "production: the daily backup of 2026-11-30 was skipped: missed" in alert.reply.text
@@ -84,7 +84,7 @@ def test_a_run_missed_while_the_bot_was_down_is_caught_up_at_start_up(make_bot, 
     assert len(bot.store.query_audit(event="schedule_missed")) == 2
     assert len(notes.of("post")) == 1
     s.tick()
-    assert len(notes.messages) == 2 and creates(bot.sim) == ["daily-20261202"]
+    assert len(notes.messages) == 2 and creates(bot.sim) == [f"{daily(-3)}"]
 
 
 def test_a_clock_jump_never_runs_a_day_twice(make_bot, clock) -> None:
@@ -96,7 +96,7 @@ def test_a_clock_jump_never_runs_a_day_twice(make_bot, clock) -> None:
     s.tick()
     clock.set(utc(2026, 12, 1, 1, 30))
     s.tick()
-    assert creates(bot.sim) == ["daily-20261130", "daily-20261201"]
+    assert creates(bot.sim) == [f"{daily(-1)}", f"{daily(-2)}"]
 
 
 @pytest.mark.parametrize("start, end, expected", [
@@ -126,8 +126,8 @@ def test_a_failing_manager_alerts_at_once_naming_the_manager_and_the_error(make_
     s.tick()
     [alert] = notes.of("alert")
     assert alert.channel == "C-ALERT" and alert.reply.title == "Daily backup of production failed"
-    assert alert.reply.text.startswith("production: the daily backup of 2026-11-30 (daily-20261130) FAILED: "
-                                       "Snapshot daily-20261130 failed on production: ")
+    assert alert.reply.text.startswith(f"production: the daily backup of 2026-11-30 ({daily(-1)}) FAILED: "
+                                       f"Snapshot {daily(-1)} failed on production: ")
     assert "remaining connection slots are reserved" in alert.reply.text
     [sent] = bot.store.query_audit(event="alert_sent")
     assert sent["actor"] == "system:scheduler" and sent["manager"] == "production" and sent["channel"] == "C-ALERT"
@@ -152,7 +152,7 @@ def test_a_manager_in_maintenance_mode_is_skipped_with_an_alert(make_bot, clock)
     assert alert.reply.title == "Daily backup of staging did not run"
     assert "staging is in maintenance mode (activated)" in alert.reply.text
     [post] = notes.of("post")  # one summary of both managers, once both runs ended
-    assert "production: newest verified backup daily-20261130" in post.reply.text
+    assert f"production: newest verified backup {daily(-1)}" in post.reply.text
     assert "ALARM staging" in post.reply.text
 
 
@@ -179,7 +179,7 @@ def test_a_restart_in_the_middle_resumes_the_run_and_never_starts_a_second(make_
     assert s2.tick() == []
     bot.dispatcher.operations.reconcile()
     assert runs(bot)["2026-11-30"]["state"] == "succeeded"
-    assert creates(bot.sim) == ["daily-20261130"]
+    assert creates(bot.sim) == [f"{daily(-1)}"]
     s2.tick()
     assert [m.kind for m in notes.messages] == ["post"]
 
@@ -212,7 +212,7 @@ def test_the_scheduler_thread_catches_up_at_once_ticks_and_stops(make_bot, clock
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
-    assert creates(bot.sim) == ["daily-20261129", "daily-20261130"]
+    assert creates(bot.sim) == [f"{daily(0)}", f"{daily(-1)}"]
     assert len(notes.of("post")) == 2
 
 
@@ -322,11 +322,11 @@ def test_processes_racing_for_the_same_run_run_it_once(tmp_path) -> None:
     at = utc(2026, 11, 30, 1, 0, 3).timestamp()
     out = _race(_race_tick, lambda i: (data, str(tmp_path / f"sim-{i}"), at), 3)
     assert sorted(len(started) for started, _, _ in out) == [0, 0, 1]
-    assert sorted(c for _, created, _ in out for c in created) == ["daily-20261130"]
+    assert sorted(c for _, created, _ in out for c in created) == [f"{daily(-1)}"]
     assert sorted(k for _, _, kinds in out for k in kinds) == ["post"]  # the summary, posted once
     with Store(f"{data}/cfy-bot.db") as store:
         [row] = store.list_runs("production")
-        assert row["state"] == "succeeded" and store.get_copy("production", "daily-20261130")["verified"]
+        assert row["state"] == "succeeded" and store.get_copy("production", f"{daily(-1)}")["verified"]
 
 
 def test_processes_racing_to_claim_or_take_over_a_day_get_it_once(tmp_path) -> None:

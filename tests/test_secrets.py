@@ -22,6 +22,7 @@ import pytest
 from conftest import BotHarness
 
 from simulator.models import DB_PASSWORD
+from sim_fixtures import daily
 
 PASSWORD = "canaryMgrPw-7Hq2Zx9w"
 FALLBACK = "canaryFallbackPw-Kd83Lm"
@@ -89,9 +90,9 @@ FLOWS: list[tuple[str, dict[str, Any], int | None]] = [
     ("managers", {}, None),
     ("cluster status", {}, 0),
     ("snapshots list", {}, 0),
-    ("snapshots show daily-20261128", {}, 0),
+    (f"snapshots show {daily(1)}", {}, 0),
     ("snapshots create canary-1", {}, 0),
-    ("snapshots download daily-20261127", {}, 0),
+    (f"snapshots download {daily(2)}", {}, 0),
     ("maintenance-mode status", {}, 0),
     ("status -m broken", {}, None),  # says "unreachable: … Wrong credentials"
     ("snapshots list -m broken", {}, 1),

@@ -8,6 +8,7 @@ import sys
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sim_fixtures import daily
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -18,16 +19,16 @@ def test_status_names_each_manager(make_bot) -> None:
     assert code == 0
     assert "production (http://" in out and "staging (http://" in out and "version 7.0.5" in out
     assert "*" not in out  # Slack markup stays in Slack
-    assert "newest snapshot: daily-20261128" in out and "maintenance: deactivated" in out
+    assert f"newest snapshot: {daily(1)}" in out and "maintenance: deactivated" in out
     code, out = bot.run("status -m staging")
     assert "staging (http://" in out and "production (http://" not in out
 
 
 def test_read_only_commands(bot) -> None:
     code, out = bot.run("snapshots list --descending")
-    assert code == 0 and "daily-20261128" in out and "archive copy" in out
-    assert out.index("daily-20261128") < out.index("daily-20261124")
-    code, out = bot.run("snapshot show daily-20261126")
+    assert code == 0 and f"{daily(1)}" in out and "archive copy" in out
+    assert out.index(f"{daily(1)}") < out.index(f"{daily(5)}")
+    code, out = bot.run(f"snapshot show {daily(3)}")
     assert code == 0 and "failed" in out and "pg_dump" in out
     code, out = bot.run("snapshots status")
     assert code == 0 and "No snapshot is currently being restored" in out

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from slack_fake_server import ADMIN, ADMIN2, OPERATOR, SECRET, FakeSlack, slack_front
+from sim_fixtures import daily
 
 
 
@@ -63,7 +64,7 @@ def test_maintenance_mode_activate_through_its_card(slack: Any, fake: FakeSlack)
 
 
 def test_guided_restore_with_a_second_admin(slack: Any, fake: FakeSlack) -> None:
-    slack.command("restore daily-20261128")
+    slack.command(f"restore {daily(1)}")
     slack.settle(30)
     [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
     slack.click("confirm", op["id"], message_ts=op["slack_ts"])
