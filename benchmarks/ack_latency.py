@@ -3,8 +3,8 @@
     python benchmarks/ack_latency.py [--rate 20] [--seconds 15] [--long 20] [--threads 8]
 
 Everything is on loopback: a recording fake of the Slack Web API (tests/slack_fake_server.py), `cfy-bot http`
-under gunicorn (1 worker, N threads) against the two demo simulated managers, and, in the same run, a bare
-Bolt app under the same gunicorn settings whose only listener acks. First 20 `snapshots create --queue`
+under waitress (N threads) against the two demo simulated managers, and, in the same run, a bare
+Bolt app under the same waitress settings whose only listener acks. First 20 `snapshots create --queue`
 operations are started (they queue on the simulators and stay running); then signed `/cfy` commands are sent
 to both apps, interleaved, at a steady rate (open loop: a slow answer does not slow the sender), and the time
 from sending a request to reading its response is reported as p50/p99/max. Aim: p99 < 50 ms, within 1.2x of
@@ -83,37 +83,28 @@ def serve_simulator(port: int, data_dir: str) -> int:
 
 
 def serve_bare(port: int, api: str, threads: int) -> int:
-    """A Bolt app whose `/cfy` listener only acks, under the same gunicorn settings."""
-    from gunicorn.app.base import BaseApplication
+    """A Bolt app whose `/cfy` listener only acks, under the same server and settings as `cfy-bot http`."""
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
     from slack_sdk import WebClient
 
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in {"bind": f"127.0.0.1:{port}", "workers": 1, "threads": threads,
-                               "worker_class": "gthread", "control_socket_disable": True}.items():
-                if key in self.cfg.settings:
-                    self.cfg.set(key, value)
+    from bot.slack.runtime import http_server
 
-        def load(self):  # noqa: ANN202 - gunicorn's hook
-            app = App(client=WebClient(token="xoxb-test", base_url=api), signing_secret=SECRET)
+    app = App(client=WebClient(token="xoxb-test", base_url=api), signing_secret=SECRET)
 
-            @app.command("/cfy")
-            def only_ack(ack):  # noqa: ANN001, ANN202 - Bolt injects by name
-                ack()
+    @app.command("/cfy")
+    def only_ack(ack):  # noqa: ANN001, ANN202 - Bolt injects by name
+        ack()
 
-            handler = SlackRequestHandler(app)
+    handler = SlackRequestHandler(app)
 
-            def wsgi(environ, start_response):  # noqa: ANN001, ANN202
-                if environ.get("PATH_INFO") == "/health":
-                    start_response("200 OK", [("Content-Type", "text/plain")])
-                    return [b"ok"]
-                return handler(environ, start_response)
+    def wsgi(environ, start_response):  # noqa: ANN001, ANN202
+        if environ.get("PATH_INFO") == "/health":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+        return handler(environ, start_response)
 
-            return wsgi
-
-    Server().run()
+    http_server(wsgi, "127.0.0.1", port, threads).run()
     return 0
 
 
@@ -252,7 +243,7 @@ def _load(args: argparse.Namespace, bot_url: str, bare_url: str, fake) -> dict[s
 def _report(args: argparse.Namespace, results: dict[str, list[float]], running: int, waiting: int) -> None:
     bot, bare = _stats(results["bot"]), _stats(results["bare"])
     print(f"{len(results['bot'])} commands to each app at {args.rate}/s for {args.seconds:.0f} s, "
-          f"gunicorn 1 worker x {args.threads} threads; {args.long} long operations started "
+          f"waitress, {args.threads} threads; {args.long} long operations started "
           f"({args.long - waiting} running, {waiting} waiting for a pool thread), {running} not finished at the end")
     print(f"{'app':<10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for name, (p50, p99, worst) in (("cfy-bot", bot), ("bare Bolt", bare)):
@@ -267,7 +258,7 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=20.0, help="commands per second to each app")
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--long", type=int, default=20, help="long operations running during the measurement")
-    p.add_argument("--threads", type=int, default=8, help="gunicorn threads of each app")
+    p.add_argument("--threads", type=int, default=8, help="server threads of each app")
     p.add_argument("--remote-managers", action="store_true",
                    help="run the two simulated managers in their own processes (HTTP), as real managers are")
     p.add_argument("--serve", choices=("bot", "bare", "sim"), help=argparse.SUPPRESS)

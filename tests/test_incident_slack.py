@@ -186,3 +186,15 @@ def test_the_restore_button_of_cluster_down_puts_the_gate_card_in_the_channel(sl
     assert '"cfy_confirm"' in blocks_text(card)  # the gate card, with its Confirm button, in the channel
     [redrawn] = slack.responses("click-restore")
     assert redrawn["replace_original"] is True and f"operation {op['id']} is pending" in blocks_text(redrawn)
+
+
+def test_a_replayed_signed_incident_start_opens_one_incident(slack: Any) -> None:
+    from bot.slack.fake import command_body, command_fields, post, signed_headers
+
+    body = command_body(command_fields("incident start DB nodes down", user=OPERATOR,
+                                       response_url=slack.fake.response_url("replayed")))
+    headers = signed_headers(SECRET, body)  # the same signed request, captured once and sent three times
+    assert [post(slack.url, body, headers) for _ in range(3)] == [(200, "")] * 3
+    slack.settle()
+    assert len(slack.fake.calls_to("conversations.create")) == 1
+    assert len(slack.responses("replayed")) == 1

@@ -121,3 +121,26 @@ def test_random_command_words(words: list[str]) -> None:
         parse(" ".join(words), REGISTRY)
     except UsageError as exc:
         assert str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab \t\n'\"\\é#$")), max_size=16))
+def test_tokenize_splits_exactly_as_a_posix_shell(text: str) -> None:
+    import shlex
+
+    try:
+        expected = shlex.split(text, posix=True)
+    except ValueError as exc:
+        with pytest.raises(UsageError, match=str(exc)):
+            tokenize(text)
+        return
+    assert tokenize(text) == expected
+
+
+def test_long_command_text_is_refused_with_a_clear_message() -> None:
+    from bot.spec.parser import MAX_COMMAND_CHARS
+
+    word = "x" * MAX_COMMAND_CHARS
+    assert tokenize(word) == [word] and tokenize(f'"{word[2:]}"') == [word[2:]]  # as long as allowed: read
+    with pytest.raises(UsageError, match=r"1,000,000 characters long; the most the bot reads is 4,000"):
+        parse("snapshots show " + "x" * (1_000_000 - 15), REGISTRY)

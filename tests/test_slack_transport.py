@@ -1,4 +1,4 @@
-"""Socket Mode dispatch, user groups, start-up checks, the manifest against the code, and gunicorn for real."""
+"""Socket Mode dispatch, user groups, start-up checks, the manifest against the code, and `cfy-bot http` for real."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def test_procfile() -> None:
     assert lines == ["web: cfy-bot http --port $PORT", "worker: cfy-bot socket"]
 
 
-# -- gunicorn, for real -----------------------------------------------------------------------------------
+# -- cfy-bot http, for real --------------------------------------------------------------------------------
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -257,7 +257,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_cfy_bot_http_under_gunicorn(tmp_path: Any, fake: FakeSlack) -> None:
+def test_cfy_bot_http_serves_and_stops_on_sigterm(tmp_path: Any, fake: FakeSlack) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BOT_", "CLOUDIFY_"))}
     env.update(SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=fake.api_url,
@@ -283,4 +283,5 @@ def test_cfy_bot_http_under_gunicorn(tmp_path: Any, fake: FakeSlack) -> None:
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()
+    assert proc.returncode == 0 and f"serving Slack on http://0.0.0.0:{port}/slack/events" in out, out
     assert "xoxb-test" not in out and SECRET not in out and "Traceback" not in out, out

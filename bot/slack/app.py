@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -19,6 +18,7 @@ from bot.slack import render
 from bot.slack.chat import SlackChat
 from bot.slack.client import make_client
 from bot.slack.front import SlackFront
+from bot.slack.guard import BODY_FENCE, RequestGuard, guarded
 from bot.slack.outbox import Outbox
 
 log = logging.getLogger("cfy_bot.slack")
@@ -40,6 +40,7 @@ def build_app(services: Any, dispatcher: Any, *, client: WebClient | None = None
                        outbox or Outbox(client))
     bolt_log = logging.getLogger("cfy_bot.bolt")
     bolt_log.addFilter(_quiet_token_warning)  # Bolt warns when SLACK_BOT_TOKEN is also in the environment
+    bolt_log.addFilter(BODY_FENCE)  # before App(): Bolt copies these filters onto the loggers it makes
     app = App(client=client, signing_secret=secret or None, request_verification_enabled=bool(secret),
               raise_error_for_unhandled_request=True, name="cfy-bot", logger=bolt_log)
     app.cfy_front = front  # type: ignore[attr-defined]
@@ -105,20 +106,11 @@ def _kind(body: dict[str, Any]) -> str:
     return str(body.get("type") or body.get("command") or "unknown")[:40]
 
 
-def wsgi(app: App) -> Callable[..., Any]:
-    """`/slack/events` through Bolt's WSGI adapter, and `/health`."""
+def wsgi(app: App) -> Callable[..., Iterable[bytes]]:
+    """`/health`, and `/slack/events` through the request guard (size, signature, shape, replays) to Bolt's
+    WSGI adapter."""
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-    handler = SlackRequestHandler(app)
     front = front_of(app)
-
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/health":
-            ok, detail = front.health()
-            body = json.dumps({"ok": ok, **detail}).encode()
-            start_response("200 OK" if ok else "503 Service Unavailable",
-                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        return handler(environ, start_response)
-
-    return application
+    guard = RequestGuard(front.services.settings.slack_signing_secret, front.services.store)
+    return guarded(SlackRequestHandler(app), guard, front.health)

@@ -26,8 +26,10 @@ def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict
 
 
 def command_fields(text: str, *, user: str = "U100", user_name: str = "alice", channel: str = "C100",
-                   response_url: str = "", team: str = "T1", trigger: str = "1.2.3") -> dict[str, str]:
-    """The form fields of a `/cfy` slash command."""
+                   response_url: str = "", team: str = "T1", trigger: str = "") -> dict[str, str]:
+    """The form fields of a `/cfy` slash command; each gets its own `trigger_id`, as from Slack (two requests
+    with the same body and timestamp are one request sent twice)."""
+    trigger = trigger or _trigger_id()
     return {"token": "legacy", "team_id": team, "team_domain": "example", "channel_id": channel,
             "channel_name": "ops", "user_id": user, "user_name": user_name, "command": "/cfy", "text": text,
             "api_app_id": "A1", "is_enterprise_install": "false", "response_url": response_url,
@@ -41,13 +43,17 @@ def action_payload(action: str, value: str, *, user: str = "U100", user_name: st
     return {
         "type": "block_actions", "team": {"id": team, "domain": "example"},
         "user": {"id": user, "username": user_name, "name": user_name, "team_id": team},
-        "api_app_id": "A1", "token": "legacy", "trigger_id": "1.2.3",
+        "api_app_id": "A1", "token": "legacy", "trigger_id": _trigger_id(),
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
                       "is_ephemeral": ephemeral, **({"thread_ts": thread_ts} if thread_ts else {})},
         "channel": {"id": channel, "name": "ops"}, "response_url": response_url,
         "actions": [{"type": "button", "action_id": f"cfy_{action}", "block_id": f"op:{value}", "value": value,
                      "action_ts": f"{time.time():.6f}", "text": {"type": "plain_text", "text": action}}],
     }
+
+
+def _trigger_id() -> str:
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
 
 
 def mention_event(text: str, *, user: str = "U100", channel: str = "C100", ts: str = "", bot_id: str = "",

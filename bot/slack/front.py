@@ -17,6 +17,7 @@ from bot.core import Actor, Invocation, Reply
 from bot.errors import BotError, UsageError
 from bot.spec.parser import parse
 from bot.slack import render
+from bot.slack.guard import EVENT_MARK, REPLAY_MEMORY, REQUEST_MARK
 from bot.slack.display import SlackDisplay, expire_cards
 from bot.slack.mention import mention_request
 from bot.slack.outbox import Outbox
@@ -218,6 +219,7 @@ class SlackFront(SlackDisplay):
                 try:
                     expire_cards(self.services, self.client, self.outbox)
                     self.forget_old_mentions()
+                    self.forget_old_requests()
                 except Exception:  # noqa: BLE001 - try again next round
                     log.exception("housekeeping (expiring gate cards, forgetting old mentions) failed")
 
@@ -229,6 +231,13 @@ class SlackFront(SlackDisplay):
         """Forget the handled-mention marks older than a day (Slack retries a delivery within minutes)."""
         forgotten: int = self.services.store.forget_marks("slack-mention:", self.services.clock.now() - MENTION_MEMORY)
         return forgotten
+
+    def forget_old_requests(self) -> int:
+        """Forget the signatures of requests seen more than REPLAY_MEMORY ago (Slack's five-minute window has
+        shut on them: the guard refuses them by their timestamp) and the Events API ids seen more than a day ago."""
+        now, store = self.services.clock.now(), self.services.store
+        forgotten: int = store.forget_marks(REQUEST_MARK, now - REPLAY_MEMORY)
+        return forgotten + int(store.forget_marks(EVENT_MARK, now - MENTION_MEMORY))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Is the store readable and the outbox alive?"""

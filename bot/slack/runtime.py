@@ -1,4 +1,4 @@
-"""A serving process: start-up checks, the wiring of services and scheduler, HTTP under gunicorn, Socket Mode."""
+"""A serving process: start-up checks, the wiring of services and scheduler, HTTP under waitress, Socket Mode."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot.core import Reply
 from bot.slack.app import build_app, front_of, wsgi
 from bot.slack.client import error_text, make_client
+from bot.slack.guard import MAX_BODY
 from bot.slack.groups import SlackGroups
 
 log = logging.getLogger("cfy_bot.slack")
@@ -93,34 +94,60 @@ def _refuse(problem: str) -> int:
     return 2
 
 
-def serve_http(settings: Any, port: int, threads: int, *, transport: Any = None) -> int:
-    """`cfy-bot http`: /slack/events and /health under gunicorn (1 worker, `threads` threads); `transport`
-    reaches in-process simulated managers (the ack benchmark)."""
-    from gunicorn.app.base import BaseApplication
+# The HTTP server: waitress reads each request whole in its I/O thread (asyncore, one thread for every
+# connection) and only then hands it to one of `threads` worker threads, so slow or stalled clients hold a
+# socket, never a worker; `max_request_body_size` refuses a declared Content-Length over the limit before the
+# body is read, and stops a chunked body at the limit. The guard (bot/slack/guard.py) checks both again.
+HTTP_SETTINGS: dict[str, Any] = {
+    "max_request_body_size": MAX_BODY + 1,  # waitress refuses sizes >= this: 1 MiB passes, 1 MiB + 1 does not
+    "max_request_header_size": 64 * 1024,
+    "connection_limit": 1000,  # open connections before waitress stops accepting (its default is 100)
+    "channel_timeout": 20,  # a connection silent this long is closed, mid-request or idle
+    "cleanup_interval": 5,
+    "asyncore_use_poll": True,  # poll(), not select(): no limit of 1024 descriptors
+    "expose_tracebacks": False,
+    "ident": "cfy-bot",
+}
 
+
+def http_server(application: Callable[..., Any], host: str, port: int, threads: int) -> Any:
+    """A waitress server for `application` on host:port (0: any free port, see `.effective_port`); `.run()`
+    serves until stop_http_server."""
+    from waitress.server import create_server
+
+    return create_server(application, host=host, port=port, threads=max(threads, 2), **HTTP_SETTINGS)
+
+
+def stop_http_server(server: Any) -> None:
+    """Make `server.run()` return (from any thread, or a signal handler): its I/O loop closes every connection."""
+    from waitress import wasyncore
+
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+
+
+def serve_http(settings: Any, port: int, threads: int, *, transport: Any = None) -> int:
+    """`cfy-bot http`: /slack/events and /health under waitress (`threads` worker threads) until SIGTERM or
+    SIGINT; `transport` reaches in-process simulated managers (the ack benchmark)."""
     problem = startup_problem(settings, "http")
     if problem:
         return _refuse(problem)
-
-    apps: list[App] = []
-
-    def worker_exit(_server: Any, _worker: Any) -> None:
-        for app in apps:
-            front_of(app).close()  # send what is queued; operations resume from the store after a restart
-
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in {"bind": f"0.0.0.0:{port}", "workers": 1, "threads": max(threads, 2),
-                               "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
-                               "control_socket_disable": True, "worker_exit": worker_exit}.items():
-                if key in self.cfg.settings:  # control_socket_disable exists from gunicorn 25 on
-                    self.cfg.set(key, value)
-
-        def load(self) -> Callable[..., Any]:
-            apps.append(build_runtime(settings, transport=transport))  # in the worker: its threads start there
-            return wsgi(apps[-1])
-
-    Server().run()
+    app = build_runtime(settings, transport=transport)
+    front = front_of(app)
+    try:
+        server = http_server(wsgi(app), "0.0.0.0", port, threads)
+    except OSError as exc:
+        front.close()
+        return _refuse(f"cannot listen on port {port}: {exc.strerror or exc}")
+    previous = {sig: signal.signal(sig, lambda *_: stop_http_server(server)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    print(f"cfy-bot: serving Slack on http://0.0.0.0:{server.effective_port}/slack/events "
+          f"({max(threads, 2)} threads)", file=sys.stderr, flush=True)
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    server.task_dispatcher.shutdown(timeout=STOP_GRACE_S)  # requests being answered finish
+    _stop_front(front)
     return 0
 
 
@@ -157,6 +184,12 @@ def _serve_socket(settings: Any, stop: threading.Event) -> int:
           "cfy-bot: the Socket Mode connection did not open yet; retrying", file=sys.stderr, flush=True)
     watch_connection(handler.client.is_connected, stop, down_at_start=not connected)
     handler.close()  # no new envelopes from here on
+    _stop_front(front)
+    return 0
+
+
+def _stop_front(front: Any) -> None:
+    """Let running commands finish for a moment, send what is queued, and end the process if operations run."""
     idle = front.wait_idle(STOP_GRACE_S)
     front.close()  # what is queued for Slack is sent
     if not idle:
@@ -165,7 +198,6 @@ def _serve_socket(settings: Any, stop: threading.Event) -> int:
         log.warning("stopping while operations run; the next start resumes or settles them")
         logging.shutdown()
         os._exit(0)
-    return 0
 
 
 def watch_connection(is_connected: Callable[[], bool], stop: threading.Event, interval: float = 1.0,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +39,66 @@ class Parsed:
     help_topic: tuple[str, ...] | None = None  # set when the user asked for help
 
 
+MAX_COMMAND_CHARS = 4000  # the longest command read; a presigned upload URL fits, a pasted file does not
+_SPACE = " \t\r\n"
+
+
 def tokenize(text: str) -> list[str]:
-    """Split like a shell; unbalanced quotes are a usage error, not a crash."""
-    try:
-        return shlex.split(text, posix=True)
-    except ValueError as exc:
-        raise UsageError(f"could not read the command: {exc} (check the quotes)") from None
+    """Split like a POSIX shell (as `shlex.split` does), in one pass; unbalanced quotes are a usage error."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise UsageError(f"the command is {len(text):,} characters long; the most the bot reads is "
+                         f"{MAX_COMMAND_CHARS:,} (a long value belongs in a file or the configuration)")
+    words: list[str] = []
+    word: list[str] = []  # characters of the word being read: appended, joined once (shlex concatenates)
+    quoted, i, n = False, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in _SPACE:
+            if word or quoted:
+                words.append("".join(word))
+            word, quoted = [], False
+        elif c == "\\":
+            if i + 1 >= n:
+                raise _unreadable("No escaped character")
+            i += 1
+            word.append(text[i])
+        elif c in "'\"":
+            i = _quoted(text, i, word)
+            quoted = True
+        else:
+            word.append(c)
+        i += 1
+    if word or quoted:
+        words.append("".join(word))
+    return words
+
+
+def _quoted(text: str, start: int, word: list[str]) -> int:
+    """Read the quoted part opened at `start` into `word`; the index of its closing quote. Inside double quotes
+    a backslash escapes only `"` and itself, inside single quotes nothing (POSIX, as shlex)."""
+    quote, i, n = text[start], start + 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == quote:
+            return i
+        if c == "\\" and quote == '"':
+            if i + 1 >= n:
+                raise _unreadable("No escaped character")
+            nxt = text[i + 1]
+            word.append(nxt if nxt in '"\\' else c + nxt)
+            i += 2
+            continue
+        end = text.find(quote, i) if quote == "'" else -1
+        if end >= 0:  # a single-quoted run has no escapes: take it whole
+            word.append(text[i:end])
+            return end
+        word.append(c)
+        i += 1
+    raise _unreadable("No closing quotation")
+
+
+def _unreadable(why: str) -> UsageError:
+    return UsageError(f"could not read the command: {why} (check the quotes)")
 
 
 def parse(text: str, registry: Registry) -> Parsed:
