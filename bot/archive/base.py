@@ -26,7 +26,6 @@ from bot.archive.verify import check_file, check_zip
 from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
 from bot.clock import Clock
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
-from bot.archive.heap import give_back
 from bot.archive.zipstream import StreamCheck
 
 __all__ = ["CHUNK_SIZE", "STALE_PART", "Archive", "Progress", "safe_name"]
@@ -106,7 +105,6 @@ class Archive:
             raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
         finally:
             unlink(temp)
-            give_back()
         fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
                       manager_version=manager_version, snapshot_version=version, tenant=tenant,
                       created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
@@ -172,11 +170,8 @@ class Archive:
         chunks = self.read(checked)
         if progress is not None:
             chunks = _counted(chunks, checked.get("size"), progress)
-        try:
-            uploaded: dict[str, Any] = manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
-            return uploaded
-        finally:
-            give_back()
+        uploaded: dict[str, Any] = manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
+        return uploaded
 
     def delete(self, copy: dict[str, Any]) -> bool:
         """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""

@@ -20,7 +20,8 @@ from bot import errors
 from bot.clock import Clock
 from bot.cloudify import answers
 from bot.cloudify.nodes import _connect_failure, _Failure, _Nodes, _unreachable
-from bot.cloudify.wire import CHUNK_SIZE, Page, _Call, _of, _OneShot, _parse_version
+from bot.cloudify.sockets import client_transport
+from bot.cloudify.wire import Page, _Call, _of, _OneShot, _parse_version
 from bot.settings import ManagerSettings
 
 log = logging.getLogger("cfy_bot.cloudify")
@@ -262,20 +263,13 @@ class _Exchange:
 
 
 def _make_client(settings: ManagerSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """The client of one manager: over `transport` if given (tests, the demo), else over the bot's own
+    transport (bot.cloudify.sockets: 1 MiB socket reads for archives, on this client's sockets only)."""
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    _larger_socket_reads()
-    return httpx.Client(transport=transport, verify=_verify(settings), timeout=timeout, follow_redirects=False)
-
-
-def _larger_socket_reads() -> None:
-    """Read the socket 1 MiB at a time instead of httpcore's 64 KiB: snapshot archives are gigabytes, and
-    64 KiB reads made a download run at a quarter of curl's speed. Memory stays bounded by one read."""
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:  # a future httpcore without this knob: keep its default
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < CHUNK_SIZE:
-        HTTP11Connection.READ_NUM_BYTES = CHUNK_SIZE
+    verify = _verify(settings)
+    if transport is None:
+        transport = client_transport(verify)
+    return httpx.Client(transport=transport, verify=verify, timeout=timeout, follow_redirects=False)
 
 
 def _verify(settings: ManagerSettings) -> ssl.SSLContext | bool:

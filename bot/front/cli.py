@@ -11,12 +11,6 @@ from typing import Any
 
 from bot.errors import BotError, ConfigError
 
-# Optional modules that libraries import whenever they happen to be installed, for features the bot never
-# uses: httpcore imports trio (async under trio), sqlite-utils imports pandas and numpy (their column types),
-# httpx imports its own command-line tool (click, pygments, rich). They are not the bot's dependencies, but
-# where they are installed they cost about 0.3 s of every start. The process entry point marks them absent;
-# code that calls main() (the tests) is unaffected.
-UNUSED_OPTIONAL = ("trio", "pandas", "numpy", "httpx._main")
 # simulator.seed.Scenario, spelled out so that parsing the command line does not import the simulator
 SCENARIOS = ("healthy", "stuck-maintenance")
 SCENARIO_HELP = ("the simulated managers' state: healthy (default; nothing queued or scheduled) or stuck-maintenance "
@@ -239,11 +233,6 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
 
 def entry() -> None:
     """The `cfy-bot` console script and `python -m bot.front.cli`: main() in a process of its own."""
-    for name in UNUSED_OPTIONAL:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: `import name` raises ImportError, the libraries' fallback
-    from bot.archive.heap import keep_buffers_in_heap
-
-    keep_buffers_in_heap()
     try:
         code = main()
         sys.stdout.flush()
