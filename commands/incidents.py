@@ -137,8 +137,11 @@ def _find(ctx: Ctx, incident_id: str | None) -> dict[str, Any]:
         return found
     found = inc.open_in(ctx.catalog, ctx.inv.channel)
     if found is None:
-        raise UsageError("no incident is open in this channel; run this in the incident's channel, or name it "
-                         "with `-i INCIDENT_ID`")
+        if ctx.inv.transport == "slack":
+            raise UsageError("no incident is open in this channel; run this in the incident's channel, or name it "
+                             "with `-i INCIDENT_ID`")
+        raise UsageError("no incident is open in the terminal; name one with `-i INCIDENT_ID` "
+                         "(`incident status -i INCIDENT_ID`), or start one with `incident start TITLE`")
     return found
 
 
@@ -161,7 +164,8 @@ def incident_start(ctx: Ctx, args: Args) -> Reply:
     """Answer `incident start TITLE`."""
     here = inc.open_in(ctx.catalog, ctx.inv.channel)
     if here is not None:
-        raise UsageError(f"incident {here['id']} is open in this channel; close it first (`incident close`)")
+        where = "this channel" if ctx.inv.transport == "slack" else "the terminal"
+        raise UsageError(f"incident {here['id']} is open in {where}; close it first (`incident close -i {here['id']}`)")
     record, notes = open_incident(ctx, args.title, ctx.manager_name)
     port = _port(ctx)
     if record["mode"] == "channel":

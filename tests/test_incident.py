@@ -33,7 +33,7 @@ def test_start_note_status_close_in_the_terminal(make_bot) -> None:
                    "newest verified backup  NONE", "running operations      none", "state                   open"):
         assert needed in out, needed
     code, out = bot.run("incident start another one")
-    assert code == 2 and f"incident {INC} is open in this channel" in out
+    assert code == 2 and f"incident {INC} is open in the terminal; close it first (`incident close -i {INC}`)" in out
     bot.clock.advance(60)
     code, out = bot.run("incident note db-2 disk full, cleaning up", user="bob")
     assert code == 0 and f"Noted in incident {INC} (production): db-2 disk full" in out
@@ -58,7 +58,7 @@ def test_start_note_status_close_in_the_terminal(make_bot) -> None:
     assert "- Closed: 2026-11-29 09:11:00 by alice" in text and "- Summary: db-2 replaced, cluster healthy" in text
     assert "| 2026-11-29 09:01:00 | bob | noted: db-2 disk full, cleaning up |" in text
     code, out = bot.run("incident close again")
-    assert code == 2 and "no incident is open in this channel" in out
+    assert code == 2 and "no incident is open in the terminal; name one with `-i INCIDENT_ID`" in out
     code, out = bot.run(f"incident close -i {INC}")
     assert code == 2 and "closed already" in out
     code, out = bot.run("incident note too late")

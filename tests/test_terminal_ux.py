@@ -154,3 +154,10 @@ def test_simulator_on_a_busy_port_says_so_in_one_line(tmp_path) -> None:
     assert "simulated Cloudify manager on" not in result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], result.stderr
+
+
+def test_a_text_that_repeats_its_title_is_said_once() -> None:
+    reply = Reply(text="Snapshot s1 on staging: created", title="Snapshot s1 on staging", tone="good")
+    assert reply_text(reply) == "OK Snapshot s1 on staging: created"
+    other = Reply(text="6 snapshots on staging", title="Snapshots on staging")
+    assert reply_text(other) == "Snapshots on staging\n6 snapshots on staging"

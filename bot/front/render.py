@@ -63,11 +63,13 @@ def reply_text(reply: Reply, color: bool = False, shown: str = "") -> str:
     """The whole reply as text; `shown` is a line the terminal already printed (not repeated)."""
     reply = replace(reply, text=plain(reply.text), title=plain(reply.title))
     parts = []
-    head = tone_head(reply.tone, reply.title, color).strip()
-    if head and reply.title and reply.title not in shown:
-        parts.append(head)
-    if reply.text and reply.text != reply.title and reply.text not in shown:
-        parts.append(reply.text)
+    if reply.title and reply.text.startswith(reply.title) and reply.text not in shown:
+        parts.append(tone_head(reply.tone, reply.text, color))  # the text says the title again: say it once
+    else:
+        if reply.title and reply.title not in shown:
+            parts.append(tone_head(reply.tone, reply.title, color).strip())
+        if reply.text and reply.text != reply.title and reply.text not in shown:
+            parts.append(reply.text)
     if reply.fields:
         width = max(len(k) for k, _ in reply.fields)
         parts.append("\n".join(f"{k.ljust(width)}  {v}" for k, v in reply.fields))
