@@ -256,6 +256,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _slow_clients(port: int, n: int) -> list[socket.socket]:
+    slow = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+        slow.append(s)
+    return slow
+
+
 @pytest.mark.slow
 def test_cfy_bot_http_serves_and_stops_on_sigterm(tmp_path: Any, fake: FakeSlack) -> None:
     port = _free_port()
@@ -276,10 +285,19 @@ def test_cfy_bot_http_serves_and_stops_on_sigterm(tmp_path: Any, fake: FakeSlack
                 time.sleep(0.05)
         else:
             raise AssertionError("cfy-bot http did not come up")
-        assert send_command(base + "/slack/events", SECRET, "help", response_url=fake.response_url("g"))[0] == 200
-        assert send_command(base + "/slack/events", "wrong", "help")[0] == 401
+        slow = _slow_clients(port, 100)  # each declared a body and sent a few bytes: none holds a worker
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as huge:  # 1 GiB declared: refused at once
+            huge.sendall(f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: {1 << 30}\r\n\r\n".encode())
+            assert huge.recv(100).startswith(b"HTTP/1.1 413")
+        with urllib.request.urlopen(base + "/health", timeout=1) as resp:  # the timeouts fail the test if slow
+            assert resp.status == 200
+        events = base + "/slack/events"
+        assert send_command(events, SECRET, "help", response_url=fake.response_url("g"), timeout=1)[0] == 200
+        assert send_command(events, "wrong", "help", timeout=1)[0] == 401
         assert fake.wait_for(lambda f: f.calls_to("response_url"), timeout=10)
         assert "help" in fake.calls_to("response_url")[0].params["text"].lower()
+        for s in slow:
+            s.close()
     finally:
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()

@@ -99,11 +99,11 @@ def post(url: str, body: str, headers: dict[str, str], timeout: float = 10.0) ->
         return exc.code, exc.read().decode()
 
 
-def send_command(url: str, secret: str, text: str, *, timestamp: int | None = None, **fields: Any
-                 ) -> tuple[int, str]:
-    """Send a signed `/cfy TEXT` to a bot's `/slack/events`."""
+def send_command(url: str, secret: str, text: str, *, timestamp: int | None = None, timeout: float = 10.0,
+                 **fields: Any) -> tuple[int, str]:
+    """Send a signed `/cfy TEXT` to a bot's `/slack/events`; `timeout` bounds the wait for each read."""
     body = command_body(command_fields(text, **fields))
-    return post(url, body, signed_headers(secret, body, timestamp))
+    return post(url, body, signed_headers(secret, body, timestamp), timeout)
 
 
 def send_event(url: str, secret: str, body: dict[str, Any], retry: int = 0) -> tuple[int, str]:
