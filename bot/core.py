@@ -61,6 +61,26 @@ class Gate(StrEnum):
 
 
 @dataclass(frozen=True)
+class ArchiveCopy:
+    """One snapshot copy kept off the manager, as the archive catalog records it (one per manager and snapshot)."""
+
+    manager: str
+    snapshot_id: str
+    location: str = ""  # a path, or an s3:// URL
+    sha256: str = ""
+    size: int = 0
+    manager_version: str = ""
+    snapshot_version: str = ""
+    tenant: str = ""
+    created_at: str = ""  # when the manager created the snapshot (ISO, as the manager wrote it)
+    stored_at: str = ""
+    verified: bool = False
+    verified_at: str = ""
+    error: str = ""  # why the last check failed
+    layout: str = ""  # new | legacy: known right after this process received it (not stored in the catalog)
+
+
+@dataclass(frozen=True)
 class Grant:
     """A role given to a Slack user or user group, optionally only in some channels or on some managers."""
 

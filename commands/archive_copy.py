@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.engine.context import ArchiveAPI, Ctx
 from bot.errors import ArchiveError, ManagerError
-from bot.core import size, transfer_text
+from bot.core import ArchiveCopy, size, transfer_text
 
 
 def need_archive(ctx: Ctx) -> ArchiveAPI:
@@ -48,24 +48,24 @@ def _manager_version(ctx: Ctx) -> str:
         return ""
 
 
-def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> dict[str, Any]:
+def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> ArchiveCopy:
     """Stream a created snapshot into the archive, verified and recorded; the catalog row."""
     archive, sid = need_archive(ctx), snapshot["id"]
     version = _manager_version(ctx)
     with ctx.manager.download_snapshot(sid) as download:
         ctx.step(f"copying {sid} ({size(download.size)}) off {ctx.manager_name} to the archive")
-        row: dict[str, Any] = archive.save(ctx.manager_name, sid, download, manager_version=version,
+        row = archive.save(ctx.manager_name, sid, download, manager_version=version,
                            tenant=snapshot.get("tenant_name") or "", created_at=snapshot.get("created_at") or "",
                            progress=transfer_progress(ctx, sid, "downloading"))
-    ctx.audit("archived", snapshot_id=sid, location=row["location"], sha256=row["sha256"], size=row["size"])
-    ctx.step(f"verified the copy of {sid}: {size(row['size'])}, sha256 {_short(row['sha256'])}, snapshot version "
-             f"{row['snapshot_version']}", "good")
+    ctx.audit("archived", snapshot_id=sid, location=row.location, sha256=row.sha256, size=row.size)
+    ctx.step(f"verified the copy of {sid}: {size(row.size)}, sha256 {_short(row.sha256)}, snapshot version "
+             f"{row.snapshot_version}", "good")
     return row
 
 
-def copy_fields(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def copy_fields(row: ArchiveCopy) -> tuple[tuple[str, str], ...]:
     """The reply fields that describe an archive copy."""
-    return (("archive copy", row["location"]), ("size", f"{size(row['size'])} ({row['size']} bytes)"),
-            ("sha256", row["sha256"]), ("snapshot version", row.get("snapshot_version") or "?"),
-            ("manager version", row.get("manager_version") or "?"))
+    return (("archive copy", row.location), ("size", f"{size(row.size)} ({row.size} bytes)"),
+            ("sha256", row.sha256), ("snapshot version", row.snapshot_version or "?"),
+            ("manager version", row.manager_version or "?"))
 

@@ -127,12 +127,13 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
             return outcome
         ctx.remember(archived=True)
     notes = prune_backups(ctx, None, "the daily job")
-    copy = ctx.catalog.get_copy(ctx.manager_name, sid) or {}
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
     text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
     return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone="good",
-                              fields=(("snapshot", sid), ("archive copy", copy.get("location", "")),
-                                      ("size", size(copy.get("size"))), ("sha256", copy.get("sha256", ""))))
+                              fields=(("snapshot", sid), ("archive copy", copy.location if copy else ""),
+                                      ("size", size(copy.size if copy else None)),
+                                      ("sha256", copy.sha256 if copy else "")))
 
 
 def _maintenance(ctx: Ctx) -> str:
@@ -173,7 +174,7 @@ def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | N
             why = (snap.get("error") or "").strip().splitlines()[-1:] or [str(snap.get("status"))]
             return "failed", _failed(ctx, f"snapshot {sid} failed on {ctx.manager_name}: {why[0]}")
         copy = ctx.catalog.get_copy(ctx.manager_name, sid)
-        if copy and copy.get("verified"):
+        if copy and copy.verified:
             ctx.step(f"{sid} already has a verified archive copy", "good")
         else:
             copy_off(ctx, snap)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine.context import FAILED, Ctx, Schedule, run_key
-from bot.core import Reply, Table, age, size
+from bot.core import ArchiveCopy, Reply, Table, age, size
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import count, parse_time
@@ -109,34 +109,34 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
 def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dict[str, Any]:
     limit = ctx.settings.max_backup_age
     newest = ctx.catalog.latest_verified(name)
-    made = parse_time((newest or {}).get("created_at")) or parse_time((newest or {}).get("stored_at"))
+    made = (parse_time(newest.created_at) or parse_time(newest.stored_at)) if newest else None
     old = (now - made).total_seconds() if made else None
     alarm = old is None or old > limit
     copies = ctx.catalog.list_copies(manager=name)
-    created = [c["snapshot_id"] + ("" if c.get("verified") else " (NOT verified)") for c in copies
+    created = [c.snapshot_id + ("" if c.verified else " (NOT verified)") for c in copies
                if _made(c) >= since]  # when the snapshot was created, not when the bot copied it
     failed = _failures(ctx, name, now, since)
     pruned = [r["detail"].get("snapshot_id", "?") for r in
               ctx.audit_log.query_audit(manager=name, event="pruned", since=since, limit=1000)]
-    total = sum(c.get("size") or 0 for c in copies)
+    total = sum(c.size or 0 for c in copies)
     archive = f"{len(copies)} {'copy' if len(copies) == 1 else 'copies'}, {size(total)}"
     lines = []
     if alarm or newest is None:
-        newest_text = (f"the newest is {newest['snapshot_id']}, {age(old)} old" if newest and old is not None
+        newest_text = (f"the newest is {newest.snapshot_id}, {age(old)} old" if newest and old is not None
                        else "there is none")
         lines.append(f"ALARM {name}: NO verified backup younger than {age(limit)} ({newest_text}).")
     else:
-        lines.append(f"{name}: newest verified backup {newest['snapshot_id']}, {age(old or 0.0)} old.")
+        lines.append(f"{name}: newest verified backup {newest.snapshot_id}, {age(old or 0.0)} old.")
     lines.append(f"  created: {', '.join(created) or 'none'}; failed: {'; '.join(failed) or 'none'}; "
                  f"pruned: {', '.join(pruned) or 'none'}; archive: {archive}.")
-    return {"alarm": alarm, "newest": (newest or {}).get("snapshot_id", "none"),
+    return {"alarm": alarm, "newest": newest.snapshot_id if newest else "none",
             "age": age(old) if old is not None else "-", "created": created, "failed": failed, "pruned": pruned,
             "archive": archive, "lines": lines}
 
 
-def _made(copy: dict[str, Any]) -> datetime:
+def _made(copy: ArchiveCopy) -> datetime:
     """When the snapshot of an archive copy was created on its manager (the copy time if that is unknown)."""
-    return (parse_time(copy.get("created_at")) or parse_time(copy.get("stored_at"))
+    return (parse_time(copy.created_at) or parse_time(copy.stored_at)
             or datetime.min.replace(tzinfo=UTC))
 
 

@@ -31,17 +31,17 @@ def backups_verify(ctx: Ctx, args: Args) -> Reply:
                      title="Nothing to verify")
     rows, bad = [], 0
     for copy in copies:
-        ctx.step(f"checking {copy['snapshot_id']} of {copy['manager']} ({size(copy.get('size'))})")
+        ctx.step(f"checking {copy.snapshot_id} of {copy.manager} ({size(copy.size)})")
         result = archive.verify(copy)
-        ok = bool(result.get("verified"))
+        ok = result.verified
         bad += not ok
         if not ok:
-            ctx.step(f"{copy['snapshot_id']}: {result.get('error')}", "danger")
-        rows.append((copy["snapshot_id"], copy["manager"], size(copy.get("size")),
-                     copy.get("snapshot_version") or "?", "ok" if ok else f"FAILED: {result.get('error')}"))
+            ctx.step(f"{copy.snapshot_id}: {result.error}", "danger")
+        rows.append((copy.snapshot_id, copy.manager, size(copy.size),
+                     copy.snapshot_version or "?", "ok" if ok else f"FAILED: {result.error}"))
     table = Table(("snapshot", "manager", "size", "snapshot version", "check"), tuple(rows))
     latest = ctx.catalog.latest_verified(ctx.manager_name)
-    newest = f" The newest verified copy of {ctx.manager_name} is {latest['snapshot_id']}." if latest else (
+    newest = f" The newest verified copy of {ctx.manager_name} is {latest.snapshot_id}." if latest else (
         f" {ctx.manager_name} has NO verified copy now.")
     if bad:
         return Reply(text=f"{bad} of {len(rows)} archive copies failed the check.{newest}",

@@ -38,9 +38,9 @@ def status_card(ctx: Ctx, record: dict[str, Any]) -> Reply:
         cluster = f"could not be read: {exc}"
     copy = ctx.catalog.latest_verified(name)
     if copy:
-        created = str(copy.get("created_at") or copy.get("stored_at") or "")
+        created = str(copy.created_at or copy.stored_at or "")
         old = _age_of(ctx, created)
-        backup = f"{copy['snapshot_id']} ({old} old)" if old else copy["snapshot_id"]
+        backup = f"{copy.snapshot_id} ({old} old)" if old else copy.snapshot_id
     else:
         backup = "NONE: there is no verified archive copy of this manager"
     ops = ctx.engine.list_operations(states=UNFINISHED, manager=name, limit=10)

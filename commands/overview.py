@@ -109,6 +109,6 @@ def _last_backup(ctx: Ctx, name: str, now: Any) -> str:
     copy = ctx.catalog.latest_verified(name)
     if not copy:
         return "none in the archive"
-    created = parse_time(copy.get("created_at")) or parse_time(copy.get("stored_at"))
+    created = parse_time(copy.created_at) or parse_time(copy.stored_at)
     old = f", {age((now - created).total_seconds())} old" if created else ""
-    return f"{copy['snapshot_id']}{old}"
+    return f"{copy.snapshot_id}{old}"

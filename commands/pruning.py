@@ -6,12 +6,12 @@ from typing import Any
 from datetime import date
 
 from bot.engine.context import Ctx
-from bot.core import Table
+from bot.core import ArchiveCopy, Table
 from bot.errors import BotError
 from commands.retention import RULES, Backup, Plan, daily_day, select
 
 
-def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str, ArchiveCopy]]:
     """The retention plan of this manager, with its daily snapshots on the manager and in the archive."""
     snaps: dict[str, dict[str, Any]] = {}
     offset = 0
@@ -21,19 +21,19 @@ def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str,
         offset += len(page.items)
         if not page.items or offset >= page.total:
             break
-    copies = {c["snapshot_id"]: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
+    copies = {c.snapshot_id: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
     backups = [Backup(sid, str((snaps.get(sid) or {}).get("status") or ""), sid in copies,
-                      bool((copies.get(sid) or {}).get("verified"))) for sid in set(snaps) | set(copies)]
+                      bool(sid in copies and copies[sid].verified)) for sid in set(snaps) | set(copies)]
     return select(backups, ctx.settings.retention), snaps, copies
 
 
-def location_text(sid: str, snaps: dict[str, dict[str, Any]], copies: dict[str, dict[str, Any]]) -> str:
+def location_text(sid: str, snaps: dict[str, dict[str, Any]], copies: dict[str, ArchiveCopy]) -> str:
     """Where a snapshot is: on the manager (with its status), in the archive, or both."""
     places = []
     if sid in snaps:
         places.append(f"on the manager ({snaps[sid].get('status')})")
     if sid in copies:
-        places.append("in the archive" + ("" if copies[sid].get("verified") else " (NOT verified)"))
+        places.append("in the archive" + ("" if copies[sid].verified else " (NOT verified)"))
     return " and ".join(places)
 
 
@@ -68,7 +68,7 @@ def retention_text(ctx: Ctx) -> str:
     return ",".join(f"{r}={counts[r]}" for r in RULES if r in counts)
 
 
-def plan_table(plan: Plan, snaps: dict[str, dict[str, Any]], copies: dict[str, dict[str, Any]]) -> Table:
+def plan_table(plan: Plan, snaps: dict[str, dict[str, Any]], copies: dict[str, ArchiveCopy]) -> Table:
     """The plan as a table, newest day first: each snapshot, its fate, where it is and why."""
     rows = [(sid, "delete", location_text(sid, snaps, copies), why) for sid, why in plan.delete.items()]
     rows += [(sid, "keep", location_text(sid, snaps, copies), "; ".join(why)) for sid, why in plan.keep.items()]

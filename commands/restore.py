@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, age
+from bot.core import ArchiveCopy, Reply, age
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -65,7 +65,7 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         copy = _archive_copy(ctx, target)
         if copy is None:
             raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
-        needs_upload = copy["manager"]
+        needs_upload = copy.manager
     # maintenance mode waits on all tenants
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True}
     active = client.list_executions(status=list(ACTIVE), **every).items
@@ -93,15 +93,15 @@ def _resolve(ctx: Ctx, requested: str) -> str:
     if not copy:
         raise BotError(f"there is no verified archive copy for {ctx.manager_name}, so `latest` means nothing; "
                        "take one with `snapshots create` or name a snapshot")
-    return str(copy["snapshot_id"])
+    return str(copy.snapshot_id)
 
 
-def _archive_copy(ctx: Ctx, snapshot_id: str) -> dict[str, Any] | None:
+def _archive_copy(ctx: Ctx, snapshot_id: str) -> ArchiveCopy | None:
     """A verified archive copy of `snapshot_id`: this manager's first, else another manager's."""
-    own: dict[str, Any] | None = ctx.catalog.get_copy(ctx.manager_name, snapshot_id)
-    if own and own.get("verified"):
+    own = ctx.catalog.get_copy(ctx.manager_name, snapshot_id)
+    if own and own.verified:
         return own
-    others = [c for c in ctx.catalog.list_copies(verified=True) if c["snapshot_id"] == snapshot_id]
+    others = [c for c in ctx.catalog.list_copies(verified=True) if c.snapshot_id == snapshot_id]
     return others[0] if others else None
 
 
@@ -171,12 +171,12 @@ def _upload(ctx: Ctx, args: Args) -> None:
     copy = _archive_copy(ctx, args.snapshot_id)
     if copy is None:
         raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the upload")
-    ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy['manager']} "
-             f"({copy.get('size') or '?'} bytes)")
+    ctx.step(f"uploading {args.snapshot_id} to {ctx.manager_name} from the archive copy of {copy.manager} "
+             f"({copy.size or '?'} bytes)")
     need_archive(ctx).upload_copy(copy, ctx.manager, args.snapshot_id,
                                   progress=transfer_progress(ctx, args.snapshot_id, "uploading"))
     ctx.remember(uploaded=True)
-    ctx.step(f"uploaded {args.snapshot_id}; sha256 {str(copy.get('sha256'))[:12]}… verified before sending")
+    ctx.step(f"uploaded {args.snapshot_id}; sha256 {copy.sha256[:12]}… verified before sending")
 
 
 def _enter_maintenance(ctx: Ctx, args: Args) -> None:

@@ -37,12 +37,12 @@ def snapshots_list(ctx: Ctx, args: Args) -> Reply:
     page = ctx.manager.list_snapshots(sort=args.sort_by, descending=args.descending, search=args.search,
                                       offset=args.offset, size=args.size, all_tenants=args.all_tenants,
                                       tenant=args.tenant)
-    copies = {c["snapshot_id"]: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
+    copies = {c.snapshot_id: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
     now = ctx.now()
     rows = []
     for s in page.items:
-        copy = copies.get(s.get("id"))
-        archived = "verified" if copy and copy.get("verified") else ("unverified" if copy else "-")
+        copy = copies.get(str(s.get("id")))
+        archived = "verified" if copy and copy.verified else ("unverified" if copy else "-")
         rows.append((s.get("id", ""), when(s.get("created_at"), now), s.get("status", ""),
                      clip(last_line(s.get("error")), 60), s.get("tenant_name", ""), s.get("created_by", ""), archived))
     table = Table(("id", "created", "status", "error", "tenant", "by", "archive copy"), tuple(rows))
@@ -82,9 +82,9 @@ def snapshots_show(ctx: Ctx, args: Args) -> Reply:
         fields.append(("error", last_line(s["error"])))
     copy = ctx.catalog.get_copy(ctx.manager_name, args.snapshot_id)
     if copy:
-        state = "verified" if copy.get("verified") else f"NOT verified ({copy.get('error') or 'not checked'})"
-        fields += [("archive copy", f"{copy.get('location')} ({state})"), ("sha256", copy.get("sha256") or ""),
-                   ("size", str(copy.get("size") or "")), ("snapshot version", copy.get("snapshot_version") or "")]
+        state = "verified" if copy.verified else f"NOT verified ({copy.error or 'not checked'})"
+        fields += [("archive copy", f"{copy.location} ({state})"), ("sha256", copy.sha256 or ""),
+                   ("size", str(copy.size or "")), ("snapshot version", copy.snapshot_version or "")]
     else:
         fields.append(("archive copy", f"none ({hint(ctx, f'snapshots download {args.snapshot_id}')} makes one)"))
     return Reply(text=f"Snapshot {s.get('id')} on {ctx.manager_name}: {s.get('status')}",

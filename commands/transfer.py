@@ -85,15 +85,15 @@ def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
 def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     archive = need_archive(ctx)
     copy = archive.find(sid, ctx.manager_name)
-    source = copy["manager"]
+    source = copy.manager
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
-    ctx.step(f"checking {whose} of {sid} ({size(copy.get('size'))}) before sending it to {ctx.manager_name}")
+    ctx.step(f"checking {whose} of {sid} ({size(copy.size)}) before sending it to {ctx.manager_name}")
     snap = archive.upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
     ctx.step(f"uploaded {sid} to {ctx.manager_name}", "good")
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
                       f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good",
-                 fields=(("from", copy["location"]), ("source manager", source),
-                         ("size", size(copy.get("size"))), ("sha256", copy.get("sha256") or "")))
+                 fields=(("from", copy.location), ("source manager", source),
+                         ("size", size(copy.size)), ("sha256", copy.sha256 or "")))
 
 
 # --- delete ---------------------------------------------------------------------------------------------
@@ -119,11 +119,11 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
     else:
         lines.append(f"{ctx.manager_name} no longer has it.")
     if copy:
-        state = "verified" if copy.get("verified") else "NOT verified"
+        state = "verified" if copy.verified else "NOT verified"
         fate = "will be deleted too" if args.archive else "is kept (add --archive to delete it too)"
-        lines.append(f"Archive copy ({state}, {size(copy.get('size'))}, {copy['location']}) {fate}.")
+        lines.append(f"Archive copy ({state}, {size(copy.size)}, {copy.location}) {fate}.")
         latest = ctx.catalog.latest_verified(ctx.manager_name)
-        if args.archive and latest and latest["snapshot_id"] == sid:
+        if args.archive and latest and latest.snapshot_id == sid:
             lines.append(f"It is the newest verified copy of {ctx.manager_name}: {hint(ctx, 'restore latest')} will "
                          "then mean an older one.")
     else:
@@ -153,10 +153,10 @@ def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
     copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     if args.archive and copy:
         need_archive(ctx).delete(copy)
-        ctx.audit("archive_deleted", snapshot_id=sid, location=copy["location"])
-        done.append(f"deleted its archive copy {copy['location']}")
+        ctx.audit("archive_deleted", snapshot_id=sid, location=copy.location)
+        done.append(f"deleted its archive copy {copy.location}")
     elif copy:
-        done.append(f"kept its archive copy {copy['location']}")
+        done.append(f"kept its archive copy {copy.location}")
     elif args.archive:
         done.append("there was no archive copy")
     return Reply(text="; ".join(done) + ".", title=f"Snapshot {sid} deleted", tone="good")

@@ -9,6 +9,7 @@ import json
 import os
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -98,18 +99,18 @@ def save(archive: FolderArchive, data: bytes | Download, sid: str = "daily-1", *
 def test_a_good_download_is_verified_recorded_and_in_place(archive, store) -> None:
     data = snapshot_zip(payload=os.urandom(300_000))
     row = save(archive, data)
-    assert row["verified"] and row["sha256"] == hashlib.sha256(data).hexdigest() and row["size"] == len(data)
-    assert row["snapshot_version"] == "7.0.4" and row["manager_version"] == "7.0.4"
-    assert row["tenant"] == "default_tenant" and row["created_at"].startswith("2026-11-29T02:00:01.123")
-    assert row["layout"] == "new"
+    assert row.verified and row.sha256 == hashlib.sha256(data).hexdigest() and row.size == len(data)
+    assert row.snapshot_version == "7.0.4" and row.manager_version == "7.0.4"
+    assert row.tenant == "default_tenant" and row.created_at.startswith("2026-11-29T02:00:01.123")
+    assert row.layout == "new"
     assert files(archive) == ["production/daily-1.zip"]
-    with open(row["location"], "rb") as fh:
+    with open(row.location, "rb") as fh:
         assert fh.read() == data
-    assert store.latest_verified("production")["snapshot_id"] == "daily-1"
+    assert store.latest_verified("production").snapshot_id == "daily-1"
 
 
 def test_legacy_layout_is_recognised(archive) -> None:
-    assert save(archive, snapshot_zip("legacy", version="6.4.2"))["layout"] == "legacy"
+    assert save(archive, snapshot_zip("legacy", version="6.4.2")).layout == "legacy"
 
 
 def test_progress_is_reported_with_the_expected_size(archive) -> None:
@@ -243,12 +244,11 @@ def test_a_failure_on_the_checking_thread_ends_the_download_without_a_hang(archi
 
 def test_a_failed_download_keeps_the_previous_copy_and_its_row(archive, store) -> None:
     good = snapshot_zip(payload=b"first" * 1000)
-    row = save(archive, good)
-    row.pop("layout")
+    row = replace(save(archive, good), layout="")  # the catalog does not keep the layout
     with pytest.raises(ArchiveError):
         save(archive, download(good[:500], size=len(good)))
     assert store.get_copy("production", "daily-1") == row
-    with open(row["location"], "rb") as fh:
+    with open(row.location, "rb") as fh:
         assert fh.read() == good
     assert files(archive) == ["production/daily-1.zip"]
 
@@ -257,7 +257,7 @@ def test_a_new_download_replaces_the_copy(archive, store) -> None:
     save(archive, snapshot_zip(payload=b"a" * 10))
     second = snapshot_zip(payload=b"b" * 20, version="7.0.5")
     row = save(archive, second)
-    assert row["snapshot_version"] == "7.0.5" and row["sha256"] == hashlib.sha256(second).hexdigest()
+    assert row.snapshot_version == "7.0.5" and row.sha256 == hashlib.sha256(second).hexdigest()
     assert len(store.list_copies()) == 1
 
 
@@ -286,35 +286,35 @@ def test_verify_a_good_copy(archive, store, clock) -> None:
     row = save(archive, snapshot_zip())
     clock.advance(3600)
     again = archive.verify(row)
-    assert again["verified"] and again["error"] == "" and again["verified_at"] > row["verified_at"]
+    assert again.verified and again.error == "" and again.verified_at > row.verified_at
 
 
 def test_verify_notices_a_changed_file(archive, store) -> None:
     data = snapshot_zip(payload=os.urandom(50_000))
     row = save(archive, data)
-    with open(row["location"], "r+b") as fh:  # rot one byte of the stored payload
+    with open(row.location, "r+b") as fh:  # rot one byte of the stored payload
         fh.seek(len(data) // 2)
         b = fh.read(1)
         fh.seek(len(data) // 2)
         fh.write(bytes([b[0] ^ 1]))
     result = archive.verify(row)
-    assert not result["verified"] and result["error"]
+    assert not result.verified and result.error
     assert store.latest_verified("production") is None
 
 
 def test_verify_notices_a_replaced_but_valid_file(archive, store) -> None:
     row = save(archive, snapshot_zip(payload=b"one"))
-    with open(row["location"], "wb") as fh:
+    with open(row.location, "wb") as fh:
         fh.write(snapshot_zip(payload=b"two"))
     result = archive.verify(row)
-    assert not result["verified"] and "sha256 differs" in result["error"]
+    assert not result.verified and "sha256 differs" in result.error
 
 
 def test_verify_notices_a_missing_file(archive, store) -> None:
     row = save(archive, snapshot_zip())
-    os.unlink(row["location"])
+    os.unlink(row.location)
     result = archive.verify(row)
-    assert not result["verified"] and "missing" in result["error"]
+    assert not result.verified and "missing" in result.error
 
 
 def test_read_streams_in_fixed_size_chunks(archive) -> None:
@@ -326,7 +326,7 @@ def test_read_streams_in_fixed_size_chunks(archive) -> None:
 
 def test_read_of_a_missing_file_is_an_archive_error(archive) -> None:
     row = save(archive, snapshot_zip())
-    os.unlink(row["location"])
+    os.unlink(row.location)
     with pytest.raises(ArchiveError, match="cannot read"):
         archive.read(row)
 
@@ -341,11 +341,11 @@ def test_delete_removes_file_and_row(archive, store) -> None:
 def test_find_prefers_the_managers_own_copy_then_any_verified(archive, store) -> None:
     save(archive, snapshot_zip(), sid="shared")
     other = archive.save("staging", "shared", download(snapshot_zip()), created_at="2026-11-30T00:00:00Z")
-    assert archive.find("shared", "production")["manager"] == "production"
-    assert archive.find("shared", "dr-site")["manager"] in ("production", "staging")
-    assert archive.find("shared", "staging")["location"] == other["location"]
+    assert archive.find("shared", "production").manager == "production"
+    assert archive.find("shared", "dr-site").manager in ("production", "staging")
+    assert archive.find("shared", "staging").location == other.location
     store.mark_verified("staging", "shared", False, "rotten")
-    assert archive.find("shared", "dr-site")["manager"] == "production"
+    assert archive.find("shared", "dr-site").manager == "production"
     with pytest.raises(NotFound, match="no copy of snapshot nope"):
         archive.find("nope", "production")
 
@@ -356,7 +356,7 @@ def test_names_never_escape_the_folder(archive) -> None:
         with pytest.raises(ArchiveError):
             safe_name(bad)
     row = save(archive, snapshot_zip(), sid="../../etc/passwd")
-    assert os.path.dirname(row["location"]) == os.path.join(archive.root, "production")
+    assert os.path.dirname(row.location) == os.path.join(archive.root, "production")
 
 
 def test_check_zip_on_a_file(tmp_path) -> None:
@@ -386,12 +386,12 @@ def test_upload_copy_rechecks_then_streams(archive, store) -> None:
 
     assert archive.upload_copy(row, Client(), "restored-1")["status"] == "uploaded"
     assert b"".join(received) == data and max(map(len, received)) <= CHUNK_SIZE
-    with open(row["location"], "r+b") as fh:
+    with open(row.location, "r+b") as fh:
         fh.write(b"XX")
     received.clear()
     with pytest.raises(ArchiveError, match="failed its check, so it was not uploaded"):
         archive.upload_copy(row, Client(), "restored-1")
-    assert received == [] and not store.get_copy("production", "daily-1")["verified"]
+    assert received == [] and not store.get_copy("production", "daily-1").verified
 
 
 def test_temp_files_of_a_killed_bot_are_swept_later(archive, clock) -> None:

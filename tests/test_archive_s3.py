@@ -86,13 +86,13 @@ def test_open_archive_picks_s3(archive) -> None:
 def test_multipart_upload_of_a_verified_copy(archive, store) -> None:
     data = snapshot_zip(payload=os.urandom(20 << 20))  # bigger than a part: a multipart upload
     row = save(archive, data)
-    assert row["location"] == f"s3://{BUCKET}/cfy/backups/production/daily-1.zip" and row["verified"]
-    assert row["sha256"] == hashlib.sha256(data).hexdigest()
+    assert row.location == f"s3://{BUCKET}/cfy/backups/production/daily-1.zip" and row.verified
+    assert row.sha256 == hashlib.sha256(data).hexdigest()
     assert keys(archive) == ["cfy/backups/production/daily-1.zip"] and staged(archive) == []
     head = archive.client.head_object(Bucket=BUCKET, Key="cfy/backups/production/daily-1.zip")
-    assert head["Metadata"]["sha256"] == row["sha256"] and head["ContentLength"] == len(data)
+    assert head["Metadata"]["sha256"] == row.sha256 and head["ContentLength"] == len(data)
     assert b"".join(archive.read(row)) == data
-    assert archive.verify(row)["verified"]
+    assert archive.verify(row).verified
 
 
 @pytest.mark.parametrize("bad", ["truncated", "not-a-zip", "gone"])
@@ -125,14 +125,14 @@ def test_verify_notices_a_replaced_object(archive, store) -> None:
     row = save(archive, snapshot_zip(payload=b"one"))
     archive.client.put_object(Bucket=BUCKET, Key="cfy/backups/production/daily-1.zip", Body=b"not a zip")
     result = archive.verify(row)
-    assert not result["verified"] and "not a readable zip" in result["error"]
+    assert not result.verified and "not a readable zip" in result.error
     assert staged(archive) == []
 
 
 def test_verify_and_read_a_missing_object(archive, store) -> None:
     row = save(archive, snapshot_zip())
     archive.client.delete_object(Bucket=BUCKET, Key="cfy/backups/production/daily-1.zip")
-    assert "missing" in archive.verify(row)["error"]
+    assert "missing" in archive.verify(row).error
     with pytest.raises(ArchiveError, match="missing"):
         archive.read(row)
 

@@ -13,7 +13,7 @@ SID = f"{daily(0)}"  # the harness starts at 2026-11-29 09:00 UTC
 
 
 def archive_ids(bot, manager: str = "production") -> list[str]:
-    return sorted(c["snapshot_id"] for c in bot.store.list_copies(manager=manager))
+    return sorted(c.snapshot_id for c in bot.store.list_copies(manager=manager))
 
 
 def sim_ids(sim) -> list[str]:
@@ -40,7 +40,7 @@ def test_run_creates_the_day_s_snapshot_copies_it_off_and_records_the_run(make_b
     assert f"creating snapshot {SID} on production in the legacy format" in out
     assert f"Daily backup {SID} of production created, copied off and verified." in out
     copy = bot.store.get_copy("production", SID)
-    assert copy["verified"] and os.path.exists(copy["location"])
+    assert copy.verified and os.path.exists(copy.location)
     run = bot.store.get_run("production", "2026-11-29")
     assert run["state"] == "succeeded" and run["snapshot_id"] == SID and run["owner"].startswith(PROCESS + "/")
     assert create_executions(bot.sim)[0]["parameters"]["legacy"] is True
@@ -92,7 +92,7 @@ def test_a_busy_manager_is_retried_with_backoff(make_bot) -> None:
     code, out = bot.run("backups run")
     assert code == 0, out
     assert out.count("production is busy") >= 2 and "Trying again in 1m" in out and "Trying again in 2m" in out
-    assert bot.store.get_copy("production", SID)["verified"]
+    assert bot.store.get_copy("production", SID).verified
 
 
 def test_a_manager_busy_for_too_long_fails_the_run(make_bot) -> None:

@@ -37,16 +37,16 @@ def test_a_fresh_demo_has_verified_archive_copies_of_the_daily_snapshots(demo, c
         created = sorted(s for s, row in sim.state.snapshots["default_tenant"].items()
                          if s.startswith("daily-") and row["status"] == "created")
         copies = bot.store.list_copies(manager=name)
-        assert sorted(c["snapshot_id"] for c in copies) == created and len(created) == 4
+        assert sorted(c.snapshot_id for c in copies) == created and len(created) == 4
         for copy in copies:
-            assert copy["verified"] and os.path.isfile(copy["location"])
-            with open(copy["location"], "rb") as fh:
-                assert hashlib.sha256(fh.read()).hexdigest() == copy["sha256"]
-            assert bot.services.archive.verify(copy)["verified"]  # the real check agrees
-            day = copy["snapshot_id"].removeprefix("daily-")
+            assert copy.verified and os.path.isfile(copy.location)
+            with open(copy.location, "rb") as fh:
+                assert hashlib.sha256(fh.read()).hexdigest() == copy.sha256
+            assert bot.services.archive.verify(copy).verified  # the real check agrees
+            day = copy.snapshot_id.removeprefix("daily-")
             made = f"{day[:4]}-{day[4:6]}-{day[6:]}T02:00:00.000000Z"
             stored = f"{day[:4]}-{day[4:6]}-{day[6:]}T02:03:00.000000Z"  # as the daily job would have, 3 min later
-            assert (copy["created_at"], copy["stored_at"], copy["verified_at"]) == (made, stored, stored)
+            assert (copy.created_at, copy.stored_at, copy.verified_at) == (made, stored, stored)
 
 
 def test_restore_latest_works_the_first_time_and_maintenance_activates(demo, clock) -> None:

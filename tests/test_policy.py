@@ -71,7 +71,7 @@ def test_operator_and_admin(team) -> None:
     out = slack(team, "maintenance-mode deactivate", user="UADMIN")
     assert out.exit_code == 0 and out.gate == "confirm"
     code = slack(team, "snapshots create nightly-op", user="UOPER").exit_code
-    assert code == 0 and team.store.get_copy("production", "nightly-op")["verified"]
+    assert code == 0 and team.store.get_copy("production", "nightly-op").verified
 
 
 def test_a_denial_is_audited_with_who_where_what_and_the_role_needed(team) -> None:

@@ -326,7 +326,7 @@ def test_processes_racing_for_the_same_run_run_it_once(tmp_path) -> None:
     assert sorted(k for _, _, kinds in out for k in kinds) == ["post"]  # the summary, posted once
     with Store(f"{data}/cfy-bot.db") as store:
         [row] = store.list_runs("production")
-        assert row["state"] == "succeeded" and store.get_copy("production", f"{daily(-1)}")["verified"]
+        assert row["state"] == "succeeded" and store.get_copy("production", f"{daily(-1)}").verified
 
 
 def test_processes_racing_to_claim_or_take_over_a_day_get_it_once(tmp_path) -> None:

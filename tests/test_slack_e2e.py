@@ -41,7 +41,7 @@ def test_snapshots_create_reports_in_a_thread(slack: Any, fake: FakeSlack) -> No
     assert any("creating snapshot daily-e2e" in r["text"] for r in replies)
     last = fake.calls_to("chat.update")[-1].params
     assert last["ts"] == op["slack_ts"] and "succeeded" in last["text"] and not buttons(last)
-    assert slack.store.latest_verified("production")["snapshot_id"] == "daily-e2e"
+    assert slack.store.latest_verified("production").snapshot_id == "daily-e2e"
 
 
 def test_maintenance_mode_activate_through_its_card(slack: Any, fake: FakeSlack) -> None:

@@ -25,13 +25,13 @@ def _copy(store: Store, snapshot_id: str, created_at: str, manager: str = "prod"
 
 def test_record_copy_inserts_then_updates(store: Store, clock: FakeClock) -> None:
     first = _copy(store, "s1", "2026-11-27T02:00:00.000Z")
-    assert first["verified"] is False and first["size"] == 1234
-    assert first["created_at"] == "2026-11-27T02:00:00.000000Z"
-    assert first["stored_at"] == "2026-11-18T11:06:40.000000Z"
+    assert first.verified is False and first.size == 1234
+    assert first.created_at == "2026-11-27T02:00:00.000000Z"
+    assert first.stored_at == "2026-11-18T11:06:40.000000Z"
     clock.advance(60)
     again = store.record_copy(manager="prod", snapshot_id="s1", size=999)
-    assert again["size"] == 999 and again["sha256"] == "ab" * 32  # fields not given are kept
-    assert again["stored_at"] > first["stored_at"]
+    assert again.size == 999 and again.sha256 == "ab" * 32  # fields not given are kept
+    assert again.stored_at > first.stored_at
     assert store.get_copy("prod", "s1") == again
     assert store.get_copy("prod", "nope") is None
     with pytest.raises(ValueError):
@@ -45,21 +45,21 @@ def test_list_verify_and_latest(store: Store) -> None:
     _copy(store, "mid", "2026-11-26T02:00:00Z")
     _copy(store, "new", "2026-11-27T02:00:00Z")
     _copy(store, "other", "2026-11-28T02:00:00Z", manager="staging")
-    assert [c["snapshot_id"] for c in store.list_copies()] == ["other", "new", "mid", "old"]
+    assert [c.snapshot_id for c in store.list_copies()] == ["other", "new", "mid", "old"]
     assert store.latest_verified("prod") is None
     store.mark_verified("prod", "old", True)
     ok = store.mark_verified("prod", "mid", True)
-    assert ok["verified"] is True and ok["verified_at"] and ok["error"] == ""
+    assert ok.verified is True and ok.verified_at and ok.error == ""
     bad = store.mark_verified("prod", "new", False, error="sha256 mismatch")
-    assert bad["verified"] is False and bad["error"] == "sha256 mismatch"
-    assert store.latest_verified("prod")["snapshot_id"] == "mid"
-    assert [c["snapshot_id"] for c in store.list_copies("prod", verified=True)] == ["mid", "old"]
-    assert [c["snapshot_id"] for c in store.list_copies("prod", verified=False)] == ["new"]
+    assert bad.verified is False and bad.error == "sha256 mismatch"
+    assert store.latest_verified("prod").snapshot_id == "mid"
+    assert [c.snapshot_id for c in store.list_copies("prod", verified=True)] == ["mid", "old"]
+    assert [c.snapshot_id for c in store.list_copies("prod", verified=False)] == ["new"]
     with pytest.raises(NotFound):
         store.mark_verified("prod", "ghost", True)
     assert store.delete_copy("prod", "mid") is True
     assert store.delete_copy("prod", "mid") is False
-    assert store.latest_verified("prod")["snapshot_id"] == "old"
+    assert store.latest_verified("prod").snapshot_id == "old"
 
 
 def test_claim_run_has_one_winner_per_day(store: Store, clock: FakeClock) -> None:

@@ -51,9 +51,9 @@ def test_create_follow_download_verify(bot) -> None:
     assert out.count(f"Creating snapshot `{SID}`") == 1  # each event reported once
     row = bot.store.get_copy("production", SID)
     data = sim_zip(bot.sim, SID)
-    assert row["verified"] and row["sha256"] == hashlib.sha256(data).hexdigest() and row["size"] == len(data)
-    assert row["snapshot_version"] == "7.0.5" and row["manager_version"] == "7.0.5"
-    assert row["tenant"] == "default_tenant" and row["sha256"] in out
+    assert row.verified and row.sha256 == hashlib.sha256(data).hexdigest() and row.size == len(data)
+    assert row.snapshot_version == "7.0.5" and row.manager_version == "7.0.5"
+    assert row.tenant == "default_tenant" and row.sha256 in out
     assert archive_files(bot) == [f"production/{SID}.zip"]
     params = create_executions(bot.sim)[0]["parameters"]
     assert params["legacy"] is False and params["include_credentials"] is True
@@ -68,7 +68,7 @@ def test_create_defaults_to_legacy_and_sends_every_flag(bot) -> None:
     params = create_executions(bot.sim)[0]["parameters"]
     assert (params["legacy"], params["include_credentials"], params["include_logs"],
             params["include_events"]) == (True, False, False, False)
-    with zipfile.ZipFile(bot.store.get_copy("production", "nightly-1")["location"]) as zf:
+    with zipfile.ZipFile(bot.store.get_copy("production", "nightly-1").location) as zf:
         assert "schema_revision" in json.loads(zf.read("metadata.json"))
 
 
@@ -79,11 +79,11 @@ def test_create_help_states_the_legacy_default(bot) -> None:
 
 def test_download_an_existing_snapshot(bot) -> None:
     bot.run("snapshots create s-1 --no-legacy")
-    os.unlink(bot.store.get_copy("production", "s-1")["location"])
+    os.unlink(bot.store.get_copy("production", "s-1").location)
     bot.store.delete_copy("production", "s-1")
     code, out = bot.run("snapshots download s-1")
     assert code == 0 and "copied to the archive and verified" in out, out
-    assert bot.store.get_copy("production", "s-1")["verified"]
+    assert bot.store.get_copy("production", "s-1").verified
 
 
 def test_download_refuses_a_failed_snapshot(bot) -> None:
@@ -125,7 +125,7 @@ def test_queued_create_says_so_and_follows_it_when_it_starts(bot) -> None:
     assert f"snapshot {SID} is queued on production" in out and "is queued: it starts when" in out
     queued, started = out.index("is queued"), out.index("Starting 'create_snapshot' workflow")
     assert queued < started < out.index("copied off and verified")
-    assert bot.store.get_copy("production", SID)["verified"]
+    assert bot.store.get_copy("production", SID).verified
 
 
 def test_conflicting_id(bot) -> None:
@@ -146,7 +146,7 @@ def test_truncated_download_keeps_nothing_then_a_retry_works(bot) -> None:
     assert f"snapshots download {SID}" in out
     assert archive_files(bot) == [] and bot.store.list_copies() == []
     code, out = bot.run(f"snapshots download {SID}")
-    assert code == 0 and bot.store.get_copy("production", SID)["verified"]
+    assert code == 0 and bot.store.get_copy("production", SID).verified
 
 
 def test_corrupt_download_is_refused(bot) -> None:
@@ -231,7 +231,7 @@ def test_upload_refuses_to_replace_an_existing_snapshot(bot) -> None:
 def test_upload_refuses_a_damaged_copy(bot) -> None:
     bot.run("snapshots create up-3 --no-legacy")
     bot.run("snapshots delete up-3", yes=True)
-    with open(bot.store.get_copy("production", "up-3")["location"], "r+b") as fh:
+    with open(bot.store.get_copy("production", "up-3").location, "r+b") as fh:
         fh.seek(100)
         fh.write(b"rot")
     code, out = bot.run("snapshots upload up-3")
@@ -334,12 +334,12 @@ def test_backups_verify(bot) -> None:
     code, out = bot.run("backups verify")
     assert code == 0 and "All 2 archive copies checked out." in out
     assert "newest verified copy of production is v-2" in out
-    with open(bot.store.get_copy("production", "v-2")["location"], "ab") as fh:
+    with open(bot.store.get_copy("production", "v-2").location, "ab") as fh:
         fh.write(b"trailing junk")
     code, out = bot.run("backups verify")
     assert code == 1 and "1 of 2 archive copies failed the check" in out and "v-2" in out
-    assert not bot.store.get_copy("production", "v-2")["verified"]
-    assert bot.store.latest_verified("production")["snapshot_id"] == "v-1"
+    assert not bot.store.get_copy("production", "v-2").verified
+    assert bot.store.latest_verified("production").snapshot_id == "v-1"
     code, out = bot.run("backups verify v-1")
     assert code == 0 and "All 1 archive copies" in out
     code, out = bot.run("snapshots list --search v-")
@@ -381,7 +381,7 @@ def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> N
     done = bot.store.get_operation(op["id"])
     assert done["state"] == "succeeded", done
     assert len(create_executions(bot.sim)) == 1  # resumed: no second snapshot was started
-    assert bot.store.get_copy("production", SID)["verified"]
+    assert bot.store.get_copy("production", SID).verified
 
 
 
@@ -392,7 +392,7 @@ def test_create_while_maintenance_mode_is_on_watches_the_snapshot_instead(make_b
     code, out = bot.run("snapshots create --no-legacy")
     assert code == 0, out
     assert "in maintenance mode, where executions cannot be read; watching the snapshot's status instead" in out
-    assert bot.store.get_copy("production", SID)["verified"]
+    assert bot.store.get_copy("production", SID).verified
 
 
 def test_a_bot_that_died_right_after_the_put_finds_its_execution(bot, monkeypatch) -> None:
@@ -416,4 +416,4 @@ def test_a_bot_that_died_right_after_the_put_finds_its_execution(bot, monkeypatc
     bot.dispatcher.operations.reconcile()
     assert bot.store.get_operation(op["id"])["state"] == "succeeded"
     assert len(create_executions(bot.sim)) == 1
-    assert bot.store.get_copy("production", SID)["verified"]
+    assert bot.store.get_copy("production", SID).verified

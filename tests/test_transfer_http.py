@@ -48,7 +48,7 @@ def test_download_and_upload_back_over_http(served, tmp_path) -> None:
     code, out, services = run(served, tmp_path, f"snapshots download {snap}")
     assert code == 0, out
     copy = services.store.get_copy("production", snap)
-    with open(copy["location"], "rb") as fh, open(served.store.path("default_tenant", snap), "rb") as ref:
+    with open(copy.location, "rb") as fh, open(served.store.path("default_tenant", snap), "rb") as ref:
         original = ref.read()
         assert fh.read() == original
     code, out, _ = run(served, tmp_path, f"snapshots delete {snap}")

@@ -44,7 +44,7 @@ def test_create_reports_in_a_thread_and_broadcasts_the_result(slack: Any) -> Non
         assert line in texts, texts
     final = replies[-1].params
     assert final["reply_broadcast"] is True and "Snapshot weekly-1 created on production, copied off" in final["text"]
-    assert slack.store.get_copy("production", "weekly-1")["verified"]
+    assert slack.store.get_copy("production", "weekly-1").verified
 
 
 def test_delete_posts_a_gate_card_naming_what_goes(slack: Any) -> None:

@@ -56,7 +56,7 @@ def test_summary_counts_a_snapshot_by_when_it_was_created_not_copied(make_bot, c
     old = bot.store.record_copy(manager="production", snapshot_id="made-31h-ago", location="x", sha256="ab" * 32,
                                 size=1, manager_version="7.0.5", snapshot_version="7.0.5", tenant="default_tenant",
                                 created_at=datetime.fromtimestamp(made, UTC).isoformat())
-    bot.store.mark_verified("production", old["snapshot_id"], True)
+    bot.store.mark_verified("production", old.snapshot_id, True)
     code, out = bot.run("backups summary")
     assert "created: none;" in out and "created: made-31h-ago" not in out
 

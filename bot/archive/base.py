@@ -18,15 +18,21 @@ import errno
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from bot.archive.verify import check_file, check_zip
 from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
 from bot.clock import Clock
+from bot.core import ArchiveCopy, Download
 from bot.errors import ArchiveError, BotError, ManagerError, NotFound
 from bot.archive.zipstream import StreamCheck
+
+if TYPE_CHECKING:
+    from bot.engine.context import ManagerAPI
+    from bot.store import Store
 
 __all__ = ["CHUNK_SIZE", "STALE_PART", "Archive", "Progress", "safe_name"]
 
@@ -49,7 +55,7 @@ class Archive:
 
     kind = "archive"
 
-    def __init__(self, store: Any, clock: Clock, staging: str) -> None:
+    def __init__(self, store: Store, clock: Clock, staging: str) -> None:
         self.store = store
         self.clock = clock
         self.staging = staging
@@ -71,11 +77,11 @@ class Archive:
         """Remove a stored copy; False when it was not there."""
         raise NotImplementedError
 
-    def _local_copy(self, copy: dict[str, Any]) -> Any:
+    def _local_copy(self, copy: ArchiveCopy) -> Any:
         """A context manager giving a local file that holds the copy's bytes, for checking."""
         raise NotImplementedError
 
-    def read(self, copy: dict[str, Any]) -> Iterator[bytes]:
+    def read(self, copy: ArchiveCopy) -> Iterator[bytes]:
         """The stored bytes of `copy`, in chunks of at most CHUNK_SIZE."""
         raise NotImplementedError
 
@@ -84,8 +90,8 @@ class Archive:
         return open(path, "xb")  # noqa: SIM115 - closed by save()
 
     # the common path ------------------------------------------------------------------------------
-    def save(self, manager: str, snapshot_id: str, download: Any, *, manager_version: str = "",
-             tenant: str = "", created_at: str = "", progress: Progress | None = None) -> dict[str, Any]:
+    def save(self, manager: str, snapshot_id: str, download: Download, *, manager_version: str = "",
+             tenant: str = "", created_at: str = "", progress: Progress | None = None) -> ArchiveCopy:
         """Stream `download` (a `Download`) into the archive, verify it, record it; the catalog row."""
         what = f"snapshot {snapshot_id} of {manager}"
         folder = self._temp_dir(manager)
@@ -115,7 +121,7 @@ class Archive:
             self._remove(location)
             raise ArchiveError(f"could not record the copy of {what} in the catalog, so it was removed: "
                                f"{exc}") from exc
-        return {**row, "layout": layout}
+        return replace(row, layout=layout)
 
     def _sweep(self, folder: str) -> None:
         """Remove temp files a killed bot left behind (old enough that no running download owns them)."""
@@ -142,7 +148,7 @@ class Archive:
             return f"the disk quota of {folder} is exhausted after {received} bytes"
         return f"could not write to {folder}: {exc.strerror or exc}"
 
-    def verify(self, copy: dict[str, Any]) -> dict[str, Any]:
+    def verify(self, copy: ArchiveCopy) -> ArchiveCopy:
         """Re-check a stored copy (sha256, size, zip, metadata) and record the verdict; the catalog row."""
         problem = ""
         try:
@@ -153,42 +159,40 @@ class Archive:
         except OSError as exc:
             problem = f"it cannot be read: {exc.strerror or exc}"
         else:
-            if copy.get("size") and checked.size != copy["size"]:
-                problem = f"it is {checked.size} bytes, but {copy['size']} were stored"
-            elif copy.get("sha256") and checked.sha256 != copy["sha256"]:
+            if copy.size and checked.size != copy.size:
+                problem = f"it is {checked.size} bytes, but {copy.size} were stored"
+            elif copy.sha256 and checked.sha256 != copy.sha256:
                 problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
-        marked: dict[str, Any] = self.store.mark_verified(copy["manager"], copy["snapshot_id"], not problem, problem)
-        return marked
+        return self.store.mark_verified(copy.manager, copy.snapshot_id, not problem, problem)
 
-    def upload_copy(self, copy: dict[str, Any], manager: Any, snapshot_id: str,
+    def upload_copy(self, copy: ArchiveCopy, manager: ManagerAPI, snapshot_id: str,
                     tenant: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """Stream `copy` to `manager` (a Manager client) as `snapshot_id`, after re-checking it; the snapshot."""
         checked = self.verify(copy)
-        if not checked.get("verified"):
-            raise ArchiveError(f"the archive copy of {copy['snapshot_id']} of {copy['manager']} failed its check, so "
-                               f"it was not uploaded: {checked.get('error')}")
+        if not checked.verified:
+            raise ArchiveError(f"the archive copy of {copy.snapshot_id} of {copy.manager} failed its check, so "
+                               f"it was not uploaded: {checked.error}")
         chunks = self.read(checked)
         if progress is not None:
-            chunks = _counted(chunks, checked.get("size"), progress)
-        uploaded: dict[str, Any] = manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
-        return uploaded
+            chunks = _counted(chunks, checked.size or None, progress)
+        return manager.upload_snapshot(snapshot_id, chunks=chunks, tenant=tenant)
 
-    def delete(self, copy: dict[str, Any]) -> bool:
+    def delete(self, copy: ArchiveCopy) -> bool:
         """Remove a copy and forget it; False when there was no file (it is forgotten anyway)."""
         try:
-            removed = self._remove(copy["location"])
+            removed = self._remove(copy.location)
         except OSError as exc:
-            raise ArchiveError(f"could not delete the archive copy {copy['location']}: {exc.strerror or exc}") from exc
-        self.store.delete_copy(copy["manager"], copy["snapshot_id"])
+            raise ArchiveError(f"could not delete the archive copy {copy.location}: {exc.strerror or exc}") from exc
+        self.store.delete_copy(copy.manager, copy.snapshot_id)
         return removed
 
-    def find(self, snapshot_id: str, manager: str) -> dict[str, Any]:
+    def find(self, snapshot_id: str, manager: str) -> ArchiveCopy:
         """The copy to use for `snapshot_id`: `manager`'s own, else the newest verified one of any manager."""
-        own: dict[str, Any] | None = self.store.get_copy(manager, snapshot_id)
+        own = self.store.get_copy(manager, snapshot_id)
         if own:
             return own
-        others: list[dict[str, Any]] = [c for c in self.store.list_copies() if c["snapshot_id"] == snapshot_id]
-        others.sort(key=lambda c: (bool(c.get("verified")), c.get("created_at") or ""), reverse=True)
+        others = [c for c in self.store.list_copies() if c.snapshot_id == snapshot_id]
+        others.sort(key=lambda c: (c.verified, c.created_at), reverse=True)
         if not others:
             raise NotFound(f"the archive has no copy of snapshot {snapshot_id} (of any manager); "
                            "`snapshots list` shows which snapshots have one")

@@ -13,6 +13,7 @@ from bot.archive.base import CHUNK_SIZE, Archive, safe_name
 from bot.archive.receive import chunks_of, fsync_dir
 from bot.archive.verify import check_file, check_zip
 from bot.clock import Clock
+from bot.core import ArchiveCopy
 from bot.errors import ArchiveError
 
 __all__ = ["CHUNK_SIZE", "Archive", "FolderArchive", "check_file", "check_zip", "open_archive", "safe_name"]
@@ -52,14 +53,14 @@ class FolderArchive(Archive):
         return True
 
     @contextmanager
-    def _local_copy(self, copy: dict[str, Any]) -> Iterator[str]:
-        path = copy.get("location") or self.location(copy["manager"], copy["snapshot_id"])
+    def _local_copy(self, copy: ArchiveCopy) -> Iterator[str]:
+        path = copy.location or self.location(copy.manager, copy.snapshot_id)
         if not os.path.exists(path):
             raise ArchiveError(f"the file {path} is missing")
         yield path
 
-    def read(self, copy: dict[str, Any]) -> Iterator[bytes]:
-        path = copy.get("location") or self.location(copy["manager"], copy["snapshot_id"])
+    def read(self, copy: ArchiveCopy) -> Iterator[bytes]:
+        path = copy.location or self.location(copy.manager, copy.snapshot_id)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the generator below
         except OSError as exc:

@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.archive.base import CHUNK_SIZE, Archive, safe_name
 from bot.clock import Clock
+from bot.core import ArchiveCopy
 from bot.errors import ArchiveError
 
 PART_SIZE = 8 << 20  # multipart part size: memory per part in flight, and S3's minimum is 5 MiB
@@ -117,8 +118,8 @@ class S3Archive(Archive):
         except BotoCoreError as exc:
             raise ArchiveError(f"cannot read {location} ({_why(exc)})") from exc
 
-    def read(self, copy: dict[str, Any]) -> Iterator[bytes]:
-        location = copy.get("location") or self.location(copy["manager"], copy["snapshot_id"])
+    def read(self, copy: ArchiveCopy) -> Iterator[bytes]:
+        location = copy.location or self.location(copy.manager, copy.snapshot_id)
         return self._stream(location, self._body(location))
 
     def _stream(self, location: str, body: Any) -> Iterator[bytes]:
@@ -130,9 +131,9 @@ class S3Archive(Archive):
             body.close()
 
     @contextmanager
-    def _local_copy(self, copy: dict[str, Any]) -> Iterator[str]:
-        location = copy.get("location") or self.location(copy["manager"], copy["snapshot_id"])
-        folder = self._temp_dir(copy["manager"])
+    def _local_copy(self, copy: ArchiveCopy) -> Iterator[str]:
+        location = copy.location or self.location(copy.manager, copy.snapshot_id)
+        folder = self._temp_dir(copy.manager)
         temp = os.path.join(folder, f".verify.{secrets.token_hex(4)}.part")
         try:
             with open(temp, "xb") as out:

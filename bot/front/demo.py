@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
+from bot.core import ArchiveCopy
 from bot.config import load_settings
 from bot.settings import ManagerSettings, Settings
 
@@ -66,7 +67,7 @@ def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None, sce
     return demo
 
 
-def archive_dailies(settings: Settings, transport: Any, clock: Clock) -> list[dict[str, Any]]:
+def archive_dailies(settings: Settings, transport: Any, clock: Clock) -> list[ArchiveCopy]:
     """Copy every created `daily-*` snapshot of every manager into the archive, as the daily job does: downloaded
     through the client, checked and recorded (sha256, size, zip, metadata) by the archive code, each stored a few
     minutes after its snapshot was created. The catalog rows made."""
