@@ -24,6 +24,12 @@ class UsageError(BotError):
         self.suggestion = suggestion
 
 
+class NothingToDo(BotError):
+    """What was asked is already so (nothing to prune, today's backup already done and verified): exit 0."""
+
+    exit_code = 0
+
+
 class ConfigError(BotError):
     """Configuration is missing or invalid; `problems` lists every problem found."""
 

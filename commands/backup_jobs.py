@@ -16,7 +16,7 @@ from bot.engine.context import (
     FAILED, Ctx, Schedule, claim_day, owner_id, parse_key, run_operation, wait_for_snapshot,
 )
 from bot.core import Reply, age, size
-from bot.errors import BotError, ManagerNotFound, OperationError, UsageError
+from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_off
@@ -52,10 +52,36 @@ def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
     retry = ctx.inv.actor.source != "system"
     claim = claim_day(ctx.catalog, ctx.manager_name, day, owner, ctx.now(), retry=retry)
     if claim.key is None:
-        raise OperationError(_held(ctx, claim.holder or {}))
+        holder = claim.holder or {}
+        if holder.get("state") == "succeeded":
+            raise NothingToDo(_held(ctx, holder))  # what was asked is done: exit 0
+        op = run_operation(ctx.catalog, ctx.manager_name, holder.get("day", ""))
+        if op and ctx.inv.actor.source != "system":
+            _follow(ctx, op)  # a person asked: wait for that run and answer with its result
+        raise OperationError(_held(ctx, holder))
     if claim.took_over:
         ctx.audit("run_taken_over", run=claim.key, previous_owner=claim.took_over.get("owner"))
     return {"day": day.isoformat(), "run": claim.key, "owner": owner}
+
+
+FOLLOW_LIMIT_S = 6 * 3600.0  # a daily run that takes longer is reported as still running
+
+
+def _follow(ctx: Ctx, op: dict[str, Any]) -> None:
+    """Wait for another process's run of the same day to end; NothingToDo when it succeeded, else its failure."""
+    ctx.step(f"the daily backup of {ctx.manager_name} is already running as operation {op['id']}; following it")
+    waited, current = 0.0, op
+    while current.get("state") in ("pending", "approved", "running") and waited < FOLLOW_LIMIT_S:
+        ctx.clock.sleep(2.0)
+        waited += 2.0
+        current = ctx.catalog.get_operation(op["id"]) or {"state": "gone"}
+    if current.get("state") == "succeeded":
+        raise NothingToDo(f"the daily backup of {ctx.manager_name} ran as operation {op['id']} and succeeded: "
+                          f"{current.get('step') or 'done'}")
+    if current.get("state") in ("pending", "approved", "running"):
+        raise OperationError(f"operation {op['id']} is still running after {age(waited)}; `operations` shows it")
+    raise OperationError(f"the daily backup of {ctx.manager_name} ran as operation {op['id']} and ended "
+                         f"{current.get('state')}: {current.get('error') or 'no reason recorded'}")
 
 
 def _held(ctx: Ctx, row: dict[str, Any]) -> str:

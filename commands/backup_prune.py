@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Reply
-from bot.errors import OperationError, UsageError
+from bot.errors import NothingToDo, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.pruning import location_text, plan_table, prune_backups, retention_plan, retention_text
@@ -35,7 +35,7 @@ def _prune_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
                          " (nothing was changed)", usage=ctx.command.usage())
     plan, snaps, copies = retention_plan(ctx)
     if not plan.delete:
-        raise OperationError(f"nothing to prune on {ctx.manager_name}: its {len(plan.keep)} daily backups are all "
+        raise NothingToDo(f"nothing to prune on {ctx.manager_name}: its {len(plan.keep)} daily backups are all "
                              f"within the retention ({retention_text(ctx)})")
     lines = [f"{sid} {location_text(sid, snaps, copies)}: {why}" for sid, why in sorted(plan.delete.items())]
     return {"planned": sorted(plan.delete), "count": len(plan.delete), "retention": retention_text(ctx),

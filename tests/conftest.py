@@ -46,7 +46,7 @@ class BotHarness:
         from bot.front.shell import Terminal, shell_actor
 
         out = io.StringIO()
-        term = Terminal(self.dispatcher, out=out, actor=shell_actor(user), ask=ask)
+        term = Terminal(self.dispatcher, out=out, actor=shell_actor(user), ask=ask, simulated_approvals=True)
         code = term.run(text, yes=yes, approver=approver)
         self.outputs.append(out.getvalue())
         return code, out.getvalue()

@@ -46,9 +46,10 @@ def test_run_creates_the_day_s_snapshot_copies_it_off_and_records_the_run(make_b
     assert create_executions(bot.sim)[0]["parameters"]["legacy"] is True
     finished = bot.store.query_audit(event="run_finished")[0]
     assert finished["actor"] == "shell:alice" and finished["detail"]["state"] == "succeeded"
-    # once a day: a second run is refused and names what was done
+    # once a day: a second run does nothing, names what was done, and exits 0 (what was asked is done)
     code, out = bot.run("backups run")
-    assert code == 1 and f"is done: {SID} was copied off and verified" in out
+    assert code == 0 and f"is done: {SID} was copied off and verified" in out
+    assert "Nothing to do" in out and "ALERT" not in out and "Failed" not in out
     assert len(create_executions(bot.sim)) == 1
 
 
@@ -157,7 +158,7 @@ def test_prune_asks_first_then_deletes_on_the_manager_and_in_the_archive(make_bo
     assert {r["detail"]["snapshot_id"] for r in pruned} == {f"{daily(5)}", f"{daily(4)}", f"{daily(3)}",
                                                            f"{daily(2)}"}
     code, out = bot.run("backups prune", yes=True)
-    assert code == 1 and "nothing to prune on production" in out
+    assert code == 0 and "Nothing to prune on production" in out and "ALERT" not in out
 
 
 def test_the_newest_verified_copy_survives_any_retention(make_bot) -> None:

@@ -58,7 +58,8 @@ def test_healthy_manager_activates_at_once_and_the_older_weekly_still_reports_sc
 def test_requester_cannot_approve_and_a_viewer_cannot_either(make_bot) -> None:
     bot = make_bot(env={"BOT_ADMINS": "shell:alice,shell:bob", "BOT_SHELL_ROLE": "viewer"})
     code, out = bot.run(f"restore {SNAP} -f", yes=True)  # confirmed, waiting for approval
-    assert code == 0 and "waiting for a second admin" in out
+    assert code == 3 and f"{latest_op(bot)['id']} waits for a second admin's approval" in out
+    assert "cfy-bot run \"approve op-" in out
     op = latest_op(bot)
     code, out = bot.run(f"approve {op['id']}", user="alice")
     assert code == 1 and "second admin" in out

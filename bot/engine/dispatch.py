@@ -33,6 +33,13 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the one place a bare Exception is caught (DESIGN §2)
             return internal_error(inv)
 
+    def decline(self, op_id: str, why: str, sink: Sink | None = None, transport: str = "") -> Outcome:
+        """End an operation whose confirmation nobody could answer; never raises."""
+        try:
+            return self.operations.decline(op_id, why, sink or NullSink(), transport)
+        except BotError as exc:
+            return Outcome(error_reply(exc), 1)
+
     def decide(self, op_id: str, actor: Any, action: str, sink: Sink | None = None,
                channel: str = "", transport: str = "") -> Outcome:
         """Answer a gate (confirm, approve, reject) or cancel an operation; never raises."""

@@ -148,6 +148,19 @@ class Operations:
         sink.emit(ProgressEvent(op["id"], "finished", text, "info", self.svc.clock.now(), {"state": "cancelled"}))
         return Outcome(Reply(text=text, title="Cancelled"), 0, new)
 
+    def decline(self, op_id: str, why: str, sink: Sink, transport: str = "") -> Outcome:
+        """Nobody could answer a confirmation (no terminal, no --yes): the operation ends, in nobody's name."""
+        op = self._get(op_id)
+        new = self.svc.store.transition(op_id, "pending", "cancelled", expect_gate="confirm",
+                                        decided_by="system:unanswered")
+        if new is None:
+            return Outcome(Reply(text=describe(self._get(op_id)), title="Nothing to do"), 1)
+        self.svc.audit("gate_unanswered", actor="system:unanswered", transport=transport, manager=op["manager"],
+                       command=op["kind"], operation_id=op_id, detail={"why": why})
+        text = f"not confirmed ({why}); nothing was changed on {op['manager']}"
+        sink.emit(ProgressEvent(op_id, "finished", text, "warning", self.svc.clock.now(), {"state": "cancelled"}))
+        return Outcome(Reply(text=text, title="Not confirmed", tone="warning", ok=False), 1, new)
+
     def request_cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any]) -> Outcome:
         """Ask a running operation to stop at its next step; refused after the point of no return."""
         if op.get("point_of_no_return"):

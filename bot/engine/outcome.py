@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core import Invocation, Reply
-from bot.errors import BotError, UsageError
+from bot.errors import BotError, NothingToDo, UsageError
 
 log = logging.getLogger("cfy_bot.dispatch")
 
@@ -38,6 +38,8 @@ def error_reply(exc: BotError, manager: str = "") -> Reply:
     text = str(exc)
     if manager and manager not in text:
         text = f"[{manager}] {text}"
+    if isinstance(exc, NothingToDo):
+        return Reply(text=text[:1].upper() + text[1:], title="Nothing to do", tone="info")
     return Reply(text=text, title="Failed", tone="danger", ok=False)
 
 

@@ -22,13 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cfy-bot {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     sh = sub.add_parser("shell", help="interactive terminal front end")
-    run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed, 2 usage error)")
+    run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed or did not happen, 2 usage "
+                                     "error, 3 waiting for another person)")
     for q in (sh, run):
         q.add_argument("--demo", action="store_true", help="use embedded simulated managers")
         q.add_argument("-m", "--manager", help="default manager for this session")
         q.add_argument("--scenario", choices=SCENARIOS, default=None, help=f"with --demo: {SCENARIO_HELP}")
     run.add_argument("--yes", action="store_true", help="answer confirmations with yes")
-    run.add_argument("--approve-as", default="", metavar="NAME", help="a second admin who approves restores")
+    run.add_argument("--approve-as", default="", metavar="NAME",
+                     help="with --demo only: a simulated second admin who approves restores")
     run.add_argument("--json", action="store_true", help="one JSON object per line: progress, then the reply")
     run.add_argument("text", help="the command, e.g. \"snapshots list\"")
     docs = sub.add_parser("docs", help="print the command table (Markdown)")
@@ -224,7 +226,12 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
 
     dispatcher = build_dispatcher(settings, transport=transport)
     as_json = bool(getattr(args, "json", False))
-    term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json)
+    if getattr(args, "approve_as", "") and not args.demo:
+        print("cfy-bot: --approve-as only works with --demo (a simulated second admin); against real managers "
+              "another admin approves under their own login: cfy-bot run \"approve OPERATION_ID\"", file=sys.stderr)
+        return 2
+    term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json,
+                    simulated_approvals=bool(args.demo))
     _reconcile(dispatcher, term.sink)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)

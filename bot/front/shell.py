@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from bot.core import Actor, Invocation, ProgressEvent
+from bot.core import Actor, Invocation, ProgressEvent, Reply
 from bot.engine.dispatch import Dispatcher, Outcome
 from bot.spec.parser import MANAGER_FLAGS
 from bot.spec.registry import Registry
@@ -62,12 +62,20 @@ def _login() -> str:
         return "operator"
 
 
+def _waiting(op_id: str, requester: Actor) -> Reply:
+    """Where a restore waits: who must act, and the command they run."""
+    return Reply(text=f"{op_id} waits for a second admin's approval. Another admin approves it with "
+                      f"`cfy-bot run \"approve {op_id}\"` under their own login (not {requester.name}), or with "
+                      f"the Approve button in Slack. `operations` shows it; it expires if nobody answers.",
+                 title="Waiting for approval", tone="warning")
+
+
 class Terminal:
     """Runs command texts through the dispatcher and answers gates at the terminal."""
 
     def __init__(self, dispatcher: Dispatcher, out: TextIO = sys.stdout, actor: Actor | None = None,
                  ask: Callable[[str], str] | None = None, err: TextIO | None = None, color: bool = False,
-                 as_json: bool = False) -> None:
+                 as_json: bool = False, simulated_approvals: bool = False) -> None:
         self.dispatcher = dispatcher
         self.out = out
         # failures and usage errors go to stderr when writing to the real stdout; a given stream takes both
@@ -75,10 +83,13 @@ class Terminal:
         self.actor = actor or shell_actor()
         self.ask = ask
         self.color, self.as_json = color, as_json
+        # --demo (and test harnesses): a second admin may be simulated by name; never against real managers
+        self.simulated_approvals = simulated_approvals
         self.sink = TerminalSink(out, color=color, as_json=as_json)
 
     def run(self, text: str, yes: bool = False, approver: str = "") -> int:
-        """Run one command text; returns the exit code (0 done, 1 failed, 2 usage error)."""
+        """Run one command text; the exit code: 0 done, 1 failed or did not happen, 2 usage, 3 waiting for
+        another person's approval."""
         clock = self.dispatcher.services.clock
         inv = Invocation(text=text, actor=self.actor, channel="terminal", transport="shell", received_at=clock.now())
         outcome = self.dispatcher.handle(inv, self.sink)
@@ -91,16 +102,22 @@ class Terminal:
     def _answer(self, outcome: Outcome, yes: bool, approver: str) -> Outcome:
         op = outcome.operation or {}
         if outcome.gate == "confirm":
-            ok = yes or self._prompt(f"Type yes to confirm {op.get('id')}: ").strip().lower() in ("y", "yes")
-            action, actor = ("confirm" if ok else "reject"), self.actor
-        else:
-            name = approver or ("" if yes else self._prompt("Name of the second admin who approves (blank: leave "
-                                                            "it waiting): ").strip())
-            if not name:
-                print(f"{op.get('id')} is waiting for a second admin's approval.", file=self.out)
-                return Outcome(outcome.reply, 0, op)
-            action, actor = "approve", shell_actor(name)
-        return self.dispatcher.decide(op["id"], actor, action, self.sink, "terminal", "shell")
+            if yes:
+                return self.dispatcher.decide(op["id"], self.actor, "confirm", self.sink, "terminal", "shell")
+            if self.ask is None and not sys.stdin.isatty():
+                return self.dispatcher.decline(op["id"], "no terminal to ask and no --yes", self.sink, "shell")
+            answer = self._prompt(f"Type yes to confirm {op.get('id')}: ").strip().lower()
+            if answer not in ("y", "yes"):
+                decided = self.dispatcher.decide(op["id"], self.actor, "reject", self.sink, "terminal", "shell")
+                return Outcome(decided.reply, 1, decided.operation)  # what was asked did not happen
+            return self.dispatcher.decide(op["id"], self.actor, "confirm", self.sink, "terminal", "shell")
+        name = approver if self.simulated_approvals else ""
+        if self.simulated_approvals and not name and not yes:
+            name = self._prompt("Name of the simulated second admin who approves (blank: leave it waiting): ").strip()
+        if not name:
+            return Outcome(_waiting(str(op.get("id")), self.actor), 3, op)
+        actor = Actor(f"shell:{name}", f"{name} (simulated second admin)", "shell")
+        return self.dispatcher.decide(op["id"], actor, "approve", self.sink, "terminal", "shell")
 
     def _prompt(self, question: str) -> str:
         if self.ask is not None:
