@@ -2,6 +2,10 @@
 
     python benchmarks/audit_scale.py              # 1,000,000 rows (a few minutes)
     python benchmarks/audit_scale.py --rows 50000 # a quick look
+    python benchmarks/audit_scale.py --no-baselines  # only the chain, plain sha256 and HMAC under BOT_AUDIT_KEY
+
+The chain is measured twice, side by side: without BOT_AUDIT_KEY (plain sha256 per row) and with it
+(HMAC-SHA256 per row); the targets are appends at >= 2,000 rows/s and verify of 1M rows under 30 s.
 
 Everything runs in a temporary folder (or --dir) with the store's own settings (WAL, synchronous=NORMAL).
 The baselines insert the same rows one statement (one transaction) at a time into a plain table: once
@@ -58,9 +62,13 @@ def timed(label: str, n: int, work: Callable[[], None]) -> float:
     return n / seconds
 
 
-def append_chained(path: Path, n: int) -> Store:
+KEY = b"benchmark-audit-key-0123456789abcdef"  # 36 bytes, like a BOT_AUDIT_KEY of token_hex(18)
+
+
+def append_chained(path: Path, n: int, key: bytes | None = None) -> tuple[Store, float]:
     clock = FakeClock(START)
     store = Store(path, clock=clock)
+    store.audit_key = key
 
     def work() -> None:
         for i, row in enumerate(rows(n)):
@@ -69,8 +77,8 @@ def append_chained(path: Path, n: int) -> Store:
             if i and i % 200_000 == 0:
                 print(f"    … {i:,} rows", flush=True)
 
-    timed("chained append_audit (one by one)", n, work)
-    return store
+    rate = timed("chained append_audit, " + ("HMAC (BOT_AUDIT_KEY)" if key else "plain sha256"), n, work)
+    return store, rate
 
 
 def append_plain(path: Path, n: int, indexed: bool) -> float:
@@ -140,30 +148,46 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def verify(store: Store, label: str) -> float:
+    rss = _rss_mb()
+    started = time.perf_counter()
+    verdict = store.verify_audit()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<22} {verdict.rows:,} rows, ok={verdict.ok}, {seconds:.1f} s ({verdict.rows / seconds:,.0f} "
+          f"rows/s); peak RSS {rss:,.0f} MB before, {_rss_mb():,.0f} MB after", flush=True)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--no-baselines", action="store_true", help="skip the plain-INSERT baselines")
     parser.add_argument("--dir", help="folder for the database files (default: a temporary one, removed)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         tmp = Path(folder)
         print(f"audit log at scale: {args.rows:,} rows, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs")
         print("appending, one row per transaction:")
-        append_plain(tmp / "plain.db", args.rows, indexed=False)
-        append_plain(tmp / "plain-indexed.db", args.rows, indexed=True)
-        store = append_chained(tmp / "bot.db", args.rows)
+        if not args.no_baselines:
+            append_plain(tmp / "plain.db", args.rows, indexed=False)
+            append_plain(tmp / "plain-indexed.db", args.rows, indexed=True)
+        plain, plain_rate = append_chained(tmp / "bot.db", args.rows)
+        keyed, keyed_rate = append_chained(tmp / "keyed.db", args.rows, KEY)
         size = sum(p.stat().st_size for p in tmp.glob("bot.db*")) / 1e6
         print(f"  database size: {size:,.0f} MB")
         print(f"{args.queries} filtered queries (newest first, limit 50):")
-        queries(store, args.rows, args.queries)
+        queries(plain, args.rows, args.queries)
         print("verify_audit:")
-        rss = _rss_mb()
-        started = time.perf_counter()
-        verdict = store.verify_audit()
-        print(f"  {verdict.rows:,} rows, ok={verdict.ok}, {time.perf_counter() - started:.1f} s; "
-              f"peak RSS {rss:,.0f} MB before, {_rss_mb():,.0f} MB after")
-        store.close()
+        plain_s = verify(plain, "plain sha256")
+        keyed_s = verify(keyed, "HMAC (BOT_AUDIT_KEY)")
+        per_million = 1_000_000 / args.rows
+        print("side by side (target: append >= 2,000 rows/s, verify of 1M rows < 30 s):")
+        print(f"  {'':<22} {'append rows/s':>14} {'verify s per 1M rows':>22}")
+        print(f"  {'plain sha256':<22} {plain_rate:>14,.0f} {plain_s * per_million:>22.1f}")
+        print(f"  {'HMAC (BOT_AUDIT_KEY)':<22} {keyed_rate:>14,.0f} {keyed_s * per_million:>22.1f}")
+        plain.close()
+        keyed.close()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ class Clock:
         if seconds > 0:
             time.sleep(seconds)
 
+    def wait(self, cond: threading.Condition, seconds: float) -> bool:
+        """Wait on `cond` (held by the caller) until notified or `seconds` pass; True if notified."""
+        return cond.wait(seconds)
+
 
 class FakeClock(Clock):
     """A clock that only moves when told to; `sleep` advances it instantly (thread-safe)."""
@@ -46,6 +50,11 @@ class FakeClock(Clock):
 
     def sleep(self, seconds: float) -> None:
         self.advance(max(seconds, 0.0))
+
+    def wait(self, cond: threading.Condition, seconds: float) -> bool:
+        """The time passes at once, as in `sleep`; the caller, as after any wait, looks again at what changed."""
+        self.advance(max(seconds, 0.0))
+        return False
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by `seconds`."""

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.core import Role, parse_duration
 from bot.errors import ConfigError
 from bot.spec.registry import ROLES
 from bot.settings import Grant, ManagerSettings, Settings
 
+# The words an environment variable may use for a boolean (any case); an empty value means "not set".
 TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off", "")
+FALSE = ("0", "false", "no", "off")
+DIGITS = re.compile(r"[0-9]+", re.ASCII)  # str.isdigit() also accepts "²", which int() then refuses
+MIN_AUDIT_KEY_BYTES = 32
+GATE_TTL_RANGE = (30.0, 86400.0)  # half a minute to a day
+READ_TIMEOUT_RANGE = (1.0, 86400.0)
+AGE_RANGE = (3600.0, 366 * 86400.0)  # alarm ages: an hour to a year
+MAX_KEEP = 10000  # retention counts beyond this keep everything anyway
+RETENTION_KEYS = ("daily", "weekly", "monthly", "yearly")
+_MANAGER_KEYS = {"url", "urls", "username", "password", "password_env", "token", "token_env", "tenant",
+                 "ca_bundle", "trust_all", "read_timeout", "fallback_password", "fallback_password_env"}
+_GRANT_KEYS = {"role", "user", "group", "channels", "managers"}
+_TOP_KEYS = {"managers", "grants"}
 
 
 def default_data_dir(env: Mapping[str, str]) -> str:
@@ -25,15 +39,22 @@ def default_data_dir(env: Mapping[str, str]) -> str:
 
 
 def parse_retention(text: str) -> tuple[tuple[str, int], ...]:
-    """`daily=7,weekly=4,monthly=12,yearly=3` → ordered pairs; ValueError on anything else."""
-    out = []
+    """`daily=7,weekly=4,monthly=12,yearly=3` → ordered pairs; ValueError (a readable reason) otherwise.
+
+    Refused: an unknown key, a count that is not 0-10000, a key named twice, and rules that keep nothing.
+    """
+    out: list[tuple[str, int]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        key, _, value = part.partition("=")
-        if key.strip() not in ("daily", "weekly", "monthly", "yearly") or not value.strip().isdigit():
-            raise ValueError(part)
-        out.append((key.strip(), int(value)))
+        key, _, value = (x.strip() for x in part.partition("="))
+        if key not in RETENTION_KEYS or not DIGITS.fullmatch(value) or int(value) > MAX_KEEP:
+            raise ValueError(f"{part!r} is not like daily=7,weekly=4,monthly=12,yearly=3 (counts 0-{MAX_KEEP})")
+        if key in dict(out):
+            raise ValueError(f"{key} is named twice")
+        out.append((key, int(value)))
     if not out:
-        raise ValueError(text)
+        raise ValueError(f"{text!r} names no rule")
+    if not any(count for _, count in out):
+        raise ValueError("every count is 0, which would keep no backup at all")
     return tuple(out)
 
 
@@ -48,25 +69,29 @@ class _Reader:
         return (self.env.get(name) or default).strip()
 
     def flag(self, name: str, default: bool) -> bool:
-        raw = self.env.get(name)
-        if raw is None:
-            return default
-        if raw.strip().lower() in TRUE:
-            return True
-        if raw.strip().lower() in FALSE:
-            return False
-        self.problems.append(f"{name} must be true or false, got {raw!r}")
-        return default
-
-    def duration(self, name: str, default: float) -> float:
-        raw = self.env.get(name)
+        raw = (self.env.get(name) or "").strip().lower()
         if not raw:
             return default
+        if raw in TRUE:
+            return True
+        if raw in FALSE:
+            return False
+        self.problems.append(f"{name} must be one of {'/'.join(TRUE)} or {'/'.join(FALSE)}, got {self.env[name]!r}")
+        return default
+
+    def duration(self, name: str, default: float, bounds: tuple[float, float] | None = None) -> float:
+        raw = self.env.get(name)
+        if not raw or not raw.strip():
+            return default
         try:
-            return parse_duration(raw)
+            value = parse_duration(raw)
         except ValueError:
             self.problems.append(f"{name} must be a duration such as 600, 90m or 26h, got {raw!r}")
             return default
+        if bounds and not bounds[0] <= value <= bounds[1]:
+            self.problems.append(f"{name} must be between {_span(bounds[0])} and {_span(bounds[1])}, got {raw!r}")
+            return default
+        return value
 
     def ids(self, name: str, pattern: str) -> tuple[str, ...]:
         values = tuple(v.strip() for v in self.text(name).split(",") if v.strip())
@@ -74,6 +99,13 @@ class _Reader:
             if not re.fullmatch(pattern, v):
                 self.problems.append(f"{name}: {v!r} is not a valid id")
         return values
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _manager_from_env(r: _Reader) -> ManagerSettings | None:
@@ -89,34 +121,89 @@ def _manager_from_env(r: _Reader) -> ManagerSettings | None:
         tenant=r.text("CLOUDIFY_TENANT", "default_tenant"),
         ca_bundle=r.text("CLOUDIFY_CA_BUNDLE"),
         trust_all=r.flag("CLOUDIFY_SSL_TRUST_ALL", False),
-        read_timeout=r.duration("CLOUDIFY_READ_TIMEOUT", 300.0),
+        read_timeout=r.duration("CLOUDIFY_READ_TIMEOUT", 300.0, READ_TIMEOUT_RANGE),
         fallback_password=r.env.get("CLOUDIFY_FALLBACK_PASSWORD", ""),
     )
 
 
-def _secret(r: _Reader, table: dict[str, Any], key: str) -> str:
-    """A secret from the TOML table, preferably by the name of the variable that holds it (`password_env`)."""
-    env_name = table.get(f"{key}_env")
-    return r.env.get(env_name, "") if env_name else str(table.get(key, ""))
+class _Table:
+    """One TOML table, read with a type check per key; problems are named `where.key`."""
+
+    def __init__(self, r: _Reader, where: str, table: dict[str, Any], known: set[str]) -> None:
+        self.r, self.where, self.table = r, where, table
+        for key in sorted(set(table) - known):
+            r.problems.append(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+
+    def _wrong(self, key: str, wanted: str) -> None:
+        self.r.problems.append(f"{self.where}.{key} must be {wanted}, got {_shown(self.table[key])}")
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.table.get(key, default)
+        if not isinstance(value, str):
+            self._wrong(key, "a string")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):  # "false" (a string) is not false: refuse rather than guess
+            self._wrong(key, "true or false (a TOML boolean, without quotes)")
+            return default
+        return value
+
+    def seconds(self, key: str, default: float, bounds: tuple[float, float]) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not bounds[0] <= value <= bounds[1]:
+            self._wrong(key, f"a number of seconds between {bounds[0]:g} and {bounds[1]:g}")
+            return default
+        return float(value)
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self._wrong(key, 'a list of strings, such as ["a", "b"]')
+            return ()
+        return tuple(value)
+
+    def secret(self, key: str) -> str:
+        """A secret, preferably by the name of the variable that holds it (`password_env`)."""
+        env_name = self.text(f"{key}_env")
+        if env_name:
+            if not self.r.env.get(env_name):
+                self.r.problems.append(f"{self.where}.{key}_env names {env_name}, which is not set")
+            return self.r.env.get(env_name, "")
+        return self.text(key)
+
+
+def _shown(value: Any) -> str:
+    """A wrong value for a message: its type and a short repr (TOML values here are never secrets)."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40] + '…' if len(text) > 40 else text}"
 
 
 def _managers_from_toml(r: _Reader, data: dict[str, Any]) -> list[ManagerSettings]:
+    tables = data.get("managers") or {}
+    if not isinstance(tables, dict):
+        r.problems.append(f"managers must be tables such as [managers.production], got {_shown(tables)}")
+        return []
     out = []
-    for name, m in (data.get("managers") or {}).items():
+    for name, m in tables.items():
         if not isinstance(m, dict):
             r.problems.append(f"[managers.{name}] must be a table")
             continue
-        urls = m.get("urls") or ([m["url"]] if m.get("url") else [])
-        if not urls or not all(isinstance(u, str) for u in urls):
+        t = _Table(r, f"[managers.{name}]", m, _MANAGER_KEYS)
+        urls = t.strings("urls") if "urls" in m else ((t.text("url"),) if m.get("url") else ())
+        if not urls or not all(urls):
             r.problems.append(f"[managers.{name}] needs urls = [\"https://…\"]")
             continue
-
         out.append(ManagerSettings(
-            name=name, urls=tuple(u.rstrip("/") for u in urls), username=str(m.get("username", "admin")),
-            password=_secret(r, m, "password"), token=_secret(r, m, "token"),
-            tenant=str(m.get("tenant", "default_tenant")),
-            ca_bundle=str(m.get("ca_bundle", "")), trust_all=bool(m.get("trust_all", False)),
-            read_timeout=float(m.get("read_timeout", 300)), fallback_password=_secret(r, m, "fallback_password"),
+            name=name, urls=tuple(u.strip().rstrip("/") for u in urls), username=t.text("username", "admin"),
+            password=t.secret("password"), token=t.secret("token"),
+            tenant=t.text("tenant", "default_tenant"), ca_bundle=t.text("ca_bundle"),
+            trust_all=t.flag("trust_all", False),
+            read_timeout=t.seconds("read_timeout", 300.0, READ_TIMEOUT_RANGE),
+            fallback_password=t.secret("fallback_password"),
         ))
     return out
 
@@ -125,13 +212,21 @@ def _grants(r: _Reader, data: dict[str, Any]) -> list[Grant]:
     grants = []
     for role, var in (("admin", "BOT_ADMINS"), ("operator", "BOT_OPERATORS"), ("viewer", "BOT_VIEWERS")):
         grants += [Grant(p, Role(role)) for p in r.ids(var, r"[USW][A-Z0-9]+|shell:[\w.@-]+")]
-    for i, g in enumerate(data.get("grants") or []):
-        given = g.get("role") if isinstance(g, dict) else None
-        who = g.get("user") or g.get("group") if isinstance(g, dict) else None
-        if given not in ROLES or not who:
+    listed = data.get("grants") or []
+    if not isinstance(listed, list):
+        r.problems.append(f"grants must be [[grants]] tables, got {_shown(listed)}")
+        return grants
+    for i, g in enumerate(listed):
+        if not isinstance(g, dict):
+            r.problems.append(f"grants[{i}] must be a [[grants]] table")
+            continue
+        t = _Table(r, f"grants[{i}]", g, _GRANT_KEYS)
+        role, who = t.text("role"), t.text("user") or t.text("group")
+        channels, managers = t.strings("channels"), t.strings("managers")
+        if role not in ROLES or not who:
             r.problems.append(f"grants[{i}] needs role (viewer/operator/admin) and user or group")
             continue
-        grants.append(Grant(str(who), Role(given), tuple(g.get("channels", ())), tuple(g.get("managers", ()))))
+        grants.append(Grant(who, Role(role), channels, managers))
     return grants
 
 
@@ -140,17 +235,21 @@ def _toml(r: _Reader) -> dict[str, Any]:
     if not path:
         return {}
     try:
-        return tomllib.loads(Path(path).read_text())
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         r.problems.append(f"BOT_CONFIG names {path}, which does not exist")
+        return {}
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
         r.problems.append(f"BOT_CONFIG {path} could not be read: {exc}")
-    return {}
+        return {}
+    for key in sorted(set(data) - _TOP_KEYS):
+        r.problems.append(f"BOT_CONFIG {path}: unknown key {key!r} (known: {', '.join(sorted(_TOP_KEYS))})")
+    return data
 
 
 def _workers(r: _Reader) -> int:
     raw = r.text("BOT_WORKERS", "16")
-    if not raw.isdigit() or not 1 <= int(raw) <= 256:
+    if not DIGITS.fullmatch(raw) or not 1 <= int(raw) <= 256:
         r.problems.append(f"BOT_WORKERS must be a number of threads between 1 and 256, got {raw!r}")
         return 16
     return int(raw)
@@ -170,9 +269,24 @@ def _managers(r: _Reader, data: dict[str, Any], given: tuple[ManagerSettings, ..
         if not m.token and not m.password:
             r.problems.append(f"manager {m.name}: set CLOUDIFY_PASSWORD (or CLOUDIFY_TOKEN)")
         for u in m.urls:
-            if not re.match(r"^https?://[^/\s]+", u):
-                r.problems.append(f"manager {m.name}: {u!r} is not an http(s) URL")
+            _check_url(r, m.name, u)
     return found
+
+
+def _check_url(r: _Reader, name: str, url: str) -> None:
+    """An http(s) URL without credentials in it (they would be shown, logged and stored with the URL)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is not None and (parts.username is not None or parts.password is not None or "@" in parts.netloc):
+        r.problems.append(f"manager {name}: a URL must not hold credentials ({parts.scheme}://…@{parts.hostname}); "
+                          "set CLOUDIFY_USERNAME and CLOUDIFY_PASSWORD (or username and password_env in BOT_CONFIG)")
+        return
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() \
+            or re.search(r"\s", url):
+        r.problems.append(f"manager {name}: {url!r} is not an http(s) URL")
 
 
 def _shell_role(r: _Reader) -> Role:
@@ -189,7 +303,7 @@ def _retention(r: _Reader) -> tuple[tuple[str, int], ...]:
         try:
             retention = parse_retention(r.text("BOT_RETENTION"))
         except ValueError as exc:
-            r.problems.append(f"BOT_RETENTION: {exc} is not like daily=7,weekly=4,monthly=12,yearly=3")
+            r.problems.append(f"BOT_RETENTION: {exc}")
     return retention
 
 
@@ -213,6 +327,15 @@ def _timezone(r: _Reader) -> str:
     except (KeyError, ValueError, OSError):
         r.problems.append(f"BOT_TIMEZONE: unknown time zone {tz!r}")
     return tz
+
+
+def _audit_key(r: _Reader) -> str:
+    key = r.env.get("BOT_AUDIT_KEY", "")
+    if key and len(key.encode("utf-8", "surrogatepass")) < MIN_AUDIT_KEY_BYTES:
+        r.problems.append(f"BOT_AUDIT_KEY must be at least {MIN_AUDIT_KEY_BYTES} bytes (it is "
+                          f"{len(key.encode('utf-8', 'surrogatepass'))}); make one with "
+                          "`python -c 'import secrets; print(secrets.token_hex(32))'`")
+    return key
 
 
 def _refuse_oauth(r: _Reader) -> None:
@@ -243,14 +366,31 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         access_contact=r.text("BOT_ACCESS_CONTACT", "your Cloudify admins"),
         shell_role=shell_role,
         require_approval=r.flag("BOT_REQUIRE_APPROVAL", True),
-        gate_ttl=r.duration("BOT_GATE_TTL", 600.0),
+        gate_ttl=r.duration("BOT_GATE_TTL", 600.0, GATE_TTL_RANGE),
         backup_schedule=schedule, timezone=tz, retention=retention,
         summary_channel=summary, alert_channel=r.text("BOT_ALERT_CHANNEL") or summary,
-        max_backup_age=r.duration("BOT_MAX_BACKUP_AGE", 26 * 3600.0),
-        slack_workers=_workers(r),
+        max_backup_age=r.duration("BOT_MAX_BACKUP_AGE", 26 * 3600.0, AGE_RANGE),
+        slack_workers=_workers(r), audit_key=_audit_key(r),
     )
     if r.text("BOT_ARCHIVE_URL") and not r.text("BOT_ARCHIVE_URL").startswith("s3://"):
         r.problems.append("BOT_ARCHIVE_URL must look like s3://bucket/prefix")
     if r.problems:
         raise ConfigError(r.problems)
     return settings
+
+
+def prepare_folders(settings: Settings) -> None:
+    """Create the bot's folders (data, database's, archive) or raise one ConfigError naming each that cannot be."""
+    problems = []
+    named = (("BOT_DATA_DIR", settings.data_dir), ("BOT_DB_PATH", os.path.dirname(os.path.abspath(settings.db_path))))
+    for name, folder in named:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            problems.append(f"{name}: cannot create the folder {folder}: {exc.strerror or exc}")
+            continue
+        if not os.access(folder, os.W_OK | os.X_OK):
+            problems.append(f"{name}: the folder {folder} is not writable by this user")
+    if problems:
+        raise ConfigError(problems)
+

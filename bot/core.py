@@ -182,7 +182,7 @@ class ProgressEvent:
 
 # -- the units commands and front ends write in: times, ages, sizes, durations ---------------------------------------
 
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.ASCII)  # ASCII digits only
 
 
 def parse_duration(text: str) -> float:

@@ -19,6 +19,27 @@ _SECRET_TEXT = (
 )
 
 
+# Credentials inside a URL: `scheme://user:password@host` and secret query values (`?token=…`, S3/GCS/Azure
+# presigned `X-Amz-Signature=…`, `sig=…`, `X-Amz-Credential=…`, `api_key=…`).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;][^=&#\s?;]*(?:pass|pwd|secret|token|sig|key|credential|auth|session)[^=&#\s?;]*=)[^&#\s;]+")
+
+
+def redact_url_secrets(text: str) -> str:
+    """`text` with the user:password of every URL and every secret-named query value replaced by "[redacted]"."""
+    if "@" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    if "=" in text:
+        text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    return text
+
+
+def redact_url_values(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `values` (a command's arguments) with URL secrets redacted in every text value."""
+    return {k: redact_url_secrets(v) if isinstance(v, str) else v for k, v in values.items()}
+
+
 def is_secret_key(key: object) -> bool:
     """True when a mapping key names a secret (password, secret, token, api key, private key)."""
     return isinstance(key, str) and bool(_SECRET_KEY.search(key))
@@ -60,4 +81,4 @@ def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     text = _SECRET_TEXT[0].sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return _SECRET_TEXT[1].sub(REDACTED, text)
+    return redact_url_secrets(_SECRET_TEXT[1].sub(REDACTED, text))

@@ -54,6 +54,7 @@ class Settings:
     max_backup_age: float = 26 * 3600.0
     slack_workers: int = 16  # threads that run operations and clicks from Slack (quick commands have their own)
     demo: bool = False
+    audit_key: str = field(default="", repr=False)  # BOT_AUDIT_KEY: rows' hashes are HMAC-SHA256 under it
 
     def manager(self, name: str | None) -> ManagerSettings:
         """The named manager, or the first (default) one when `name` is empty."""
@@ -66,7 +67,7 @@ class Settings:
 
     def secrets(self) -> set[str]:
         """Every configured secret value, so outputs can be checked or scrubbed for them."""
-        values = {self.slack_bot_token, self.slack_signing_secret, self.slack_app_token}
+        values = {self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.audit_key}
         for m in self.managers:
             values |= {m.password, m.token, m.fallback_password}
         return {v for v in values if v and len(v) >= 4}

@@ -95,6 +95,9 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
                      ", ".join(s["pruned"]) or "-", s["archive"]))
     window = f"{hours:g}h"
     lines.append(f"Next run: {_local(schedule, nxt.at)} (in {age((nxt.at - now).total_seconds())}).")
+    rows_written, head = ctx.audit_log.audit_head()
+    # Posted daily, the head anchors the log outside its file: `cfy-bot audit verify --expect-head SEQ:HASH`.
+    lines.append(f"Audit log: {count(rows_written, 'row')}, head {rows_written}:{head}.")
     if alarms:
         title, tone = f"{count(alarms, 'manager')} without a recent verified backup", "danger"
     elif trouble:

@@ -348,7 +348,8 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
     client = make_client(settings)
     services = Services(settings=settings, clock=clock, store=Store(settings.db_path, clock=clock),
                         managers={"production": object()}, registry=registry,
-                        policy=Policy(settings, SlackGroups(client, [g.principal for g in settings.grants])))
+                        policy=Policy(settings, SlackGroups(client, [g.principal for g in settings.grants],
+                                                            clock=clock)))
     return slack_front(services, Dispatcher(services), fake, client=client, post_interval=post_interval,
                        edit_interval=edit_interval, workers=workers, socket_mode=socket_mode)
 
@@ -356,11 +357,15 @@ def make_slack_bot(tmp_path: Any, clock: Any, registry: Any, env: dict[str, str]
 def slack_front(services: Any, dispatcher: Any, fake: FakeSlack, *, client: Any = None, post_interval: float = 0.02,
                 edit_interval: float = 0.1, workers: int = 16, socket_mode: bool = False) -> SlackBot:
     """The real app over already built services, served on 127.0.0.1 through Bolt's WSGI adapter."""
+    from bot.clock import FakeClock
     from bot.slack import Outbox, build_app, front_of, make_client, wsgi
 
     client = client or make_client(services.settings)
+    # The outbox throttles on a fake clock of its own: its intervals pass at once, and the bot's clock only moves
+    # when the test (or a flow's polling) moves it.
     app = build_app(services, dispatcher, client=client, executor=CountingPool(workers, "cfy-work"),
-                    outbox=Outbox(client, post_interval=post_interval, edit_interval=edit_interval),
+                    outbox=Outbox(client, post_interval=post_interval, edit_interval=edit_interval,
+                                  clock=FakeClock()),
                     socket_mode=socket_mode)
     front = front_of(app)
     front.quick.shutdown()

@@ -287,3 +287,44 @@ def test_a_snapshot_delete_is_audited_as_a_manager_call(bot) -> None:
     [call] = bot.store.query_audit(event="manager_call", command="snapshots delete", limit=5)
     assert (call["detail"]["method"], call["detail"]["path"]) == ("DELETE", f"/snapshots/{daily(5)}")
     assert call["detail"]["status"] in (200, 204) and call["operation_id"] and call["actor"] == "shell:alice"
+
+
+def test_verify_prints_a_head_that_expect_head_checks_later(bot, cli, capsys, monkeypatch) -> None:
+    _activity(bot)
+    code, out, _err = cli("audit", "verify", capsys=capsys)
+    head = out.split("head ", 1)[1].split()[0].rstrip(";")
+    assert code == 0 and "mode: every row plain sha256" in out
+    _activity(bot)
+    code, out, _err = cli("audit", "verify", "--expect-head", head, capsys=capsys)
+    assert code == 0 and f"is the one seen before ({head})" in out
+    seq = int(head.split(":")[0])
+    conn = sqlite3.connect(bot.settings.db_path, isolation_level=None)
+    conn.execute("DROP TRIGGER audit_no_delete")
+    conn.execute("DELETE FROM audit WHERE seq >= ?", (seq,))  # the tail cut, head record rewritten to match
+    prev = conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq - 1,)).fetchone()[0]
+    conn.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq - 1, prev))
+    conn.close()
+    assert cli("audit", "verify", capsys=capsys)[0] == 0  # consistent on its own
+    code, out, _err = cli("audit", "verify", "--expect-head", head, capsys=capsys)
+    assert code == 1 and f"row {seq} (the head seen before) is missing" in out
+
+
+def test_expect_head_that_is_not_seq_hash_is_a_usage_error(bot, cli, capsys) -> None:
+    _activity(bot)
+    code, _out, err = cli("audit", "verify", "--expect-head", "yesterday", capsys=capsys)
+    assert code == 2 and "--expect-head must be SEQ:HASH" in err and "Traceback" not in err
+
+
+def test_verify_uses_bot_audit_key_from_the_environment(make_bot, tmp_path, monkeypatch, capsys) -> None:
+    key = "0123456789abcdef" * 3
+    keyed = make_bot(env={"BOT_AUDIT_KEY": key})
+    keyed.run("status")
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"CLOUDIFY_MANAGER_URL": "http://production.test", "CLOUDIFY_PASSWORD": "admin",
+                        "BOT_DB_PATH": keyed.settings.db_path}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["audit", "verify"]) == 1
+    assert "NOT VERIFIED" in capsys.readouterr().out
+    monkeypatch.setenv("BOT_AUDIT_KEY", key)
+    assert main(["audit", "verify"]) == 0
+    assert "every row HMAC-SHA256 under BOT_AUDIT_KEY" in capsys.readouterr().out

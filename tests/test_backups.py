@@ -162,12 +162,13 @@ def test_prune_asks_first_then_deletes_on_the_manager_and_in_the_archive(make_bo
 
 
 def test_the_newest_verified_copy_survives_any_retention(make_bot) -> None:
-    bot = make_bot(env={"BOT_RETENTION": "daily=0"})
+    # daily=0 alone is refused at start-up (it keeps nothing); weekly=1 keeps only the newest week's copy.
+    bot = make_bot(env={"BOT_RETENTION": "daily=0,weekly=1"})
     assert bot.run(f"snapshots download {daily(4)}")[0] == 0
     code, out = bot.run("backups prune", yes=True)
     assert code == 0, out
-    assert archive_ids(bot) == [f"{daily(4)}"]
-    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == [f"{daily(4)}"]
+    assert archive_ids(bot) == [daily(4)]
+    assert [s for s in sim_ids(bot.sim) if s.startswith("daily-")] == [daily(4), daily(1)]
 
 
 def test_the_daily_job_applies_retention(make_bot) -> None:
@@ -220,3 +221,15 @@ def test_summary_lists_failures_and_prunes_per_manager(make_bot) -> None:
     assert "ALARM staging" in out and f"2026-11-29 failed: Snapshot {daily(0)} failed on staging" in out
     code, out = bot.run("backups summary -m production")
     assert code == 0 and "staging" not in out
+
+
+def test_summary_shows_the_audit_head_that_verify_can_expect_later(make_bot) -> None:
+    from bot.store.audit import parse_head
+
+    bot = make_bot(env={"BOT_AUDIT_KEY": "s" * 32})
+    code, out = bot.run("backups summary")
+    line = next(x for x in out.splitlines() if x.startswith("Audit log: "))
+    seq, digest = parse_head(line.split("head ", 1)[1].rstrip("."))
+    assert line.startswith(f"Audit log: {seq} row{'' if seq == 1 else 's'}, head {seq}:hmac:")
+    bot.run("status")
+    assert bot.store.verify_audit((seq, digest)).ok

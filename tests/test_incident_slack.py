@@ -23,6 +23,7 @@ def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
     from bot.cloudify import wsgi_transport
     from bot.config import load_settings
     from bot.engine.dispatch import Dispatcher
+    from bot.clock import FakeClock
     from bot.settings import ManagerSettings
     from bot.slack import Outbox, build_app, front_of, make_client, wsgi
     from simulator import Simulator
@@ -42,7 +43,7 @@ def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
                                                                                for n in nodes}))
     client = make_client(settings)
     app = build_app(services, Dispatcher(services), client=client, executor=CountingPool(8, "cfy-work"),
-                    outbox=Outbox(client, post_interval=0.01, edit_interval=0.05))
+                    outbox=Outbox(client, post_interval=0.01, edit_interval=0.05, clock=FakeClock()))  # instant
     front = front_of(app)
     front.quick.shutdown()
     front.quick = CountingPool(8, "cfy-quick")

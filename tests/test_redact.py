@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import Any
 
 from bot.redact import REDACTED, is_secret_key, redact, redact_text
 
@@ -80,3 +82,58 @@ def test_redact_text_hides_authorization_values_and_api_tokens() -> None:
     assert "YWRtaW46" not in out and "s3cr3t" not in out
     assert out == "Authorization: Basic [redacted] and [redacted]"
     assert redact_text("basic auth is fine") == "basic auth is fine"
+
+
+# --- issue 16: URL credentials and signed queries are redacted wherever they are kept or shown ----------------
+
+SECRET_URL = "https://bob:hunter2-pw@files.example/x.zip?X-Amz-Expires=60&X-Amz-Signature=sig-5ecret-123"
+
+
+def test_redact_url_secrets_hides_userinfo_and_secret_query_values() -> None:
+    from bot.redact import redact_url_secrets
+
+    assert redact_url_secrets(SECRET_URL) == (
+        "https://[redacted]@files.example/x.zip?X-Amz-Expires=60&X-Amz-Signature=[redacted]")
+    assert redact_url_secrets("ftp://u@h/a and https://h/p?sv=1&sig=A%2F&se=2#f") == (
+        "ftp://[redacted]@h/a and https://h/p?sv=1&sig=[redacted]&se=2#f")
+    assert redact_url_secrets("mail ops@example.com, a=b, https://h/x?page=2") == (
+        "mail ops@example.com, a=b, https://h/x?page=2")
+
+
+def test_an_upload_url_secret_is_used_but_never_stored_posted_or_audited(make_bot, monkeypatch) -> None:
+    import simulator.api_archive as api
+
+    fetched: list[str] = []
+
+    def fetch(url: str) -> Any:
+        fetched.append(url)
+        raise api.ApiError(400, "bad_parameters_error", f"Cannot fetch {url}: connection refused")
+
+    monkeypatch.setattr(api, "_fetch", fetch)
+    bot = make_bot()
+    code, out = bot.run(f"snapshots upload up-1 {SECRET_URL}", yes=True)
+    assert fetched == [SECRET_URL]  # the manager was given the whole URL
+    assert code == 1 and "files.example" in out
+    for secret in ("hunter2", "sig-5ecret"):
+        assert secret not in out
+        op = bot.store.list_operations(kinds="snapshots upload")[0]
+        assert secret not in repr(op)
+        assert secret not in repr(bot.store.query_audit(limit=1000))
+        for path in Path(bot.settings.db_path).parent.glob("*.db*"):  # the file, its WAL: nowhere on disk
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_stored_operation_whose_url_secret_is_gone_fails_clearly(make_bot) -> None:
+    """Another process (or a restart) finds the operation: the secret was never stored, so it says so."""
+    from bot.engine.context import NullSink
+    from bot.engine.operations import LOST_SECRET, Operations
+
+    bot = make_bot()
+    op = bot.store.create_operation(kind="snapshots upload", args={"snapshot_id": "up-2", "url":
+                                    "https://[redacted]@files.example/x.zip", "from_archive": False},
+                                    manager="production", requester="shell:alice", requester_name="alice",
+                                    channel="terminal", transport="shell", state="approved")
+    outcome = Operations(bot.services).run(op, NullSink())
+    assert outcome.exit_code == 1 and outcome.reply.text == LOST_SECRET
+    assert bot.store.get_operation(op["id"])["state"] == "failed"
+    assert bot.store.query_audit(operation_id=op["id"], event="manager_call") == []  # the manager was not asked

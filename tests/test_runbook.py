@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,8 @@ from bot.spec.parser import parse
 from sim_fixtures import daily
 
 SNAP = f"{daily(1)}"
-GUIDE = Path("/work/shared/seed/000_c8591fa008b2b9f0.txt")
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT.parent / "shared" / "seed" / "000_c8591fa008b2b9f0.txt"  # the team's shared docs, beside the project
 
 
 def run_id(out: str) -> str:
@@ -185,3 +188,58 @@ def test_reply_buttons_in_the_terminal_and_in_slack() -> None:
     assert [[(e["action_id"], e["value"], e.get("style")) for e in row] for row in rows] == [
         [("cfy_run_0", "runbook done rb-1 1", "primary"), ("cfy_run_1", "runbook skip rb-1 1", None)],
         [("cfy_run_2", "runbook done rb-1 2", "primary")]]
+
+
+# --- issue 16: only the named runbooks and files directly inside the override folder load -------------------
+
+
+def _outside(tmp_path: Any) -> Any:
+    """A valid runbook file outside every runbook folder, as an attacker would aim at."""
+    target = tmp_path / "elsewhere" / "x.toml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text('title = "outside"\n[[steps]]\ntext = "pwned"\n')
+    return target
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere/x", "../elsewhere/x", "/abs/x", "x/../../elsewhere/x",
+                                  "X", ".hidden", "a" * 65, "a" * 300, "cluster-down\x00", "café"])
+def test_a_name_that_is_not_a_runbook_file_name_never_reads_a_path(tmp_path, name: str) -> None:
+    from bot.recovery.runbook import RunbookError, load
+
+    _outside(tmp_path)
+    data = tmp_path / "data"
+    (data / "runbooks").mkdir(parents=True)
+    with pytest.raises(RunbookError) as info:
+        load(name, str(data))
+    assert "no runbook by that name; there are: cluster-down, node-down" in str(info.value)
+    assert "elsewhere" not in str(info.value) and "pwned" not in str(info.value)
+
+
+def test_the_refusal_is_the_same_whether_or_not_the_file_exists(make_bot, tmp_path) -> None:
+    bot = make_bot(env={"BOT_OPERATORS": "shell:olga"})
+    target = _outside(tmp_path)
+    rel = os.path.relpath(target.with_suffix(""), tmp_path / "data" / "runbooks")
+    there = bot.run(f"runbook {rel}", user="olga")
+    gone = bot.run(f"runbook {rel.replace('x', 'y')}", user="olga")
+    assert there[0] == gone[0] == 2 and "pwned" not in there[1] and "outside" not in there[1]
+    assert there[1].replace(rel, "") == gone[1].replace(rel.replace("x", "y"), "")
+
+
+def test_a_link_in_the_override_folder_to_a_file_outside_is_not_loaded(tmp_path) -> None:
+    from bot.recovery.runbook import RunbookError, available, load
+
+    data = tmp_path / "data"
+    (data / "runbooks").mkdir(parents=True)
+    (data / "runbooks" / "flood.toml").symlink_to(_outside(tmp_path))
+    assert "flood" not in available(str(data))
+    with pytest.raises(RunbookError):
+        load("flood", str(data))
+
+
+def test_an_operator_file_directly_in_the_folder_still_loads(tmp_path) -> None:
+    from bot.recovery.runbook import available, load
+
+    data = tmp_path / "data"
+    (data / "runbooks").mkdir(parents=True)
+    (data / "runbooks" / "flood.toml").write_text('title = "Flood"\n[[steps]]\ntext = "move the racks"\n')
+    assert "flood" in available(str(data)) and load("flood", str(data)).title == "Flood"

@@ -190,6 +190,7 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
     from slack_fake_server import CountingPool, FakeSlack, WSGIServerThread
 
     from bot.engine.dispatch import Dispatcher
+    from bot.clock import FakeClock
     from bot.slack.fake import send_click, send_command
 
     caplog.set_level(logging.DEBUG)
@@ -198,7 +199,8 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
     services = setup.bot.services
     client = slack_mod.make_client(services.settings)
     app = slack_mod.build_app(services, Dispatcher(services), client=client, executor=CountingPool(8, "canary"),
-                              outbox=slack_mod.Outbox(client, post_interval=0.01, edit_interval=0.05))
+                              outbox=slack_mod.Outbox(client, post_interval=0.01, edit_interval=0.05,
+                                                      clock=FakeClock()))  # throttling passes at once
     front = slack_mod.front_of(app)
     front.quick.shutdown()
     front.quick = CountingPool(8, "canary-quick")  # so _settle can tell when quick commands are done

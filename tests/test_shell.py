@@ -143,3 +143,75 @@ def test_check_reports_each_manager(tmp_path) -> None:
     down = _cli("check", env={"HOME": str(tmp_path), "CLOUDIFY_MANAGER_URL": "http://127.0.0.1:9",
                               "CLOUDIFY_PASSWORD": "x"})
     assert down.returncode == 1 and "unreachable" in down.stdout and "configuration OK" in down.stdout
+
+
+# --- issue 16: stored text reaches the terminal without escape sequences or control characters -------------
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\x1b[0m \x9b1mcsi\r\x08\u202eevil\x00 ok"
+
+
+def test_terminal_safe_strips_escapes_and_controls_but_keeps_lines() -> None:
+    from bot.front.render import terminal_safe
+
+    assert terminal_safe(HOSTILE) == "red csievil ok"
+    assert terminal_safe("a\n\tb ✔ café") == "a\n\tb ✔ café"
+    assert terminal_safe("\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\") == "click"
+
+
+def test_stored_incident_text_is_shown_without_escape_sequences(make_bot) -> None:
+    bot = make_bot()
+    code, out = bot.run("incident start disk full")
+    assert code == 0, out
+    incident = "inc-20261129-disk-full"
+    assert incident in out, out
+    # A note as stored by another transport (Slack lets any character through) or an older version.
+    bot.store.append_audit("incident_note", actor="slack:UEVE", transport="slack", channel="COPS",
+                           detail={"incident": incident, "text": HOSTILE})
+    code, out = bot.run(f"incident close -i {incident} done")
+    assert code == 0 and "noted: red csievil ok" in out, out
+    for shown in (out, bot.run("audit -n 5")[1]):
+        assert not any(c in shown for c in ("\x1b", "\x9b", "\x07", "\x00", "\r", "\x08", "\u202e")), repr(shown)
+
+
+def test_progress_lines_are_terminal_safe() -> None:
+    from datetime import UTC, datetime
+
+    from bot.core import ProgressEvent
+    from bot.front.render import progress_line
+
+    line = progress_line(ProgressEvent("op-1", "step", HOSTILE, "danger", datetime(2026, 1, 1, tzinfo=UTC), {}),
+                         color=True)
+    assert "\x1b]" not in line and "\x1b[2J" not in line and "\x07" not in line and "red csievil ok" in line
+    assert "\x1b[31m" in line  # the renderer's own colour is kept
+
+
+# --- issue 16: bytes that are not UTF-8, lone surrogates and control characters are usage errors, audited ------
+
+
+def test_a_non_utf8_terminal_argument_is_an_audited_usage_error(make_bot) -> None:
+    bot = make_bot()
+    text = b"snapshots show caf\xe9".decode("utf-8", "surrogateescape")  # what Python makes of such argv bytes
+    code, out = bot.run(text)
+    assert code == 2 and "character 19 of the command is the byte 0xE9, which is not UTF-8" in out
+    rows = bot.store.query_audit(limit=2)
+    assert [r["event"] for r in rows] == ["usage_error", "invoke"]
+    assert rows[1]["detail"]["text"] == "snapshots show caf\\udce9"  # kept, visibly, as valid UTF-8
+    assert bot.store.verify_audit().ok
+
+
+def test_lone_surrogates_and_controls_anywhere_are_usage_errors_not_internal_errors(make_bot) -> None:
+    bot = make_bot()
+    for text, what in (("incident note \ud83d half", "U+D83D, half of a character"),
+                       ("status \x1b[2J", "the control character U+001B"),
+                       ("audit -u \x00", "the control character U+0000")):
+        code, out = bot.run(text)
+        assert code == 2 and what in out and "internal error" not in out, out
+    assert bot.store.verify_audit().ok
+
+
+def test_cli_with_non_utf8_argv_bytes_exits_2_without_a_traceback(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "bot.front.cli", "run", "--demo", b"snapshots show caf\xe9"],
+                          env=env, cwd=tmp_path, capture_output=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr and b"is the byte 0xE9, which is not UTF-8" in done.stdout + done.stderr

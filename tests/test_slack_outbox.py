@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 from slack_fake_server import ADMIN, OPERATOR, FakeSlack, make_slack_bot
 from test_slack_app import REG, RELEASE, buttons, ops
 
+from bot.clock import FakeClock
 from bot.settings import Settings
 from bot.slack import Outbox, make_client
 
+POST, EDIT = 1.0, 3.0  # the outbox's real intervals: on its FakeClock they pass at once
+
+
+class Timed:
+    """The Web API client, noting on the outbox's clock when each method is called: (method, channel, time)."""
+
+    def __init__(self, client: Any, clock: FakeClock) -> None:
+        self.client, self.clock, self.sent = client, clock, []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.sent.append((name, kwargs.get("channel"), self.clock.monotonic()))
+            return method(**kwargs)
+
+        return call
+
+    def times(self, method: str, channel: str = "C1") -> list[float]:
+        return [at for name, ch, at in list(self.sent) if name == method and ch == channel]
+
+
+def timed_client(fake: FakeSlack) -> Timed:
+    return Timed(make_client(Settings(managers=(), data_dir="", db_path="", archive_dir="",
+                                      slack_bot_token="xoxb-test", slack_api_url=fake.api_url)), FakeClock())
 
 
 @pytest.fixture
-def outbox(fake: FakeSlack) -> Any:
-    client = make_client(Settings(managers=(), data_dir="", db_path="", archive_dir="", slack_bot_token="xoxb-test",
-                                  slack_api_url=fake.api_url))
-    box = Outbox(client, post_interval=0.2, edit_interval=0.3)
+def client(fake: FakeSlack) -> Timed:
+    return timed_client(fake)
+
+
+@pytest.fixture
+def outbox(client: Timed) -> Any:
+    box = Outbox(client, post_interval=POST, edit_interval=EDIT, clock=client.clock)
     yield box
     box.close()
 
@@ -31,7 +59,7 @@ def slack(tmp_path: Any, clock: Any, fake: FakeSlack) -> Any:
     bot.close()
 
 
-def test_posts_are_one_per_interval_per_channel(outbox: Outbox, fake: FakeSlack) -> None:
+def test_posts_are_one_per_interval_per_channel(outbox: Outbox, client: Timed, fake: FakeSlack) -> None:
     for i in range(4):
         outbox.post("C1", f"one-{i}")
         outbox.post("C2", f"two-{i}")
@@ -39,22 +67,34 @@ def test_posts_are_one_per_interval_per_channel(outbox: Outbox, fake: FakeSlack)
     for channel in ("C1", "C2"):
         calls = [c for c in fake.calls_to("chat.postMessage") if c.params["channel"] == channel]
         assert [c.params["text"][-1] for c in calls] == ["0", "1", "2", "3"]  # in order
-        gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
-        assert min(gaps) >= 0.18
-    first = {c.params["channel"]: c.at for c in fake.calls_to("chat.postMessage")[:2]}
-    assert abs(first["C1"] - first["C2"]) < 0.5  # one channel does not wait behind another's four
+        at = client.times("chat_postMessage", channel)
+        assert min(b - a for a, b in zip(at, at[1:], strict=False)) >= POST
+    first = {ch: client.times("chat_postMessage", ch)[0] for ch in ("C1", "C2")}
+    assert abs(first["C1"] - first["C2"]) < 2.5 * POST  # one channel does not wait behind another's four
 
 
-def test_edits_are_coalesced_and_the_final_state_always_lands(outbox: Outbox, fake: FakeSlack) -> None:
+def test_edits_are_coalesced_and_the_final_state_always_lands(outbox: Outbox, client: Timed,
+                                                              fake: FakeSlack) -> None:
     msg = outbox.post("C1", "parent")
-    for i in range(20):
-        outbox.edit(msg, f"step {i}")
-        time.sleep(0.01)
-    outbox.edit(msg, "done", final=True)
-    outbox.edit(msg, "stale step")  # older news than the final state: ignored
+    assert outbox.drain(5)
+    for step in ("step 0", "step 1"):
+        outbox.edit(msg, step)
+        assert outbox.drain(5)
+    first, second = client.times("chat_update")
+    assert second - first >= EDIT  # one edit of a message per interval
+    fake.paused.clear()  # Slack hangs on the next edit, so everything asked for meanwhile waits behind it
+    try:
+        outbox.edit(msg, "step 2")
+        assert fake.wait_for(lambda f: f.waiting > 0)
+        for i in range(3, 21):
+            outbox.edit(msg, f"step {i}")
+        outbox.edit(msg, "done", final=True)
+        outbox.edit(msg, "stale step")  # older news than the final state: ignored
+    finally:
+        fake.paused.set()
     assert outbox.drain(5)
     edits = [c.params["text"] for c in fake.calls_to("chat.update")]
-    assert len(edits) <= 5 and edits[-1] == "done"  # 21 edits asked for
+    assert edits == ["step 0", "step 1", "step 2", "done"]  # 23 edits asked for
 
 
 def test_thread_replies_wait_for_their_parent(outbox: Outbox, fake: FakeSlack) -> None:
@@ -86,19 +126,17 @@ def test_a_failed_parent_drops_its_replies_and_edits(outbox: Outbox, fake: FakeS
     assert "chat.postMessage to C1 failed: not_in_channel" in caplog.text
 
 
-def test_updates_stay_within_the_per_minute_budget(fake: FakeSlack) -> None:
-    client = make_client(Settings(managers=(), data_dir="", db_path="", archive_dir="", slack_bot_token="xoxb-test",
-                                  slack_api_url=fake.api_url))
-    box = Outbox(client, post_interval=0.0, edit_interval=0.0, updates_per_minute=3)
+def test_updates_stay_within_the_per_minute_budget(client: Timed) -> None:
+    box = Outbox(client, post_interval=0.0, edit_interval=0.0, updates_per_minute=3, clock=client.clock)
     try:
-        msgs = [box.message("C1", f"1.{i}") for i in range(5)]
-        for m in msgs:
+        start = client.clock.monotonic()
+        for m in [box.message("C1", f"1.{i}") for i in range(5)]:
             box.edit(m, "x", final=True)
-        assert fake.wait_for(lambda f: len(f.calls_to("chat.update")) == 3)
-        time.sleep(0.3)
-        assert len(fake.calls_to("chat.update")) == 3  # the other two wait for the minute to pass
+        assert box.drain(5)
+        # the other two wait for the minute to pass
+        assert [at - start for at in client.times("chat_update")] == [0.0, 0.0, 0.0, 60.0, 60.0]
     finally:
-        box.close(timeout=0.1)
+        box.close()
 
 
 # -- the whole front end when Slack misbehaves ---------------------------------------------------------

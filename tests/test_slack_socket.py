@@ -172,6 +172,31 @@ def test_connection_drops_are_logged_down_then_back(fake: FakeSlack, ws: SocketS
     assert said[1].startswith("Socket Mode connection is back after ") and len(said) == 2
 
 
+def test_a_long_outage_is_timed_on_the_injected_clock(caplog: Any) -> None:
+    from sim_fixtures import eventually
+
+    from bot.clock import FakeClock
+    from bot.slack.runtime import watch_connection
+
+    clock, up, stop = FakeClock(), threading.Event(), threading.Event()
+    up.set()
+    watcher = threading.Thread(target=watch_connection, args=(up.is_set, stop, 0.01),
+                               kwargs={"remind": 300.0, "clock": clock})
+    caplog.set_level(logging.WARNING, logger="cfy_bot.slack")
+    watcher.start()
+    try:
+        up.clear()
+        assert eventually(lambda: "connection is down" in caplog.text)
+        for minutes in (5, 10):
+            clock.advance(300)  # no one waits five minutes: the clock is told they passed
+            assert eventually(lambda m=minutes: f"still down after {m * 60} s" in caplog.text)
+        up.set()
+        assert eventually(lambda: "is back after 600 s down" in caplog.text)
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
 def test_serve_socket_says_when_the_websocket_did_not_open(tmp_path: Path, fake: FakeSlack, capsys: Any) -> None:
     from bot.config import load_settings
     from bot.settings import ManagerSettings
@@ -187,7 +212,7 @@ def test_serve_socket_says_when_the_websocket_did_not_open(tmp_path: Path, fake:
         end = time.monotonic() + 10
         while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < end:
             time.sleep(0.01)
-        time.sleep(0.5)
+        fake.wait_for(lambda f: f.calls_to("apps.connections.open"))  # it went on to connect
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=stop_when_serving, daemon=True).start()

@@ -75,6 +75,10 @@ def test_user_group_grants_are_read_from_slack_and_cached(tmp_path: Any, clock: 
         assert len(fake.calls_to("usergroups.list")) == 1
         assert fake.calls_to("usergroups.list")[0].params["include_users"] in (True, "true", "1")
         assert [c.params["usergroup"] for c in fake.calls_to("usergroups.users.list")] == ["SOPS"]
+        clock.advance(300)  # the cache is five minutes old (on the injected clock): asked again
+        bot.command("drop snap-3", user="UGROUPIE")
+        bot.settle()
+        assert len(fake.calls_to("usergroups.list")) == 2
     finally:
         bot.close()
 
@@ -88,6 +92,10 @@ def test_missing_usergroups_scope_fails_closed(tmp_path: Any, clock: Any, fake: 
         bot.settle()
         assert ops(bot) == [] and "needs the admin role" in bot.responses("cmd-UGROUPIE")[0]["text"]
         assert "usergroups:read" in caplog.text and "missing_scope" in caplog.text
+        clock.advance(60)  # a failed read is tried again after a minute; the scope was granted meanwhile
+        bot.command("drop snap-1", user="UGROUPIE")
+        bot.settle()
+        assert [o["requester"] for o in ops(bot)] == ["slack:UGROUPIE"]
     finally:
         bot.close()
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.core import Actor, ArchiveCopy, Download, Invocation, Page, ProgressEvent
+from bot.redact import redact_url_secrets
 from bot.engine.follow import ExecutionTimeout, describe_failure, follow_execution, wait_for_snapshot
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
@@ -165,6 +166,7 @@ class AuditLog(Protocol):
                     event: str | None = None, limit: int = 50,
                     operation_id: str | None = None) -> list[dict[str, Any]]: ...
     def iter_audit(self, since: datetime | str | None = None) -> Iterator[dict[str, Any]]: ...
+    def audit_head(self) -> tuple[int, str]: ...
 
 
 class OperationEngine(Protocol):
@@ -222,6 +224,7 @@ class Ctx:
 
     def step(self, text: str, tone: str = "info", kind: str = "step", **data: Any) -> None:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
+        text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
         op_id = self.op["id"] if self.op else self.inv.id
         self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
         if self.op and kind == "step":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from bot.engine.services import Services, make_ctx
 from bot.core import Actor, Invocation, ProgressEvent, Reply
 from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
+from bot.redact import REDACTED, redact_url_secrets, redact_url_values
 from bot.engine.liveness import heartbeat, owner, owner_alive
 from bot.spec.parser import Args
 from bot.spec.registry import Command
@@ -39,6 +41,17 @@ def describe(op: dict[str, Any]) -> str:
     return f"operation {op['id']} ({op['kind']} on {op['manager']}, requested by {who}) is {state}{by}{step}"
 
 
+LOST_SECRET = ("this operation's URL held a secret (user:password@ or a signed query), which is never stored: "
+               "only the bot process that received the command knew it, and it stopped before running it. "
+               "Nothing was changed; run the command again.")
+
+
+def _lost_secret(args: dict[str, Any]) -> bool:
+    """True when a stored argument had its URL secret redacted (so the value cannot be used as it is)."""
+    return any(isinstance(v, str) and REDACTED in v and redact_url_secrets(v.replace(REDACTED, "x")) == v
+               for v in args.values())
+
+
 class Operations:
     """Creates, decides and runs operations; every state change is a compare-and-set in the store."""
 
@@ -46,6 +59,9 @@ class Operations:
         self.svc = services
         self.handler: Handler | None = None  # the dispatcher, for commands that run another command
         self.engine = EnginePort(self)
+        # Arguments holding URL secrets (`https://u:pw@…`, `?X-Amz-Signature=…`) are stored redacted; the whole
+        # value lives only here, in the memory of the process that received the command, until the run starts.
+        self._kept_args: dict[str, dict[str, Any]] = {}
 
     # -- starting -----------------------------------------------------------------------------
     def start(self, ctx: Ctx) -> Outcome:
@@ -59,9 +75,10 @@ class Operations:
                 ctx.audit("outcome", ok=False, error=str(exc), phase="preflight")
                 return Outcome(error_reply(exc, ctx.manager_name), exc.exit_code)
         expires = ctx.now() + timedelta(seconds=self.svc.settings.gate_ttl) if gated else None
+        stored = redact_url_values(dict(ctx.args))
         try:
             op = self.svc.store.create_operation(
-                kind=cmd.name, args=dict(ctx.args), manager=ctx.manager_name, requester=inv.actor.id,
+                kind=cmd.name, args=stored, manager=ctx.manager_name, requester=inv.actor.id,
                 requester_name=inv.actor.name, channel=inv.channel, transport=inv.transport,
                 state="pending" if gated else "approved", gate="confirm" if gated else "",
                 expires_at=expires.isoformat() if expires else None, exclusive=cmd.exclusive,
@@ -70,6 +87,8 @@ class Operations:
             ctx.audit("refused", reason=str(exc))
             return Outcome(Reply(text=str(exc), title="Busy", tone="warning", ok=False), 1)
         ctx.op = op
+        if stored != dict(ctx.args):
+            self._kept_args[op["id"]] = dict(ctx.args)
         if not gated:
             return self.run(op, ctx.sink)
         text = self.gate_text(op)
@@ -184,8 +203,12 @@ class Operations:
         actor = actor_of(running)
         inv = Invocation(text=op["kind"], actor=actor, channel=running["channel"],
                          transport=running["transport"], received_at=self.svc.clock.now())
-        ctx = make_ctx(self.svc, self.engine, inv, Args(running["args"]), cmd, running["manager"], sink, op=running)
+        args = self._kept_args.pop(op["id"], None)
+        ctx = make_ctx(self.svc, self.engine, inv, Args(args or running["args"]), cmd, running["manager"], sink,
+                       op=running)
         ctx.step(f"{op['kind']} on {op['manager']} started by {actor.name}", kind="started")
+        if args is None and _lost_secret(running["args"]):
+            return self._finish(ctx, "failed", Reply(text=LOST_SECRET, ok=False), LOST_SECRET)
         return self._execute(ctx)
 
     def _execute(self, ctx: Ctx) -> Outcome:
@@ -208,6 +231,9 @@ class Operations:
         return self._finish(ctx, "succeeded" if reply.ok else "failed", reply, "" if reply.ok else reply.text)
 
     def _finish(self, ctx: Ctx, state: str, reply: Reply, error: str) -> Outcome:
+        reply = replace(reply, text=redact_url_secrets(reply.text),
+                        fields=tuple((k, redact_url_secrets(str(v))) for k, v in reply.fields))
+        error = redact_url_secrets(error)
         op = ctx.op or {}
         current = self.svc.store.get_operation(op["id"]) or op
         result = {**(current.get("result") or {}), "text": reply.text[:4000]}
@@ -247,6 +273,9 @@ class Operations:
         if cmd is None or not cmd.resumable:
             return self._settle_unresumable(op, sink)
         ctx = make_ctx(self.svc, self.engine, inv, Args(op["args"]), cmd, op["manager"], sink, op=op)
+        if _lost_secret(op["args"]):
+            self._finish(ctx, "failed", Reply(text=LOST_SECRET, ok=False), LOST_SECRET)
+            return self.svc.store.get_operation(op["id"]) or op
         ctx.remember(owner=owner())
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)

@@ -41,25 +41,46 @@ def run_audit(args: argparse.Namespace, settings: Any, out: TextIO | None = None
             if out is sys.stdout:
                 _quiet_stdout()
             return 0
-    return _with_store(path, lambda store: verify(store, out))
+    expect = None
+    if getattr(args, "expect_head", None):
+        from bot.store.audit import parse_head
+
+        try:
+            expect = parse_head(args.expect_head)
+        except ValueError as exc:
+            print(f"cfy-bot audit verify: {exc}", file=err)
+            return 2
+    key = getattr(settings, "audit_key", "")
+    return _with_store(path, lambda store: verify(store, out, expect), key)
 
 
-def _with_store(path: str, work: Any) -> int:
+def _with_store(path: str, work: Any, key: str = "") -> int:
     from bot.store import Store
+    from bot.store.audit import audit_key
 
     store = Store(path)
+    store.audit_key = audit_key(key)
     try:
         return int(work(store))
     finally:
         store.close()
 
 
-def verify(store: Any, out: TextIO) -> int:
-    """Print the verdict; 0 and the row count when the chain is intact, 1 naming the first bad row."""
-    verdict = store.verify_audit()
+def verify(store: Any, out: TextIO, expect: tuple[int, str] | None = None) -> int:
+    """Print the verdict; 0, the row count and the head when the chain is intact, 1 naming the first bad row.
+
+    The head (`SEQ:HASH`) is worth keeping elsewhere: `--expect-head` later shows whether it is still there.
+    """
+    verdict = store.verify_audit(expect)
     if verdict.ok:
-        print(f"audit log intact: {verdict.rows} rows; last hash {verdict.last_hash}", file=out)
+        print(f"audit log intact: {verdict.rows} rows; head {verdict.rows}:{verdict.last_hash}", file=out)
+        print(f"mode: {verdict.mode}", file=out)
+        if expect:
+            print(f"row {expect[0]} is the one seen before ({expect[0]}:{expect[1]})", file=out)
         return 0
+    if verdict.first_bad_seq is None:  # the links hold, but keyed rows were not checked
+        print(f"audit log NOT VERIFIED: {verdict.reason} ({verdict.rows} rows)", file=out)
+        return 1
     print(f"audit log BROKEN at row {verdict.first_bad_seq}: {verdict.reason} "
           f"({verdict.rows} rows before it are intact)", file=out)
     return 1

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("scheduler", help="run the daily backups without Slack (summaries and alerts to the terminal)")
     audit = sub.add_parser("audit", help="check or export the audit log")
     asub = audit.add_subparsers(dest="audit_cmd", required=True)
-    asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    ver = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    ver.add_argument("--expect-head", default=None, metavar="SEQ:HASH",
+                     help="a head printed before (by verify or the daily summary) that must still be there")
     exp = asub.add_parser("export", help="stream audit rows")
     exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     exp.add_argument("--since", default=None, help="ISO time or a duration such as 24h")

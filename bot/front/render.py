@@ -18,6 +18,33 @@ TONE_COLOR = {"good": ("\x1b[32m", "✔ "), "warning": ("\x1b[33m", "⚠ "), "da
 RESET = "\x1b[0m"
 
 
+# What stored or manager text must not bring to a terminal: escape sequences (CSI, OSC such as a hyperlink or
+# window title, other ESC pairs), the remaining C0/C1 control characters but newline and tab, and the bidi
+# overrides that reorder what is shown.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_]?)|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` without escape sequences and control characters (newline and tab kept), for printing."""
+    if text.isprintable():
+        return text
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def _safe_reply(reply: Reply) -> Reply:
+    """Every text of a reply made terminal-safe (before the renderer adds colours of its own)."""
+    table = reply.table
+    if table is not None:
+        table = replace(table, columns=tuple(terminal_safe(str(c)) for c in table.columns),
+                        rows=tuple(tuple(terminal_safe(str(c)) for c in row) for row in table.rows),
+                        note=terminal_safe(table.note) if table.note else table.note)
+    return replace(reply, text=terminal_safe(reply.text), title=terminal_safe(reply.title), table=table,
+                   fields=tuple((terminal_safe(str(k)), terminal_safe(str(v))) for k, v in reply.fields),
+                   actions=tuple(replace(a, label=terminal_safe(a.label), command=terminal_safe(a.command))
+                                 for a in reply.actions))
+
+
 def use_color(stream: Any, environ: dict[str, str]) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org) or TERM is dumb."""
     isatty = getattr(stream, "isatty", None)
@@ -61,6 +88,7 @@ def plain(text: str) -> str:
 
 def reply_text(reply: Reply, color: bool = False, shown: str = "") -> str:
     """The whole reply as text; `shown` is a line the terminal already printed (not repeated)."""
+    reply = _safe_reply(reply)
     reply = replace(reply, text=plain(reply.text), title=plain(reply.title))
     parts = []
     if reply.title and reply.text.startswith(reply.title) and reply.text not in shown:
@@ -95,7 +123,8 @@ def progress_line(event: ProgressEvent, color: bool = False) -> str:
     """One progress event as a terminal line, with the time it happened."""
     at = event.at or datetime.now(UTC)
     mark = {"started": "▶", "step": "·", "gate": "?", "finished": "■", "transfer": "↓"}.get(event.kind, "·")
-    return f"{at.strftime('%H:%M:%S')} {mark} [{event.op_id}] {tone_head(event.tone, event.text, color)}"
+    text = terminal_safe(event.text)
+    return f"{at.strftime('%H:%M:%S')} {mark} [{event.op_id}] {tone_head(event.tone, text, color)}"
 
 
 def reply_json(reply: Reply, exit_code: int, operation_id: str = "", gate: str = "") -> dict[str, Any]:

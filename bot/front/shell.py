@@ -143,6 +143,8 @@ class Terminal:
     def repl(self, history: str | None = None) -> int:
         """Read commands until `exit`, `quit` or end of input (history and Tab completion where readline exists)."""
         _line_editing(history, Completer(self.dispatcher.services.registry))
+        if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 reach the parser, which refuses them
+            sys.stdin.reconfigure(errors="surrogateescape")
         print("cfy-bot shell: type `help`, or `exit` to leave.", file=self.out)
         while True:
             try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from bot.clock import Clock
@@ -19,11 +18,20 @@ def build_services(settings: Settings, *, clock: Clock | None = None, transport:
     import commands  # noqa: F401 - registers every command declaration
     from bot.cloudify import Manager
     from bot.store import Store
+    from bot.config import prepare_folders
+    from bot.errors import BotError
+    from bot.store.audit import audit_key
 
     clock = clock or Clock()
-    os.makedirs(os.path.dirname(os.path.abspath(settings.db_path)), exist_ok=True)
+    prepare_folders(settings)
     store = Store(settings.db_path, clock=clock)
     store.secrets = settings.secrets()
+    store.audit_key = audit_key(settings.audit_key)
+    try:
+        store.start_audit_chain()
+    except BotError:  # a key that does not fit the log: refuse to start, leaving nothing open
+        store.close()
+        raise
     managers: dict[str, Any] = {}
     services = Services(settings=settings, clock=clock, store=store, managers=managers, registry=REGISTRY,
                         policy=Policy(settings, groups_of))

@@ -9,6 +9,7 @@ or skipped, and when, is a mark (`runbook-step:RUN:N`) set only once: the first 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import tomllib
 from dataclasses import asdict, dataclass
@@ -18,6 +19,9 @@ from typing import Any
 PACKAGED = Path(__file__).with_name("runbooks")
 SCENARIOS = ("cluster-down", "node-down", "active-node-down", "split-brain")
 STEP_STATES = ("done", "skipped")
+# A runbook's name is a file name directly inside a runbook folder: no separators, dots, or anything a path
+# could use to leave the folder, and short enough for any file system.
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)
 
 
 class RunbookError(ValueError):
@@ -53,19 +57,37 @@ def runbook_dirs(data_dir: str = "") -> list[Path]:
     return ([Path(data_dir) / "runbooks"] if data_dir else []) + [PACKAGED]
 
 
+def _files(folder: Path) -> dict[str, Path]:
+    """The runbook files directly inside `folder` (regular files, not links out of it), by name."""
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for path in folder.glob("*.toml"):
+        if NAME.fullmatch(path.stem) and path.is_file() and not path.is_symlink():
+            out[path.stem] = path
+    return out
+
+
 def available(data_dir: str = "") -> list[str]:
     """Every scenario that has a runbook file: the guide's four, plus any an operator added."""
-    found = {p.stem for d in runbook_dirs(data_dir) if d.is_dir() for p in d.glob("*.toml")}
+    found = {name for d in runbook_dirs(data_dir) for name in _files(d)}
     return [s for s in SCENARIOS if s in found] + sorted(found - set(SCENARIOS))
 
 
 def load(scenario: str, data_dir: str = "") -> Runbook:
-    """The runbook of `scenario`; RunbookError when there is none or it is malformed."""
-    for folder in runbook_dirs(data_dir):
-        path = folder / f"{scenario}.toml"
-        if path.is_file():
-            return parse_file(path)
-    raise RunbookError(f"no runbook {scenario!r}; there are: {', '.join(available(data_dir))}")
+    """The runbook of `scenario`; RunbookError when there is none or it is malformed.
+
+    Only the names `available` lists are looked up, so a name never becomes a path of its own choosing
+    (`../../etc/x`), and the refusal is the same whether or not such a file exists anywhere.
+    """
+    if NAME.fullmatch(scenario or ""):
+        for folder in runbook_dirs(data_dir):
+            path = _files(folder).get(scenario)
+            if path is not None:
+                return parse_file(path)
+    shown = repr(scenario) if NAME.fullmatch(scenario or "") else "by that name"
+    raise RunbookError(f"no runbook {shown}; there are: {', '.join(available(data_dir))} "
+                       "(a runbook is a NAME.toml file directly in the runbooks folder)")
 
 
 def parse_file(path: Path) -> Runbook:

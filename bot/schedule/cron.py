@@ -179,7 +179,7 @@ def _value(text: str, name: str, low: int, high: int) -> int:
 
 
 def _number(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true, and int("²") fails
         raise CronError(f"{name}: {text!r} is not a number")
     value = int(text)
     if not low <= value <= high:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable
 
 from slack_sdk import WebClient
 
+from bot.clock import Clock
 from bot.slack.client import error_text
 
 log = logging.getLogger("cfy_bot.slack")
@@ -17,8 +17,10 @@ log = logging.getLogger("cfy_bot.slack")
 class SlackGroups:
     """`groups_of(user)` for the policy: cached user-group membership; no groups when Slack will not say."""
 
-    def __init__(self, client: WebClient, wanted: Iterable[str], ttl: float = 300.0, retry: float = 60.0) -> None:
+    def __init__(self, client: WebClient, wanted: Iterable[str], ttl: float = 300.0, retry: float = 60.0,
+                 clock: Clock | None = None) -> None:
         self.client, self.ttl, self.retry = client, ttl, retry
+        self.clock = clock or Clock()  # the cache's age is measured on it
         self.wanted = {g for g in wanted if g.startswith("S")}
         self._members: dict[str, set[str]] = {}
         self._expires = 0.0
@@ -28,9 +30,9 @@ class SlackGroups:
         if not self.wanted:
             return frozenset()  # no grant names a group: never ask Slack
         with self._lock:
-            if time.monotonic() >= self._expires:
+            if self.clock.monotonic() >= self._expires:
                 self._members, ok = self._load()
-                self._expires = time.monotonic() + (self.ttl if ok else self.retry)
+                self._expires = self.clock.monotonic() + (self.ttl if ok else self.retry)
             return frozenset(g for g, users in self._members.items() if user_id in users)
 
     def _load(self) -> tuple[dict[str, set[str]], bool]:

@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.clock import Clock
 from bot.slack.client import error_text
 
 log = logging.getLogger("cfy_bot.slack")
@@ -66,11 +67,14 @@ class _Lane:
 class Outbox:
     """Sends to Slack off the caller's thread: ≤ 1 post per `post_interval` per channel, edits of one message
     coalesced to one per `edit_interval` (the final state always delivered), chat.update within a per-minute
-    budget, and a channel paused for Retry-After when Slack still answers 429 after the client's own retries."""
+    budget, and a channel paused for Retry-After when Slack still answers 429 after the client's own retries.
+    Those intervals are measured, and waited out, on `clock` (a FakeClock makes them pass at once)."""
 
     def __init__(self, client: WebClient, *, post_interval: float = 1.0, edit_interval: float = 3.0,
-                 updates_per_minute: int = 50, workers: int = 4, max_tries: int = 5) -> None:
+                 updates_per_minute: int = 50, workers: int = 4, max_tries: int = 5,
+                 clock: Clock | None = None) -> None:
         self.client = client
+        self.clock = clock or Clock()
         self.post_interval, self.edit_interval = post_interval, edit_interval
         self.updates_per_minute, self.max_tries = updates_per_minute, max_tries
         self._cond = threading.Condition()
@@ -113,7 +117,8 @@ class Outbox:
             self._cond.notify_all()
 
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued was sent (True) or `timeout` passed (False)."""
+        """Wait until everything queued was sent (True) or `timeout` passed (False). The timeout is real time:
+        it bounds the wait for the sending threads, whatever clock the throttling runs on."""
         end = time.monotonic() + timeout
         with self._cond:
             while any(lane.busy or lane.posts or lane.edits for lane in self._lanes.values()):
@@ -138,8 +143,8 @@ class Outbox:
     def _loop(self) -> None:
         with self._cond:
             while not self._closed:
-                now = time.monotonic()
-                wake = now + 30.0
+                now = self.clock.monotonic()
+                wake = None  # the earliest time a throttled job is due
                 for channel, lane in list(self._lanes.items()):
                     if lane.busy:
                         continue
@@ -152,10 +157,13 @@ class Outbox:
                             self._closed = True
                             return
                     elif at is not None:
-                        wake = min(wake, at)
+                        wake = at if wake is None else min(wake, at)
                     elif not lane.posts and not lane.edits and now >= lane.next_post:
                         del self._lanes[channel]
-                self._cond.wait(max(0.001, wake - now))
+                if wake is None:
+                    self._cond.wait(30.0)  # nothing is due later: wait to be told of new work
+                else:
+                    self.clock.wait(self._cond, max(0.001, min(wake - now, 30.0)))
 
     def _next_job(self, lane: _Lane, now: float) -> tuple[Any, float | None]:
         if now < lane.blocked_until:
@@ -214,7 +222,7 @@ class Outbox:
             ts = None
         finally:
             with self._cond:
-                lane.next_post = time.monotonic() + self.post_interval
+                lane.next_post = self.clock.monotonic() + self.post_interval
         return self._posted(job, ts)
 
     def _posted(self, job: _Post, ts: str | None) -> None:
@@ -232,14 +240,14 @@ class Outbox:
 
     def _send_edit(self, lane: _Lane, msg: Msg, edit: _Edit) -> None:
         with self._cond:
-            self._updates.append(time.monotonic())
+            self._updates.append(self.clock.monotonic())
         try:
             self.client.chat_update(channel=msg.channel, ts=msg.ts or "", text=edit.text, blocks=edit.blocks or [])
         except Exception as exc:  # noqa: BLE001 - see _send_post
             if not self._paused(lane, exc, (msg, edit)):
                 log.warning("chat.update of %s in %s failed: %s", msg.ts, msg.channel, error_text(exc))
         finally:
-            msg.edited_at = time.monotonic()
+            msg.edited_at = self.clock.monotonic()
 
     def _paused(self, lane: _Lane, exc: Exception, job: Any) -> bool:
         """On a rate-limit answer, pause the channel for Retry-After and put the job back (True)."""
@@ -257,7 +265,7 @@ class Outbox:
         channel = job.msg.channel if isinstance(job, _Post) else job[0].channel
         log.info("Slack rate limit in %s; pausing it for %.0f s", channel, wait)
         with self._cond:
-            lane.blocked_until = time.monotonic() + wait
+            lane.blocked_until = self.clock.monotonic() + wait
             if isinstance(job, _Post):
                 lane.posts.appendleft(job)
             else:

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.clock import Clock
 from bot.core import Reply
 from bot.slack.app import build_app, front_of, wsgi
 from bot.slack.client import error_text, make_client
@@ -201,12 +201,14 @@ def _stop_front(front: Any) -> None:
 
 
 def watch_connection(is_connected: Callable[[], bool], stop: threading.Event, interval: float = 1.0,
-                     remind: float = 300.0, down_at_start: bool = False) -> None:
+                     remind: float = 300.0, down_at_start: bool = False, clock: Clock | None = None) -> None:
     """Until `stop` is set: log when the connection goes down, every `remind` seconds while it stays down, and
-    when it is back (the client reconnects by itself)."""
-    down_since = told = time.monotonic() if down_at_start else None
+    when it is back (the client reconnects by itself). It looks every `interval` seconds of real time; how long
+    the connection was down is measured on `clock`."""
+    clock = clock or Clock()
+    down_since = told = clock.monotonic() if down_at_start else None
     while not stop.wait(interval):
-        now, up = time.monotonic(), is_connected()
+        now, up = clock.monotonic(), is_connected()
         if up and down_since is not None:
             log.warning("Socket Mode connection is back after %.0f s down", now - down_since)
             down_since = told = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ class Parsed:
     help_topic: tuple[str, ...] | None = None  # set when the user asked for help
 
 
+# Characters a command may not hold: lone surrogates (bytes that were not UTF-8, or a broken \ud800 escape) and
+# control characters other than tab and line ends (escape sequences, NUL, backspace, C1 controls).
+_UNREADABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MAX_COMMAND_CHARS = 4000  # the longest command read; a presigned upload URL fits, a pasted file does not
 _SPACE = " \t\r\n"
 
@@ -48,6 +52,9 @@ def tokenize(text: str) -> list[str]:
     if len(text) > MAX_COMMAND_CHARS:
         raise UsageError(f"the command is {len(text):,} characters long; the most the bot reads is "
                          f"{MAX_COMMAND_CHARS:,} (a long value belongs in a file or the configuration)")
+    bad = _UNREADABLE.search(text)
+    if bad:
+        raise UsageError(_unreadable_character(text, bad.start()))
     words: list[str] = []
     word: list[str] = []  # characters of the word being read: appended, joined once (shlex concatenates)
     quoted, i, n = False, 0, len(text)
@@ -95,6 +102,18 @@ def _quoted(text: str, start: int, word: list[str]) -> int:
         word.append(c)
         i += 1
     raise _unreadable("No closing quotation")
+
+
+def _unreadable_character(text: str, at: int) -> str:
+    """Which character cannot be read and where, without printing it (it may not be printable or encodable)."""
+    code = ord(text[at])
+    if 0xDC80 <= code <= 0xDCFF:  # how Python keeps a byte that is not UTF-8 (surrogateescape)
+        what = f"the byte 0x{code - 0xDC00:02X}, which is not UTF-8 (set the terminal to UTF-8)"
+    elif 0xD800 <= code <= 0xDFFF:
+        what = f"U+{code:04X}, half of a character (a lone surrogate)"
+    else:
+        what = f"the control character U+{code:04X}"
+    return f"character {at + 1} of the command is {what}; commands take printable text only"
 
 
 def _unreadable(why: str) -> UsageError:

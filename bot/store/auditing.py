@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+from bot.errors import ConfigError
 from bot.store import audit
 from bot.store.audit import AuditVerdict
 from bot.store.base import _StoreBase
@@ -24,12 +25,30 @@ class _AuditCalls(_StoreBase):
         fields = {"actor": actor, "transport": transport, "channel": channel, "manager": manager,
                   "command": command, "operation_id": operation_id, "execution_id": execution_id}
         with self._borrow() as db:
-            return audit.append(db.conn, self._now, self.secrets, event, fields, detail)
+            return audit.append(db.conn, self._now, self.secrets, event, fields, detail, self.audit_key)
 
-    def verify_audit(self) -> AuditVerdict:
-        """Check every row's hash and link, and the head record; streams, so memory stays flat."""
+    def verify_audit(self, expect: tuple[int, str] | None = None) -> AuditVerdict:
+        """Check every row's hash (HMAC under `audit_key` for keyed rows) and link, the head record, and that
+        the head `expect` (seq, hash) seen before is still there; streams, so memory stays flat."""
         with self._borrow() as db:
-            return audit.verify(db.conn)
+            return audit.verify(db.conn, self.audit_key, expect)
+
+    def start_audit_chain(self) -> None:
+        """At start-up: refuse a key that does not fit the log (ConfigError); when the key is new to a log of
+        plain rows, append the first keyed row, which seals those rows under the key from here on."""
+        with self._borrow() as db:
+            problem = audit.key_problem(db.conn, self.audit_key)
+            seq, last = audit.head(db.conn)
+        if problem:
+            raise ConfigError([problem])
+        if self.audit_key and seq and not last.startswith(audit.KEYED):
+            self.append_audit("audit_keyed", actor="system:bot",
+                              detail={"plain_rows": seq, "plain_head": f"{seq}:{last}"})
+
+    def audit_head(self) -> tuple[int, str]:
+        """The head record as written (row count and last hash), not verified: cheap, for the daily summary."""
+        with self._borrow() as db:
+            return audit.head(db.conn)
 
     def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
                     since: datetime | str | None = None, until: datetime | str | None = None,

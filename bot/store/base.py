@@ -37,6 +37,7 @@ class _StoreBase:
         self.path = str(path)
         self.clock = clock or Clock()
         self.secrets: set[str] = set()  # filled by the app at start-up; append_audit refuses them
+        self.audit_key: bytes | None = None  # BOT_AUDIT_KEY, set by the app: audit rows are HMAC-keyed under it
         self._lock = threading.Lock()
         self._idle: list[sqlite_utils.Database] = []
         self._pid = os.getpid()
