@@ -13,7 +13,8 @@ servers, each in its own process:
 
 For each: the resident memory at rest; the peak RSS (VmHWM of the serving process) after an unsigned POST of
 a 1 GiB body, streamed by this client in 256 KiB pieces (never held whole), first chunked, then with a
-declared Content-Length (the peak is the process's highest so far); then, with 100 slow clients holding
+declared Content-Length (the peak is the process's highest so far); the RSS while 200 clients each hold all
+of a 1 MiB body but its last byte; then, with 100 slow clients holding
 connections open (each declared a 100 kB body and sent a few bytes of it), the latency of `/health` and of
 signed `/cfy help` requests, sent one after another, each with a 3 s timeout. The streaming stops when the
 server answers or closes, when the server's RSS passes --rss-stop-mib (then the figure reads ">= that"), or
@@ -192,6 +193,21 @@ def _slow_clients(port: int, n: int) -> list[socket.socket]:
     return slow
 
 
+def _nearly_whole(port: int, n: int) -> list[socket.socket]:
+    """`n` connections, each sending an unsigned body of 1 MiB but its last byte, and staying open."""
+    held, size = [], 1 << 20
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setblocking(False)
+        try:
+            s.sendall(f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {size}\r\n\r\n"
+                      .encode() + b"a" * (size - 1))
+        except BlockingIOError:
+            pass  # what did not fit in the socket buffers now stays unsent: the server is not reading
+        held.append(s)
+    return held
+
+
 def _probe(url: str, probes: int, signed: bool, response_url: str) -> tuple[list[float], int]:
     """Latencies (s) of `probes` requests one after another, and how many timed out (after 3 in a row: stop)."""
     from bot.slack.fake import command_body, command_fields, signed_headers
@@ -244,6 +260,13 @@ def measure_one(kind: str, args: argparse.Namespace, api: str, response_url: str
             key = "chunked" if chunked else "declared"
             bound = f">= {args.rss_stop_mib:.0f} (stopped sending)" if stopped else f"{peak:.0f}"
             out[key] = f"{bound}; answer {status}; {sent / 2**20:.0f} MiB sent"
+        held = _nearly_whole(port, args.held)
+        try:
+            time.sleep(1.0)
+            out["held"] = f"{_mib(pid, 'VmRSS'):.0f}"
+        finally:
+            for s in held:
+                s.close()
         slow = _slow_clients(port, args.slow)
         try:
             out["health"] = _stats(*_probe(url, args.probes, False, response_url))
@@ -284,6 +307,7 @@ def measure(args: argparse.Namespace) -> int:
     rows = [("RSS at rest, MiB", "rest"),
             (f"peak RSS after a {args.size_mib} MiB chunked body, MiB", "chunked"),
             (f"peak RSS after that and a {args.size_mib} MiB body with Content-Length, MiB", "declared"),
+            (f"RSS with {args.held} clients each holding 1 MiB of a body but its last byte, MiB", "held"),
             (f"/health p50/p99/max ms, {args.slow} slow clients", "health"),
             (f"signed /cfy p50/p99/max ms, {args.slow} slow clients", "cfy"),
             (f"RSS with {args.slow} slow clients, MiB", "slow_rss")]
@@ -303,6 +327,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size-mib", type=int, default=1024, help="size of the unsigned body, MiB")
     p.add_argument("--slow", type=int, default=100, help="slow clients held open during the latency probes")
+    p.add_argument("--held", type=int, default=200, help="clients that send all of a 1 MiB body but one byte")
     p.add_argument("--probes", type=int, default=100, help="/health requests (a quarter as many signed /cfy)")
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--rss-stop-mib", type=float, default=2048.0, help="stop streaming once the server is this big")

@@ -4,6 +4,7 @@ reaches the log, replays and Slack's retries; and the server (waitress) with 100
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import socket
@@ -72,14 +73,10 @@ def test_malformed_bodies_get_4xx_and_never_reach_the_log(bot: Any, caplog: Any)
         unsigned = _raw_post(bot.url, body, {"Content-Type": ctype})
         assert unsigned[0] == 401, name
         stamp = str(int(time.time()))
-        from slack_sdk.signature import SignatureVerifier
-
-        text = body.decode("latin-1")
-        mac = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=text)
+        mac = "v0=" + hmac.new(SECRET.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
         signed = {"Content-Type": ctype, "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": mac}
-        if body.isascii():  # the signature of bytes that are not text is exercised by the binary case unsigned
-            status, answer = _raw_post(bot.url, body, signed)
-            assert 400 <= status < 500 and MARK not in answer, (name, status, answer)
+        status, answer = _raw_post(bot.url, body, signed)
+        assert status == 400 and MARK not in answer, (name, status, answer)
     bot.settle()
     assert MARK not in caplog.text and "Traceback" not in caplog.text
     assert "refused a request to /slack/events: no Slack signature" in caplog.text

@@ -101,6 +101,7 @@ def _refuse(problem: str) -> int:
 HTTP_SETTINGS: dict[str, Any] = {
     "max_request_body_size": MAX_BODY + 1,  # waitress refuses sizes >= this: 1 MiB passes, 1 MiB + 1 does not
     "max_request_header_size": 64 * 1024,
+    "inbuf_overflow": 32 * 1024,  # a body beyond this waits in a temporary file, not in memory (default 512 KiB)
     "connection_limit": 1000,  # open connections before waitress stops accepting (its default is 100)
     "channel_timeout": 20,  # a connection silent this long is closed, mid-request or idle
     "cleanup_interval": 5,
