@@ -6,6 +6,7 @@ import math
 import os
 import re
 import tomllib
+from dataclasses import replace
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ READ_TIMEOUT_RANGE = (1.0, 86400.0)
 AGE_RANGE = (3600.0, 366 * 86400.0)  # alarm ages: an hour to a year
 MAX_KEEP = 10000  # retention counts beyond this keep everything anyway
 RETENTION_KEYS = ("daily", "weekly", "monthly", "yearly")
-_MANAGER_KEYS = {"url", "urls", "username", "password", "password_env", "token", "token_env", "tenant",
+_MANAGER_KEYS = {"drill_target", "url", "urls", "username", "password", "password_env", "token", "token_env", "tenant",
                  "ca_bundle", "trust_all", "read_timeout", "fallback_password", "fallback_password_env"}
 _GRANT_KEYS = {"role", "user", "group", "channels", "managers"}
 _TOP_KEYS = {"managers", "grants"}
@@ -344,11 +345,41 @@ def _refuse_oauth(r: _Reader) -> None:
                           "(multi-workspace), which this bot does not support; unset them")
 
 
+def _drill_targets(r: _Reader, data: dict[str, Any], found: list[ManagerSettings]) -> list[ManagerSettings]:
+    """`drill_target = true` on a `[managers.NAME]` table (a TOML boolean, nothing else) marks it disposable."""
+    raw = data.get("managers")
+    tables: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    out = []
+    for m in found:
+        entry = tables.get(m.name)
+        table: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        value = table.get("drill_target", m.drill_target)
+        if not isinstance(value, bool):
+            r.problems.append(f"[managers.{m.name}] drill_target must be true or false (a TOML boolean), "
+                              f"got {value!r}")
+            value = False
+        out.append(replace(m, drill_target=value))
+    return out
+
+
+def _drill_settings(r: _Reader) -> tuple[str, float]:
+    """BOT_DRILL_SCHEDULE (cron, checked like the backup schedule) and BOT_MAX_DRILL_AGE (a duration)."""
+    schedule = r.text("BOT_DRILL_SCHEDULE", "0 4 * * 0")
+    from bot.schedule.cron import Cron, CronError
+
+    try:
+        Cron.parse(schedule)
+    except CronError as exc:
+        r.problems.append(f"BOT_DRILL_SCHEDULE: {exc}")
+    return schedule, r.duration("BOT_MAX_DRILL_AGE", 8 * 86400.0, AGE_RANGE)
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[ManagerSettings, ...] = ()) -> Settings:
     """Build Settings from `env`; every problem is listed in one ConfigError."""
     r = _Reader(os.environ if env is None else env)
     data = _toml(r)
-    found = _managers(r, data, managers)
+    found = _drill_targets(r, data, _managers(r, data, managers))
+    drill_schedule, max_drill_age = _drill_settings(r)
     data_dir = r.text("BOT_DATA_DIR") or default_data_dir(r.env)
     shell_role, retention, schedule, tz = _shell_role(r), _retention(r), _backup_schedule(r), _timezone(r)
     _refuse_oauth(r)
@@ -371,6 +402,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
         summary_channel=summary, alert_channel=r.text("BOT_ALERT_CHANNEL") or summary,
         max_backup_age=r.duration("BOT_MAX_BACKUP_AGE", 26 * 3600.0, AGE_RANGE),
         slack_workers=_workers(r), audit_key=_audit_key(r),
+        drill_schedule=drill_schedule, max_drill_age=max_drill_age,
     )
     if r.text("BOT_ARCHIVE_URL") and not r.text("BOT_ARCHIVE_URL").startswith("s3://"):
         r.problems.append("BOT_ARCHIVE_URL must look like s3://bucket/prefix")

@@ -253,3 +253,34 @@ def transfer_text(done: int, total: int | None, elapsed: float) -> str:
     if total and rate > 0:
         text += f", {age((total - done) / rate)} left"
     return text
+
+
+class DrillVerdict(StrEnum):
+    """How a restore drill ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    """One restore drill: which copy went onto which disposable manager, what the checks found, how long it took."""
+
+    id: str
+    source: str
+    target: str
+    snapshot_id: str
+    verdict: DrillVerdict
+    started_at: datetime
+    finished_at: datetime
+    reason: str = ""  # why it failed, in one line ("" when it passed)
+    mismatches: tuple[str, ...] = ()  # every difference between the snapshot and the restored target, named
+    recovery_seconds: float | None = None  # start of the upload until the target answered with restored data
+    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in order
+    requester: str = ""
+    slot: str = ""  # the scheduled slot it ran for ("" when run by hand)
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check passed."""
+        return self.verdict is DrillVerdict.PASSED

@@ -24,6 +24,7 @@ class ManagerSettings:
     read_timeout: float = 300.0
     connect_timeout: float = 5.0
     fallback_password: str = field(default="", repr=False)
+    drill_target: bool = False  # disposable: restore drills may overwrite it (`drill_target = true` in BOT_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Settings:
     max_backup_age: float = 26 * 3600.0
     slack_workers: int = 16  # threads that run operations and clicks from Slack (quick commands have their own)
     demo: bool = False
+    drill_schedule: str = "0 4 * * 0"  # BOT_DRILL_SCHEDULE, cron in `timezone`
+    max_drill_age: float = 8 * 86400.0  # BOT_MAX_DRILL_AGE: alarm when the last passing drill is older
     audit_key: str = field(default="", repr=False)  # BOT_AUDIT_KEY: rows' hashes are HMAC-SHA256 under it
 
     def manager(self, name: str | None) -> ManagerSettings:
@@ -64,6 +67,10 @@ class Settings:
             if m.name == name:
                 return m
         raise KeyError(name)
+
+    def drill_targets(self) -> tuple[str, ...]:
+        """The names of the managers declared disposable for restore drills."""
+        return tuple(m.name for m in self.managers if m.drill_target)
 
     def secrets(self) -> set[str]:
         """Every configured secret value, so outputs can be checked or scrubbed for them."""

@@ -9,9 +9,10 @@ from commands import deployments  # what runs on the manager (cfy deployments li
 from commands import snapshots, snapshot_create, transfer  # snapshots: read, create, download / upload / delete
 from commands import maintenance, executions, restore  # maintenance mode, executions, guided and plain restore
 from commands import backups, backup_jobs, backup_prune, backup_reports  # archive checks; daily job, retention, reports
+from commands import drills  # restore drills onto a disposable manager
 from commands import cluster, runbooks, incidents  # clusters, recovery runbooks, incident rooms
 from commands import audit  # who did what
 
-__all__ = ["audit", "backup_jobs", "backup_prune", "backup_reports", "backups", "cluster", "deployments", "executions",
-           "incidents", "maintenance", "operations", "overview", "restore", "runbooks", "snapshot_create", "snapshots",
-           "transfer"]
+__all__ = ["audit", "backup_jobs", "backup_prune", "backup_reports", "backups", "cluster", "deployments", "drills",
+           "executions", "incidents", "maintenance", "operations", "overview", "restore", "runbooks", "snapshot_create",
+           "snapshots", "transfer"]

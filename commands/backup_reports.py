@@ -13,6 +13,7 @@ from bot.core import ArchiveCopy, Reply, Table, age, size
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import count, parse_time
+from commands.drills import drill_lines
 from commands.pruning import retention_text
 
 
@@ -85,12 +86,15 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     schedule, now = Schedule.from_settings(ctx.settings), ctx.now()
     since = now - timedelta(hours=hours)
     nxt = _next_fires(ctx, schedule, now, managers)[0]
-    lines, rows, alarms, trouble = [], [], 0, 0
+    lines, rows, alarms, trouble, drill_alarms = [], [], 0, 0, 0
     for name in managers:
         s = _manager_summary(ctx, name, now, since)
         alarms += s["alarm"]
         trouble += bool(s["failed"])
         lines += s["lines"]
+        drill, alarmed = drill_lines(ctx, name, now)
+        lines += drill
+        drill_alarms += alarmed
         rows.append((name, s["newest"], s["age"], ", ".join(s["created"]) or "-", str(len(s["failed"])),
                      ", ".join(s["pruned"]) or "-", s["archive"]))
     window = f"{hours:g}h"
@@ -100,13 +104,16 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     lines.append(f"Audit log: {count(rows_written, 'row')}, head {rows_written}:{head}.")
     if alarms:
         title, tone = f"{count(alarms, 'manager')} without a recent verified backup", "danger"
+    elif drill_alarms:
+        title, tone = f"restore drills of {count(drill_alarms, 'manager')} failed or are overdue", "danger"
     elif trouble:
         title, tone = f"Backups: failures in the last {window}", "warning"
     else:
         title, tone = "Backups are good", "good"
     table = Table(("manager", "newest verified", "age", f"created ({window})", f"failed ({window})",
                    f"pruned ({window})", "archive"), tuple(rows))
-    return Reply(text="\n".join(lines), title=title, tone=tone, table=table, public=True, ok=not alarms)
+    return Reply(text="\n".join(lines), title=title, tone=tone, table=table, public=True,
+                 ok=not (alarms or drill_alarms))
 
 
 def _manager_summary(ctx: Ctx, name: str, now: datetime, since: datetime) -> dict[str, Any]:

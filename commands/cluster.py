@@ -269,6 +269,9 @@ def managers(ctx: Ctx, args: Args) -> Reply:
         except ManagerError as exc:
             state = f"unreachable: {exc}"
         default = " (default)" if name == next(iter(ctx.managers)) else ""
-        rows.append((name + default, ", ".join(client.urls), client.settings.tenant, state))
-    return Reply(text=f"{count(len(rows), 'manager')} configured", title="Managers",
-                 table=Table(("manager", "nodes", "tenant", "state"), tuple(rows)))
+        drill = "yes (disposable)" if ctx.settings.manager(name).drill_target else "no"
+        rows.append((name + default, ", ".join(client.urls), client.settings.tenant, drill, state))
+    targets = ctx.settings.drill_targets()
+    text = f"{count(len(rows), 'manager')} configured; restore drill targets: {', '.join(targets) or 'none'}"
+    return Reply(text=text, title="Managers",
+                 table=Table(("manager", "nodes", "tenant", "drill target", "state"), tuple(rows)))

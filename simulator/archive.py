@@ -20,7 +20,8 @@ from simulator.state import State, public
 SCHEMA_REVISIONS = {"schema_revision": "a31cb9e704d3", "stage_schema_revision": "20230629100000-7_0_2",
                     "composer_schema_revision": "20230107103600-7_0_0"}
 LEGACY_KEYS = tuple(SCHEMA_REVISIONS)
-TENANT_TYPES = ("blueprints", "deployments", "executions", "events", "execution_schedules")
+TENANT_TYPES = ("sites", "plugins", "secrets", "blueprints", "deployments", "executions", "events",
+                "execution_schedules")
 BATCH = 500
 
 
@@ -65,6 +66,9 @@ def _tenant_entities(state: State, tenant: str, logs: bool, events: bool) -> dic
     evs = [{**public(ev), "source": "executions", "source_id": ev["execution_id"]}
            for ev in state.events if ev.get("_tenant") == tenant and ev["type"] in wanted]
     return {
+        "sites": [dict(x) for x in state.resources_of(tenant, "sites")],
+        "plugins": [dict(x) for x in state.resources_of(tenant, "plugins")],
+        "secrets": [dict(x) for x in state.resources_of(tenant, "secrets")],
         "blueprints": [dict(b) for b in state.blueprints.get(tenant, [])],
         "deployments": [dict(d) for d in state.deployments.get(tenant, [])],
         "executions": execs,
@@ -97,12 +101,14 @@ def dump_legacy(state: State, version: str, execution_id: str, logs: bool = True
     """The members of a legacy archive (pg_data is a JSON dump; no snapshots table, no own execution)."""
     data: dict[str, Any] = {"tenants": list(state.tenants), "users": {n: dict(u) for n, u in state.users.items()},
             "tokens": {k: dict(v) for k, v in state.tokens.items()}, "blueprints": {}, "deployments": {},
-            "executions": [], "events": [], "execution_schedules": {}}
+            "executions": [], "events": [], "execution_schedules": {}, "sites": {}, "plugins": {}, "secrets": {}}
     for tenant in state.tenants:
         ents = _tenant_entities(state, tenant, logs, events)
         data["blueprints"][tenant] = ents["blueprints"]
         data["deployments"][tenant] = ents["deployments"]
         data["execution_schedules"][tenant] = ents["execution_schedules"]
+        for kind in ("sites", "plugins", "secrets"):
+            data[kind][tenant] = ents[kind]
         data["executions"] += [e for e in ents["executions"] if e["id"] != execution_id]
         data["events"] += [{**e, "_tenant": tenant} for e in ents["events"] if e["execution_id"] != execution_id]
     admin = state.users.get("admin", {})

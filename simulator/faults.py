@@ -20,6 +20,12 @@ requests it hits); with neither it lasts until `clear()`. `node` limits it to on
 - `change_admin_password_after_restore(pw)`: after the next restore ends, the admin password is `pw`.
 - `fail_next(workflow_id, message)`: the next execution of that workflow fails with a traceback whose
   last line carries `message`.
+- `drop_on_restore(kind, ident)` / `corrupt_on_restore(kind, ident)`: the next successful restore loses that
+  entity (`kind` blueprints, deployments, secrets, plugins, sites or users; by id, key, name or username) or
+  brings it back altered (a deployment's blueprint, a plugin's version, a site's location, a user's role; a
+  blueprint or secret under a damaged name), in every tenant that has it. One-shot.
+- `unreachable_after_restore()`: once the next restore's post-restore job is done, every request except the
+  unauthenticated `snapshot-status` is refused (the manager did not come back); until `clear()`.
 - `split_brain(partitions, seconds)`: each node sees only its own partition healthy (`simulator.cluster`).
 - `clear()`: everything off.
 """
@@ -52,6 +58,8 @@ class Fault:
             return False
         if self.node is not None and node is not None and self.node != node:
             return False
+        if any(p.startswith(x) for x in self.params.get("except_prefixes", ()) for p in paths):
+            return False
         return self.path_prefix is None or any(p.startswith(self.path_prefix) for p in paths)
 
 
@@ -67,6 +75,8 @@ class Faults:
         self.password_after_restore: str | None = None
         self.partitions: list[list[str]] | None = None
         self._partitions_until: float | None = None
+        self._entity_damage: list[tuple[str, str, bool]] = []
+        self.unreachable_after: bool = False
 
     # ---- switches ------------------------------------------------------------------------------
     def _add(self, kind: str, seconds: float | None, count: int | None, **kw: Any) -> Fault:
@@ -127,6 +137,32 @@ class Faults:
         with self._lock:
             self._fail_next.setdefault(workflow_id, []).append(message)
 
+    def drop_on_restore(self, kind: str, ident: str) -> None:
+        """The next successful restore loses entity `ident` of `kind`."""
+        with self._lock:
+            self._entity_damage.append((kind, ident, False))
+
+    def corrupt_on_restore(self, kind: str, ident: str) -> None:
+        """The next successful restore brings entity `ident` of `kind` back altered."""
+        with self._lock:
+            self._entity_damage.append((kind, ident, True))
+
+    def unreachable_after_restore(self) -> None:
+        """After the next restore, the manager refuses every request but `snapshot-status`."""
+        self.unreachable_after = True
+
+    def take_entity_damage(self) -> list[tuple[str, str, bool]]:
+        """The (kind, id, corrupt?) damage to apply to the restore that just succeeded (one-shot)."""
+        with self._lock:
+            damage, self._entity_damage = self._entity_damage, []
+        return damage
+
+    def begin_unreachable(self) -> None:
+        """Called when a restore's post-restore job ends: switch on `unreachable_after_restore` (one-shot)."""
+        if self.unreachable_after:
+            self.unreachable_after = False
+            self._add("refuse", None, None, except_prefixes=("/snapshot-status", "/api/v3.1/snapshot-status"))
+
     def split_brain(self, partitions: Sequence[Sequence[str]], seconds: float | None = None) -> None:
         """Partition the cluster: each node sees its own partition healthy and every other node failed."""
         self.partitions = [list(p) for p in partitions]
@@ -137,6 +173,8 @@ class Faults:
         with self._lock:
             self._faults.clear()
             self._fail_next.clear()
+            self._entity_damage.clear()
+        self.unreachable_after = False
         self.restore_outage = self.password_after_restore = None
         self.partitions = self._partitions_until = None
 

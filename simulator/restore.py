@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.archive import Archive, ArchiveError, archive_tenants, new_format_docs, read_archive
 from simulator.schedules import build_schedule
+from simulator.state import RESOURCE_KINDS
 from simulator.wire import iso, parse_iso, version_tuple
 
 if TYPE_CHECKING:
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 NON_EMPTY = ("Snapshot restoration on a non-empty manager is not permitted. Pass the --force flag to "
              "force the restore and delete existing data from the manager")
 
+ENTITY_KEY = {"secrets": "key", "plugins": "id", "sites": "name", "blueprints": "id", "deployments": "id",
+              "users": "username"}
 Outcome = tuple[str | None, str | None, bool]  # (failure message, admin password hash, legacy)
 
 
@@ -30,8 +33,37 @@ def run(sim: Simulator, record: dict[str, Any], at: float) -> Outcome:
     except ArchiveError as exc:
         return str(exc), None, False
     if arc.legacy or sim.vt < (7, 0, 0):
-        return _legacy(sim, record, arc, at)
-    return _new(sim, record, arc, at), None, False
+        outcome = _legacy(sim, record, arc, at)
+    else:
+        outcome = _new(sim, record, arc, at), None, False
+    if outcome[0] is None:
+        _damage(sim)
+    return outcome
+
+
+def _damage(sim: Simulator) -> None:
+    """The fault switches `drop_on_restore` / `corrupt_on_restore`: lose or alter one restored entity."""
+    for kind, ident, corrupt in sim.faults.take_entity_damage():
+        if kind == "users":
+            if corrupt and ident in sim.state.users:
+                sim.state.users[ident]["role"] = "corrupted"
+            elif not corrupt:
+                sim.state.users.pop(ident, None)
+            continue
+        key = ENTITY_KEY[kind]
+        for tenant in sim.state.tenants:
+            rows = getattr(sim.state, kind).get(tenant, [])
+            for row in [r for r in rows if r.get(key) == ident]:
+                if not corrupt:
+                    rows.remove(row)
+                elif kind == "deployments":
+                    row["blueprint_id"] = f"{row.get('blueprint_id')}-corrupted"
+                elif kind == "plugins":
+                    row["package_version"] = "0.0.0-corrupted"
+                elif kind == "sites":
+                    row["location"] = "0.0, 0.0"
+                else:  # blueprints, secrets: the restored row comes back under a damaged name
+                    row[key] = f"{ident}-corrupted"
 
 
 def _log(sim: Simulator, record: dict[str, Any], at: float, text: str, level: str = "info") -> None:
@@ -100,6 +132,7 @@ def _replace_state(sim: Simulator, record: dict[str, Any], data: dict[str, Any])
     current_admin = copy.deepcopy(state.users.get("admin"))
     state.tenants, state.snapshots = [], {}
     state.blueprints, state.deployments, state.schedules = {}, {}, {}
+    state.secrets, state.plugins, state.sites = {}, {}, {}
     for tenant in data.get("tenants", []):
         state.add_tenant(tenant)
     state.add_tenant(record["tenant_name"])
@@ -112,6 +145,8 @@ def _replace_state(sim: Simulator, record: dict[str, Any], data: dict[str, Any])
         state.deployments[tenant] = copy.deepcopy(data.get("deployments", {}).get(tenant, []))
         state.schedules[tenant] = {s["id"]: copy.deepcopy(s)
                                    for s in data.get("execution_schedules", {}).get(tenant, [])}
+        for kind in RESOURCE_KINDS:
+            getattr(state, kind)[tenant] = copy.deepcopy(data.get(kind, {}).get(tenant, []))
     state.executions = {item["id"]: _restored_execution(sim, item) for item in data.get("executions", [])}
     state.executions[record["id"]] = record
     state.events = []
@@ -194,6 +229,11 @@ def _restore_docs(sim: Simulator, record: dict[str, Any], at: float, tenant: str
             exists = item["id"] in state.executions
             if not exists:
                 state.executions[item["id"]] = _restored_execution(sim, item)
+        elif kind in RESOURCE_KINDS:
+            rows, key = state.resources_of(tenant, kind), ENTITY_KEY[kind]
+            exists = any(r.get(key) == item.get(key) for r in rows)
+            if not exists:
+                rows.append(copy.deepcopy(item))
         elif kind == "execution_schedules":
             exists = item["id"] in state.schedules[tenant]
             if not exists:
@@ -202,5 +242,6 @@ def _restore_docs(sim: Simulator, record: dict[str, Any], at: float, tenant: str
             continue
         if exists:
             model = kind[:-1].replace("_", " ").title().replace(" ", "")
-            _log(sim, record, at, f"Failed restoring {kind[:-1]} {item['id']}: <{model} id=`{item['id']}` "
+            ident = item.get(ENTITY_KEY.get(kind, "id"))
+            _log(sim, record, at, f"Failed restoring {kind[:-1]} {ident}: <{model} id=`{ident}` "
                  f"tenant=`{tenant}`> already exists on <Tenant name=`{tenant}`>", "error")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simulator import api_archive as archive
+from simulator import api_entities as entities
 from simulator import api_executions as executions
 from simulator import api_resources as resources
 from simulator import api_snapshots as snapshots
@@ -56,6 +57,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/blueprints/<id>", {"GET": resources.get_blueprint}),
     Route("/deployments", {"GET": resources.list_deployments}),
     Route("/deployments/<id>", {"GET": resources.get_deployment}),
+    Route("/secrets", {"GET": entities.list_secrets}, "v3"),
+    Route("/plugins", {"GET": entities.list_plugins}, "v2.1"),
+    Route("/sites", {"GET": entities.list_sites}, "v3.1"),
+    Route("/users", {"GET": entities.list_users}, "v3"),
+    Route("/tenants", {"GET": entities.list_tenants}, "v3"),
     Route("/status", {"GET": system.status}),
     Route("/ok", {"GET": system.ok}, "v3.1", auth=False),
     Route("/version", {"GET": system.version}),

@@ -145,6 +145,38 @@ def _structure(sim: Simulator, now: float) -> None:
     sim.state.schedules["staging-apps"][weekly["id"]] = weekly
 
 
+SECRETS = {"default_tenant": ["hello-world-token"], "prod-apps": ["db-password", "aws-access-key", "tls-key"],
+           "staging-apps": ["db-password"]}
+PLUGINS = {"default_tenant": [("cloudify-utilities-plugin", "1.25.11")],
+           "prod-apps": [("cloudify-aws-plugin", "3.1.6"), ("cloudify-ansible-plugin", "3.1.2")],
+           "staging-apps": [("cloudify-aws-plugin", "3.1.6")]}
+SITES = {"prod-apps": [("frankfurt", "50.11, 8.68"), ("dublin", "53.35, -6.26")], "staging-apps": [("lab", "")]}
+
+
+def _entities(sim: Simulator, now: float) -> None:
+    """Secrets, plugins, sites and a second user: what a snapshot also holds and a restore drill compares."""
+    at = iso(now - 21 * DAY)
+    for tenant in TENANTS:
+        for key in SECRETS.get(tenant, []):
+            sim.state.resources_of(tenant, "secrets").append(
+                {"key": key, "value": f"enc:{key}-value", "created_at": at, "updated_at": at, "visibility": "tenant",
+                 "tenant_name": tenant, "created_by": "admin", "is_hidden_value": True,
+                 "resource_availability": "tenant", "schema": None, "provider_name": None})
+        for name, version in PLUGINS.get(tenant, []):
+            sim.state.resources_of(tenant, "plugins").append(
+                {"id": f"{name}-{version}".replace(".", "-"), "package_name": name, "package_version": version,
+                 "archive_name": f"{name}-{version}.wgn", "supported_platform": "linux_x86_64",
+                 "distribution": "rhel", "uploaded_at": at, "created_by": "admin", "visibility": "tenant",
+                 "tenant_name": tenant, "title": name})
+        for name, location in SITES.get(tenant, []):
+            sim.state.resources_of(tenant, "sites").append(
+                {"name": name, "location": location, "visibility": "tenant", "tenant_name": tenant,
+                 "created_at": at, "created_by": "admin"})
+    if "operator" not in sim.state.users:
+        sim.state.users["operator"] = {"password_hash": sim.hash_password("operator-pw"), "role": "default",
+                                       "created_at": at}
+
+
 def _state_at(sim: Simulator, when: float) -> State:
     """The state as it was at `when`: executions created later are left out (scheduled rows stay)."""
     past = sim.state.copy()
@@ -186,6 +218,7 @@ def seed_demo(sim: Simulator, scenario: Scenario | str = Scenario.HEALTHY) -> No
             return
         now = sim.now()
         _structure(sim, now)
+        _entities(sim, now)
         _history(sim, now)
         midnight = datetime.fromtimestamp(now, UTC).replace(hour=2, minute=0, second=0, microsecond=0)
         _weekly_with_old_scheduled_rows(sim, now, (midnight - timedelta(days=10)).timestamp())

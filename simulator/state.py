@@ -18,7 +18,9 @@ WAITING = ("queued", "scheduled")
 FINAL = ("terminated", "failed", "cancelled")
 
 _PERSISTED = ("tenants", "users", "tokens", "snapshots", "executions", "events", "blueprints",
-              "deployments", "schedules", "maintenance", "restore", "post_restore", "next_event_id")
+              "deployments", "schedules", "maintenance", "restore", "post_restore", "next_event_id",
+              "secrets", "plugins", "sites")
+RESOURCE_KINDS = ("secrets", "plugins", "sites")  # tenant-scoped entities a drill compares besides blueprints
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +51,9 @@ class State:
         self.restore: dict[str, Any] | None = None  # the snapshot_restoring flag file
         self.post_restore: dict[str, Any] | None = None  # pending post-restore credential switch
         self.next_event_id = 1
+        self.secrets: dict[str, list[dict[str, Any]]] = {}  # per tenant: {"key", "value", ...}
+        self.plugins: dict[str, list[dict[str, Any]]] = {}  # per tenant: {"id", "package_name", ...}
+        self.sites: dict[str, list[dict[str, Any]]] = {}  # per tenant: {"name", "location", ...}
 
     # ---- tenants -------------------------------------------------------------------------------
     def add_tenant(self, name: str) -> None:
@@ -59,6 +64,13 @@ class State:
         self.blueprints.setdefault(name, [])
         self.deployments.setdefault(name, [])
         self.schedules.setdefault(name, {})
+        for kind in RESOURCE_KINDS:
+            getattr(self, kind).setdefault(name, [])
+
+    def resources_of(self, tenant: str, kind: str) -> list[dict[str, Any]]:
+        """The secrets, plugins or sites of `tenant` (`kind` one of RESOURCE_KINDS); a live list."""
+        rows: dict[str, list[dict[str, Any]]] = getattr(self, kind)
+        return rows.setdefault(tenant, [])
 
     # ---- executions ----------------------------------------------------------------------------
     def executions_in(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:

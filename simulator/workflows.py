@@ -85,6 +85,7 @@ def _post_restore(sim: Simulator, at: float) -> None:
     if flag.get("admin_hash") and "admin" in sim.state.users:
         sim.state.users["admin"]["password_hash"] = flag["admin_hash"]
     sim.state.restore = None
+    sim.faults.begin_unreachable()
 
 
 def _schedule_flag_clear(sim: Simulator, at: float, admin_hash: str | None) -> None:

@@ -52,7 +52,7 @@ def test_schema_is_created_once_and_versioned(tmp_path: Path) -> None:
     Store(tmp_path / "bot.db").close()
     Store(tmp_path / "bot.db").close()
     conn = sqlite3.connect(tmp_path / "bot.db")
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]  # v2: drills
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.execute("INSERT INTO schema_version VALUES (99, '')")
     conn.commit()

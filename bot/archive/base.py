@@ -85,6 +85,10 @@ class Archive:
         """The stored bytes of `copy`, in chunks of at most CHUNK_SIZE."""
         raise NotImplementedError
 
+    def local_copy(self, copy: ArchiveCopy) -> Any:
+        """A context manager giving a local file with the copy's bytes (a restore drill reads its entities)."""
+        return self._local_copy(copy)
+
     def _open_temp(self, path: str) -> BinaryIO:
         """The temp file a download is written to (a seam: tests swap it for one whose disk is full)."""
         return open(path, "xb")  # noqa: SIM115 - closed by save()

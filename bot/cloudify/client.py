@@ -15,6 +15,7 @@ import httpx
 
 from bot import errors
 from bot.clock import Clock
+from bot.cloudify.entities import _EntityCalls
 from bot.cloudify.exchange import _make_client, _Shared
 from bot.cloudify.nodes import _Nodes
 from bot.cloudify.snapshots import _SnapshotCalls
@@ -35,7 +36,7 @@ from bot.redact import redact
 from bot.settings import ManagerSettings
 
 
-class Manager(_SnapshotCalls):
+class Manager(_SnapshotCalls, _EntityCalls):
     """A client for one Cloudify manager (one or more node URLs of the same cluster); thread-safe."""
 
     def __init__(

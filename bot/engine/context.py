@@ -24,12 +24,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
-from bot.core import Actor, ArchiveCopy, Download, Invocation, Page, ProgressEvent
+from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent
 from bot.redact import redact_url_secrets
 from bot.engine.follow import ExecutionTimeout, describe_failure, follow_execution, wait_for_snapshot
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
-from bot.recovery import incidents, runbook
+from bot.recovery import drills, incidents, runbook
 from bot.recovery.chatport import ChatPort, port_for
 from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
 from bot.schedule.timetable import Fire, Schedule
@@ -45,8 +45,8 @@ __all__ = [
     "ExecutionTimeout", "describe_failure", "follow_execution", "wait_for_snapshot",
     # the daily backup job's timetable and run claims (bot.schedule.timetable, bot.schedule.runs)
     "FAILED", "Fire", "Schedule", "claim_day", "owner_id", "parse_key", "run_key", "run_operation",
-    # incidents and runbooks, kept as marks in the catalog (bot.recovery)
-    "incidents", "runbook",
+    # incidents and runbooks, kept as marks in the catalog; restore drills' checks (bot.recovery)
+    "drills", "incidents", "runbook",
 ]
 
 
@@ -118,6 +118,10 @@ class ManagerAPI(Protocol):
                         tenant: str | None = None) -> dict[str, Any]: ...
     def restore_snapshot(self, snapshot_id: str, *, force: bool = False, restore_certificates: bool = False,
                          no_reboot: bool = False, timeout: int | None = None) -> dict[str, Any]: ...
+    # what a restore drill reads back (bot.cloudify.entities)
+    def list_tenants(self) -> list[str]: ...
+    def list_users(self) -> list[dict[str, Any]]: ...
+    def list_entities(self, kind: str, tenant: str) -> list[dict[str, Any]]: ...
 
 
 class ArchiveAPI(Protocol):
@@ -132,6 +136,7 @@ class ArchiveAPI(Protocol):
                     progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]: ...
     def delete(self, copy: ArchiveCopy) -> bool: ...
     def find(self, snapshot_id: str, manager: str) -> ArchiveCopy: ...
+    def local_copy(self, copy: ArchiveCopy) -> AbstractContextManager[str]: ...
 
 
 class Catalog(Protocol):
@@ -151,6 +156,10 @@ class Catalog(Protocol):
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
                         kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
     def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+    # restore drills' results (bot.store.drills)
+    def record_drill(self, drill: DrillResult) -> DrillResult: ...
+    def list_drills(self, source: str | None = None, limit: int = 20) -> list[DrillResult]: ...
+    def last_drill(self, source: str, passed: bool = False) -> DrillResult | None: ...
 
 
 class AuditLog(Protocol):

@@ -54,7 +54,8 @@ def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None, sce
         sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=f"{folder}/{name}-manager")
         seed_demo(sim, scenario)
         sims[name], apps[host] = sim, sim.wsgi
-        managers.append(ManagerSettings(name=name, urls=(f"http://{host}",), username="admin", password="admin"))
+        managers.append(ManagerSettings(name=name, urls=(f"http://{host}",), username="admin", password="admin",
+                                        drill_target=name == "staging"))
     base = {"BOT_DATA_DIR": folder, "BOT_SHELL_ROLE": "admin", "BOT_REQUIRE_APPROVAL": "true"}
     base.update({k: v for k, v in (env or {}).items() if k.startswith("BOT_") and k not in OWN_FOLDER})
     settings = load_settings(base, managers=tuple(managers))

@@ -55,6 +55,9 @@ class Scheduler:
             from bot.engine.dispatch import Dispatcher
 
             self.dispatcher = Dispatcher(self.services)
+        from bot.schedule.drills import DrillScheduler
+
+        self.drills = DrillScheduler(self.services, self.dispatcher, self.notifier, self.sink)
 
     @property
     def store(self) -> Any:
@@ -80,6 +83,7 @@ class Scheduler:
                 wanted.append(manager)
         started = self._run_jobs(wanted, due, now)
         self._alert_failures(self.now())
+        self.drills.tick(self.now())  # restore drills (BOT_DRILL_SCHEDULE), after the backups
         if due is not None:
             self._post_summary(due, self.now())
         return started

@@ -10,6 +10,7 @@ Timestamps are ISO-8601 UTC strings (`2026-11-29T02:00:00.000000Z`).
     codec.py       iso() and how values are encoded into rows and decoded out of them
     operations.py  operations: create, compare-and-set transitions, the manager lock, gate expiry
     catalog.py     the archive catalog: snapshot copies stored off the manager and their verification
+    drills.py      restore drill results
     runs.py        scheduled runs (one claim per manager and day) and marks
     auditing.py    the audit methods of Store, each a call into audit.py
     audit.py       the audit log's hash chain: its format, append, verify, query and export
@@ -21,6 +22,7 @@ from bot.store.audit import AuditVerdict
 from bot.store.auditing import _AuditCalls
 from bot.store.base import PAGE_SIZE, WAL_AUTOCHECKPOINT
 from bot.store.catalog import _CatalogCalls
+from bot.store.drills import _DrillCalls
 from bot.store.codec import iso
 from bot.store.operations import _OperationCalls
 from bot.store.runs import _RunCalls
@@ -31,5 +33,5 @@ __all__ = [
 ]
 
 
-class Store(_OperationCalls, _CatalogCalls, _RunCalls, _AuditCalls):
+class Store(_OperationCalls, _CatalogCalls, _RunCalls, _AuditCalls, _DrillCalls):
     """Operations, audit log, archive catalog and schedule runs in one SQLite file."""

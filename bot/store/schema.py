@@ -30,6 +30,8 @@ COPY_COLUMNS = {
 }
 RUN_COLUMNS = {"manager": _T, "day": _T, "state": _T, "owner": _T, "claimed_at": _TM, "finished_at": _TM,
                "snapshot_id": _T, "error": _T}
+DRILL_COLUMNS = {"id": _T, "source": _T, "target": _T, "snapshot_id": _T, "verdict": _T, "started_at": _TM,
+                 "finished_at": _TM, "reason": _T, "details": _J, "recovery_ms": _I, "requester": _T, "slot": _T}
 MARK_COLUMNS = {"key": _T, "value": _T, "set_at": _TM}
 _UNFINISHED_SQL = "('pending', 'approved', 'running')"
 
@@ -51,7 +53,15 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     audit.create_schema(db)
 
 
-_MIGRATIONS = (_create_v1,)  # append a function per schema change; never edit a released one
+def _add_drills(db: sqlite_utils.Database) -> None:
+    """v2: restore drill results (one row per drill; `details` holds mismatches and phase durations)."""
+    types = {c: int if k in (_B, _I) else str for c, k in DRILL_COLUMNS.items()}
+    defaults = {c: {_J: "{}", _B: 0, _I: 0}.get(k, "") for c, k in DRILL_COLUMNS.items()}
+    db.table("drills").create(types, pk="id", not_null=set(DRILL_COLUMNS), defaults=defaults, if_not_exists=True)
+    db.table("drills").create_index(["source", "finished_at"], index_name="drills_source", if_not_exists=True)
+
+
+_MIGRATIONS = (_create_v1, _add_drills)  # append a function per schema change; never edit a released one
 
 
 def _migrate(db: sqlite_utils.Database) -> None:
