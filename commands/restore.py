@@ -9,16 +9,17 @@ through the outage → read the result (re-authenticating) → scheduled executi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import ArchiveCopy, Reply, age
-from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
+from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
-from commands.common import check_snapshot_id, last_line
+from commands.common import check_snapshot_id, count, hint, last_line
 from commands.executions import describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
@@ -54,6 +55,7 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     if client.snapshot_status() == "running":
         raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
     needs_upload = ""
+    copy = _archive_copy(ctx, target)
     try:
         snap = client.get_snapshot(target)
         if snap.get("status") == "failed":
@@ -62,10 +64,10 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         if snap.get("status") == "creating":
             raise BotError(f"snapshot {target} is still being created on {ctx.manager_name}; wait for it")
     except ManagerNotFound:
-        copy = _archive_copy(ctx, target)
         if copy is None:
             raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
         needs_upload = copy.manager
+    fmt = _refuse_what_cannot_work(ctx, args, target, copy, str(version.get("version") or "?"))
     # maintenance mode waits on all tenants; while it is activated executions are read past it (sys-admin)
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
     active = client.list_executions(status=list(ACTIVE), **every).items
@@ -80,9 +82,59 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
                                                       "tenant_name", "status")} for e in scheduled],
         "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name", "status")}
                           for e in queued],
+        **fmt,
     }
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
+
+
+MIN_SNAPSHOT = (4, 0, 0)  # the legacy restore's own floor (reference §2.7)
+
+
+def version_tuple(text: str) -> tuple[int, int, int]:
+    """`7.0.5` -> (7, 0, 5); `6.4` -> (6, 4, 0); `7.0.5-ga` -> (7, 0, 5)."""
+    nums = [int(n) for n in re.findall(r"\d+", text)[:3]]
+    return (nums + [0, 0, 0])[0], (nums + [0, 0, 0])[1], (nums + [0, 0, 0])[2]
+
+
+def _snapshot_format(ctx: Ctx, copy: ArchiveCopy | None) -> tuple[str, str, str]:
+    """(snapshot_version, layout, why unknown) from the archive copy's metadata.json; the manager does not say."""
+    if copy is None:
+        return "", "unknown", "the bot has no archive copy of it to read, and the manager's record does not say"
+    try:
+        version, layout = need_archive(ctx).snapshot_format(copy)
+    except ArchiveError as exc:
+        return "", "unknown", f"its archive copy could not be read: {exc}"
+    return version, layout, ""
+
+
+def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCopy | None,
+                             server: str) -> dict[str, Any]:
+    """Refuse, touching nothing, what the manager would refuse only after maintenance mode and cancellations:
+    a snapshot newer than the manager or older than 4.0; a legacy (or unknown) snapshot without -f on a manager
+    that has blueprints. The facts it read, for the card."""
+    version, layout, unknown = _snapshot_format(ctx, copy)
+    told = f"{target} was taken on Cloudify {version}" if version else ""
+    if version and version_tuple(version) > version_tuple(server):
+        raise BotError(f"{told}, newer than {ctx.manager_name}'s {server}: a manager refuses to restore a newer "
+                       "manager's snapshot. Nothing was changed.")
+    if version and version_tuple(version) < MIN_SNAPSHOT:
+        raise BotError(f"{told}: a manager restores snapshots of 4.0 and later only. Nothing was changed.")
+    blueprints = ctx.manager.list_blueprints(all_tenants=True, size=1).total
+    deployments = ctx.manager.list_deployments(all_tenants=True, size=1, sort=None).total
+    if layout != "new" and blueprints and not args.force:
+        has = f"{ctx.manager_name} has {count(blueprints, 'blueprint')} and {count(deployments, 'deployment')}"
+        again = hint(ctx, f"restore {args.snapshot_id} -f")
+        if layout == "legacy":
+            raise BotError(f"{target} is a legacy-format snapshot ({version}) and {has} (all tenants counted): the "
+                           "manager refuses a legacy restore onto a manager with blueprints unless it is forced, "
+                           f"and forcing it deletes them. Nothing was changed. To replace them, run {again}.")
+        raise BotError(f"the bot cannot tell whether {target} is a legacy-format snapshot ({unknown}), and {has}: "
+                       "a legacy snapshot would be refused only after maintenance mode was entered. Nothing was "
+                       f"changed. Copy it first with {hint(ctx, f'snapshots download {target}')} so the bot can "
+                       f"read its format, or run {again} (a legacy restore then deletes them).")
+    return {"snapshot_version": version, "layout": layout, "format_unknown": unknown,
+            "blueprints": blueprints, "deployments": deployments}
 
 
 def _resolve(ctx: Ctx, requested: str) -> str:
@@ -115,12 +167,43 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
     if facts["active_before"]:
         lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them: "
                      f"{describe(facts['active_before'])}.")
+    lines.append(_format_line(facts))
     waiting = facts["scheduled_before"] + facts["queued_before"]
     if waiting:
         lines.append(f"{len(waiting)} queued or scheduled executions would keep maintenance mode from ever "
-                     f"activating: {describe(waiting)}. The bot will cancel them (the restore brings back the "
-                     "snapshot's own; overdue scheduled ones are then marked FAILED, later ones kept).")
+                     f"activating: {describe(waiting)}. The bot will cancel them, writing each one whole to this "
+                     "operation's journal first; the restore does not bring them back unless the snapshot holds "
+                     "them, and the report lists what would have to be re-created.")
+    fate = schedule_fate(facts["server_version"], facts["layout"])
+    if fate:
+        lines.append(fate)
     return "\n".join(lines)
+
+
+def _format_line(facts: dict[str, Any]) -> str:
+    """What the snapshot is, and what the manager checks for it."""
+    sid, version = facts["snapshot_id"], facts["snapshot_version"]
+    has = f"{count(facts['blueprints'], 'blueprint')} and {count(facts['deployments'], 'deployment')}"
+    if facts["layout"] == "new":
+        return (f"{sid} is a new-format snapshot ({version}): the manager does no emptiness check and only logs "
+                f"per-entity conflicts, so the bot checks the result afterwards (the manager has {has} now).")
+    if facts["layout"] == "legacy":
+        return (f"{sid} is a legacy-format snapshot ({version}): it replaces the manager's database"
+                + (f"; -f deletes the {has} the manager has now." if facts["blueprints"] else "."))
+    return f"The bot cannot tell {sid}'s format ({facts['format_unknown']}); the manager has {has}."
+
+
+def schedule_fate(server: str, layout: str) -> str:
+    """What the restore does with `scheduled` executions in the snapshot's data, by manager version (§6)."""
+    if layout == "new":
+        return "A new-format restore re-creates the snapshot's execution schedules and marks no execution FAILED."
+    if version_tuple(server) >= (6, 0, 0):
+        return ("A legacy restore on Cloudify 6.0 or later marks every `scheduled` execution in the snapshot's "
+                "data FAILED, and re-creates those due later as execution schedules (`<workflow>_restored_…`).")
+    if version_tuple(server) >= (5, 1, 0):
+        return ("A legacy restore on Cloudify 5.1-5.2 marks the snapshot's overdue `scheduled` executions FAILED "
+                "and queues again those due later.")
+    return ""
 
 
 @command("restore", summary="Guided restore: preflight, confirm and approval, maintenance mode, restore, report",

@@ -38,7 +38,7 @@ def oldest_first(bot: Any, **filters: Any) -> list[dict]:
 def test_a_guided_restore_leaves_a_complete_trail(make_bot) -> None:
     bot = make_bot(seed=False)  # no scheduled executions, so maintenance mode activates at once
     assert bot.run("snapshots create before-change")[0] == 0
-    code, out = bot.run("restore before-change", yes=True, approver="bob")
+    code, out = bot.run("restore before-change -f", yes=True, approver="bob")
     assert code == 0, out
     op = bot.store.list_operations(kinds="restore")[0]
     rows = oldest_first(bot, operation_id=op["id"])

@@ -175,6 +175,9 @@ def test_restore_with_incident_opens_the_room_when_it_starts(slack: Any) -> None
 
 def test_the_restore_button_of_cluster_down_puts_the_gate_card_in_the_channel(slack: Any) -> None:
     run(slack, f"snapshots download {SNAP}", user=ADMIN)  # a verified archive copy: what `latest` means
+    for kind in (slack.sim.state.blueprints, slack.sim.state.deployments):  # the cluster was rebuilt: empty
+        for per_tenant in kind.values():
+            per_tenant.clear()
     [answer] = run(slack, "runbook cluster-down", user=ADMIN)
     buttons = [e for b in answer["blocks"] if b["type"] == "actions" for e in b["elements"]]
     restore = next(b for b in buttons if b["text"]["text"] == "Start the guided restore (latest)")

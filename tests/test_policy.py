@@ -236,7 +236,7 @@ def test_shell_role_defaults_to_viewer_and_demo_is_admin(tmp_path) -> None:
 
 
 def _pending_restore(bot: Any) -> str:
-    out = slack(bot, f"restore {daily(1)}", user="UADMIN")
+    out = slack(bot, f"restore {daily(1)} -f", user="UADMIN")
     assert out.gate == "confirm", out.reply.text
     return out.operation["id"]
 

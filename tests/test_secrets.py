@@ -102,12 +102,12 @@ FLOWS: list[tuple[str, dict[str, Any], int | None]] = [
     ("snapshots create before-restore -m staging", {}, 0),
     ("maintenance-mode activate -m staging", {"yes": True}, 0),
     ("maintenance-mode deactivate -m staging", {"yes": True}, 0),
-    ("restore before-restore -m staging", {"yes": True, "approver": "bob"}, 0),
+    ("restore before-restore -f -m staging", {"yes": True, "approver": "bob"}, 0),
     ("@ the next restore brings back other admin credentials: only the fallback password works after it", {}, None),
-    ("restore before-restore -m staging", {"yes": True, "approver": "bob"}, 0),  # finishes with the fallback
+    ("restore before-restore -f -m staging", {"yes": True, "approver": "bob"}, 0),  # finishes with the fallback
     ("status -m staging", {}, None),
     ("snapshots list -m staging", {}, None),  # wrong credentials now
-    ("restore latest --timeout 60", {"yes": True, "approver": "bob"}, 1),  # busy production: times out, backs out
+    ("restore latest --timeout 60", {"yes": True, "approver": "bob"}, 1),  # legacy onto blueprints: refused up front
     ("snapshots delete canary-1 --archive", {"yes": True}, 0),
     ("operations --all", {}, 0),
     ("help", {}, 0),

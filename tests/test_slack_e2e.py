@@ -64,7 +64,7 @@ def test_maintenance_mode_activate_through_its_card(slack: Any, fake: FakeSlack)
 
 
 def test_guided_restore_with_a_second_admin(slack: Any, fake: FakeSlack) -> None:
-    slack.command(f"restore {daily(1)}")
+    slack.command(f"restore {daily(1)} -f")
     slack.settle(30)
     [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
     slack.click("confirm", op["id"], message_ts=op["slack_ts"])

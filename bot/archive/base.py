@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
-from bot.archive.verify import check_file, check_zip
+from bot.archive.verify import check_file, check_zip, read_format
 from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
 from bot.clock import Clock
 from bot.core import ArchiveCopy, Download
@@ -168,6 +168,15 @@ class Archive:
             elif copy.sha256 and checked.sha256 != copy.sha256:
                 problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
         return self.store.mark_verified(copy.manager, copy.snapshot_id, not problem, problem)
+
+    def snapshot_format(self, copy: ArchiveCopy) -> tuple[str, str]:
+        """The copy's (snapshot_version, layout) from its metadata.json: `legacy` or `new` (reference §9)."""
+        try:
+            with self._local_copy(copy) as path:
+                return read_format(path)
+        except OSError as exc:
+            raise ArchiveError(f"the archive copy of {copy.snapshot_id} cannot be read: "
+                               f"{exc.strerror or exc}") from None
 
     def upload_copy(self, copy: ArchiveCopy, manager: ManagerAPI, snapshot_id: str,
                     tenant: str | None = None, progress: Progress | None = None) -> dict[str, Any]:

@@ -49,6 +49,16 @@ def check_zip(path: str, streamed: StreamCheck | None = None) -> tuple[str, str]
     return str(metadata["snapshot_version"]), layout
 
 
+def read_format(path: str) -> tuple[str, str]:
+    """The (snapshot_version, layout) a snapshot archive's metadata.json declares, reading nothing else."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            metadata = _metadata(zf)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError(f"it is not a readable zip file ({exc})") from None
+    return str(metadata["snapshot_version"]), "legacy" if all(k in metadata for k in LEGACY_KEYS) else "new"
+
+
 def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
     try:
         info = zf.getinfo("metadata.json")

@@ -150,6 +150,12 @@ class Manager(_SnapshotCalls, _EntityCalls):
             params.append(("_sort", ("-" if descending else "") + sort))
         return self._page(_Call("list deployments", "GET", "/deployments", params=params, tenant=tenant))
 
+    def list_blueprints(self, *, offset: int = 0, size: int = 1000, all_tenants: bool = False,
+                        tenant: str | None = None) -> Page:
+        """`GET /blueprints` (`_all_tenants, _offset, _size`); the page's total counts every match."""
+        params = [("_all_tenants", _py(all_tenants)), ("_offset", str(offset)), ("_size", str(size))]
+        return self._page(_Call("list blueprints", "GET", "/blueprints", params=params, tenant=tenant))
+
     # --- executions, events, schedules ---------------------------------------------------------
 
     def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False,

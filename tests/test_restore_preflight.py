@@ -1,0 +1,91 @@
+"""The guided restore's preflight refuses, touching nothing, what the manager would refuse only after maintenance
+mode and cancellations (issue 14, point 1), and its card says what will really happen by version (point 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim_fixtures import daily
+from test_archive import download, snapshot_zip
+
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def untouched(bot: Any) -> None:
+    """No operation was created and no call that changes the manager was made (every such call is audited)."""
+    assert bot.store.list_operations(limit=5) == []
+    calls = bot.store.query_audit(event="manager_call", limit=50)
+    assert [c["detail"]["method"] for c in calls if c["detail"]["method"] in MUTATING] == []
+    assert bot.sim.state.maintenance["status"] == "deactivated"
+    assert not [e for e in bot.sim.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
+
+
+def archived(bot: Any, sid: str, **zip_kw: Any) -> None:
+    bot.services.archive.save("production", sid, download(snapshot_zip(**zip_kw)), manager_version="7.0.5")
+
+
+def test_a_legacy_snapshot_without_force_on_a_manager_with_blueprints_is_refused_up_front(make_bot) -> None:
+    bot = make_bot(scheduled=True)  # 4 live scheduled executions the old flow cancelled before the refusal
+    snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0  # the archive copy tells the format: legacy
+    before = {e["id"]: e["status"] for e in bot.sim.state.executions.values()}
+    blueprints = sum(len(v) for v in bot.sim.state.blueprints.values())
+    deployments = sum(len(v) for v in bot.sim.state.deployments.values())
+    ops_before = len(bot.store.list_operations(limit=50))
+    code, out = bot.run(f"restore {snap}", yes=True, approver="bob")
+    assert code == 1, out
+    assert f"{snap} is a legacy-format snapshot (7.0.5) and production has {blueprints} blueprints and " \
+           f"{deployments} deployments (all tenants counted)" in out
+    assert "Nothing was changed. To replace them, run `restore " in out and " -f`." in out
+    assert len(bot.store.list_operations(limit=50)) == ops_before  # no restore operation at all
+    assert {e["id"]: e["status"] for e in bot.sim.state.executions.values()} == before  # nothing cancelled
+    assert bot.sim.state.maintenance["status"] == "deactivated"
+    assert not [e for e in bot.sim.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
+
+
+def test_a_snapshot_newer_than_the_manager_is_refused_before_anything(make_bot) -> None:
+    bot = make_bot()
+    archived(bot, "future-1", layout="new", version="7.1.0")
+    code, out = bot.run("restore future-1 -f", yes=True, approver="bob")
+    assert code == 1 and "future-1 was taken on Cloudify 7.1.0, newer than production's 7.0.5" in out, out
+    assert "Nothing was changed." in out
+    untouched(bot)
+
+
+def test_a_snapshot_older_than_4_0_is_refused(make_bot) -> None:
+    bot = make_bot()
+    archived(bot, "ancient-1", layout="legacy", version="3.4.2")
+    code, out = bot.run("restore ancient-1 -f", yes=True, approver="bob")
+    assert code == 1 and "snapshots of 4.0 and later only. Nothing was changed." in out, out
+    untouched(bot)
+
+
+def test_an_unknown_format_on_a_manager_with_blueprints_asks_for_a_copy_or_force(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)  # on the manager, no archive copy: the bot cannot read its metadata
+    code, out = bot.run(f"restore {snap}", yes=True, approver="bob")
+    assert code == 1, out
+    assert f"the bot cannot tell whether {snap} is a legacy-format snapshot" in out
+    assert f"`snapshots download {snap}`" in out and f"`restore {snap} -f`" in out
+    untouched(bot)
+
+
+def test_a_new_format_card_says_the_manager_checks_nothing_and_the_bot_checks_after(make_bot) -> None:
+    bot = make_bot(seed=False)
+    archived(bot, "fresh-1", layout="new", version="7.0.5")
+    code, out = bot.run("restore fresh-1", yes=True)  # left waiting for the approval: exit 3
+    assert code == 3, out
+    assert ("fresh-1 is a new-format snapshot (7.0.5): the manager does no emptiness check and only logs "
+            "per-entity conflicts, so the bot checks the result afterwards") in out
+    assert "marks no execution FAILED" in out
+
+
+def test_a_legacy_card_on_7x_says_every_scheduled_execution_is_marked_failed(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0
+    code, out = bot.run(f"restore {snap} -f", yes=True)
+    assert code == 3, out
+    assert "marks every `scheduled` execution in the snapshot's data FAILED, and re-creates those due later as " \
+           "execution schedules" in out
+    assert "-f deletes the" in out and "overdue scheduled ones are then marked FAILED, later ones kept" not in out
