@@ -17,11 +17,13 @@ TOML = '[managers.staging]\nurls = ["http://staging.test"]\ndrill_target = true\
 
 
 def drill_bot(make_bot: Any, tmp_path: Any, managers: tuple[str, ...] = ("production", "staging"),
-              copies: tuple[str, ...] = (SNAP,), env: dict[str, str] | None = None) -> Any:
+              copies: tuple[str, ...] = (SNAP,), env: dict[str, str] | None = None,
+              manager: dict[str, Any] | None = None) -> Any:
     """production and staging (a drill target), with verified archive copies of production's snapshots."""
     config = tmp_path / "bot.toml"
     config.write_text(TOML)
-    bot = make_bot(managers=managers, env={"BOT_CONFIG": str(config), **(env or {})}, scheduled=False)
+    bot = make_bot(managers=managers, env={"BOT_CONFIG": str(config), **(env or {})}, scheduled=False,
+                   manager=manager)
     for sid in copies:
         code, out = bot.run(f"snapshots download {sid} -m production")
         assert code == 0, out
@@ -105,6 +107,23 @@ def test_a_target_unreachable_after_the_restore_fails_the_drill(make_bot, tmp_pa
     assert code == 1, out
     [d] = drills(bot)
     assert not d.passed and "did not answer after the restore" in d.reason and d.recovery_seconds is None
+
+
+def test_restored_credentials_are_tried_with_the_fallback_password(make_bot, tmp_path) -> None:
+    bot = drill_bot(make_bot, tmp_path, manager={"fallback_password": "from-the-snapshot"})
+    bot.sims["staging"].faults.change_admin_password_after_restore("from-the-snapshot")
+    code, out = bot.run("backups drill latest")
+    assert code == 0, out
+    assert "staging now accepts CLOUDIFY_FALLBACK_PASSWORD" in out and drills(bot)[0].passed
+
+
+def test_restored_credentials_that_nothing_opens_fail_the_drill(make_bot, tmp_path) -> None:
+    bot = drill_bot(make_bot, tmp_path)
+    bot.sims["staging"].faults.change_admin_password_after_restore("nobody-knows")
+    code, out = bot.run("backups drill latest")
+    assert code == 1, out
+    [d] = drills(bot)
+    assert not d.passed and "rejects the configured password" in d.reason
 
 
 def test_a_manager_that_is_not_a_drill_target_is_refused_and_nothing_is_touched(make_bot, tmp_path) -> None:
@@ -269,3 +288,34 @@ def test_a_failed_scheduled_drill_is_alerted(make_bot, tmp_path, clock) -> None:
     DrillScheduler(bot.services, bot.dispatcher, notes).tick(clock.now())
     [alert] = [m for m in notes.messages if m.kind == "alert"]
     assert alert.channel == "C-ALERT" and "disk full" in alert.reply.text
+
+
+# --- Slack: a drill's progress thread -------------------------------------------------------------
+
+def test_a_drill_in_slack_reports_in_one_thread_and_broadcasts_the_result(make_bot, tmp_path, fake) -> None:
+    from slack_fake_server import OPERATOR, SECRET, slack_front
+
+    env = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url,
+           "BOT_OPERATORS": OPERATOR}
+    bot = drill_bot(make_bot, tmp_path, env=env)
+    slack = slack_front(bot.services, bot.dispatcher, fake)
+    try:
+        slack.command("backups drill latest --target staging", user=OPERATOR)
+        slack.settle(timeout=60.0)
+        parent, *replies = fake.calls_to("chat.postMessage")
+        [op] = [o for o in bot.store.list_operations() if o["kind"] == "backups drill"]
+        assert op["state"] == "succeeded" and op["slack_ts"]
+        assert replies and all(r.params["thread_ts"] == op["slack_ts"] for r in replies)
+        texts = [r.params["text"] for r in replies]
+        joined = "\n".join(texts)
+        for line in ("drill: daily-20261128 of production onto staging", "uploading daily-20261128 to staging",
+                     "verified: staging is in maintenance mode (activated)", "restore of daily-20261128 started",
+                     "staging answers with the restored data"):
+            assert line in joined, joined
+        final = replies[-1].params
+        assert final["reply_broadcast"] is True and "Drill passed" in final["text"]
+        assert "enc:" not in joined  # a secret's (stand-in) value never reaches Slack
+        (tmp_path / "slack-thread.txt").write_text("\n".join(texts))
+        print("\n--- Slack thread ---\n" + "\n".join(f"[{i}] {t}" for i, t in enumerate(texts)))
+    finally:
+        slack.close()
