@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from bot.engine.context import Ctx
 from bot.core import Reply, Table
-from bot.errors import BadRequest, BotError, NotModified, OperationError
+from bot.errors import BadRequest, BotError, ManagerError, NotModified, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import when
@@ -127,8 +127,25 @@ def _cancel_stuck(ctx: Ctx, remaining: list[dict[str, Any]], cancellable: dict[s
             "executions never finish while maintenance mode is activating. Cancel them first: "
             f"{cancel_hints(ctx, stuck)}; or use the guided `restore`, which cancels them itself.", stuck)
     for e in stuck:
+        journal_whole(ctx, e, cancellable.get(e["id"]))
         cancel_execution(ctx, e, cancellable.get(e["id"]))
         cancelled.add(e["id"])
+
+
+JOURNALED = ("id", "workflow_id", "deployment_id", "tenant_name", "scheduled_for", "status", "parameters",
+             "created_by", "is_dry_run")
+
+
+def journal_whole(ctx: Ctx, execution: dict[str, Any], tenant: str | None) -> None:
+    """Before cancelling: the execution as the manager has it (parameters included, redacted by the client),
+    in the operation's journal, so the report can say what to re-create."""
+    try:
+        full = ctx.manager.get_execution(execution["id"], tenant=tenant)
+    except ManagerError:
+        full = execution  # what the list said: still journaled before the cancel
+    record = {k: full.get(k, execution.get(k)) for k in JOURNALED}
+    record["tenant_name"] = record.get("tenant_name") or tenant or ""
+    ctx.remember(cancelled=[*(ctx.recall("cancelled") or []), record])
 
 
 def cancel_execution(ctx: Ctx, execution: dict[str, Any], tenant: str | None = None) -> None:

@@ -27,6 +27,7 @@ from commands.restore_watch import (
     ACTIVE,
     deactivate_after,
     kill_stray_restores,
+    report_cancelled,
     report_schedules,
     watch_restore,
 )
@@ -243,11 +244,14 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     timed("restore", t)
     schedules = report_schedules(ctx, client, execution, args.scheduled_before or [])
+    cancelled = report_cancelled(ctx, client)
     ok = execution.get("status") == "terminated"
     t = ctx.clock.monotonic()
     deactivation = deactivate_after(ctx, client, ok, args.maintenance_before)
-    timed("deactivate", t)
-    return _summary(ctx, args, execution, schedules, deactivation, phases, ctx.clock.monotonic() - started)
+    if deactivation == "deactivated":
+        timed("deactivate", t)  # a step that did not run has no duration, not 0s
+    return _summary(ctx, args, execution, schedules, cancelled, deactivation, phases,
+                    ctx.clock.monotonic() - started)
 
 
 def _upload(ctx: Ctx, args: Args) -> None:
@@ -335,12 +339,17 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
 
 
-def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, deactivation: str,
+PHASES = ("upload", "maintenance", "restore request", "restore", "deactivate")
+
+
+def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, cancelled: str, deactivation: str,
              phases: dict[str, float], total: float) -> Reply:
     ok = execution.get("status") == "terminated"
-    durations = ", ".join(f"{k} {age(v)}" for k, v in phases.items())
+    shown = [p for p in PHASES if p != "upload" or args.needs_upload]
+    durations = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
     fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.get('id')} {execution.get('status')}"),
-              ("scheduled executions", schedules), ("maintenance mode", deactivation), ("durations", durations)]
+              ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
+              ("maintenance mode", deactivation), ("durations", f"{durations}; total {age(total)}")]
     if not ok:
         fields.insert(2, ("error", last_line(execution.get("error")) or "no error text"))
     approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""

@@ -13,6 +13,7 @@ from bot.errors import (
     BadResponse,
     BotError,
     ManagerError,
+    ManagerNotFound,
     MaintenanceModeActive,
     ManagerUnreachable,
     NotModified,
@@ -179,6 +180,39 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
                          f"{len(restored) - late} due later)")
         return ", ".join(parts + [from_snapshot]) if before else f"none were scheduled before; {from_snapshot}"
     return ", ".join(parts) if before else "none were scheduled"
+
+
+def report_cancelled(ctx: Ctx, client: Any) -> str:
+    """What became of each execution the bot cancelled before the restore (read back from the manager), and
+    what it takes to re-create those the restore did not bring back (from the journal)."""
+    journaled: list[dict[str, Any]] = list(ctx.recall("cancelled") or [])
+    if not journaled:
+        return "none"
+    lost: list[str] = []
+    for e in journaled:
+        what = (f"{e.get('workflow_id')}" + (f" on {e['deployment_id']}" if e.get("deployment_id") else "")
+                + f", tenant {e.get('tenant_name') or '?'}")
+        try:
+            now = client.get_execution(e["id"], tenant=e.get("tenant_name") or None, bypass_maintenance=True)
+            state = str(now.get("status") or "?")
+        except ManagerNotFound:
+            state = "gone (not in the restored data)"
+        except ManagerError as exc:
+            state = f"unknown (could not read it: {exc})"
+        ctx.step(f"execution {e['id']} ({what}), cancelled by the bot before the restore: now {state}",
+                 tone="info" if state in ("scheduled", "queued") else "warning")
+        if state not in ("scheduled", "queued", "pending", "started"):
+            due = f", due {e['scheduled_for']}" if e.get("scheduled_for") else ""
+            params = e.get("parameters") or {}
+            ctx.step(f"to re-create {e['id']}: run workflow {e.get('workflow_id')}"
+                     + (f" on deployment {e['deployment_id']}" if e.get("deployment_id") else "")
+                     + f" in tenant {e.get('tenant_name') or '?'}{due}"
+                     + (f" with parameters {params}" if params else " (no parameters)"), tone="warning")
+            lost.append(e["id"])
+    n = len(journaled)
+    if not lost:
+        return f"{n} cancelled by the bot, all scheduled again"
+    return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
 
 
 # The legacy restore's warning for each `scheduled` execution it marks failed (reference §6): 6.0+, then 5.1-5.2.

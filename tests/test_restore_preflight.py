@@ -89,3 +89,30 @@ def test_a_legacy_card_on_7x_says_every_scheduled_execution_is_marked_failed(mak
     assert "marks every `scheduled` execution in the snapshot's data FAILED, and re-creates those due later as " \
            "execution schedules" in out
     assert "-f deletes the" in out and "overdue scheduled ones are then marked FAILED, later ones kept" not in out
+
+
+def test_each_execution_the_bot_cancels_is_journaled_whole_and_reported_after(make_bot) -> None:
+    bot = make_bot(scheduled=True)  # 4 live scheduled executions keep maintenance mode activating
+    live = {e["id"] for e in bot.sim.state.executions.values() if e["status"] == "scheduled"}
+    assert len(live) == 4
+    code, out = bot.run(f"restore {daily(1)} -f", yes=True, approver="bob")
+    assert code == 0, out
+    op = bot.store.list_operations(limit=1)[0]
+    journaled = op["result"]["journal"]["cancelled"]
+    assert {e["id"] for e in journaled} == live
+    for e in journaled:
+        assert e["workflow_id"] and e["deployment_id"] and e["tenant_name"] and e["scheduled_for"]
+        assert "parameters" in e
+    for eid in live:  # read back from the manager after the restore, never assumed
+        assert f"execution {eid} (" in out and "cancelled by the bot before the restore: now " in out
+    assert "cancelled by the bot  4 cancelled by the bot; " in out
+    assert "not brought back by the restore" in out and "to re-create " in out
+
+
+def test_a_failed_restore_reports_steps_that_did_not_run_as_not_run(make_bot) -> None:
+    bot = make_bot()
+    bot.sim.faults.fail_next("restore_snapshot", "pg_restore: could not connect")
+    code, out = bot.run(f"restore {daily(1)} -f", yes=True, approver="bob")
+    assert code == 1, out
+    assert "deactivate not run" in out and "deactivate 0s" not in out
+    assert "still ON after the failed restore" in out
