@@ -20,7 +20,6 @@ from bot import errors
 from bot.clock import Clock
 from bot.cloudify import answers
 from bot.cloudify.nodes import _connect_failure, _Failure, _Nodes, _unreachable
-from bot.cloudify.sockets import client_transport
 from bot.cloudify.wire import Page, _Call, _of, _OneShot, _parse_version
 from bot.settings import ManagerSettings
 
@@ -268,6 +267,8 @@ def _make_client(settings: ManagerSettings, transport: httpx.BaseTransport | Non
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
     verify = _verify(settings)
     if transport is None:
+        from bot.cloudify.sockets import client_transport  # httpcore: imported only to talk to a real manager
+
         transport = client_transport(verify)
     return httpx.Client(transport=transport, verify=verify, timeout=timeout, follow_redirects=False)
 

@@ -27,10 +27,14 @@ class TerminalSink:
         self.out, self.color, self.as_json = out, color, as_json
         self.finished: dict[str, str] = {}  # op id -> the finished line printed, so the reply does not repeat it
         self._live = False  # a transfer line is open (no newline yet)
+        self.followups: list[tuple[str, str]] = []  # (operation id, question) opened while an operation ran
 
     def emit(self, event: ProgressEvent) -> None:
         """Print one event."""
         if event.kind == "gate":
+            other = event.data.get("operation")
+            if other and other != event.op_id:  # a follow-up question another operation asks, answered after it
+                self.followups.append((str(other), event.text))
             return
         if self.as_json:
             if event.kind != "transfer":
@@ -97,7 +101,27 @@ class Terminal:
             self._show(outcome)
             outcome = self._answer(outcome, yes, approver)
         self._show(outcome)
+        self._ask_followups()
         return outcome.exit_code
+
+    def _ask_followups(self) -> None:
+        """Questions an operation left (deactivate maintenance mode after a failed restore), asked here: at a
+        terminal the user answers now; otherwise the operation id and the command that answers it are printed.
+        --yes never answers them: they come after something went wrong."""
+        while self.sink.followups:
+            op_id, question = self.sink.followups.pop(0)
+            interactive = self.ask is not None or sys.stdin.isatty()
+            if not interactive:
+                print(f"{question}\nOperation {op_id} waits for your answer: `cfy-bot run \"confirm {op_id}\"` "
+                      f"or `cfy-bot run \"reject {op_id}\"`; `operations` shows it.", file=self.out, flush=True)
+                continue
+            print(question, file=self.out, flush=True)
+            answer = self._prompt(f"Type yes to confirm {op_id} now (anything else leaves it waiting): ")
+            if answer.strip().lower() in ("y", "yes"):
+                self._show(self.dispatcher.decide(op_id, self.actor, "confirm", self.sink, "terminal", "shell"))
+            else:
+                print(f"{op_id} is left waiting: `confirm {op_id}` or `reject {op_id}` answers it later.",
+                      file=self.out, flush=True)
 
     def _answer(self, outcome: Outcome, yes: bool, approver: str) -> Outcome:
         op = outcome.operation or {}

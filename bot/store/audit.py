@@ -25,6 +25,7 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.redact import redact_url_secrets
+from bot.store.ddl import create_index, create_table
 
 log = logging.getLogger("cfy_bot.audit")
 
@@ -122,18 +123,16 @@ def parse_head(text: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def create_schema(db: Any) -> None:
-    """Create the audit tables, indexes and append-only triggers (db: a sqlite_utils.Database)."""
-    db["audit"].create(
-        {name: int if name == "seq" else str for name in FIELDS},
-        pk="seq", not_null=set(FIELDS), defaults={n: "" for n in FIELDS if n != "seq"}, if_not_exists=True,
-    )
+def create_schema(db: sqlite3.Connection) -> None:
+    """Create the audit tables, indexes and append-only triggers."""
+    create_table(db, "audit", {name: int if name == "seq" else str for name in FIELDS}, pk="seq",
+                 defaults={n: "" for n in FIELDS if n != "seq"})
     # Newest-first queries order by (at, seq); every index ends in `at` and implicitly in rowid = seq.
     # Each index costs a page write per append (a third of the throughput for the first few), so only
     # the filters people use get one; event and operation_id are filtered while walking the `at` index.
     for columns in (["at"], ["actor", "at"], ["command", "at"], ["manager", "at"]):
-        db["audit"].create_index(columns, index_name="audit_" + "_".join(columns), if_not_exists=True)
-    db["audit_head"].create({"id": int, "seq": int, "hash": str}, pk="id", if_not_exists=True)
+        create_index(db, "audit", columns, "audit_" + "_".join(columns))
+    create_table(db, "audit_head", {"id": int, "seq": int, "hash": str}, pk="id", not_null=False)
     for verb in ("UPDATE", "DELETE"):
         db.execute(f"CREATE TRIGGER IF NOT EXISTS audit_no_{verb.lower()} BEFORE {verb} ON audit "
                    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END")
@@ -359,9 +358,9 @@ def head(conn: sqlite3.Connection) -> tuple[int, str]:
     return (int(row[0]), str(row[1])) if row else (0, ZERO_HASH)
 
 
-def query(db: Any, *, user: str | None, command: str | None, manager: str | None, since: str | None,
+def query(db: sqlite3.Connection, *, user: str | None, command: str | None, manager: str | None, since: str | None,
           until: str | None, event: str | None, operation_id: str | None, limit: int) -> list[dict[str, Any]]:
-    """Filtered rows, newest first (db: a sqlite_utils.Database; since/until already ISO strings)."""
+    """Filtered rows, newest first (since/until already ISO strings)."""
     where, params = [], []
     if user:
         # A bare id ("U123", "alice") matches it in every actor namespace.
@@ -381,7 +380,9 @@ def query(db: Any, *, user: str | None, command: str | None, manager: str | None
         params.append(until)
     sql = f"SELECT {_COLUMNS} FROM audit {'WHERE ' + ' AND '.join(where) if where else ''} "
     sql += "ORDER BY at DESC, seq DESC LIMIT ?"
-    return [_decoded(row) for row in db.query(sql, [*params, int(limit)])]
+    cursor = db.execute(sql, [*params, int(limit)])
+    names = [d[0] for d in cursor.description or ()]
+    return [_decoded(dict(zip(names, row, strict=True))) for row in cursor]
 
 
 def iterate(conn: sqlite3.Connection, since: str | None) -> Iterator[dict[str, Any]]:

@@ -25,20 +25,20 @@ class _AuditCalls(_StoreBase):
         fields = {"actor": actor, "transport": transport, "channel": channel, "manager": manager,
                   "command": command, "operation_id": operation_id, "execution_id": execution_id}
         with self._borrow() as db:
-            return audit.append(db.conn, self._now, self.secrets, event, fields, detail, self.audit_key)
+            return audit.append(db, self._now, self.secrets, event, fields, detail, self.audit_key)
 
     def verify_audit(self, expect: tuple[int, str] | None = None) -> AuditVerdict:
         """Check every row's hash (HMAC under `audit_key` for keyed rows) and link, the head record, and that
         the head `expect` (seq, hash) seen before is still there; streams, so memory stays flat."""
         with self._borrow() as db:
-            return audit.verify(db.conn, self.audit_key, expect)
+            return audit.verify(db, self.audit_key, expect)
 
     def start_audit_chain(self) -> None:
         """At start-up: refuse a key that does not fit the log (ConfigError); when the key is new to a log of
         plain rows, append the first keyed row, which seals those rows under the key from here on."""
         with self._borrow() as db:
-            problem = audit.key_problem(db.conn, self.audit_key)
-            seq, last = audit.head(db.conn)
+            problem = audit.key_problem(db, self.audit_key)
+            seq, last = audit.head(db)
         if problem:
             raise ConfigError([problem])
         if self.audit_key and seq and not last.startswith(audit.KEYED):
@@ -48,7 +48,7 @@ class _AuditCalls(_StoreBase):
     def audit_head(self) -> tuple[int, str]:
         """The head record as written (row count and last hash), not verified: cheap, for the daily summary."""
         with self._borrow() as db:
-            return audit.head(db.conn)
+            return audit.head(db)
 
     def query_audit(self, user: str | None = None, command: str | None = None, manager: str | None = None,
                     since: datetime | str | None = None, until: datetime | str | None = None,
@@ -68,4 +68,4 @@ class _AuditCalls(_StoreBase):
         """Audit rows oldest first, streamed (for export); holds one connection until exhausted or closed."""
         start = iso(since) if since else None
         with self._borrow() as db:
-            yield from audit.iterate(db.conn, start)
+            yield from audit.iterate(db, start)

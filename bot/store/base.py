@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-import sqlite_utils
-
 from bot.clock import Clock
 from bot.errors import BotError
 from bot.store.codec import _decode, iso
@@ -39,7 +37,7 @@ class _StoreBase:
         self.secrets: set[str] = set()  # filled by the app at start-up; append_audit refuses them
         self.audit_key: bytes | None = None  # BOT_AUDIT_KEY, set by the app: audit rows are HMAC-keyed under it
         self._lock = threading.Lock()
-        self._idle: list[sqlite_utils.Database] = []
+        self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._closed = False
         with self._borrow() as db:
@@ -52,7 +50,7 @@ class _StoreBase:
         with self._lock:
             self._closed, idle, self._idle = True, self._idle, []
         for db in idle:
-            db.conn.close()
+            db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -61,7 +59,7 @@ class _StoreBase:
         self.close()
 
     @contextmanager
-    def _borrow(self) -> Iterator[sqlite_utils.Database]:
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
         """Lend this thread a connection for one call; translate SQLite errors into BotError."""
         with self._lock:
             if self._closed:
@@ -78,30 +76,30 @@ class _StoreBase:
             if db is not None:
                 self._give_back(db)
 
-    def _give_back(self, db: sqlite_utils.Database) -> None:
+    def _give_back(self, db: sqlite3.Connection) -> None:
         try:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
         except sqlite3.Error:
-            db.conn.close()
+            db.close()
             return
         with self._lock:
             if not self._closed and self._pid == os.getpid() and len(self._idle) < _POOL_SIZE:
                 self._idle.append(db)
                 return
-        db.conn.close()
+        db.close()
 
     def _now(self) -> str:
         return iso(self.clock.now())
 
     def _rows(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
         with self._borrow() as db:
-            return [_decode(row, columns) for row in db.query(sql, list(params))]
+            return [_decode(row, columns) for row in rows_of(db.execute(sql, list(params)))]
 
     def _write(self, sql: str, params: Iterable[Any], columns: dict[str, str]) -> list[dict[str, Any]]:
         """Run one write statement (`… RETURNING *`); it is atomic by itself."""
         with self._borrow() as db:
-            cursor = db.conn.execute(sql, list(params))
+            cursor = db.execute(sql, list(params))
             names = [d[0] for d in cursor.description or ()]
             # fetchall: a RETURNING statement only finishes, and commits, once it has been read to the end
             return [_decode(dict(zip(names, row, strict=True)), columns) for row in cursor.fetchall()]
@@ -110,7 +108,7 @@ class _StoreBase:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _connect(path: str) -> sqlite_utils.Database:
+def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -119,10 +117,17 @@ def _connect(path: str) -> sqlite_utils.Database:
         conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # a no-op unless the file is new
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
-        return sqlite_utils.Database(conn, execute_plugins=False)
+        return conn
     except BaseException:
         conn.close()
         raise
+
+
+def rows_of(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    """A query's rows as dicts of column name to value."""
+    names = [d[0] for d in cursor.description or ()]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
 
 
 def _translated(exc: sqlite3.Error, path: str) -> BotError:

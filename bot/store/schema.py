@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
-
-import sqlite_utils
 
 from bot.core import OpState
 from bot.errors import BotError
 from bot.store import audit
 from bot.store.codec import _B, _I, _J, _T, _TM, iso
+from bot.store.ddl import create_index, create_table
 
 STATES: tuple[OpState, ...] = tuple(OpState)
 FINAL_STATES = frozenset(s for s in OpState if s.final)
@@ -36,14 +36,15 @@ MARK_COLUMNS = {"key": _T, "value": _T, "set_at": _TM}
 _UNFINISHED_SQL = "('pending', 'approved', 'running')"
 
 
-def _create_v1(db: sqlite_utils.Database) -> None:
+def _create_v1(db: sqlite3.Connection) -> None:
     def table(name: str, columns: dict[str, str], pk: str | tuple[str, ...]) -> None:
-        types = {c: int if k in (_B, _I) else str for c, k in columns.items()}
-        defaults = {c: {_J: "{}", _B: 0, _I: 0}.get(k, "") for c, k in columns.items()}
-        db.table(name).create(types, pk=pk, not_null=set(columns), defaults=defaults, if_not_exists=True)
+        types: dict[str, type[int] | type[str]] = {c: int if k in (_B, _I) else str for c, k in columns.items()}
+        fill: dict[str, int | str] = {_J: "{}", _B: 0, _I: 0}
+        defaults = {c: fill.get(k, "") for c, k in columns.items()}
+        create_table(db, name, types, pk, defaults)
 
     table("operations", OPERATION_COLUMNS, "id")
-    db.table("operations").create_index(["state"], index_name="operations_state", if_not_exists=True)
+    create_index(db, "operations", ["state"], "operations_state")
     # The manager lock: at most one unfinished exclusive operation per manager, enforced by SQLite itself.
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS operations_one_exclusive_per_manager ON operations "
                f"(manager) WHERE exclusive = 1 AND state IN {_UNFINISHED_SQL}")
@@ -53,26 +54,26 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     audit.create_schema(db)
 
 
-def _add_drills(db: sqlite_utils.Database) -> None:
+def _add_drills(db: sqlite3.Connection) -> None:
     """v2: restore drill results (one row per drill; `details` holds mismatches and phase durations)."""
-    types = {c: int if k in (_B, _I) else str for c, k in DRILL_COLUMNS.items()}
-    defaults = {c: {_J: "{}", _B: 0, _I: 0}.get(k, "") for c, k in DRILL_COLUMNS.items()}
-    db.table("drills").create(types, pk="id", not_null=set(DRILL_COLUMNS), defaults=defaults, if_not_exists=True)
-    db.table("drills").create_index(["source", "finished_at"], index_name="drills_source", if_not_exists=True)
+    types: dict[str, type[int] | type[str]] = {c: int if k in (_B, _I) else str for c, k in DRILL_COLUMNS.items()}
+    fill: dict[str, int | str] = {_J: "{}", _B: 0, _I: 0}
+    create_table(db, "drills", types, "id", {c: fill.get(k, "") for c, k in DRILL_COLUMNS.items()})
+    create_index(db, "drills", ["source", "finished_at"], "drills_source")
 
 
 _MIGRATIONS = (_create_v1, _add_drills)  # append a function per schema change; never edit a released one
 
 
-def _migrate(db: sqlite_utils.Database) -> None:
+def _migrate(db: sqlite3.Connection) -> None:
     """Bring the schema up to date in one BEGIN IMMEDIATE (two processes may open the file at once)."""
-    db.conn.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT)")
-    current = db.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+    current = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
     if current > len(_MIGRATIONS):
         raise BotError(f"the bot's database has schema version {current}, newer than this cfy-bot "
                        f"understands ({len(_MIGRATIONS)}); upgrade cfy-bot")
     for version in range(current + 1, len(_MIGRATIONS) + 1):
         _MIGRATIONS[version - 1](db)
-        db.conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, iso(datetime.now(UTC))))
-    db.conn.execute("COMMIT")
+        db.execute("INSERT INTO schema_version VALUES (?, ?)", (version, iso(datetime.now(UTC))))
+    db.execute("COMMIT")
