@@ -406,6 +406,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[Manag
     )
     if r.text("BOT_ARCHIVE_URL") and not r.text("BOT_ARCHIVE_URL").startswith("s3://"):
         r.problems.append("BOT_ARCHIVE_URL must look like s3://bucket/prefix")
+    for name, hint in (("BOT_ARCHIVE_URL", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an instance role)"),
+                       ("SLACK_API_URL", "SLACK_BOT_TOKEN")):
+        if "@" in urlsplit(r.text(name)).netloc:
+            r.problems.append(f"{name} must not hold credentials (…@{urlsplit(r.text(name)).hostname}); "
+                              f"use {hint}")
     if r.problems:
         raise ConfigError(r.problems)
     return settings

@@ -404,3 +404,56 @@ def test_temp_files_of_a_killed_bot_are_swept_later(archive, clock) -> None:
         os.utime(path, (clock.time() - age, clock.time() - age))
     save(archive, snapshot_zip())
     assert files(archive) == ["production/.busy.5678.part", "production/daily-1.zip"]
+
+
+# --- issue 16: long snapshot ids, cleanup errors, partial files of processes that are gone --------------------
+
+
+@pytest.mark.parametrize("sid", ["s" * 256, "x" * 240 + "-" + "é" * 15, "daily-" + "%" * 250, "a" * 179, "a" * 180])
+def test_any_id_the_manager_accepts_gets_a_file_name_that_fits(archive, store, sid: str) -> None:
+    row = save(archive, snapshot_zip(), sid=sid)
+    name = os.path.basename(row.location)
+    assert len(name.encode()) <= 255 and row.snapshot_id == sid  # the catalog keeps the real id
+    assert store.get_copy("production", sid).location == row.location
+    assert archive.verify(row).verified
+
+
+def test_long_ids_sharing_a_start_get_different_files_and_short_ids_never_look_cut() -> None:
+    a, b = "s" * 250 + "-a", "s" * 250 + "-b"
+    assert safe_name(a) != safe_name(b) and len(safe_name(a)) == len(safe_name(b)) == 180
+    assert len(safe_name("s" * 179)) == 179 and "~" not in safe_name("s" * 179)
+
+
+def test_a_cleanup_error_never_replaces_the_first_error(archive, store, monkeypatch) -> None:
+    import bot.archive.base as base
+
+    def refuse(path: str) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    real = archive._open_temp
+    monkeypatch.setattr(archive, "_open_temp", lambda path: FullDisk(real(path), 50_000))
+    monkeypatch.setattr(base, "unlink", refuse)
+    with pytest.raises(ArchiveError, match="disk of .* is full"):
+        save(archive, snapshot_zip(payload=os.urandom(200_000)), sid="x" * 256)
+    assert store.get_copy("production", "x" * 256) is None
+
+
+def test_partial_files_of_a_process_that_is_gone_are_removed_at_start_up(tmp_path, store, clock) -> None:
+    import subprocess
+    import sys
+
+    from bot.archive.base import _host_tag, temp_name
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(gone.stdout)
+    folder = tmp_path / "archive" / "production"
+    folder.mkdir(parents=True)
+    dead = folder / f".daily-1.{_host_tag()}-{dead_pid}-abcd1234.part"
+    mine = folder / temp_name("daily-2")  # this process: a download may be running
+    other_host = folder / f".daily-3.00000000-{dead_pid}-abcd1234.part"  # cannot tell: the age rule decides
+    for path in (dead, mine, other_host):
+        path.write_bytes(b"partial")
+    settings = type("S", (), {"archive_url": "", "archive_dir": str(tmp_path / "archive")})()
+    open_archive(settings, store, clock)
+    assert not dead.exists() and mine.exists() and other_host.exists()

@@ -196,3 +196,11 @@ def test_cli_lists_a_bad_data_dir_without_a_traceback(tmp_path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "cannot create the folder" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("name", ["BOT_ARCHIVE_URL", "SLACK_API_URL"])
+def test_credentials_in_other_urls_are_refused_too(name: str) -> None:
+    url = {"BOT_ARCHIVE_URL": "s3://AKIAXX:s3cr3t-key@bucket/prefix",
+           "SLACK_API_URL": "https://u:s3cr3t-key@slack.example/api/"}[name]
+    text = _problems({name: url})
+    assert f"{name} must not hold credentials" in text and "s3cr3t" not in text

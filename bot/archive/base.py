@@ -15,8 +15,11 @@ the same snapshot replaces).
 from __future__ import annotations
 
 import errno
+import hashlib
+import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -36,15 +39,63 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK_SIZE", "STALE_PART", "Archive", "Progress", "safe_name"]
 
+log = logging.getLogger("cfy_bot.archive")
+
 STALE_PART = 24 * 3600.0  # a temp file untouched this long belongs to no running download
+# File names are at most 255 bytes on common file systems; a snapshot id may be 256 characters (and quoting
+# makes each unusual character three). Names that would reach this length are cut and end in a hash of the
+# whole id instead (the catalog keeps the real id beside the file's location).
+MAX_NAME = 180
+_TEMP_PREFIX = 60  # the part of the name a temp file shows, before its owner
 
 
 def safe_name(text: str) -> str:
-    """A file or folder name for a manager name or snapshot id (never a path, never `.` or `..`)."""
-    name = quote(text, safe="-_.~")
+    """A file or folder name for a manager name or snapshot id (never a path, never `.` or `..`).
+
+    Shorter than MAX_NAME: the id, %-quoted. Otherwise exactly MAX_NAME: its start, `~` and 16 hex digits of
+    its sha256, so two long ids never share a file and a short id never looks like a cut one.
+    """
+    name = quote(text, safe="-_.~", errors="surrogatepass")
     if name in ("", ".", ".."):
         raise ArchiveError(f"{text!r} cannot be used as a name in the archive")
+    if len(name) >= MAX_NAME:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = f"{name[:MAX_NAME - 17]}~{digest}"
     return name
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def temp_name(snapshot_id: str) -> str:
+    """`.<id start>.<host tag>-<pid>-<random>.part`: a partial download, named by the process that owns it."""
+    return f".{safe_name(snapshot_id)[:_TEMP_PREFIX]}.{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.part"
+
+
+def part_owner_gone(name: str) -> bool:
+    """True when the partial file `name` was written by a process of this host that no longer runs."""
+    if not (name.startswith(".") and name.endswith(".part")):
+        return False
+    host, _, rest = name[:-len(".part")].rpartition(".")[2].partition("-")
+    pid = rest.partition("-")[0]
+    if host != _host_tag() or not pid.isascii() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def discard(path: str) -> None:
+    """Remove a temp file after a failure; a problem doing so is logged, never raised over the first error."""
+    try:
+        unlink(path)
+    except OSError as exc:
+        log.warning("could not remove the partial file %s: %s", path, exc.strerror or exc)
 
 
 # --- the archive ---------------------------------------------------------------------------------------
@@ -100,7 +151,7 @@ class Archive:
         what = f"snapshot {snapshot_id} of {manager}"
         folder = self._temp_dir(manager)
         self._sweep(folder)
-        temp = os.path.join(folder, f".{safe_name(snapshot_id)}.{secrets.token_hex(4)}.part")
+        temp = os.path.join(folder, temp_name(snapshot_id))
         counter, streamed = [0], StreamCheck()
         try:
             with self._open_temp(temp) as out:
@@ -114,7 +165,7 @@ class Archive:
         except OSError as exc:
             raise self._failed(what, self._os_problem(exc, folder, counter[0])) from exc
         finally:
-            unlink(temp)
+            discard(temp)  # gone already after _place; a cleanup error never hides the first one
         fields = dict(manager=manager, snapshot_id=snapshot_id, location=location, sha256=sha, size=counter[0],
                       manager_version=manager_version, snapshot_version=version, tenant=tenant,
                       created_at=_time_or(created_at, self.clock), verified=True, verified_at=self.clock.now(),
@@ -127,19 +178,33 @@ class Archive:
                                f"{exc}") from exc
         return replace(row, layout=layout)
 
-    def _sweep(self, folder: str) -> None:
-        """Remove temp files a killed bot left behind (old enough that no running download owns them)."""
+    def _sweep(self, folder: str) -> int:
+        """Remove temp files a killed bot left behind: at once when their owner (a process of this host) is
+        gone, else when old enough that no running download owns them. Returns how many were removed."""
         try:
             names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".part")]
         except OSError:
-            return
+            return 0
+        removed = 0
         for name in names:
             path = os.path.join(folder, name)
             try:
-                if os.path.getmtime(path) < self.clock.time() - STALE_PART:
+                if part_owner_gone(name) or os.path.getmtime(path) < self.clock.time() - STALE_PART:
                     os.unlink(path)
+                    removed += 1
             except OSError:
                 pass  # gone already, or not ours to remove: the next sweep tries again
+        return removed
+
+    def sweep_partials(self) -> int:
+        """At start-up: remove the partial files of downloads whose process is gone, in every temp folder."""
+        root = getattr(self, "root", "") or self.staging
+        folders = [self.staging] if self.staging and os.path.isdir(self.staging) else []
+        try:
+            folders += [e.path for e in os.scandir(root) if e.is_dir(follow_symlinks=False)] if root else []
+        except OSError:
+            pass
+        return sum(self._sweep(f) for f in dict.fromkeys(folders))
 
     def _failed(self, what: str, reason: str) -> ArchiveError:
         return ArchiveError(f"copying {what} to the archive failed: {reason}. The partial file was removed "

@@ -76,5 +76,8 @@ def open_archive(settings: Any, store: Any, clock: Clock) -> Archive:
             from bot.archive.s3 import S3Archive
         except ImportError as exc:
             raise ArchiveError(f"BOT_ARCHIVE_URL={url} needs boto3: pip install 'cfy-bot[s3]' ({exc})") from None
-        return S3Archive(url, store, clock, staging=settings.archive_dir)
-    return FolderArchive(settings.archive_dir, store, clock)
+        archive: Archive = S3Archive(url, store, clock, staging=settings.archive_dir)
+    else:
+        archive = FolderArchive(settings.archive_dir, store, clock)
+    archive.sweep_partials()  # at start-up: partial files of downloads whose process is gone
+    return archive
