@@ -206,7 +206,8 @@ def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
             raise OperationError(f"{exc} The bot took maintenance mode off again so the manager is not left "
                                  "refusing new executions.") from None
         raise
-    return Reply(text=f"{ctx.manager_name} is in maintenance mode (activated at {state.get('activated_at')}).",
+    since = when(state.get("activated_at"), ctx.now())
+    return Reply(text=f"{ctx.manager_name} is in maintenance mode (activated {since}).",
                  title=f"Maintenance mode activated on {ctx.manager_name}", tone="warning", public=True)
 
 

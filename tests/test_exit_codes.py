@@ -4,6 +4,7 @@ nothing: 0 done (also nothing to do), 1 failed or did not happen, 2 usage, 3 wai
 from __future__ import annotations
 
 import io
+import re
 import os
 import subprocess
 import sys
@@ -103,3 +104,14 @@ def test_without_a_terminal_the_follow_up_prints_its_id_and_answer(make_bot) -> 
     op = next(o for o in bot.store.list_operations(limit=5) if o["kind"] == "maintenance-mode deactivate")
     assert f'Operation {op["id"]} waits for your answer: `cfy-bot run "confirm {op["id"]}"`' in text
     assert op["state"] == "pending" and bot.sim.state.maintenance["status"] == "activated"
+
+
+def test_the_shell_reads_answers_where_it_reads_commands(make_bot, monkeypatch) -> None:
+    bot = make_bot()
+    lines = iter(["maintenance-mode activate", "yes", "exit"])
+    monkeypatch.setattr("builtins.input", lambda _prompt="": next(lines))
+    out = io.StringIO()
+    assert Terminal(bot.dispatcher, out=out, actor=shell_actor("alice")).repl() == 0
+    assert bot.sim.state.maintenance["status"] == "activated", out.getvalue()
+    shown = out.getvalue().split("(activated ", 1)[1]
+    assert re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \(", shown), shown  # a person's time, not raw ISO

@@ -167,6 +167,8 @@ class Terminal:
     def repl(self, history: str | None = None) -> int:
         """Read commands until `exit`, `quit` or end of input (history and Tab completion where readline exists)."""
         _line_editing(history, Completer(self.dispatcher.services.registry))
+        if self.ask is None:  # the shell reads its answers where it reads its commands, a terminal or not
+            self.ask = _read_answer
         if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 reach the parser, which refuses them
             sys.stdin.reconfigure(errors="surrogateescape")
         print("cfy-bot shell: type `help`, or `exit` to leave.", file=self.out)
@@ -186,6 +188,14 @@ class Terminal:
                     self.run(line)
                 except KeyboardInterrupt:
                     print("\ninterrupted; the operation's state is kept and shown by `operations`", file=self.out)
+
+
+def _read_answer(question: str) -> str:
+    """One answer from standard input; end of input or Ctrl-C is no answer."""
+    try:
+        return input(question)
+    except (EOFError, KeyboardInterrupt):
+        return ""
 
 
 class Completer:
