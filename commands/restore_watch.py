@@ -168,9 +168,10 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
                                ("marked FAILED although it was due later; the manager re-creates such runs as an "
                                 "execution schedule (`<workflow>_restored_…`)", later, "warning"),
                                ("kept scheduled", kept, "info"), ("gone after the restore", gone, "info")):
-        for e in items:
-            ctx.step(f"scheduled execution {e['id']} ({e.get('workflow_id')} on {e.get('deployment_id')}, due "
-                     f"{e.get('scheduled_for')}): {label}", tone=tone)
+        lines = [f"scheduled execution {e['id']} ({e.get('workflow_id')} on {e.get('deployment_id')}, due "
+                 f"{e.get('scheduled_for')}): {label}" for e in items]
+        if lines:  # one thread message per group (issue 14's Slack budget), one line per execution
+            ctx.step("\n".join(lines), tone=tone)
     parts = [f"{len(overdue)} overdue marked FAILED", f"{len(kept)} kept scheduled"]
     parts += [f"{len(later)} later ones marked FAILED and re-scheduled"] if later else []
     parts += [f"{len(gone)} gone"] if gone else []
@@ -189,6 +190,8 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     if not journaled:
         return "none"
     lost: list[str] = []
+    lines: list[str] = []
+    worst = "info"
     for e in journaled:
         what = (f"{e.get('workflow_id')}" + (f" on {e['deployment_id']}" if e.get("deployment_id") else "")
                 + f", tenant {e.get('tenant_name') or '?'}")
@@ -199,16 +202,17 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
             state = "gone (not in the restored data)"
         except ManagerError as exc:
             state = f"unknown (could not read it: {exc})"
-        ctx.step(f"execution {e['id']} ({what}), cancelled by the bot before the restore: now {state}",
-                 tone="info" if state in ("scheduled", "queued") else "warning")
+        lines.append(f"execution {e['id']} ({what}), cancelled by the bot before the restore: now {state}")
+        worst = worst if state in ("scheduled", "queued") else "warning"
         if state not in ("scheduled", "queued", "pending", "started"):
             due = f", due {e['scheduled_for']}" if e.get("scheduled_for") else ""
             params = e.get("parameters") or {}
-            ctx.step(f"to re-create {e['id']}: run workflow {e.get('workflow_id')}"
-                     + (f" on deployment {e['deployment_id']}" if e.get("deployment_id") else "")
-                     + f" in tenant {e.get('tenant_name') or '?'}{due}"
-                     + (f" with parameters {params}" if params else " (no parameters)"), tone="warning")
+            lines.append(f"to re-create {e['id']}: run workflow {e.get('workflow_id')}"
+                         + (f" on deployment {e['deployment_id']}" if e.get("deployment_id") else "")
+                         + f" in tenant {e.get('tenant_name') or '?'}{due}"
+                         + (f" with parameters {params}" if params else " (no parameters)"))
             lost.append(e["id"])
+    ctx.step("\n".join(lines), tone=worst)  # one thread message for all of them (issue 14's Slack budget)
     n = len(journaled)
     if not lost:
         return f"{n} cancelled by the bot, all scheduled again"
@@ -229,9 +233,12 @@ def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, 
         ctx.step(f"could not read the restore's log: {exc}", tone="warning")
         return {}
     problems = [ev for ev in page.items if ev.get("level") in ("warning", "error")]
-    for ev in problems[:20]:
-        ctx.step(f"restore log {ev.get('level')}: {str(ev.get('message'))[:300]}",
-                 tone="danger" if ev.get("level") == "error" else "warning")
+    if problems:  # one thread message for the restore's log (issue 14's Slack budget), a line per entry
+        shown = [f"restore log {ev.get('level')}: {str(ev.get('message'))[:300]}" for ev in problems[:20]]
+        extra = len(problems) - len(shown)
+        more = [f"… and {extra} more warnings or errors in the restore's log"] if extra else []
+        ctx.step("\n".join(shown + more),
+                 tone="danger" if any(ev.get("level") == "error" for ev in problems) else "warning")
     marked = (MARKED_FAILED.search(str(ev.get("message") or "")) for ev in problems)
     return {m["id"]: m["due"] for m in marked if m}
 

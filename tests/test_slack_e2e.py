@@ -86,3 +86,37 @@ def test_guided_restore_with_a_second_admin(slack: Any, fake: FakeSlack) -> None
     if done["state"] == "failed":  # maintenance mode stays on; leaving it is a new gate, carded in the thread
         followups = [r for r in replies if "cfy_confirm" in buttons(r)]
         assert followups and "maintenance-mode deactivate" in followups[0]["text"]
+
+
+SLACK_MESSAGE_BUDGET = 20  # issue 14: a whole guided restore, from request to broadcast result
+
+
+def test_a_whole_guided_restore_costs_at_most_twenty_slack_messages(make_bot: Any, fake: FakeSlack) -> None:
+    """Request, confirm, a refused self-approval, approval, cancelled scheduled executions, maintenance mode,
+    restore, report and broadcast: new messages (posts, ephemerals, response_url answers) stay within the
+    budget; progress that only updates a state is an edit of the parent message (chat.update), not a message."""
+    harness = make_bot(scheduled=True, env={"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
+                                            "SLACK_API_URL": fake.api_url, "BOT_ADMINS": f"{ADMIN},{ADMIN2}",
+                                            "BOT_OPERATORS": OPERATOR})
+    slack = slack_front(harness.services, harness.dispatcher, fake)
+    try:
+        slack.command(f"restore {daily(1)} -f")
+        slack.settle(30)
+        [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
+        slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+        slack.settle(30)
+        slack.click("approve", op["id"], user=ADMIN, message_ts=op["slack_ts"])  # the requester: refused
+        slack.settle(30)
+        slack.click("approve", op["id"], user=ADMIN2, message_ts=op["slack_ts"])
+        slack.settle(60)
+        done = slack.store.get_operation(op["id"])
+        assert done["state"] == "succeeded", done
+        replies = thread(fake, op["slack_ts"])
+        assert replies[-1]["reply_broadcast"] is True  # the result, broadcast to the channel
+        assert any("cancelled" in r["text"] and "scheduled" in r["text"] for r in replies)  # the work was there
+        messages = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.postEphemeral", "response_url")]
+        edits = [c for c in fake.calls_to("chat.update") if c.params.get("ts") == op["slack_ts"]]
+        assert len(messages) <= SLACK_MESSAGE_BUDGET, [(c.method, str(c.params.get("text"))[:80]) for c in messages]
+        assert edits  # the parent card follows the state by edits
+    finally:
+        slack.close()
