@@ -59,7 +59,7 @@ def tenants_of(ctx: Ctx, ids: Iterable[str]) -> dict[str, str]:
     if not wanted:
         return {}
     try:
-        page = _bypassing(lambda bypass: ctx.manager.list_executions(
+        page = read_past_maintenance(lambda bypass: ctx.manager.list_executions(
             include_system=True, id=wanted, size=len(wanted), _all_tenants=True, bypass_maintenance=bypass))
     except ManagerError:
         return {}
@@ -84,8 +84,8 @@ def describe(executions: Iterable[dict[str, Any]], limit: int = 10) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _bypassing(call: Callable[[bool], T]) -> T:
-    """Call without, then (maintenance mode activated: 503) with `X-BYPASS-MAINTENANCE`."""
+def read_past_maintenance(call: Callable[[bool], T]) -> T:
+    """Call without, then (maintenance mode activated: 503) with `X-BYPASS-MAINTENANCE` (sys-admins may read so)."""
     try:
         return call(False)
     except MaintenanceModeActive:
@@ -100,7 +100,7 @@ def _read(ctx: Ctx, call: Callable[[bool], T]) -> tuple[T, str]:
         used.append(bypass)
         return call(bypass)
 
-    result = _bypassing(tracked)
+    result = read_past_maintenance(tracked)
     note = (f"{ctx.manager_name} is in maintenance mode, which refuses executions calls; the bot read them with "
             "X-BYPASS-MAINTENANCE (sys-admin).") if used[-1] else ""
     return result, note

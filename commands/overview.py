@@ -11,7 +11,7 @@ from bot.spec.help import help_reply
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import parse_time, when
-from commands.executions import describe
+from commands.executions import describe, read_past_maintenance
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
 WAITING = ("queued", "scheduled")  # they keep maintenance mode activating until cancelled (reference §4)
@@ -82,7 +82,8 @@ def _restore_state(client: Any, now: Any) -> tuple[str, bool]:
 
 def _executions(client: Any, now: Any) -> tuple[str, bool]:
     """Active executions, and queued or scheduled ones (a problem: maintenance mode cannot activate past them)."""
-    page = client.list_executions(include_system=True, status=list(ACTIVE + WAITING), size=50, _all_tenants=True)
+    page = read_past_maintenance(lambda bypass: client.list_executions(
+        include_system=True, status=list(ACTIVE + WAITING), size=50, _all_tenants=True, bypass_maintenance=bypass))
     if not page.total:
         return "none active, queued or scheduled", True
     active = [e for e in page.items if e.get("status") in ACTIVE]

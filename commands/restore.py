@@ -69,8 +69,8 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
             raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
         needs_upload = copy.manager
     fmt = _refuse_what_cannot_work(ctx, args, target, copy, str(version.get("version") or "?"))
-    # maintenance mode waits on all tenants
-    every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True}
+    # maintenance mode waits on all tenants; while it is activated executions are read past it (sys-admin)
+    every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
     active = client.list_executions(status=list(ACTIVE), **every).items
     scheduled = client.list_executions(status="scheduled", **every).items
     queued = client.list_executions(status="queued", **every).items

@@ -122,3 +122,5 @@ def test_executions_are_read_past_activated_maintenance_mode(bot) -> None:
     assert code == 0 and "X-BYPASS-MAINTENANCE" in out
     code, out = bot.run("maintenance-mode status")
     assert code == 0 and "production is in maintenance mode." in out
+    code, out = bot.run("status")
+    assert "executions: none active, queued or scheduled" in out  # not "could not read"
