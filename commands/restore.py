@@ -121,8 +121,9 @@ def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCop
                        "manager's snapshot. Nothing was changed.")
     if version and version_tuple(version) < MIN_SNAPSHOT:
         raise BotError(f"{told}: a manager restores snapshots of 4.0 and later only. Nothing was changed.")
-    blueprints = ctx.manager.list_blueprints(all_tenants=True, size=1).total
-    deployments = ctx.manager.list_deployments(all_tenants=True, size=1, sort=None).total
+    # read past maintenance mode: a retry after a failed restore finds it still on (reference §4)
+    blueprints = ctx.manager.list_blueprints(all_tenants=True, size=1, bypass_maintenance=True).total
+    deployments = ctx.manager.list_deployments(all_tenants=True, size=1, sort=None, bypass_maintenance=True).total
     if layout != "new" and blueprints and not args.force:
         has = f"{ctx.manager_name} has {count(blueprints, 'blueprint')} and {count(deployments, 'deployment')}"
         again = hint(ctx, f"restore {args.snapshot_id} -f")

@@ -120,3 +120,13 @@ def test_a_failed_restore_reports_steps_that_did_not_run_as_not_run(make_bot) ->
     assert code == 1, out
     assert "deactivate not run" in out and "deactivate 0s" not in out
     assert "still ON after the failed restore" in out
+
+
+def test_the_preflight_reads_past_maintenance_mode_left_on_by_a_failed_restore(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0
+    bot.sim.state.maintenance["status"] = "activated"  # as a failed restore leaves it
+    code, out = bot.run(f"restore {snap}", yes=True, approver="bob")
+    assert code == 1 and "legacy-format snapshot" in out and "maintenance mode" not in out.split("Failed", 1)[1]
+    assert bot.sim.state.maintenance["status"] == "activated"  # left as it was: nothing changed

@@ -143,18 +143,21 @@ class Manager(_SnapshotCalls, _EntityCalls):
     # --- deployments ---------------------------------------------------------------------------
 
     def list_deployments(self, *, sort: str | None = "created_at", descending: bool = False, offset: int = 0,
-                         size: int = 1000, all_tenants: bool = False, tenant: str | None = None) -> Page:
+                         size: int = 1000, all_tenants: bool = False, tenant: str | None = None,
+                         bypass_maintenance: bool = False) -> Page:
         """`GET /deployments` as `cfy deployments list` asks it (`_all_tenants, _offset, _size, _sort`)."""
         params = [("_all_tenants", _py(all_tenants)), ("_offset", str(offset)), ("_size", str(size))]
         if sort:
             params.append(("_sort", ("-" if descending else "") + sort))
-        return self._page(_Call("list deployments", "GET", "/deployments", params=params, tenant=tenant))
+        return self._page(_Call("list deployments", "GET", "/deployments", params=params, tenant=tenant,
+                                headers=_bypass(bypass_maintenance)))
 
     def list_blueprints(self, *, offset: int = 0, size: int = 1000, all_tenants: bool = False,
-                        tenant: str | None = None) -> Page:
+                        tenant: str | None = None, bypass_maintenance: bool = False) -> Page:
         """`GET /blueprints` (`_all_tenants, _offset, _size`); the page's total counts every match."""
         params = [("_all_tenants", _py(all_tenants)), ("_offset", str(offset)), ("_size", str(size))]
-        return self._page(_Call("list blueprints", "GET", "/blueprints", params=params, tenant=tenant))
+        return self._page(_Call("list blueprints", "GET", "/blueprints", params=params, tenant=tenant,
+                                headers=_bypass(bypass_maintenance)))
 
     # --- executions, events, schedules ---------------------------------------------------------
 
