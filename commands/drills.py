@@ -24,7 +24,7 @@ from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
-from commands.common import check_snapshot_id, count, last_line
+from commands.common import check_snapshot_id, count, hint, last_line, parse_time
 from commands.maintenance import MaintenanceTimeout, wait_until_activated
 from commands.restore import start_restore
 from commands.restore_watch import watch_restore
@@ -286,6 +286,12 @@ def drill_lines(ctx: Ctx, source: str, now: datetime) -> tuple[list[str], int]:
         return [], 0
     last, last_pass = ctx.catalog.last_drill(source), ctx.catalog.last_drill(source, passed=True)
     lines = [f"  {drills.summary_line(source, last, now)}"]
+    began = parse_time(ctx.catalog.get_mark("drill:since"))  # set when the scheduler first considered drills
+    if last is None and (began is None or (now - began).total_seconds() <= ctx.settings.max_drill_age):
+        # as the scheduler's overdue alert: no drill can be overdue before one was ever due
+        lines[0] += (f" (drills run on BOT_DRILL_SCHEDULE `{ctx.settings.drill_schedule}`; "
+                     f"{hint(ctx, f'backups drill latest -m {source}')} runs one now)")
+        return lines, 0
     alarm = drills.drill_alarm(source, last, last_pass, now, ctx.settings.max_drill_age, bool(targets))
     if alarm:
         lines.append(f"ALARM {source}: {alarm}.")

@@ -210,8 +210,11 @@ def _snapshot(sim: Simulator, sid: str, at: float, *, legacy: bool, error: str =
     sim.store.commit(tenant, sid, tmp)
 
 
-def seed_demo(sim: Simulator, scenario: Scenario | str = Scenario.HEALTHY) -> None:
-    """Fill `sim` with realistic demo data in `scenario` (idempotent: a simulator with snapshots is left alone)."""
+def seed_demo(sim: Simulator, scenario: Scenario | str = Scenario.HEALTHY, today: bool = False) -> None:
+    """Fill `sim` with realistic demo data in `scenario` (idempotent: a simulator with snapshots is left alone).
+
+    The daily snapshots are the 5 days before today; with `today`, also today's when its 02:00 run is over (the
+    demo: a bot that has run for a week has today's backup after 02:00)."""
     scenario = Scenario(scenario)
     with sim.lock:
         if any(sim.state.snapshots.values()):
@@ -224,7 +227,8 @@ def seed_demo(sim: Simulator, scenario: Scenario | str = Scenario.HEALTHY) -> No
         _weekly_with_old_scheduled_rows(sim, now, (midnight - timedelta(days=10)).timestamp())
         if scenario is Scenario.STUCK_MAINTENANCE:
             _scheduled_rows(sim, now)
-        for days_ago in (5, 4, 3, 2, 1):
+        ran_today = today and now >= (midnight + timedelta(minutes=5)).timestamp()
+        for days_ago in (5, 4, 3, 2, 1, *((0,) if ran_today else ())):
             at = (midnight - timedelta(days=days_ago)).timestamp()
             sid = f"daily-{datetime.fromtimestamp(at, UTC):%Y%m%d}"
             _snapshot(sim, sid, at, legacy=True, error=FAILED_SNAPSHOT_ERROR if days_ago == 3 else "")

@@ -37,7 +37,7 @@ def test_a_fresh_demo_has_verified_archive_copies_of_the_daily_snapshots(demo, c
         created = sorted(s for s, row in sim.state.snapshots["default_tenant"].items()
                          if s.startswith("daily-") and row["status"] == "created")
         copies = bot.store.list_copies(manager=name)
-        assert sorted(c.snapshot_id for c in copies) == created and len(created) == 4
+        assert sorted(c.snapshot_id for c in copies) == created and len(created) == 5  # with today's (09:00)
         for copy in copies:
             assert copy.verified and os.path.isfile(copy.location)
             with open(copy.location, "rb") as fh:
@@ -57,7 +57,14 @@ def test_restore_latest_works_the_first_time_and_maintenance_activates(demo, clo
     assert code == 0, out
     code, out = bot.run("restore latest -f", yes=True, approver="bob")
     assert code == 0 and "Restore of production succeeded" in out, out
-    assert f"latest` is {daily(1)}" in out
+    assert f"latest` is {daily(0)}" in out  # today's 02:00 daily: the clock says 09:00
+
+
+def test_a_fresh_demo_after_two_has_todays_backup_and_no_alarm(demo, clock) -> None:
+    bot = harness(demo, clock)
+    code, out = bot.run("backups summary")
+    assert code == 0 and "ALARM" not in out.split("last drill")[0], out
+    assert f"newest verified backup {daily(0)}, 7h 0m old" in out
 
 
 def test_stuck_maintenance_scenario_brings_the_blocking_rows_back(clock) -> None:

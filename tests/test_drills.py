@@ -319,3 +319,13 @@ def test_a_drill_in_slack_reports_in_one_thread_and_broadcasts_the_result(make_b
         print("\n--- Slack thread ---\n" + "\n".join(f"[{i}] {t}" for i, t in enumerate(texts)))
     finally:
         slack.close()
+
+
+def test_no_drill_yet_is_an_alarm_only_once_one_was_due_long_enough(make_bot, tmp_path, clock) -> None:
+    bot = drill_bot(make_bot, tmp_path, copies=(SNAP,), env={"BOT_MAX_DRILL_AGE": "8d", "BOT_MAX_BACKUP_AGE": "30d"})
+    code, out = bot.run("backups summary -m production")
+    assert code == 0 and "last drill of production: none yet (drills run on BOT_DRILL_SCHEDULE" in out, out
+    assert "`backups drill latest -m production` runs one now" in out and "ALARM" not in out
+    bot.store.set_mark("drill:since", (clock.now() - timedelta(days=9)).isoformat())  # scheduled for 9 days
+    code, out = bot.run("backups summary -m production")
+    assert code == 1 and "ALARM production: production has no passing restore drill yet" in out, out

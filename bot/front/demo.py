@@ -52,7 +52,7 @@ def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None, sce
     sims, apps, managers = {}, {}, []
     for name, host in DEMO_MANAGERS:
         sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=f"{folder}/{name}-manager")
-        seed_demo(sim, scenario)
+        seed_demo(sim, scenario, today=True)
         sims[name], apps[host] = sim, sim.wsgi
         managers.append(ManagerSettings(name=name, urls=(f"http://{host}",), username="admin", password="admin",
                                         drill_target=name == "staging"))
