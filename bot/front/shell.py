@@ -159,7 +159,7 @@ class Terminal:
             obj = reply_json(outcome.reply, outcome.exit_code, op_id, outcome.gate or "")
             print(json.dumps(obj), file=self.out, flush=True)
             return
-        stream = self.out if outcome.exit_code == 0 or outcome.gate else self.err
+        stream = self.err if outcome.exit_code in (1, 2) and not outcome.gate else self.out  # 3 waits: not a failure
         text = reply_text(outcome.reply, self.color, shown=self.sink.finished.pop(op_id, "") if op_id else "")
         if text:
             print(text, file=stream, flush=True)
