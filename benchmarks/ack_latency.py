@@ -83,29 +83,11 @@ def serve_simulator(port: int, data_dir: str) -> int:
 
 
 def serve_bare(port: int, api: str, threads: int) -> int:
-    """A Bolt app whose `/cfy` listener only acks, under the same server and settings as `cfy-bot http`."""
-    from slack_bolt import App
-    from slack_bolt.adapter.wsgi import SlackRequestHandler
-    from slack_sdk import WebClient
+    """A Bolt app whose `/cfy` listener only acks, under the same server and settings as `cfy-bot http`
+    (the same bare app http_abuse.py measures)."""
+    from http_abuse import serve_bare as serve
 
-    from bot.slack.runtime import http_server
-
-    app = App(client=WebClient(token="xoxb-test", base_url=api), signing_secret=SECRET)
-
-    @app.command("/cfy")
-    def only_ack(ack):  # noqa: ANN001, ANN202 - Bolt injects by name
-        ack()
-
-    handler = SlackRequestHandler(app)
-
-    def wsgi(environ, start_response):  # noqa: ANN001, ANN202
-        if environ.get("PATH_INFO") == "/health":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok"]
-        return handler(environ, start_response)
-
-    http_server(wsgi, "127.0.0.1", port, threads).run()
-    return 0
+    return serve(port, api, threads)
 
 
 # -- the measuring side ---------------------------------------------------------------------------------

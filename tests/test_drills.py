@@ -10,8 +10,9 @@ import pytest
 
 from bot.core import DrillResult, DrillVerdict
 from bot.recovery.drills import drill_alarm, sparkline, summary_line
+from sim_fixtures import daily
 
-SNAP = "daily-20261128"  # a legacy snapshot of the seed (the clock starts 2026-11-29 09:00 UTC)
+SNAP = daily(1)  # a legacy snapshot of the seed, the day before the injected clock starts
 NEW = "pre-upgrade-20261121"  # the seed's new-format snapshot
 TOML = '[managers.staging]\nurls = ["http://staging.test"]\ndrill_target = true\n'
 
@@ -42,7 +43,7 @@ def test_a_drill_restores_the_newest_copy_on_the_target_and_passes(make_bot, tmp
     assert d.verdict is DrillVerdict.PASSED and (d.source, d.target, d.snapshot_id) == ("production", "staging", SNAP)
     assert not d.mismatches and d.recovery_seconds and d.recovery_seconds > 0
     assert [p for p, _ in d.phases] == ["upload", "maintenance", "restore", "deactivate", "checks"]
-    assert "uploading daily-20261128 to staging from the archive copy of production" in out
+    assert f"uploading {SNAP} to staging from the archive copy of production" in out
     assert "verified: staging is in maintenance mode (activated)" in out and "Drill passed" in out
     staging = bot.sims["staging"]
     restores = [e for e in staging.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
@@ -174,7 +175,7 @@ def test_managers_shows_the_drill_targets(make_bot, tmp_path) -> None:
 
 def result(clock: Any, days_ago: float, recovery: float | None, passed: bool = True, n: int = 0) -> DrillResult:
     at = clock.now() - timedelta(days=days_ago)
-    return DrillResult(id=f"d{n}-{days_ago}", source="production", target="staging", snapshot_id="daily-20261120",
+    return DrillResult(id=f"d{n}-{days_ago}", source="production", target="staging", snapshot_id=daily(9),
                        verdict=DrillVerdict.PASSED if passed else DrillVerdict.FAILED, started_at=at,
                        finished_at=at, reason="" if passed else "the restore execution ended failed: boom",
                        recovery_seconds=recovery)
@@ -200,7 +201,7 @@ def test_summary_line_and_age_alarm(make_bot, tmp_path, clock) -> None:
     bot = drill_bot(make_bot, tmp_path, copies=(SNAP,), env={"BOT_MAX_DRILL_AGE": "8d", "BOT_MAX_BACKUP_AGE": "30d"})
     bot.store.record_drill(result(clock, 2, 252.0))
     code, out = bot.run("backups summary -m production")
-    assert "last drill: daily-20261120 on staging, passed, recovered in 4m12s, 2 days ago" in out, out
+    assert f"last drill: {daily(9)} on staging, passed, recovered in 4m12s, 2 days ago" in out, out
     assert "restore drill" not in out.split("last drill")[0]  # no alarm yet
     assert code == 0, out
     clock.advance(7 * 86400)  # now 9 days since the last pass
@@ -214,7 +215,7 @@ def test_summary_line_and_age_alarm(make_bot, tmp_path, clock) -> None:
 
 def test_summary_line_reads_naturally(clock) -> None:
     line = summary_line("production", result(clock, 2, 252.0), clock.now())
-    assert line == "last drill: daily-20261120 on staging, passed, recovered in 4m12s, 2 days ago"
+    assert line == f"last drill: {daily(9)} on staging, passed, recovered in 4m12s, 2 days ago"
     assert drill_alarm("production", None, None, clock.now(), 8 * 86400, True).startswith("production has no")
 
 
@@ -308,8 +309,8 @@ def test_a_drill_in_slack_reports_in_one_thread_and_broadcasts_the_result(make_b
         assert replies and all(r.params["thread_ts"] == op["slack_ts"] for r in replies)
         texts = [r.params["text"] for r in replies]
         joined = "\n".join(texts)
-        for line in ("drill: daily-20261128 of production onto staging", "uploading daily-20261128 to staging",
-                     "verified: staging is in maintenance mode (activated)", "restore of daily-20261128 started",
+        for line in (f"drill: {SNAP} of production onto staging", f"uploading {SNAP} to staging",
+                     "verified: staging is in maintenance mode (activated)", f"restore of {SNAP} started",
                      "staging answers with the restored data"):
             assert line in joined, joined
         final = replies[-1].params
