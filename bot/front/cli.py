@@ -233,7 +233,7 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
               "another admin approves under their own login: cfy-bot run \"approve OPERATION_ID\"", file=sys.stderr)
         return 2
     term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json,
-                    simulated_approvals=bool(args.demo))
+                    simulated_approvals=bool(args.demo), demo=bool(args.demo))
     _reconcile(dispatcher, term.sink)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)
