@@ -12,9 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.engine.context import (
-    FAILED, Ctx, Schedule, claim_day, owner_id, parse_key, run_operation, wait_for_snapshot,
-)
+from bot.engine.context import Ctx
 from bot.core import Reply, age, size
 from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
 from bot.spec.parser import Args
@@ -42,20 +40,20 @@ def _check_day(value: str) -> str | None:
 
 def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
     """Before the operation exists: claim the day's run, so nobody else runs it (the scheduler never retries)."""
-    schedule = Schedule.from_settings(ctx.settings)
+    schedule = ctx.backups.schedule()
     today = schedule.today(ctx.now())
     day = date.fromisoformat(args.day) if args.day else today
     if day > today:
         raise UsageError(f"--day {day} is in the future (today is {today} in {schedule.tz_name})",
                          usage=ctx.command.usage())
-    owner = owner_id(ctx.inv.id)
+    owner = ctx.backups.owner_id(ctx.inv.id)
     retry = ctx.inv.actor.source != "system"
-    claim = claim_day(ctx.catalog, ctx.manager_name, day, owner, ctx.now(), retry=retry)
+    claim = ctx.backups.claim_day(ctx.manager_name, day, owner, ctx.now(), retry=retry)
     if claim.key is None:
         holder = claim.holder or {}
         if holder.get("state") == "succeeded":
             raise NothingToDo(_held(ctx, holder))  # what was asked is done: exit 0
-        op = run_operation(ctx.catalog, ctx.manager_name, holder.get("day", ""))
+        op = ctx.backups.run_operation(ctx.manager_name, holder.get("day", ""))
         if op and ctx.inv.actor.source != "system":
             _follow(ctx, op)  # a person asked: wait for that run and answer with its result
         raise OperationError(_held(ctx, holder))
@@ -91,9 +89,9 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
         return (f"{what} is done: {row.get('snapshot_id') or 'its snapshot'} was copied off and verified "
                 f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC). "
                 f"{hint(ctx, 'snapshots create')} makes an extra snapshot.")
-    if row.get("state") in FAILED:
+    if ctx.backups.is_failed(row.get("state")):
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
-    op = run_operation(ctx.catalog, ctx.manager_name, row.get("day", ""))
+    op = ctx.backups.run_operation(ctx.manager_name, row.get("day", ""))
     if op:
         who = op.get("requester_name") or op.get("requester")
         return f"{what} is already running: operation {op['id']}, started by {who}, step: {op.get('step') or '-'}"
@@ -144,7 +142,7 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
         status = _maintenance(ctx)
         if status != "deactivated":
             return "skipped", _skipped(ctx, day, status)
-        sid, adopt = _choose_id(ctx, day, parse_key(args.run)[1])
+        sid, adopt = _choose_id(ctx, day, ctx.backups.parse_key(args.run)[1])
         ctx.remember(daily_id=sid, adopt=adopt)
     sid = ctx.recall("daily_id")
     if not ctx.recall("archived"):
@@ -195,7 +193,7 @@ def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | N
         snap = ctx.manager.get_snapshot(sid)
         if snap.get("status") == "creating":
             ctx.step(f"waiting for {sid} to be created on {ctx.manager_name}")
-            snap = wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
+            snap = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
         if snap.get("status") not in GOOD:
             why = (snap.get("error") or "").strip().splitlines()[-1:] or [str(snap.get("status"))]
             return "failed", _failed(ctx, f"snapshot {sid} failed on {ctx.manager_name}: {why[0]}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.engine.context import FAILED, Ctx, Schedule, run_key
+from bot.engine.context import Ctx, Fire, Schedule
 from bot.core import ArchiveCopy, Reply, Table, age, size
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -25,10 +25,10 @@ def _local(schedule: Schedule, when: datetime) -> str:
     return f"{schedule.local(when):%Y-%m-%d %H:%M %Z}"
 
 
-def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str], n: int = 1) -> list[Any]:
+def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str], n: int = 1) -> list[Fire]:
     """The next `n` firings that will run a job: a later firing on a day that every manager has run is not."""
     fires = schedule.next_runs(now, n + 1)
-    if all(ctx.catalog.get_run(m, run_key(fires[0].day)) for m in managers):
+    if all(ctx.catalog.get_run(m, ctx.backups.run_key(fires[0].day)) for m in managers):
         return fires[1:]
     return fires[:n]
 
@@ -39,7 +39,7 @@ def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str]
          examples=["backups schedule", "backup schedule -n 10", "backups schedule -m staging"])
 def backups_schedule(ctx: Ctx, args: Args) -> Reply:
     """Answer `backups schedule`."""
-    schedule, now = Schedule.from_settings(ctx.settings), ctx.now()
+    schedule, now = ctx.backups.schedule(), ctx.now()
     fires = _next_fires(ctx, schedule, now, _managers(ctx), max(1, min(args.count, 50)))
     fields = [("schedule", f"{ctx.settings.backup_schedule} in {schedule.tz_name} (once a day per manager)"),
               ("retention", retention_text(ctx)), ("scheduler", _heartbeat(ctx, now))]
@@ -83,7 +83,7 @@ def backups_summary(ctx: Ctx, args: Args) -> Reply:
 
 def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     """The summary of `managers` over the last `hours`."""
-    schedule, now = Schedule.from_settings(ctx.settings), ctx.now()
+    schedule, now = ctx.backups.schedule(), ctx.now()
     since = now - timedelta(hours=hours)
     nxt = _next_fires(ctx, schedule, now, managers)[0]
     lines, rows, alarms, trouble, drill_alarms = [], [], 0, 0, 0
@@ -156,7 +156,7 @@ def _failures(ctx: Ctx, name: str, now: datetime, since: datetime) -> list[str]:
     start = (since - timedelta(days=2)).date().isoformat()
     for r in ctx.catalog.list_runs(name, since_day=start):
         ended = parse_time(r.get("finished_at"))
-        if r["state"] in FAILED and ended and ended >= since:
+        if ctx.backups.is_failed(r["state"]) and ended and ended >= since:
             out.append(f"{r['day']} {r['state']}: {_first_line(r.get('error'))}")
     for op in ctx.engine.list_operations(states="failed", manager=name, kinds="snapshots create", limit=50):
         ended = parse_time(op.get("finished_at"))

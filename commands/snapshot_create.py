@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.context import Ctx, describe_failure, follow_execution, wait_for_snapshot
+from bot.engine.context import Ctx
 from bot.core import Reply, Table
 from bot.errors import ArchiveError, BotError, Conflict, ExecutionsRunning, MaintenanceModeActive, ManagerError
 from bot.spec.parser import Args
@@ -104,17 +104,17 @@ def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
 def _follow(ctx: Ctx, sid: str, eid: str) -> dict[str, Any]:
     """Follow the create execution; in maintenance mode (executions unreadable) watch the snapshot instead."""
     try:
-        return follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
+        return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
     except MaintenanceModeActive:
         ctx.step(f"{ctx.manager_name} is in maintenance mode, where executions cannot be read; watching the "
                  "snapshot's status instead", "warning")
-    snapshot = wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
+    snapshot = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
     ok = snapshot.get("status") == "created"
     return {"id": eid, "status": "terminated" if ok else "failed", "error": snapshot.get("error") or ""}
 
 
 def _create_failed(ctx: Ctx, sid: str, execution: dict[str, Any]) -> Reply:
-    why = describe_failure(execution)
+    why = ctx.follower.describe_failure(execution)
     return Reply(text=f"Snapshot {sid} failed on {ctx.manager_name}: {why}", title=f"Snapshot {sid} failed",
                  tone="danger", fields=(("execution", str(execution.get("id") or "")),
                                         ("status", str(execution.get("status") or ""))), ok=False)

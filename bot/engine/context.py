@@ -1,17 +1,20 @@
 """The seam between commands and the bot: what a command handler sees, typed, and nothing more.
 
 A command gets a `Ctx`: its invocation and parsed arguments, the manager it is about, progress and audit, and
-five ports, each a `Protocol` naming exactly what commands may call:
+its ports, each a `Protocol` naming exactly what commands may call:
 
     ManagerAPI       one Cloudify manager (bot.cloudify.Manager implements it)
     ArchiveAPI       off-manager snapshot copies (bot.archive.folder.Archive implements it)
     Catalog          the archive catalog, the scheduled runs and marks (bot.store.Store implements it)
     OperationEngine  operations: list/get them, record a step, open a gate, decide, run another command
     AuditLog         append to and read the audit log (bot.store.Store implements it)
+    Follower         follow a Cloudify execution or a snapshot's status (bot.engine.follow.ExecutionFollower)
+    Backups          the daily job's timetable and run claims (bot.schedule.runs.BackupRuns)
 
 No Slack, HTTP or SQL here, and no bag of services: commands import only `bot.core`, `bot.errors`, `bot.spec`
-and this module (tests/test_layers.py enforces it). The domain functions commands build on are offered here too,
-named in `__all__`: following an execution, the backup timetable and run claims, incidents and runbooks.
+and this module (tests/test_layers.py enforces it). `__all__` names types and ports only, never a function or
+a module: the value types the ports speak in (Schedule, Fire, Claim, ExecutionTimeout, ...) are offered here,
+what works on them is reached through `Ctx`.
 """
 
 from __future__ import annotations
@@ -20,18 +23,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent
 from bot.redact import redact_url_secrets
-from bot.engine.follow import ExecutionTimeout, describe_failure, follow_execution, wait_for_snapshot
+from bot.engine.follow import ExecutionTimeout
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
 from bot.recovery import drills, incidents, runbook
 from bot.recovery.chatport import ChatPort, port_for
-from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
+from bot.schedule.runs import Claim
 from bot.schedule.timetable import Fire, Schedule
 from bot.settings import ManagerSettings, Settings
 from bot.spec.parser import Args
@@ -40,11 +43,9 @@ from bot.spec.registry import Command, Registry
 __all__ = [
     # the context and its ports
     "ArchiveAPI", "AuditLog", "Catalog", "ChatPort", "ChatPorts", "Ctx", "ManagerAPI", "NullSink", "OperationEngine",
-    "Outcome", "Sink", "running",
-    # following a Cloudify execution (bot.engine.follow)
-    "ExecutionTimeout", "describe_failure", "follow_execution", "wait_for_snapshot",
-    # the daily backup job's timetable and run claims (bot.schedule.timetable, bot.schedule.runs)
-    "FAILED", "Fire", "Schedule", "claim_day", "owner_id", "parse_key", "run_key", "run_operation",
+    "Outcome", "Sink",
+    # the domain ports (implemented in bot.engine.follow, bot.schedule.runs) and the value types they speak in
+    "Backups", "Claim", "ExecutionTimeout", "Fire", "Follower", "Schedule",
     # incidents and runbooks, kept as marks in the catalog; restore drills' checks (bot.recovery)
     "drills", "incidents", "runbook",
 ]
@@ -199,6 +200,38 @@ class OperationEngine(Protocol):
     def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]: ...
 
 
+# --- the domain ports: what commands call of bot/engine/follow, bot/schedule ----------------------------------------
+
+class Follower(Protocol):
+    """Following a Cloudify execution (its events become steps) or a snapshot's status (bot.engine.follow)."""
+
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll the execution until it ends, reporting status changes and events; the final execution."""
+    def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
+    def describe_failure(self, execution: dict[str, Any]) -> str:
+        """Why an execution did not succeed, in one line."""
+
+
+class Backups(Protocol):
+    """The daily backup job's timetable and its runs, one per (manager, day) (bot.schedule.runs.BackupRuns)."""
+
+    def schedule(self) -> Schedule:
+        """BOT_BACKUP_SCHEDULE read in BOT_TIMEZONE; ConfigError when it cannot be read."""
+    def run_key(self, day: date, attempt: int = 1) -> str:
+        """The run key of a day (`2026-11-29`, `2026-11-29~2` for a retry)."""
+    def parse_key(self, key: str) -> tuple[date, int]:
+        """(day, attempt) of a run key."""
+    def is_failed(self, state: str | None) -> bool:
+        """Whether a run in this state ended without a backup (failed or skipped)."""
+    def owner_id(self, tag: str) -> str:
+        """Who holds a claim: this process and `tag`."""
+    def claim_day(self, manager: str, day: date, owner: str, now: datetime, *, retry: bool = False) -> Claim:
+        """Claim the run of (manager, day); with `retry`, a failed or skipped day gets a new attempt."""
+    def run_operation(self, manager: str, key: str) -> dict[str, Any] | None:
+        """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
+
+
 ChatPorts = Mapping[str, ChatPort]  # transport -> its chat port (incident rooms), registered by the front ends
 
 
@@ -217,6 +250,9 @@ class Ctx:
     audit_log: AuditLog
     engine: OperationEngine
     registry: Registry
+    # the domain ports (built once with the services)
+    follower: Follower
+    backups: Backups
     archive: ArchiveAPI | None = None
     chat: ChatPorts = field(default_factory=dict)
     sink: Sink = field(default_factory=NullSink)

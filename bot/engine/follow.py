@@ -14,7 +14,7 @@ from bot.errors import ManagerUnreachable, OperationError
 from bot.redact import redact_text
 from bot.core import age
 
-if TYPE_CHECKING:  # the context offers these functions to commands, so it imports this module
+if TYPE_CHECKING:  # the context names ExecutionTimeout, so it imports this module
     from bot.engine.context import Ctx
 
 FINAL = ("terminated", "failed", "cancelled")
@@ -159,3 +159,19 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
                                    f"{age(waited)}: it is still {snapshot.get('status')}")
         delay = min(delay * BACKOFF, max_interval)
         clock.sleep(delay)
+
+
+class ExecutionFollower:
+    """The `Follower` port of bot.engine.context: what commands may call of this module."""
+
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll the execution until it ends, reporting status changes and events; the final execution."""
+        return follow_execution(ctx, execution_id, timeout=timeout)
+
+    def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
+        return wait_for_snapshot(ctx, snapshot_id, timeout=timeout)
+
+    def describe_failure(self, execution: dict[str, Any]) -> str:
+        """Why an execution did not succeed, in one line."""
+        return describe_failure(execution)

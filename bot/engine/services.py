@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock
 from bot.core import Invocation
-from bot.engine.context import RUNNING, Ctx, NullSink, OperationEngine, Sink
+from bot.engine.context import RUNNING, Backups, Ctx, Follower, NullSink, OperationEngine, Sink
+from bot.engine.follow import ExecutionFollower
 from bot.engine.policy import Policy
+from bot.schedule.runs import BackupRuns
 from bot.settings import Settings
 from bot.spec.parser import Args
 from bot.spec.registry import Command, Registry
@@ -35,6 +37,13 @@ class Services:
     policy: Policy
     archive: Archive | None = None
     chat: dict[str, Any] = field(default_factory=dict)  # transport -> bot.recovery.chatport.ChatPort, set by front ends
+    # the domain ports commands see through Ctx (a test may swap one for its own implementation)
+    follower: Follower = field(init=False)
+    backups: Backups = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.follower = ExecutionFollower()
+        self.backups = BackupRuns(self.store, self.settings)
 
     def audit(self, event: str, **fields: Any) -> None:
         """Append one audit row."""
@@ -61,4 +70,5 @@ def make_ctx(svc: Services, engine: OperationEngine, inv: Invocation, args: Args
     return Ctx(inv=inv, args=args, command=command, manager_name=manager_name, settings=svc.settings,
                clock=svc.clock, managers=svc.managers, catalog=svc.store, audit_log=svc.store, engine=engine,
                registry=svc.registry, archive=svc.archive, chat=svc.chat, sink=sink or NullSink(), op=op,
-               manager_named=manager_named)
+               manager_named=manager_named,
+               follower=svc.follower, backups=svc.backups)
