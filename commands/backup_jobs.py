@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, age, size
+from bot.core import Reply, Tone, age, size
 from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -115,7 +115,7 @@ def backups_run(ctx: Ctx, args: Args) -> Reply:
     if not row or row.get("state") != "claimed" or row.get("owner") != args.owner:
         held = f"{row.get('state')} by {row.get('owner')}" if row else "gone"
         return Reply(text=f"run {args.run} of {ctx.manager_name} is no longer this operation's ({held}); stopping",
-                     title="Run taken over", tone="warning", ok=False)
+                     title="Run taken over", tone=Tone.WARNING, ok=False)
     try:
         state, reply = _daily(ctx, args)
     except BotError as exc:
@@ -154,7 +154,7 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
     copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
     text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
-    return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone="good",
+    return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone=Tone.GOOD,
                               fields=(("snapshot", sid), ("archive copy", copy.location if copy else ""),
                                       ("size", size(copy.size if copy else None)),
                                       ("sha256", copy.sha256 if copy else "")))
@@ -167,8 +167,8 @@ def _maintenance(ctx: Ctx) -> str:
 def _skipped(ctx: Ctx, day: date, status: str) -> Reply:
     text = (f"{ctx.manager_name} is in maintenance mode ({status}), so the daily backup of {day} was skipped. "
             f"Run `backups run -m {ctx.manager_name}` once it is out of maintenance mode.")
-    ctx.step(text, "warning")
-    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} skipped", tone="warning", ok=False)
+    ctx.step(text, Tone.WARNING)
+    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} skipped", tone=Tone.WARNING, ok=False)
 
 
 def _choose_id(ctx: Ctx, day: date, attempt: int) -> tuple[str, bool]:
@@ -199,7 +199,7 @@ def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | N
             return "failed", _failed(ctx, f"snapshot {sid} failed on {ctx.manager_name}: {why[0]}")
         copy = ctx.catalog.get_copy(ctx.manager_name, sid)
         if copy and copy.verified:
-            ctx.step(f"{sid} already has a verified archive copy", "good")
+            ctx.step(f"{sid} already has a verified archive copy", Tone.GOOD)
         else:
             copy_off(ctx, snap)
         return None
@@ -220,7 +220,7 @@ def _create(ctx: Ctx, sid: str, day: date) -> tuple[str, Reply] | None:
         if waited + delay > BUSY_GIVE_UP:
             return "failed", _failed(ctx, f"{ctx.manager_name} was busy for {age(waited)}, so {sid} was not "
                                           f"created. {reply.text.splitlines()[0]}")
-        ctx.step(f"{reply.text.splitlines()[0]} Trying again in {age(delay)}.", "warning")
+        ctx.step(f"{reply.text.splitlines()[0]} Trying again in {age(delay)}.", Tone.WARNING)
         ctx.check_cancel()
         ctx.clock.sleep(delay)
         delay = min(delay * 2, BUSY_MAX)
@@ -230,4 +230,4 @@ def _create(ctx: Ctx, sid: str, day: date) -> tuple[str, Reply] | None:
 
 
 def _failed(ctx: Ctx, text: str) -> Reply:
-    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} failed", tone="danger", ok=False)
+    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} failed", tone=Tone.DANGER, ok=False)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine.context import Ctx, Fire, Schedule
-from bot.core import ArchiveCopy, Reply, Table, age, size
+from bot.core import ArchiveCopy, Reply, Table, Tone, age, size
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import count, parse_time
@@ -103,13 +103,13 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     # Posted daily, the head anchors the log outside its file: `cfy-bot audit verify --expect-head SEQ:HASH`.
     lines.append(f"Audit log: {count(rows_written, 'row')}, head {rows_written}:{head}.")
     if alarms:
-        title, tone = f"{count(alarms, 'manager')} without a recent verified backup", "danger"
+        title, tone = f"{count(alarms, 'manager')} without a recent verified backup", Tone.DANGER
     elif drill_alarms:
-        title, tone = f"restore drills of {count(drill_alarms, 'manager')} failed or are overdue", "danger"
+        title, tone = f"restore drills of {count(drill_alarms, 'manager')} failed or are overdue", Tone.DANGER
     elif trouble:
-        title, tone = f"Backups: failures in the last {window}", "warning"
+        title, tone = f"Backups: failures in the last {window}", Tone.WARNING
     else:
-        title, tone = "Backups are good", "good"
+        title, tone = "Backups are good", Tone.GOOD
     table = Table(("manager", "newest verified", "age", f"created ({window})", f"failed ({window})",
                    f"pruned ({window})", "archive"), tuple(rows))
     return Reply(text="\n".join(lines), title=title, tone=tone, table=table, public=True,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core import DrillResult, DrillVerdict, Reply, Table
+from bot.core import DrillResult, DrillVerdict, Reply, Table, Tone
 from bot.engine.context import Ctx, drills
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
@@ -200,7 +200,7 @@ def _maintenance_on(ctx: Ctx) -> None:
         wait_until_activated(ctx, TIMEOUT_S, {e["id"]: e.get("tenant_name") for e in waiting})
     except MaintenanceTimeout as exc:
         raise BotError(f"{exc} The drill's restore was not started.") from None
-    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone="good")
+    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone=Tone.GOOD)
 
 
 def _maintenance_off(ctx: Ctx, client: Any) -> None:
@@ -234,9 +234,9 @@ def _check(ctx: Ctx, args: Args, client: Any, run: _Run) -> None:
     ctx.step(f"{args.target} answers with the restored data ({counts} in the snapshot, "
              f"{'legacy dump' if expected.legacy else 'entity files'})")
     for m in run.mismatches[:50]:
-        ctx.step(f"mismatch: {m}", tone="danger")
+        ctx.step(f"mismatch: {m}", tone=Tone.DANGER)
     for p in run.problems:
-        ctx.step(f"check failed: {p}", tone="danger")
+        ctx.step(f"check failed: {p}", tone=Tone.DANGER)
 
 
 def _reply(d: DrillResult) -> Reply:
@@ -250,11 +250,11 @@ def _reply(d: DrillResult) -> Reply:
     if d.passed:
         text = (f"Drill passed: {d.snapshot_id} of {d.source} restored on {d.target} and matched the snapshot; "
                 f"recovered in {drills.duration(d.recovery_seconds)}.")
-        return Reply(text=text, title=f"Restore drill of {d.source} passed", tone="good", fields=tuple(fields),
+        return Reply(text=text, title=f"Restore drill of {d.source} passed", tone=Tone.GOOD, fields=tuple(fields),
                      public=True)
     fields.insert(0, ("why", d.reason))
     text = f"Drill FAILED: {d.snapshot_id} of {d.source} on {d.target}: {d.reason}"
-    return Reply(text=text, title=f"Restore drill of {d.source} failed", tone="danger", fields=tuple(fields),
+    return Reply(text=text, title=f"Restore drill of {d.source} failed", tone=Tone.DANGER, fields=tuple(fields),
                  public=True, ok=False)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.engine.context import ChatPort, Ctx, Sink, incidents as inc
-from bot.core import ProgressEvent, Reply, age
+from bot.core import ProgressEvent, Reply, Tone, age
 from bot.errors import BotError, ChatError, MissingScope, NameTaken, NoChannels, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -50,7 +50,7 @@ def status_card(ctx: Ctx, record: dict[str, Any]) -> Reply:
     fields = (("manager", name), ("cluster", cluster), ("newest verified backup", backup),
               ("running operations", running),
               ("opened", f"by {record['started_by_name']}, {_hm(record['started_at'])}"), ("state", state))
-    tone = "good" if record.get("state") != "open" else "warning"
+    tone = Tone.GOOD if record.get("state") != "open" else Tone.WARNING
     return Reply(text=f"Status of {name}, updated {_hm(inc.stamp(ctx.now()))}.",
                  title=f"Incident {record['id']}: {record['title']}", tone=tone, fields=fields, public=True)
 
@@ -172,11 +172,11 @@ def incident_start(ctx: Ctx, args: Args) -> Reply:
         text = (f"{ctx.inv.actor.name} opened incident “{record['title']}” on {record['manager']}: "
                 f"{port.link(record['room'])}. Work on it there: commands typed there report there.")
         return Reply(text="\n".join(filter(None, [text, notes])), title=f"Incident on {record['manager']}",
-                     tone="warning", public=True)
+                     tone=Tone.WARNING, public=True)
     if record["mode"] == "thread":  # the card is in the channel already: say only why there is no channel
         text = f"Incident {record['id']} on {record['manager']} runs in the thread of its status card in this channel."
         return Reply(text="\n".join(filter(None, [text, notes])), title=f"Incident on {record['manager']}",
-                     tone="warning")
+                     tone=Tone.WARNING)
     card = status_card(ctx, record)
     text = f"Incident {record['id']} on {record['manager']} runs here: this terminal is the room.\n{notes}".rstrip()
     return replace(card, text=text + "\n" + card.text, public=True)
@@ -238,7 +238,7 @@ def incident_close(ctx: Ctx, args: Args) -> Reply:
     text = (f"Incident {record['id']} on {record['manager']} closed by {ctx.inv.actor.name}: "
             f"{args.summary or 'no summary'}.\nTimeline ({len(entries)} entries):\n" + "\n".join(lines)
             + f"\nMarkdown export: {path}")
-    return Reply(text=text, title=f"Incident {record['id']} closed", tone="good", public=True)
+    return Reply(text=text, title=f"Incident {record['id']} closed", tone=Tone.GOOD, public=True)
 
 
 # --- `restore … --incident` ------------------------------------------------------------------------------

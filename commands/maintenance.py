@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
+from bot.core import Reply, Table, Tone
 from bot.errors import BadRequest, BotError, ManagerError, NotModified, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -49,7 +49,7 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
                  "(listed below): they never finish while maintenance mode is activating, so it "
                  f"{'cannot activate' if status == 'activating' else 'would not activate'} until they are "
                  f"cancelled: {cancel_hints(ctx, stuck)}.")
-    tone = "warning" if status in ("activated", "activating") or stuck else "info"
+    tone = Tone.WARNING if status in ("activated", "activating") or stuck else Tone.INFO
     return Reply(text=text, title=f"Maintenance mode on {ctx.manager_name}", tone=tone, fields=tuple(fields),
                  table=table)
 
@@ -217,7 +217,7 @@ def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
         raise
     since = when(state.get("activated_at"), ctx.now())
     return Reply(text=f"{ctx.manager_name} is in maintenance mode (activated {since}).",
-                 title=f"Maintenance mode activated on {ctx.manager_name}", tone="warning", public=True)
+                 title=f"Maintenance mode activated on {ctx.manager_name}", tone=Tone.WARNING, public=True)
 
 
 @command("maintenance-mode deactivate", summary="Leave maintenance mode", group="maintenance-mode",
@@ -232,4 +232,4 @@ def maintenance_deactivate(ctx: Ctx, args: Args) -> Reply:
         return Reply(text=f"{ctx.manager_name} was not in maintenance mode: nothing to do.",
                      title="Already off", public=True)
     return Reply(text=f"{ctx.manager_name} has left maintenance mode.", title="Maintenance mode off",
-                 tone="good", public=True)
+                 tone=Tone.GOOD, public=True)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.engine.context import Ctx, incidents as incident, runbook as rb
-from bot.core import Action, Invocation, ProgressEvent, Reply
+from bot.core import Action, Invocation, ProgressEvent, Reply, Tone
 from bot.errors import BotError, NotFound, UsageError
 from bot.spec.parser import Args, parse
 from bot.spec.registry import Param, command
@@ -81,7 +81,7 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
     title = f"Runbook {run['scenario']} on {run['manager']}: {run['title']} ({run['id']})"
     fields = (("manager", run["manager"]), ("started", f"by {run['started_by_name']}, {_hhmm(run['started_at'])}"),
               ("source", run.get("source") or "the guide"))
-    tone = "good" if closed == total else "warning"
+    tone = Tone.GOOD if closed == total else Tone.WARNING
     return Reply(text="\n".join(lines), title=title, tone=tone, fields=fields, public=True, actions=tuple(actions))
 
 
@@ -129,7 +129,7 @@ def _mark(ctx: Ctx, args: Args, state: str) -> Reply:
     if not first:
         reply = checklist(ctx, run, f"Step {args.step} was already marked {record.get('state')} by "
                                     f"{record.get('by_name')} at {_hhmm(record.get('at', ''))}; nothing changed.")
-        return replace(reply, ok=False, tone="info")
+        return replace(reply, ok=False, tone=Tone.INFO)
     _audit(ctx, run, "runbook_step", step=args.step, state=state, note=args.note or "",
            text=_step(run, args.step).text)
     return checklist(ctx, run, f"{ctx.inv.actor.name} marked step {args.step} {state}.")
@@ -185,7 +185,7 @@ def runbook_do(ctx: Ctx, args: Args) -> Reply:
     if not op:
         return outcome.reply  # a quick command (e.g. `cluster status`): its answer is the point
     if outcome.gate:  # its card (Confirm / Approve) goes where the checklist is
-        ctx.sink.emit(ProgressEvent(ctx.inv.id, "gate", outcome.reply.text, "warning", ctx.now(),
+        ctx.sink.emit(ProgressEvent(ctx.inv.id, "gate", outcome.reply.text, Tone.WARNING, ctx.now(),
                                     {"operation": op["id"], "gate": outcome.gate}))
     how = f" Type `confirm {op['id']}` to go on." if outcome.gate == "confirm" else ""
     return checklist(ctx, run, f"Step {step.number}: {ctx.inv.actor.name} started `{text}` "

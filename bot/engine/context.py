@@ -27,7 +27,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
-from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent
+from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent, Tone
 from bot.redact import redact_url_secrets
 from bot.engine.follow import ExecutionTimeout
 from bot.engine.outcome import Outcome
@@ -272,7 +272,7 @@ class Ctx:
         """The current time (the injected clock)."""
         return self.clock.now()
 
-    def step(self, text: str, tone: str = "info", kind: str = "step", **data: Any) -> None:
+    def step(self, text: str, tone: Tone = Tone.INFO, kind: str = "step", **data: Any) -> None:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
         text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
         op_id = self.op["id"] if self.op else self.inv.id

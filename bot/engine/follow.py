@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.core import age
+from bot.core import Tone, age
 
 if TYPE_CHECKING:  # the context names ExecutionTimeout, so it imports this module
     from bot.engine.context import Ctx
@@ -40,7 +40,7 @@ def describe_failure(execution: dict[str, Any]) -> str:
     return f"the execution ended {status}" if status != "cancelled" else "the execution was cancelled"
 
 
-def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
+def event_line(event: dict[str, Any]) -> tuple[str, Tone] | None:
     """One event or log as (text, tone); None for debug logs, which are not worth a thread reply."""
     message = event.get("message")
     if isinstance(message, dict):
@@ -50,18 +50,18 @@ def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
         level = str(event.get("level") or "info").lower()
         if level == "debug":
             return None
-        tone = {"error": "danger", "warning": "warning"}.get(level, "info")
+        tone = {"error": Tone.DANGER, "warning": Tone.WARNING}.get(level, Tone.INFO)
         return (f"{level}: {text}" if level != "info" else text), tone
     kind = str(event.get("event_type") or "")
-    tone = {"workflow_failed": "danger", "workflow_succeeded": "good", "workflow_cancelled": "warning"}.get(kind,
-                                                                                                             "info")
+    tone = {"workflow_failed": Tone.DANGER, "workflow_succeeded": Tone.GOOD,
+            "workflow_cancelled": Tone.WARNING}.get(kind, Tone.INFO)
     return text, tone
 
 
 def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
     """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
     secrets = ctx.audit_log.secrets
-    lines: list[tuple[str, str]] = []
+    lines: list[tuple[str, Tone]] = []
     start = offset
     while True:
         page = ctx.manager.list_events(execution_id, offset=offset, size=EVENT_PAGE, include_logs=include_logs)
@@ -120,7 +120,7 @@ def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> flo
     now = ctx.clock.monotonic()
     if since is None:
         ctx.step(f"lost contact with {ctx.manager_name} while following the execution ({exc}); still trying",
-                 "warning")
+                 Tone.WARNING)
         return now
     if now - since > UNREACHABLE_GRACE:
         raise ManagerUnreachable(f"{exc} (no answer for {age(now - since)} while following the execution; it may "
@@ -140,7 +140,7 @@ def _report_status(ctx: Ctx, execution: dict[str, Any]) -> None:
         "failed": f"execution {eid} ({workflow}) failed: {describe_failure(execution)}",
         "cancelled": f"execution {eid} ({workflow}) was cancelled",
     }.get(str(status), f"execution {eid} ({workflow}) is {status}")
-    tone = {"terminated": "good", "failed": "danger", "cancelled": "warning"}.get(str(status), "info")
+    tone = {"terminated": Tone.GOOD, "failed": Tone.DANGER, "cancelled": Tone.WARNING}.get(str(status), Tone.INFO)
     ctx.step(text, tone)
 
 
