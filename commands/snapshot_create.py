@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.context import Ctx, describe_failure, follow_execution, wait_for_snapshot
-from bot.core import Reply, Table
+from bot.engine.context import Ctx
+from bot.core import Reply, Table, Tone
 from bot.errors import (ArchiveError, BotError, Cancelled, Conflict, ExecutionsRunning, MaintenanceModeActive,
                         ManagerError, ManagerNotFound)
 from bot.spec.parser import Args
@@ -68,9 +68,9 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
         again = hint(ctx, f"snapshots download {sid}")
         return Reply(text=f"Snapshot {sid} was created on {ctx.manager_name}, but is not in the archive. "
                           f"{reason[:1].upper() + reason[1:]}\nTry again with {again}.",
-                     title="Created, not archived", tone="danger", ok=False)
+                     title="Created, not archived", tone=Tone.DANGER, ok=False)
     return Reply(text=f"Snapshot {sid} created on {ctx.manager_name}, copied off and verified.",
-                 title=f"Snapshot {sid}", tone="good", fields=(("execution", eid), *copy_fields(row)))
+                 title=f"Snapshot {sid}", tone=Tone.GOOD, fields=(("execution", eid), *copy_fields(row)))
 
 
 def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
@@ -109,13 +109,13 @@ def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
 def _follow(ctx: Ctx, sid: str, eid: str) -> dict[str, Any]:
     """Follow the create execution; in maintenance mode (executions unreadable) watch the snapshot instead."""
     try:
-        return follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
+        return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
     except Cancelled as exc:
         raise Cancelled(f"{exc}. {_left_behind(ctx, sid)}") from None
     except MaintenanceModeActive:
         ctx.step(f"{ctx.manager_name} is in maintenance mode, where executions cannot be read; watching the "
-                 "snapshot's status instead", "warning")
-    snapshot = wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
+                 "snapshot's status instead", Tone.WARNING)
+    snapshot = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
     ok = snapshot.get("status") == "created"
     return {"id": eid, "status": "terminated" if ok else "failed", "error": snapshot.get("error") or ""}
 
@@ -134,9 +134,9 @@ def _left_behind(ctx: Ctx, sid: str) -> str:
 
 
 def _create_failed(ctx: Ctx, sid: str, execution: dict[str, Any]) -> Reply:
-    why = describe_failure(execution)
+    why = ctx.follower.describe_failure(execution)
     return Reply(text=f"Snapshot {sid} failed on {ctx.manager_name}: {why}", title=f"Snapshot {sid} failed",
-                 tone="danger", fields=(("execution", str(execution.get("id") or "")),
+                 tone=Tone.DANGER, fields=(("execution", str(execution.get("id") or "")),
                                         ("status", str(execution.get("status") or ""))), ok=False)
 
 
@@ -156,7 +156,7 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
     listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
     text = (f"{ctx.manager_name} is busy: snapshot {sid} was not created because {what} running ({listed}). "
             f"{hint}." if ids else f"{ctx.manager_name} is busy: {exc}. {hint}.")
-    return Reply(text=text, title="Manager busy", tone="warning", ok=False,
+    return Reply(text=text, title="Manager busy", tone=Tone.WARNING, ok=False,
                  table=Table(("execution", "workflow", "deployment", "status"), tuple(rows)) if rows else None)
 
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import Cancelled, ManagerError, ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.core import age
+from bot.core import Tone, age
 
-if TYPE_CHECKING:  # the context offers these functions to commands, so it imports this module
+if TYPE_CHECKING:  # the context names ExecutionTimeout, so it imports this module
     from bot.engine.context import Ctx
 
 FINAL = ("terminated", "failed", "cancelled")
@@ -46,7 +46,7 @@ def describe_failure(execution: dict[str, Any]) -> str:
     return f"the execution ended {status}" if status != "cancelled" else "the execution was cancelled"
 
 
-def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
+def event_line(event: dict[str, Any]) -> tuple[str, Tone] | None:
     """One event or log as (text, tone); None for debug logs, which are not worth a thread reply."""
     message = event.get("message")
     if isinstance(message, dict):
@@ -56,18 +56,18 @@ def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
         level = str(event.get("level") or "info").lower()
         if level == "debug":
             return None
-        tone = {"error": "danger", "warning": "warning"}.get(level, "info")
+        tone = {"error": Tone.DANGER, "warning": Tone.WARNING}.get(level, Tone.INFO)
         return (f"{level}: {text}" if level != "info" else text), tone
     kind = str(event.get("event_type") or "")
-    tone = {"workflow_failed": "danger", "workflow_succeeded": "good", "workflow_cancelled": "warning"}.get(kind,
-                                                                                                             "info")
+    tone = {"workflow_failed": Tone.DANGER, "workflow_succeeded": Tone.GOOD,
+            "workflow_cancelled": Tone.WARNING}.get(kind, Tone.INFO)
     return text, tone
 
 
 def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
     """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
     secrets = ctx.audit_log.secrets
-    lines: list[tuple[str, str]] = []
+    lines: list[tuple[str, Tone]] = []
     start = offset
     while True:
         page = ctx.manager.list_events(execution_id, offset=offset, size=EVENT_PAGE, include_logs=include_logs)
@@ -130,7 +130,7 @@ def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
     """The operation was cancelled while its execution runs: cancel the execution too, wait for its end (at most
     CANCEL_WAIT), and raise Cancelled saying how it ended."""
     where = ctx.manager_name
-    ctx.step(f"{why}: asking {where} to cancel execution {execution_id}", "warning")
+    ctx.step(f"{why}: asking {where} to cancel execution {execution_id}", Tone.WARNING)
     try:
         ctx.manager.execution_action(execution_id, "cancel")
     except ManagerError as exc:
@@ -165,7 +165,7 @@ def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> flo
     now = ctx.clock.monotonic()
     if since is None:
         ctx.step(f"lost contact with {ctx.manager_name} while following the execution ({exc}); still trying",
-                 "warning")
+                 Tone.WARNING)
         return now
     if now - since > UNREACHABLE_GRACE:
         raise ManagerUnreachable(f"{exc} (no answer for {age(now - since)} while following the execution; it may "
@@ -185,7 +185,7 @@ def _report_status(ctx: Ctx, execution: dict[str, Any]) -> None:
         "failed": f"execution {eid} ({workflow}) failed: {describe_failure(execution)}",
         "cancelled": f"execution {eid} ({workflow}) was cancelled",
     }.get(str(status), f"execution {eid} ({workflow}) is {status}")
-    tone = {"terminated": "good", "failed": "danger", "cancelled": "warning"}.get(str(status), "info")
+    tone = {"terminated": Tone.GOOD, "failed": Tone.DANGER, "cancelled": Tone.WARNING}.get(str(status), Tone.INFO)
     ctx.step(text, tone)
 
 
@@ -209,3 +209,19 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
                                    f"{age(waited)}: it is still {snapshot.get('status')}")
         delay = min(delay * BACKOFF, max_interval)
         clock.sleep(delay)
+
+
+class ExecutionFollower:
+    """The `Follower` port of bot.engine.context: what commands may call of this module."""
+
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll the execution until it ends, reporting status changes and events; the final execution."""
+        return follow_execution(ctx, execution_id, timeout=timeout)
+
+    def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
+        return wait_for_snapshot(ctx, snapshot_id, timeout=timeout)
+
+    def describe_failure(self, execution: dict[str, Any]) -> str:
+        """Why an execution did not succeed, in one line."""
+        return describe_failure(execution)

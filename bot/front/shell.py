@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from bot.core import Actor, Invocation, ProgressEvent, Reply
+from bot.core import Actor, Invocation, ProgressEvent, Reply, Tone
 from bot.engine.context import NullSink
 from bot.engine.dispatch import Dispatcher, Outcome
 from bot.spec.parser import MANAGER_FLAGS
@@ -88,7 +88,7 @@ def _waiting(op_id: str, requester: Actor) -> Reply:
     return Reply(text=f"{op_id} waits for a second admin's approval. Another admin approves it with "
                       f"`cfy-bot run \"approve {op_id}\"` under their own login (not {requester.name}), or with "
                       f"the Approve button in Slack. `operations` shows it; it expires if nobody answers.",
-                 title="Waiting for approval", tone="warning")
+                 title="Waiting for approval", tone=Tone.WARNING)
 
 
 class Following:
