@@ -374,3 +374,26 @@ def test_cancel_over_http_from_another_bot(tmp_path, clock) -> None:
         assert sim.state.executions[op["execution_id"]]["status"] == "cancelled"
         first.services.store.close()
         other.services.store.close()
+
+
+def test_ctrl_c_in_run_json_keeps_one_json_object_per_line(make_bot) -> None:
+    import json
+
+    bot = make_bot()
+    out = io.StringIO()
+    term = Terminal(bot.dispatcher, out=out, actor=shell_actor("alice"), as_json=True)
+    term.sink = hooked = Hooked(out, "creating snapshot nightly-1", ctrl_c)
+    hooked.as_json = True
+    original = term._cancel_on_interrupt
+
+    def cancel_then_resume(job: Any) -> bool:
+        result = original(job)
+        hooked.resume.set()
+        return result
+
+    term._cancel_on_interrupt = cancel_then_resume  # type: ignore[method-assign]
+    assert term.run("snapshots create nightly-1") == 1
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    notices = [line["text"] for line in lines if line["type"] == "notice"]
+    assert notices[-1] == "Following it until it stops; Ctrl-C again leaves it to the next start of cfy-bot."
+    assert lines[-1]["type"] == "reply" and lines[-1]["exit_status"] == 1
