@@ -6,7 +6,7 @@ import re
 
 from typing import Any
 
-from bot.engine.context import Ctx, drills
+from bot.engine.context import ContentUnreadable, Ctx
 from bot.core import ArchiveCopy, ProgressEvent, Tone, age
 from bot.errors import (
     AuthenticationFailed,
@@ -237,21 +237,21 @@ def report_content(ctx: Ctx, client: Any, execution: dict[str, Any], snapshot_id
                 "holds; only the restore's own log (in the thread) names entities it could not restore"), False
     try:
         with need_archive(ctx).local_copy(copy) as path:
-            expected = drills.snapshot_content(path)
-    except (drills.ContentUnreadable, ArchiveError) as exc:
+            expected = ctx.drills.snapshot_content(path)
+    except (ContentUnreadable, ArchiveError) as exc:
         return f"not compared: {exc}", False
     try:
-        actual = drills.manager_content(client, None, bypass_maintenance=True)
+        actual = ctx.drills.manager_content(client, None, bypass_maintenance=True)
     except ManagerError as exc:
         return f"not compared: the bot could not list what {ctx.manager_name} has ({exc})", False
-    check = drills.restore_check(expected, actual, ctx.manager_name)
+    check = ctx.drills.restore_check(expected, actual, ctx.manager_name)
     problems = list(check.missing)
     lines = list(check.tenant_lines) + problems[:20] + (
         [f"… and {len(problems) - 20} more missing or different"] if len(problems) > 20 else [])
     if lines:  # one thread message (issue 14's Slack budget)
         ctx.step("\n".join(lines), tone=Tone.DANGER if problems else Tone.INFO)
-    held = (f"the snapshot holds {drills.counts_text(check.snapshot)}; {ctx.manager_name} has "
-            f"{drills.counts_text(check.manager)}")
+    held = (f"the snapshot holds {ctx.drills.counts_text(check.snapshot)}; {ctx.manager_name} has "
+            f"{ctx.drills.counts_text(check.manager)}")
     extra = f"; {count(check.extra, 'entity', 'entities')} on {ctx.manager_name} not in the snapshot" \
         if check.extra else ""
     if problems:

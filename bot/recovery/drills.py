@@ -274,9 +274,18 @@ class DrillChecks:
         """What the snapshot file at `path` holds; ContentUnreadable when it cannot be read."""
         return snapshot_content(path)
 
-    def manager_content(self, client: Lister, tenants: Iterable[str]) -> Content:
-        """What a manager lists now, for `tenants`, plus its users."""
-        return manager_content(client, tenants)
+    def manager_content(self, client: Lister, tenants: Iterable[str] | None = None,
+                        bypass_maintenance: bool = False) -> Content:
+        """What a manager lists now, for `tenants` (None: all), plus its users."""
+        return manager_content(client, tenants, bypass_maintenance)
+
+    def restore_check(self, expected: Content, actual: Content, manager: str) -> RestoreCheck:
+        """A restore's tenants and counted entities: the snapshot's against what `manager` lists after it."""
+        return restore_check(expected, actual, manager)
+
+    def counts_text(self, counts: Sequence[tuple[str, int]]) -> str:
+        """`3 tenants, 4 blueprints, 1 deployment, …`."""
+        return counts_text(counts)
 
     def compare(self, expected: Content, actual: Content, target_tenants: Sequence[str] = ()) -> list[str]:
         """Every difference between the snapshot and the restored manager, named; [] when they match."""
