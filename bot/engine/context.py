@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent, Tone
 from bot.redact import redact_url_secrets
+from bot.engine.liveness import Runner
 from bot.engine.follow import ExecutionTimeout
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
@@ -193,6 +194,7 @@ class OperationEngine(Protocol):
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
              kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
     def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+    def runner(self, op: dict[str, Any]) -> Runner: ...
     def update_operation(self, op_id: str, expected_state: str | Iterable[str],
                          **fields: Any) -> dict[str, Any] | None: ...
     def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]: ...
@@ -351,12 +353,12 @@ class Ctx:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
         text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
         op_id = self.op["id"] if self.op else self.inv.id
-        self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
-        if self.op and kind == "step":
+        if self.op and kind == "step":  # recorded before it is shown: `operations` never lags what was printed
             self.audit("step", text=text, tone=tone)
             updated = self.engine.update_operation(self.op["id"], "running", step=text[:200])
             if updated is not None:
                 self.op = updated
+        self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
 
     def recall(self, key: str, default: Any = None) -> Any:
         """A value this operation remembered earlier (survives a restart of the bot)."""
