@@ -289,7 +289,7 @@ class Operations:
         if op.get("execution_id") and client is not None:
             try:
                 execution = client.get_execution(op["execution_id"])
-                what += f"; execution {op['execution_id']} is now {execution.get('status')}"
+                what += f"; execution {op['execution_id']} is now {execution.status}"
             except BotError as exc:
                 what += f"; execution {op['execution_id']} could not be read: {exc}"
         new = self.svc.store.transition(op["id"], "running", "failed", error=what)
