@@ -125,10 +125,15 @@ def _cancel_stuck(ctx: Ctx, remaining: list[Execution], cancellable: dict[str, s
             f"{'s are' if len(stuck) != 1 else ' is'} queued or scheduled ({describe(stuck)}), and such "
             "executions never finish while maintenance mode is activating. Cancel them first: "
             f"{cancel_hints(ctx, stuck)}; or use the guided `restore`, which cancels them itself.", stuck)
-    for e in stuck:
-        journal_whole(ctx, e, cancellable.get(e.id))
-        cancel_execution(ctx, e, cancellable.get(e.id))
-        cancelled.add(e.id)
+    done: list[str] = []
+    try:
+        for e in stuck:
+            journal_whole(ctx, e, cancellable.get(e.id))
+            done.append(cancel_execution(ctx, e, cancellable.get(e.id)))
+            cancelled.add(e.id)
+    finally:  # one thread message for all of them (issue 14's Slack budget), one line each, even after a failure
+        if done:
+            ctx.step("\n".join(done))
 
 
 JOURNALED = ("id", "workflow_id", "deployment_id", "tenant_name", "scheduled_for", "status", "parameters",
@@ -149,14 +154,17 @@ def journal_whole(ctx: Ctx, execution: Execution, tenant: str | None) -> None:
     ctx.remember(cancelled=[*(ctx.recall("cancelled") or []), record])
 
 
-def cancel_execution(ctx: Ctx, execution: Execution, tenant: str | None = None) -> None:
-    """Cancel one execution of `tenant` (kill when a plain cancel is refused) and report it."""
+def cancel_execution(ctx: Ctx, execution: Execution, tenant: str | None = None) -> str:
+    """Cancel one execution of `tenant` (kill when a plain cancel is refused); the line that says so (the caller
+    reports them together)."""
+    action = "cancelled"
     try:
         ctx.manager.execution_action(execution.id, "cancel", tenant=tenant)
     except BadRequest:
         ctx.manager.execution_action(execution.id, "kill", tenant=tenant)
-    ctx.step(f"cancelled {execution.status} execution {execution.id} ({execution.workflow_id}"
-             f"{' on ' + execution.deployment_id if execution.deployment_id else ''})")
+        action = "killed (a cancel was refused)"
+    return (f"{action} {execution.status} execution {execution.id} ({execution.workflow_id}"
+            f"{' on ' + execution.deployment_id if execution.deployment_id else ''})")
 
 
 class MaintenanceBlocked(OperationError):
