@@ -125,7 +125,8 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
     rows = []
     for eid in ids[:10]:
         e = found.get(eid)
-        rows.append((eid, e.workflow_id or "", e.deployment_id or "-", e.status) if e else (eid, "?", "?", "(not visible to the bot's user)"))
+        rows.append((eid, e.workflow_id or "", e.deployment_id or "-", e.status) if e else
+                    (eid, "?", "?", "(not visible to the bot's user)"))
     hint = "Run it again with --queue to start it as soon as they end"
     if args.legacy and _version(ctx) >= NEW_FORMAT_ALONGSIDE:
         hint += ", or with --no-legacy (this manager runs new-format snapshots alongside other executions)"
