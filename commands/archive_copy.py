@@ -35,6 +35,7 @@ def transfer_progress(ctx: Ctx, snapshot_id: str, verb: str) -> Callable[[int, i
         if now - start < 2.0 or now - marks["last"] < 1.0:
             return
         marks["last"] = now
+        ctx.check_cancel()  # a step boundary: a cancel stops the transfer here (its temp file is removed)
         ctx.step(f"{verb} {snapshot_id}: {transfer_text(done, total, now - start)}", kind="transfer",
                  done=done, total=total, elapsed=round(now - start, 3))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from bot.engine.context import Ctx
 from bot.core import Execution, Reply, Table, Tone
-from bot.errors import ArchiveError, BotError, Conflict, ExecutionsRunning, MaintenanceModeActive, ManagerError
+from bot.errors import (ArchiveError, BotError, Cancelled, Conflict, ExecutionsRunning, MaintenanceModeActive,
+                        ManagerError, ManagerNotFound)
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off
@@ -58,6 +59,10 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
                                                   error=snapshot.get("error")))
     try:
         row = copy_off(ctx, snapshot)
+    except Cancelled as exc:
+        raise Cancelled(f"{exc}. Snapshot {sid} was created on {ctx.manager_name}; its copy to the archive was "
+                        f"stopped and nothing of it was kept there ({hint(ctx, f'snapshots download {sid}')} copies "
+                        "it later).") from None
     except (ArchiveError, ManagerError) as exc:
         reason = str(exc)
         again = hint(ctx, f"snapshots download {sid}")
@@ -104,12 +109,27 @@ def _follow(ctx: Ctx, sid: str, eid: str) -> Execution:
     """Follow the create execution; in maintenance mode (executions unreadable) watch the snapshot instead."""
     try:
         return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
+    except Cancelled as exc:
+        raise Cancelled(f"{exc}. {_left_behind(ctx, sid)}") from None
     except MaintenanceModeActive:
         ctx.step(f"{ctx.manager_name} is in maintenance mode, where executions cannot be read; watching the "
                  "snapshot's status instead", Tone.WARNING)
     snapshot = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
     ok = snapshot.get("status") == "created"
     return Execution(eid, status="terminated" if ok else "failed", error=str(snapshot.get("error") or ""))
+
+
+def _left_behind(ctx: Ctx, sid: str) -> str:
+    """What a cancelled create left on the manager, as the manager says."""
+    try:
+        status = ctx.manager.get_snapshot(sid).get("status")
+    except ManagerNotFound:
+        return f"{ctx.manager_name} has no snapshot {sid}."
+    except ManagerError as exc:
+        return f"Snapshot {sid} could not be read on {ctx.manager_name}: {exc}"
+    if status == "failed":
+        return f"Snapshot {sid} is failed on {ctx.manager_name}; {hint(ctx, f'snapshots delete {sid}')} removes it."
+    return f"Snapshot {sid} is {status} on {ctx.manager_name}; it was not copied to the archive."
 
 
 def _create_failed(ctx: Ctx, sid: str, execution: Execution) -> Reply:

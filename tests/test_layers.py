@@ -159,8 +159,6 @@ def test_commands_use_only_the_seam() -> None:
 
 
 SEAM = "bot.engine.context"
-# modules the seam still hands out whole, until their ports exist (issue 13 point 2; emptied by the next commit)
-NOT_YET_PORTS = {"drills", "incidents", "runbook"}
 
 
 def test_the_seam_offers_types_and_ports_only() -> None:
@@ -171,7 +169,7 @@ def test_the_seam_offers_types_and_ports_only() -> None:
     for name in seam.__all__:
         value = getattr(seam, name)
         alias = typing.get_origin(value) is not None  # ChatPorts = Mapping[str, ChatPort]
-        if (not inspect.isclass(value) and not alias) and name not in NOT_YET_PORTS:
+        if (not inspect.isclass(value) and not alias):
             bad.append(f"{name}: {type(value).__name__}")
     assert not bad, f"bot.engine.context's __all__ may name only types and ports: {bad}"
 

@@ -10,16 +10,19 @@ its ports, each a `Protocol` naming exactly what commands may call:
     AuditLog         append to and read the audit log (bot.store.Store implements it)
     Follower         follow a Cloudify execution or a snapshot's status (bot.engine.follow.ExecutionFollower)
     Backups          the daily job's timetable and run claims (bot.schedule.runs.BackupRuns)
+    Incidents        incident records, their rooms, timeline and export (bot.recovery.incidents.IncidentRecords)
+    Runbooks         runbook files and their checklist runs (bot.recovery.runbook.RunbookChecklists)
+    Drills           restore drills' content checks and wording (bot.recovery.drills.DrillChecks)
 
 No Slack, HTTP or SQL here, and no bag of services: commands import only `bot.core`, `bot.errors`, `bot.spec`
 and this module (tests/test_layers.py enforces it). `__all__` names types and ports only, never a function or
-a module: the value types the ports speak in (Schedule, Fire, Claim, ExecutionTimeout, ...) are offered here,
+a module: the value types the ports speak in (Schedule, Claim, Runbook, Content, ExecutionTimeout, ...) are here,
 what works on them is reached through `Ctx`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -31,10 +34,12 @@ from bot.core import (
     Actor, ArchiveCopy, Download, DrillResult, Execution, Invocation, Listing, Page, ProgressEvent, Tone,
 )
 from bot.redact import redact_url_secrets
+from bot.engine.liveness import Runner
 from bot.engine.follow import ExecutionTimeout
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
-from bot.recovery import drills, incidents, runbook
+from bot.recovery.drills import Content, ContentUnreadable, RestoreCheck
+from bot.recovery.runbook import Runbook, RunbookError, Step
 from bot.recovery.chatport import ChatPort, port_for
 from bot.schedule.runs import Claim
 from bot.schedule.timetable import Fire, Schedule
@@ -46,10 +51,9 @@ __all__ = [
     # the context and its ports
     "ArchiveAPI", "AuditLog", "Catalog", "ChatPort", "ChatPorts", "Ctx", "ManagerAPI", "NullSink", "OperationEngine",
     "Outcome", "Sink",
-    # the domain ports (implemented in bot.engine.follow, bot.schedule.runs) and the value types they speak in
-    "Backups", "Claim", "ExecutionTimeout", "Fire", "Follower", "Schedule",
-    # incidents and runbooks, kept as marks in the catalog; restore drills' checks (bot.recovery)
-    "drills", "incidents", "runbook",
+    # the domain ports (implemented in bot.engine.follow, bot.schedule.runs, bot.recovery) and their value types
+    "Backups", "Claim", "Content", "ContentUnreadable", "Drills", "ExecutionTimeout", "Fire", "Follower",
+    "Incidents", "RestoreCheck", "Runbook", "RunbookError", "Runbooks", "Schedule", "Step",
 ]
 
 
@@ -126,9 +130,9 @@ class ManagerAPI(Protocol):
     def restore_snapshot(self, snapshot_id: str, *, force: bool = False, restore_certificates: bool = False,
                          no_reboot: bool = False, timeout: int | None = None) -> Execution: ...
     # what a restore drill reads back (bot.cloudify.entities)
-    def list_tenants(self) -> list[str]: ...
-    def list_users(self) -> list[dict[str, Any]]: ...
-    def list_entities(self, kind: str, tenant: str) -> list[dict[str, Any]]: ...
+    def list_tenants(self, *, bypass_maintenance: bool = False) -> list[str]: ...
+    def list_users(self, *, bypass_maintenance: bool = False) -> list[dict[str, Any]]: ...
+    def list_entities(self, kind: str, tenant: str, *, bypass_maintenance: bool = False) -> list[dict[str, Any]]: ...
 
 
 class ArchiveAPI(Protocol):
@@ -144,6 +148,8 @@ class ArchiveAPI(Protocol):
     def delete(self, copy: ArchiveCopy) -> bool: ...
     def find(self, snapshot_id: str, manager: str) -> ArchiveCopy: ...
     def snapshot_format(self, copy: ArchiveCopy) -> tuple[str, str]: ...
+    def manager_snapshot_format(self, manager: ManagerAPI, snapshot_id: str,
+                                limit: int = ...) -> tuple[str, str, int]: ...
     def local_copy(self, copy: ArchiveCopy) -> AbstractContextManager[str]: ...
 
 
@@ -192,6 +198,7 @@ class OperationEngine(Protocol):
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
              kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
     def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+    def runner(self, op: dict[str, Any]) -> Runner: ...
     def update_operation(self, op_id: str, expected_state: str | Iterable[str],
                          **fields: Any) -> dict[str, Any] | None: ...
     def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]: ...
@@ -202,7 +209,7 @@ class OperationEngine(Protocol):
     def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]: ...
 
 
-# --- the domain ports: what commands call of bot/engine/follow, bot/schedule ----------------------------------------
+# --- the domain ports: what commands call of bot/engine/follow, bot/schedule, bot/recovery -------------------------
 
 class Follower(Protocol):
     """Following a Cloudify execution (its events become steps) or a snapshot's status (bot.engine.follow)."""
@@ -234,6 +241,80 @@ class Backups(Protocol):
         """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
 
 
+class Incidents(Protocol):
+    """Incident records (the catalog's marks), the room each runs in, its timeline and its Markdown export."""
+
+    def stamp(self, when: datetime) -> str:
+        """A time as the audit log writes it (UTC, microseconds, `Z`), so the two compare as strings."""
+    def channel_name(self, title: str, day: datetime, attempt: int = 1) -> str:
+        """`inc-20261129-db-nodes-down`, with `-2`, `-3`… on later attempts; never longer than Slack allows."""
+    def who(self, actor: str) -> str:
+        """An actor id without its namespace (`U123`, `alice`, `scheduler`)."""
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        """An incident by id, or None."""
+    def save(self, incident: dict[str, Any], *, new: bool = False) -> bool:
+        """Write the record; with `new`, only if no incident has that id (False then)."""
+    def set_room(self, channel: str, incident_id: str) -> None:
+        """Make `incident_id` the open incident of `channel` ('' clears it)."""
+    def open_in(self, channel: str) -> dict[str, Any] | None:
+        """The open incident whose room is `channel`, or None."""
+    def timeline(self, rows: Iterable[dict[str, Any]], incident: dict[str, Any]) -> list[dict[str, str]]:
+        """Audit rows about the incident (its room, its events, its operations), as (at, who, what) entries."""
+    def markdown(self, incident: dict[str, Any], entries: list[dict[str, str]]) -> str:
+        """The incident and its timeline as a Markdown document."""
+    def write_export(self, incident: dict[str, Any], text: str) -> str:
+        """Save the Markdown export under `<BOT_DATA_DIR>/incidents/`; returns its path."""
+
+
+class Runbooks(Protocol):
+    """Recovery runbooks: the files (the operator's first) and their runs as checklists in the catalog's marks."""
+
+    def load(self, scenario: str) -> Runbook:
+        """The runbook of `scenario`; RunbookError when there is none or it is malformed."""
+    def start_run(self, book: Runbook, *, manager: str, actor: str, actor_name: str, channel: str, at: str,
+                  incident: str = "") -> dict[str, Any]:
+        """Record a new run of `book` (its steps copied) and return it."""
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run by id; RunbookError when unknown."""
+    def step_of(self, run: dict[str, Any], number: int) -> Step:
+        """One step of a run; RunbookError when out of range."""
+    def mark_step(self, run: dict[str, Any], number: int, state: str, *, actor: str, actor_name: str, at: str,
+                  note: str = "") -> tuple[bool, dict[str, Any]]:
+        """Mark a step done or skipped once; (True, record) for the first, (False, existing record) after."""
+    def record_action(self, run: dict[str, Any], number: int, *, operation_id: str, command: str, actor: str,
+                      actor_name: str, at: str) -> None:
+        """Remember that a step's action was started (the operation it created, if any)."""
+    def step_states(self, run: dict[str, Any]) -> list[tuple[Step, dict[str, Any], dict[str, Any]]]:
+        """Each step with its done/skipped record ({} when open) and its action record ({} when none)."""
+
+
+class Drills(Protocol):
+    """Restore drills: what a snapshot holds against what the restored manager lists, and how results read."""
+
+    def snapshot_content(self, path: str) -> Content:
+        """The entities a snapshot zip holds; ContentUnreadable when they cannot be read."""
+    def manager_content(self, client: ManagerAPI, tenants: Iterable[str] | None = None,
+                        bypass_maintenance: bool = False) -> Content:
+        """What a manager lists now, for `tenants` (those the snapshot holds; None: all), plus its users."""
+    def restore_check(self, expected: Content, actual: Content, manager: str) -> RestoreCheck:
+        """A restore's tenants and counted entities: the snapshot's against what `manager` lists after it."""
+    def counts_text(self, counts: Sequence[tuple[str, int]]) -> str:
+        """`3 tenants, 4 blueprints, 1 deployment, …`."""
+    def compare(self, expected: Content, actual: Content, target_tenants: Sequence[str] = ()) -> list[str]:
+        """Every difference between the snapshot and the restored manager, named; [] when they match."""
+    def duration(self, seconds: float | None) -> str:
+        """`4m12s`, `1h03m`, `38s` (a drill's recovery time, to the second)."""
+    def sparkline(self, values: Sequence[float | None]) -> str:
+        """One block per value, scaled between the smallest and largest; `·` where there is none."""
+    def phases_text(self, phases: Sequence[tuple[str, float]]) -> str:
+        """`upload 12s, maintenance 3s, restore 3m40s, …`."""
+    def summary_line(self, source: str, last: DrillResult | None, now: datetime) -> str:
+        """The daily summary's line for one source: its last drill, or that there was none."""
+    def drill_alarm(self, source: str, last: DrillResult | None, last_pass: DrillResult | None, now: datetime,
+                    max_age: float, has_target: bool) -> str:
+        """Why the drills of `source` need attention ("" when they do not)."""
+
+
 ChatPorts = Mapping[str, ChatPort]  # transport -> its chat port (incident rooms), registered by the front ends
 
 
@@ -255,6 +336,9 @@ class Ctx:
     # the domain ports (built once with the services)
     follower: Follower
     backups: Backups
+    incidents: Incidents
+    runbooks: Runbooks
+    drills: Drills
     archive: ArchiveAPI | None = None
     chat: ChatPorts = field(default_factory=dict)
     sink: Sink = field(default_factory=NullSink)
@@ -278,12 +362,12 @@ class Ctx:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
         text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
         op_id = self.op["id"] if self.op else self.inv.id
-        self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
-        if self.op and kind == "step":
+        if self.op and kind == "step":  # recorded before it is shown: `operations` never lags what was printed
             self.audit("step", text=text, tone=tone)
             updated = self.engine.update_operation(self.op["id"], "running", step=text[:200])
             if updated is not None:
                 self.op = updated
+        self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
 
     def recall(self, key: str, default: Any = None) -> Any:
         """A value this operation remembered earlier (survives a restart of the bot)."""

@@ -4,13 +4,18 @@ Shared by `snapshots create`, the daily job and the restore flow. Polling starts
 backs off to a few seconds while nothing happens (and comes back to one second when something does); events
 and logs are read incrementally (the offset only advances, nothing is read twice); a short loss of contact
 with the manager is ridden out rather than failing an operation whose execution keeps running.
+
+Each poll is a step boundary: a `cancel` of the operation (from any bot process) is seen within one poll interval
+(at most MAX_INTERVAL seconds). Cancelled while following its own execution, the operation asks the manager to
+cancel that execution (`POST /executions/<id> {"action": "cancel"}`, as `cfy executions cancel` does) and waits up
+to CANCEL_WAIT for it to end, then says how it ended.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import ManagerUnreachable, OperationError
+from bot.errors import Cancelled, ManagerError, ManagerUnreachable, OperationError
 from bot.redact import redact_text
 from bot.core import Execution, Tone, age
 
@@ -25,6 +30,7 @@ EVENT_PAGE = 100  # what the cfy CLI asks for per events request
 MAX_LINES_PER_POLL = 50  # more new lines than this in one poll are summed up, to spare the Slack thread
 UNREACHABLE_GRACE = 300.0  # seconds of lost contact tolerated while following
 SNAPSHOT_FINAL = ("created", "failed", "uploaded")
+CANCEL_WAIT = 60.0  # seconds to wait for an execution the bot asked to cancel to end (the simulator's take 1 s)
 
 
 class ExecutionTimeout(OperationError):
@@ -89,6 +95,10 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
     lost_since: float | None = None
     while True:
         try:
+            ctx.check_cancel()
+        except Cancelled as exc:
+            _cancel_execution(ctx, execution_id, exc)
+        try:
             execution = ctx.manager.get_execution(execution_id)
             offset, new = read_new_events(ctx, execution_id, offset, include_logs=include_logs)
         except ManagerUnreachable as exc:
@@ -113,6 +123,41 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
                 "(the bot did not cancel it)")
         delay = interval if (changed or new) else min(delay * BACKOFF, max_interval)
         clock.sleep(delay)
+
+
+def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
+    """The operation was cancelled while its execution runs: cancel the execution too, wait for its end (at most
+    CANCEL_WAIT), and raise Cancelled saying how it ended."""
+    where = ctx.manager_name
+    ctx.step(f"{why}: asking {where} to cancel execution {execution_id}", Tone.WARNING)
+    try:
+        ctx.manager.execution_action(execution_id, "cancel")
+    except ManagerError as exc:
+        try:
+            status = ctx.manager.get_execution(execution_id).status
+        except ManagerError:
+            status = "unknown"
+        if status in FINAL:
+            raise Cancelled(f"{why}; execution {execution_id} had already ended {status} on {where}") from None
+        raise Cancelled(f"{why}; {where} refused to cancel execution {execution_id} ({exc}): it is {status} "
+                        f"there; `executions cancel {execution_id}` tries again") from None
+    clock = ctx.clock
+    began, delay = clock.monotonic(), FIRST_INTERVAL
+    status = "cancelling"
+    while clock.monotonic() - began < CANCEL_WAIT:
+        clock.sleep(delay)
+        delay = min(delay * BACKOFF, MAX_INTERVAL)
+        try:
+            status = ctx.manager.get_execution(execution_id).status
+        except ManagerUnreachable:
+            continue
+        if status == "cancelled":
+            raise Cancelled(f"{why}; execution {execution_id} was cancelled on {where}")
+        if status in FINAL:
+            raise Cancelled(f"{why}; execution {execution_id} ended {status} on {where} before the cancel took "
+                            "effect")
+    raise Cancelled(f"{why}; execution {execution_id} was asked to cancel on {where} and is still {status} after "
+                    f"{age(CANCEL_WAIT)}; `executions get {execution_id}` shows how it ends")
 
 
 def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> float:
@@ -152,6 +197,11 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
         snapshot: dict[str, Any] = ctx.manager.get_snapshot(snapshot_id)
         if snapshot.get("status") in SNAPSHOT_FINAL:
             return snapshot
+        try:
+            ctx.check_cancel()
+        except Cancelled as exc:
+            raise Cancelled(f"{exc}; snapshot {snapshot_id} is still {snapshot.get('status')} on {ctx.manager_name}: "
+                            "the bot stopped waiting for it and did not cancel its creation there") from None
         waited = clock.monotonic() - began
         if timeout is not None and waited >= timeout:
             raise ExecutionTimeout(f"gave up waiting for snapshot {snapshot_id} on {ctx.manager_name} after "

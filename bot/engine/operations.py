@@ -14,12 +14,13 @@ from bot.core import Actor, Invocation, ProgressEvent, Reply, Tone
 from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.redact import REDACTED, redact_url_secrets, redact_url_values
-from bot.engine.liveness import heartbeat, owner, owner_alive
+from bot.engine.liveness import Runner, heartbeat, owner, owner_alive, recorded_owner, runner
 from bot.spec.parser import Args
 from bot.spec.registry import Command
 
 log = logging.getLogger("cfy_bot.operations")
 FINAL = ("succeeded", "failed", "cancelled", "expired")
+EXECUTION_FINAL = ("terminated", "failed", "cancelled")  # a Cloudify execution's end states
 
 
 def actor_of(op: dict[str, Any]) -> Actor:
@@ -186,12 +187,23 @@ class Operations:
             return Outcome(Reply(text=f"{op['id']} is past the point of no return ({op.get('step')}); "
                                  "it cannot be cancelled now", title="Cannot cancel", tone=Tone.WARNING, ok=False),
                            1, op)
+        if op.get("cancel_requested"):
+            return Outcome(Reply(text=f"cancel of {op['id']} was already requested by {op['cancel_requested']}; "
+                                 f"it stops at its next step. `operations` shows when it has.", title="Cancelling"),
+                           0, op)
         new = self.svc.store.update_operation(op["id"], "running", cancel_requested=actor.id)
         if new is None:
             return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
         self.svc.audit("gate_answered", **audit, detail={"decision": "cancel", "by": actor.name})
-        return Outcome(Reply(text=f"cancel requested by {actor.name}; {op['id']} stops before its next step",
-                             title="Cancelling"), 0, new)
+        if not owner_alive(new, self.svc.clock.now()):
+            who = recorded_owner(new) or "a bot process"
+            return Outcome(Reply(text=f"cancel of {op['id']} recorded, but the process that ran it ({who}) is gone: "
+                                 "the next start of cfy-bot on this data folder settles it as cancelled (and asks the "
+                                 "manager to cancel its execution if that still runs).",
+                                 title="Cancel recorded", tone=Tone.WARNING), 0, new)
+        return Outcome(Reply(text=f"cancel requested by {actor.name}: {op['id']} stops at its next step boundary "
+                             f"(while it waits for the manager or a transfer it checks every few seconds); "
+                             f"`operations` shows when it has stopped.", title="Cancelling"), 0, new)
 
     # -- running --------------------------------------------------------------------------------
     def run(self, op: dict[str, Any], sink: Sink) -> Outcome:
@@ -271,6 +283,8 @@ class Operations:
             self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
                            operation_id=op["id"], detail={"state": "failed", "reason": "restart before start"})
             return new or op
+        if op.get("cancel_requested"):
+            return self._settle_cancelled(op, sink)
         if cmd is None or not cmd.resumable:
             return self._settle_unresumable(op, sink)
         ctx = make_ctx(self.svc, self.engine, inv, Args(op["args"]), cmd, op["manager"], sink, op=op)
@@ -281,6 +295,29 @@ class Operations:
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
         return self.svc.store.get_operation(op["id"]) or op
+
+    def _settle_cancelled(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
+        """A cancel was requested, then the process running the operation went away: end it cancelled, and cancel
+        its Cloudify execution if that still runs (what the live process would have done at its next step)."""
+        what = (f"cancelled by {op['cancel_requested']} before the point of no return; the process running it "
+                f"({recorded_owner(op) or 'unknown'}) had stopped")
+        client = self.svc.managers.get(op["manager"])
+        eid = op.get("execution_id") or ""
+        if eid and client is not None:
+            try:
+                status = client.get_execution(eid).status
+                if status not in EXECUTION_FINAL:
+                    client.execution_action(eid, "cancel")
+                    what += f"; execution {eid} was {status}: the bot asked {op['manager']} to cancel it"
+                else:
+                    what += f"; execution {eid} had ended {status}"
+            except BotError as exc:
+                what += f"; execution {eid} could not be read or cancelled: {exc}"
+        new = self.svc.store.transition(op["id"], "running", "cancelled", error=what)
+        self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
+                       operation_id=op["id"], execution_id=eid, detail={"state": "cancelled", "reason": what})
+        sink.emit(ProgressEvent(op["id"], "finished", what, Tone.INFO, self.svc.clock.now(), {"state": "cancelled"}))
+        return new or op
 
     def _settle_unresumable(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
         """Mark an operation that cannot be resumed with what became of its execution."""
@@ -341,6 +378,10 @@ class EnginePort:
     def get_operation(self, op_id: str) -> dict[str, Any] | None:
         """One operation, or None."""
         return self._svc.store.get_operation(op_id)
+
+    def runner(self, op: dict[str, Any]) -> Runner:
+        """Who runs `op` (host:pid, this process or not, alive or gone) and when it was last heard from."""
+        return runner(op, self._svc.clock.now())
 
     def update_operation(self, op_id: str, expected_state: str | Iterable[str], **fields: Any) -> dict[str, Any] | None:
         """Change fields of an operation still in `expected_state` (compare-and-set); None when it is not."""
