@@ -126,7 +126,7 @@ def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCop
     deployments = ctx.manager.list_deployments(all_tenants=True, size=1, sort=None, bypass_maintenance=True).total
     if layout != "new" and blueprints and not args.force:
         has = f"{ctx.manager_name} has {count(blueprints, 'blueprint')} and {count(deployments, 'deployment')}"
-        again = hint(ctx, f"restore {args.snapshot_id} -f")
+        again = hint(ctx, f"{ctx.command.name} {args.snapshot_id} -f")
         if layout == "legacy":
             raise BotError(f"{target} is a legacy-format snapshot ({version}) and {has} (all tenants counted): the "
                            "manager refuses a legacy restore onto a manager with blueprints unless it is forced, "
@@ -291,7 +291,8 @@ def recheck(ctx: Ctx, args: Args) -> None:
     except BotError as exc:
         what = "; ".join(changed) if changed else "nothing the card counted changed, but"
         raise BotError(f"stopped before changing anything: since {card}, {what}. {exc}") from None
-    _refuse_new_waiting(ctx, args, card, again)
+    if ctx.command.name == "restore":  # only the guided restore asks for maintenance mode
+        _refuse_new_waiting(ctx, args, card, again)
     if changed:  # -f was given, so the restore still works: say what it now replaces
         ctx.step(f"since {card}: " + "; ".join(changed), tone=Tone.WARNING)
 
@@ -454,8 +455,36 @@ def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, ca
                  public=True, ok=False)
 
 
+def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
+    """The plain call's checks before its gates: the same refusals as the guided restore's (a newer or pre-4.0
+    snapshot, a legacy one without -f on a manager with blueprints), so two admins are not asked to approve what
+    the bot knows the manager will refuse."""
+    if args.no_reboot and not args.restore_certificates:
+        raise UsageError("--no-reboot only applies with --restore-certificates")
+    client, sid = ctx.manager, args.snapshot_id
+    if client.snapshot_status() == "running":
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+    copy = _archive_copy(ctx, sid)
+    try:
+        snap = client.get_snapshot(sid)
+    except ManagerNotFound:
+        upload = (f"{hint(ctx, f'snapshots upload {sid}')} puts the archive copy there, or the guided "
+                  f"{hint(ctx, f'restore {sid}')} does it itself" if copy else
+                  f"{hint(ctx, 'snapshots list')} shows which snapshots it has")
+        raise BotError(f"snapshot {sid} is not on {ctx.manager_name}: {upload}") from None
+    if snap.get("status") == "failed":
+        raise BotError(f"snapshot {sid} on {ctx.manager_name} failed and cannot be restored: "
+                       f"{last_line(snap.get('error'))}")
+    server = str(client.version().get("version") or "?")
+    facts: dict[str, Any] = {"snapshot_id": sid, "server_version": server, "needs_upload": "",
+                             **_refuse_what_cannot_work(ctx, args, sid, copy, server)}
+    facts["gate_detail"] = _format_line(facts)
+    return facts
+
+
 @command("snapshots restore", summary="The plain cfy restore call (no maintenance mode), then follow it",
          group="snapshots", permission="admin", gate="approve", exclusive=True, resumable=True,
+         prepare=plain_preflight,
          params=[Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=check_snapshot_id,
                        help="the snapshot's id on the manager"), *RESTORE_PARAMS],
          gate_text="restore snapshot {snapshot_id} on {manager} WITHOUT maintenance mode (the plain cfy call); "
@@ -463,8 +492,8 @@ def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, ca
          examples=["snapshots restore daily-20261128", "snapshot restore daily-20261128 --force -m staging"])
 def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
     """Run `snapshots restore ID` as cfy does, then follow it to the end."""
-    if args.no_reboot and not args.restore_certificates:
-        raise UsageError("--no-reboot only applies with --restore-certificates")
+    if not ctx.recall("execution_id") and not ctx.recall("posting"):
+        recheck(ctx, args)  # the manager may have changed since the card
     start_restore(ctx, args)
     _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     ok = execution.get("status") == "terminated"

@@ -144,3 +144,75 @@ def test_the_snapshot_is_read_back_just_before_maintenance_mode(make_bot) -> Non
     assert mutating_calls(bot, row) == [f"DELETE /snapshots/{snap}"]  # the test's own delete, nothing else
     assert bot.sim.state.maintenance["status"] == "deactivated"
     assert {e["id"]: e["status"] for e in bot.sim.state.executions.values()} == executions
+
+
+def test_deleting_the_snapshot_a_waiting_restore_will_use_is_refused_with_the_way_out(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    code, out = bot.run(f"restore {snap} -f", yes=True)
+    op = waiting_op(bot)
+    row = last_row(bot)
+    code, out = bot.run(f"snapshots delete {snap}", yes=True, user="carol")
+    assert code == 1, out
+    assert (f"snapshot {snap} is the one operation {op} (restore on production, requested by alice) will restore, "
+            "and it is waiting for a second admin's approval: deleting it would make that restore fail. Nothing was "
+            f"deleted. Cancel it first with `cancel {op}` if it is no longer wanted.") in out
+    assert mutating_calls(bot, row) == [] and snap in bot.sim.state.snapshots["default_tenant"]
+    assert bot.run(f"cancel {op}", user="carol")[0] == 0  # the way out, as printed
+    code, out = bot.run(f"snapshots delete {snap}", yes=True, user="carol")
+    assert code == 0 and snap not in bot.sim.state.snapshots["default_tenant"], out
+
+
+def test_a_restore_requested_between_the_delete_card_and_its_confirmation_keeps_its_snapshot(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    answers = iter(["yes"])
+
+    def meanwhile(prompt: str) -> str:  # while carol reads the delete card, alice asks for a restore of it
+        assert bot.run(f"restore {snap} -f", yes=True)[0] == 3
+        return next(answers)
+
+    code, out = bot.run(f"snapshots delete {snap}", user="carol", ask=meanwhile)
+    assert code == 1 and "deleting it would make that restore fail. Nothing was deleted." in out, out
+    assert snap in bot.sim.state.snapshots["default_tenant"]
+
+
+def test_the_plain_snapshots_restore_refuses_up_front_what_the_manager_would_refuse(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0  # legacy, known from the archive copy
+    executions = {e["id"]: e["status"] for e in bot.sim.state.executions.values()}
+    ops = len(bot.store.list_operations(limit=50))
+    row = last_row(bot)
+    code, out = bot.run(f"snapshots restore {snap}", yes=True, approver="bob")
+    assert code == 1, out
+    assert f"{snap} is a legacy-format snapshot (7.0.5) and production has " in out
+    assert f"Nothing was changed. To replace them, run `snapshots restore {snap} -f`." in out
+    assert "Confirm" not in out and len(bot.store.list_operations(limit=50)) == ops  # no gate, no operation
+    nothing_changed(bot, row, executions)
+
+
+def test_the_plain_snapshots_restore_card_says_the_format_and_rechecks_after_approval(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0
+    saved = emptied(bot)
+    code, out = bot.run(f"snapshots restore {snap}", yes=True)
+    assert code == 3 and f"{snap} is a legacy-format snapshot (7.0.5)" in out, out
+    op = bot.store.list_operations(limit=1)[0]["id"]
+    bot.sim.state.blueprints.update(saved["blueprints"])
+    executions = {e["id"]: e["status"] for e in bot.sim.state.executions.values()}
+    row = last_row(bot)
+    code, out = bot.run(f"approve {op}", user="bob")
+    assert code == 1 and f"since the card of {op} (09:00 UTC), production had 0 blueprints" in out, out
+    nothing_changed(bot, row, executions)
+
+
+def test_the_plain_snapshots_restore_of_a_snapshot_the_manager_lacks_says_how_to_get_it_there(make_bot) -> None:
+    bot = make_bot()
+    snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0
+    bot.services.managers["production"].delete_snapshot(snap)
+    code, out = bot.run(f"snapshots restore {snap} -f", yes=True, approver="bob")
+    assert code == 1, out
+    assert f"snapshot {snap} is not on production: `snapshots upload {snap}` puts the archive copy there" in out
