@@ -317,7 +317,8 @@ def recheck(ctx: Ctx, args: Args) -> None:
     server = str(client.version().get("version") or "?")
     changed = _changed_since_card(ctx, args, server)
     try:
-        _refuse_what_cannot_work(ctx, args, target, _archive_copy(ctx, target), server)
+        _refuse_what_cannot_work(ctx, args, target, _archive_copy(ctx, target), server,
+                                 on_manager=snap is not None)
     except BotError as exc:
         what = "; ".join(changed) if changed else "nothing the card counted changed, but"
         raise BotError(f"stopped before changing anything: since {card}, {what}. {exc}") from None
@@ -514,7 +515,7 @@ def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
                        f"{last_line(snap.get('error'))}")
     server = str(client.version().get("version") or "?")
     facts: dict[str, Any] = {"snapshot_id": sid, "server_version": server, "needs_upload": "",
-                             **_refuse_what_cannot_work(ctx, args, sid, copy, server)}
+                             **_refuse_what_cannot_work(ctx, args, sid, copy, server, on_manager=True)}
     facts["gate_detail"] = _format_line(facts)
     return facts
 

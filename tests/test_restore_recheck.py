@@ -186,7 +186,7 @@ def test_the_plain_snapshots_restore_refuses_up_front_what_the_manager_would_ref
     row = last_row(bot)
     code, out = bot.run(f"snapshots restore {snap}", yes=True, approver="bob")
     assert code == 1, out
-    assert f"{snap} is a legacy-format snapshot (7.0.5) and production has " in out
+    assert f"{snap} is a legacy-format snapshot (7.0.5; " in out and "and production has " in out
     assert f"Nothing was changed. To replace them, run `snapshots restore {snap} -f`." in out
     assert "Confirm" not in out and len(bot.store.list_operations(limit=50)) == ops  # no gate, no operation
     nothing_changed(bot, row, executions)
@@ -198,7 +198,7 @@ def test_the_plain_snapshots_restore_card_says_the_format_and_rechecks_after_app
     assert bot.run(f"snapshots download {snap}")[0] == 0
     saved = emptied(bot)
     code, out = bot.run(f"snapshots restore {snap}", yes=True)
-    assert code == 3 and f"{snap} is a legacy-format snapshot (7.0.5)" in out, out
+    assert code == 3 and f"{snap} is a legacy-format snapshot (7.0.5; " in out, out
     op = bot.store.list_operations(limit=1)[0]["id"]
     bot.sim.state.blueprints.update(saved["blueprints"])
     executions = {e["id"]: e["status"] for e in bot.sim.state.executions.values()}
