@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -102,6 +102,15 @@ class Actor:
     def local_id(self) -> str:
         """The id without its namespace (`U123` for `slack:U123`)."""
         return self.id.split(":", 1)[-1]
+
+
+def person(actor_id: str, names: Mapping[str, str] | None = None) -> str:
+    """A person as a reader sees them: the name recorded for `actor_id` (`names`: id -> name, as an operation keeps
+    them), else the id without its namespace (`shell:carol` -> `carol`); never a raw namespaced id."""
+    if not actor_id:
+        return "someone"
+    named = (names or {}).get(actor_id)
+    return named or actor_id.split(":", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
-from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent, Tone
+from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent, Tone, person
 from bot.redact import redact_url_secrets
 from bot.engine.liveness import Runner
 from bot.engine.follow import ExecutionTimeout
@@ -395,7 +395,7 @@ class Ctx:
             return
         current = self.engine.get_operation(self.op["id"]) or {}
         if current.get("cancel_requested"):
-            raise Cancelled(f"cancelled by {current['cancel_requested']} before the point of no return")
+            raise Cancelled(f"cancelled by {person(current['cancel_requested'])} before the point of no return")
 
     def point_of_no_return(self, what: str) -> None:
         """From here on the operation cannot be cancelled; recorded before the irreversible call."""
