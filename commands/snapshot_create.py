@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Execution, Reply, Table, Tone
