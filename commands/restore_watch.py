@@ -185,7 +185,7 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
     return ", ".join(parts) if before else "none were scheduled"
 
 
-def report_cancelled(ctx: Ctx, client: Any) -> str:
+def report_cancelled(ctx: Ctx, client: Any, restored: bool = True) -> str:
     """What became of each execution the bot cancelled before the restore (read back from the manager), and
     what it takes to re-create those the restore did not bring back (from the journal)."""
     journaled: list[dict[str, Any]] = list(ctx.recall("cancelled") or [])
@@ -223,6 +223,9 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     n = len(journaled)
     if not lost:
         return f"{n} cancelled by the bot, all back (scheduled again, or re-created as execution schedules)"
+    if not restored:
+        return f"{n} cancelled by the bot; {len(lost)} still gone, as nothing was restored ({', '.join(lost)}; see " \
+               "the thread)"
     return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
 
 
