@@ -281,8 +281,8 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
     from bot.front.render import use_color
 
+    dispatcher = build_dispatcher(settings, transport=transport)  # checks the data folder first
     terminal_logging(_terminal_log_path(settings, bool(args.demo)))
-    dispatcher = build_dispatcher(settings, transport=transport)
     as_json = bool(getattr(args, "json", False))
     if getattr(args, "approve_as", "") and not args.demo:
         print("cfy-bot: --approve-as only works with --demo (a simulated second admin); against real managers "
