@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Reply, Tone, age, size
+from bot.core import ArchiveCopy, Execution, Reply, Tone, age, size
 from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
 from commands.common import check_snapshot_id, count, hint, last_line
-from commands.executions import describe
+from commands.executions import cancel_hints, describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
 from commands.restore_watch import (
@@ -80,16 +80,26 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     facts = {
         "snapshot_id": target, "requested": args.snapshot_id, "needs_upload": needs_upload,
         "server_version": version.get("version", "?"), "maintenance_before": maintenance,
-        "active_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "status")} for e in active],
-        "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for",
-                                                      "tenant_name", "status")} for e in scheduled],
-        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name", "status")}
-                          for e in queued],
+        "active_before": [_record(e, "id", "workflow_id", "deployment_id", "status") for e in active],
+        "scheduled_before": [_record(e, "id", "workflow_id", "deployment_id", "scheduled_for", "tenant_name",
+                                     "status") for e in scheduled],
+        "queued_before": [_record(e, "id", "workflow_id", "deployment_id", "tenant_name", "status") for e in queued],
         **fmt,
     }
     facts["effect"] = EFFECT.get(facts["layout"], EFFECT["unknown"])
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
+
+
+def _record(execution: Execution, *keys: str) -> dict[str, Any]:
+    """Some of an execution's fields, in the manager's names, for the operation's facts (JSON in the store)."""
+    wire = execution.wire()
+    return {k: wire[k] for k in keys}
+
+
+def _read_back(records: list[dict[str, Any]]) -> list[Execution]:
+    """The executions `_record` wrote into the facts."""
+    return [Execution.from_wire(record) for record in records]
 
 
 EFFECT = {"legacy": "which replaces everything on the manager",
@@ -145,7 +155,7 @@ def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCop
     deployments = ctx.manager.list_deployments(all_tenants=True, size=1, sort=None, bypass_maintenance=True).total
     if layout != "new" and blueprints and not args.force:
         has = f"{ctx.manager_name} has {count(blueprints, 'blueprint')} and {count(deployments, 'deployment')}"
-        again = hint(ctx, f"restore {args.snapshot_id} -f")
+        again = hint(ctx, f"{ctx.command.name} {args.snapshot_id} -f")
         if layout == "legacy":
             raise BotError(f"{target} is a legacy-format snapshot ({version}; metadata.json in {source}) and {has} "
                            "(all tenants counted): the "
@@ -189,9 +199,9 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
                      f"{facts['needs_upload']}.")
     if facts["active_before"]:
         lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them: "
-                     f"{describe(facts['active_before'])}.")
+                     f"{describe(_read_back(facts['active_before']))}.")
     lines.append(_format_line(facts))
-    waiting = facts["scheduled_before"] + facts["queued_before"]
+    waiting = _read_back(facts["scheduled_before"] + facts["queued_before"])
     if waiting:
         lines.append(f"{len(waiting)} queued or scheduled executions would keep maintenance mode from ever "
                      f"activating: {describe(waiting)}. The bot will cancel them, writing each one whole to this "
@@ -256,6 +266,8 @@ def restore(ctx: Ctx, args: Args) -> Reply:
         phases[name] = phases.get(name, 0.0) + ctx.clock.monotonic() - began
         ctx.remember(phases=phases)
 
+    if not ctx.recall("maintenance_requested") and not ctx.recall("execution_id"):
+        recheck(ctx, args)  # the manager may have changed since the card: read it again before changing it
     t = ctx.clock.monotonic()
     if args.needs_upload and not ctx.recall("uploaded"):
         _upload(ctx, args)
@@ -270,9 +282,10 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     t = ctx.clock.monotonic()
     client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     timed("restore", t)
-    schedules = report_schedules(ctx, client, execution, args.scheduled_before or [])
+    before = _read_back(args.scheduled_before or [])
+    schedules = report_schedules(ctx, client, execution, before)
     cancelled = report_cancelled(ctx, client)
-    ok = execution.get("status") == "terminated"
+    ok = execution.status == "terminated"
     content, incomplete = "", False
     if ok and args.get("layout") == "new":  # the manager only logs per-entity conflicts: read the result back
         content, incomplete = report_content(ctx, client, execution, args.snapshot_id,
@@ -283,6 +296,84 @@ def restore(ctx: Ctx, args: Args) -> Reply:
         timed("deactivate", t)  # a step that did not run has no duration, not 0s
     return _summary(ctx, args, execution, schedules, cancelled, deactivation, phases,
                     ctx.clock.monotonic() - started, content, incomplete)
+
+
+def recheck(ctx: Ctx, args: Args) -> None:
+    """The approved operation starts: the manager may have changed since the card (a blueprint uploaded, the
+    snapshot deleted, an execution scheduled). Read it again, and refuse, touching nothing, what can no longer
+    work, saying what changed since the card."""
+    client, target, op = ctx.manager, args.snapshot_id, ctx.op or {}
+    card = f"the card of {op.get('id', 'this operation')} ({str(op.get('created_at') or '')[11:16]} UTC)"
+    again = hint(ctx, f"{ctx.command.name} {target}" + (" -f" if args.force else ""))
+    if client.snapshot_status() == "running":
+        raise BotError(f"a snapshot restore has been running on {ctx.manager_name} since {card} was shown "
+                       f"(`snapshots status`). Nothing was changed.")
+    try:
+        snap: dict[str, Any] | None = client.get_snapshot(target)
+    except ManagerNotFound:
+        snap = None
+    if snap is None and (not args.needs_upload or ctx.recall("uploaded")):
+        copy = _archive_copy(ctx, target)
+        then = (f"the bot has an archive copy of it: {again} uploads it first" if copy else
+                f"the bot has no archive copy of it; {hint(ctx, 'snapshots list')} shows what is left")
+        raise BotError(f"snapshot {target} was deleted from {ctx.manager_name} since {card} was shown. Nothing "
+                       f"was changed; {then}.")
+    if snap is not None and args.needs_upload and not ctx.recall("uploaded"):
+        raise BotError(f"{ctx.manager_name} has a snapshot {target} now ({snap.get('status')}), which it did not "
+                       f"have when {card} was shown; the bot does not replace it with the archive copy. Nothing was "
+                       f"changed. Look at it with {hint(ctx, f'snapshots show {target}')}, then run {again} again.")
+    if snap is not None and snap.get("status") == "failed":
+        raise BotError(f"snapshot {target} on {ctx.manager_name} is failed now ({last_line(snap.get('error'))}), "
+                       f"since {card} was shown. Nothing was changed.")
+    server = str(client.version().get("version") or "?")
+    changed = _changed_since_card(ctx, args, server)
+    try:
+        _refuse_what_cannot_work(ctx, args, target, _archive_copy(ctx, target), server,
+                                 on_manager=snap is not None)
+    except BotError as exc:
+        what = "; ".join(changed) if changed else "nothing the card counted changed, but"
+        raise BotError(f"stopped before changing anything: since {card}, {what}. {exc}") from None
+    if ctx.command.name == "restore":  # only the guided restore asks for maintenance mode
+        _refuse_new_waiting(ctx, args, card, again)
+    if changed:  # -f was given, so the restore still works: say what it now replaces
+        ctx.step(f"since {card}: " + "; ".join(changed), tone=Tone.WARNING)
+
+
+def _changed_since_card(ctx: Ctx, args: Args, server: str) -> list[str]:
+    """What the card counted that is no longer so: the manager's version, its blueprints and deployments, the
+    snapshot's archive copy."""
+    changed = []
+    if args.server_version and server != str(args.server_version):
+        changed.append(f"{ctx.manager_name}'s version was {args.server_version} then and is {server} now")
+    if args.blueprints is not None and args.deployments is not None:
+        every: dict[str, Any] = {"all_tenants": True, "size": 1, "bypass_maintenance": True}
+        blueprints = ctx.manager.list_blueprints(**every).total
+        deployments = ctx.manager.list_deployments(sort=None, **every).total
+        if (blueprints, deployments) != (int(args.blueprints), int(args.deployments)):
+            changed.append(f"{ctx.manager_name} had {count(int(args.blueprints), 'blueprint')} and "
+                           f"{count(int(args.deployments), 'deployment')} then and has {blueprints} and "
+                           f"{deployments} now")
+    if args.layout in ("legacy", "new") and _archive_copy(ctx, args.snapshot_id) is None and not args.needs_upload:
+        changed.append(f"the archive copy of {args.snapshot_id} that told its format is gone")
+    return changed
+
+
+def _refuse_new_waiting(ctx: Ctx, args: Args, card: str, again: str) -> None:
+    """Queued or scheduled executions the card did not name keep maintenance mode activating: the bot cancels only
+    those the card named, so refuse before asking for maintenance mode."""
+    every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
+    known = {e["id"] for e in (args.scheduled_before or []) + (args.queued_before or [])}
+    waiting = [e for status in ("scheduled", "queued")
+               for e in ctx.manager.list_executions(status=status, **every).items if e.get("id") not in known]
+    if not waiting:
+        return
+    n = len(waiting)
+    raise BotError(f"{count(n, 'execution')} {'was' if n == 1 else 'were'} queued or scheduled since {card} was "
+                   f"shown: {describe(waiting)}. The card did not name {'it' if n == 1 else 'them'}, so the bot does "
+                   f"not cancel {'it' if n == 1 else 'them'}, and maintenance mode cannot activate while "
+                   f"{'it waits' if n == 1 else 'they wait'}. Nothing was changed. Cancel "
+                   f"{'it' if n == 1 else 'them'} ({cancel_hints(ctx, waiting)}), or run {again} again for a card "
+                   f"that names {'it' if n == 1 else 'them'}.")
 
 
 def _upload(ctx: Ctx, args: Args) -> None:
@@ -300,13 +391,14 @@ def _upload(ctx: Ctx, args: Args) -> None:
 def _enter_maintenance(ctx: Ctx, args: Args) -> None:
     ctx.check_cancel()
     if not ctx.recall("maintenance_requested"):
+        _still_there(ctx, args)
         ctx.remember(maintenance_requested=True)
         try:
             ctx.manager.maintenance_activate()
             ctx.step(f"maintenance mode requested on {ctx.manager_name}")
         except NotModified:
             ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
-    cancellable = {e["id"]: e.get("tenant_name") for e in (args.scheduled_before or []) + (args.queued_before or [])}
+    cancellable = {e.id: e.tenant for e in _read_back((args.scheduled_before or []) + (args.queued_before or []))}
     try:
         wait_until_activated(ctx, args.timeout, cancellable)
         ctx.check_cancel()  # a cancel that came while it activated: leave maintenance mode as it was
@@ -317,6 +409,17 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
         _leave_unchanged(ctx, args)
         raise
     ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone=Tone.GOOD)
+
+
+def _still_there(ctx: Ctx, args: Args) -> None:
+    """Read the snapshot back just before maintenance mode is requested: a restore of a snapshot that is gone
+    would be refused only after it."""
+    try:
+        ctx.manager.get_snapshot(args.snapshot_id)
+    except ManagerNotFound:
+        raise BotError(f"snapshot {args.snapshot_id} is no longer on {ctx.manager_name} (read back just before "
+                       "maintenance mode): someone deleted it. Maintenance mode was not requested and nothing else "
+                       "was changed.") from None
 
 
 def _leave_unchanged(ctx: Ctx, args: Args) -> None:
@@ -364,27 +467,27 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         extra = f" The manager left a stray pending restore execution ({killed}); the bot killed it." if killed else ""
         on_refused()
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
-    ctx.remember(execution_id=execution.get("id"))
+    ctx.remember(execution_id=execution.id)
     if ctx.op is not None:  # always: restore runs as an operation
-        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
-    ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
+        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.id)
+    ctx.step(f"restore of {args.snapshot_id} started: execution {execution.id}")
 
 
 PHASES = ("upload", "maintenance", "restore request", "restore", "deactivate")
 
 
-def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, cancelled: str, deactivation: str,
+def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancelled: str, deactivation: str,
              phases: dict[str, float], total: float, content: str = "", incomplete: bool = False) -> Reply:
-    ok = execution.get("status") == "terminated"
+    ok = execution.status == "terminated"
     shown = [p for p in PHASES if p != "upload" or args.needs_upload]
     durations = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
-    fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.get('id')} {execution.get('status')}"),
+    fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.id} {execution.status}"),
               ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
               ("maintenance mode", deactivation), ("durations", f"{durations}; total {age(total)}")]
     if content:
         fields.insert(4, ("content", content))
     if not ok:
-        fields.insert(2, ("error", last_line(execution.get("error")) or "no error text"))
+        fields.insert(2, ("error", last_line(execution.error) or "no error text"))
     approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
     who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
     if ok and incomplete:
@@ -401,8 +504,36 @@ def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, ca
                  public=True, ok=False)
 
 
+def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
+    """The plain call's checks before its gates: the same refusals as the guided restore's (a newer or pre-4.0
+    snapshot, a legacy one without -f on a manager with blueprints), so two admins are not asked to approve what
+    the bot knows the manager will refuse."""
+    if args.no_reboot and not args.restore_certificates:
+        raise UsageError("--no-reboot only applies with --restore-certificates")
+    client, sid = ctx.manager, args.snapshot_id
+    if client.snapshot_status() == "running":
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+    copy = _archive_copy(ctx, sid)
+    try:
+        snap = client.get_snapshot(sid)
+    except ManagerNotFound:
+        upload = (f"{hint(ctx, f'snapshots upload {sid}')} puts the archive copy there, or the guided "
+                  f"{hint(ctx, f'restore {sid}')} does it itself" if copy else
+                  f"{hint(ctx, 'snapshots list')} shows which snapshots it has")
+        raise BotError(f"snapshot {sid} is not on {ctx.manager_name}: {upload}") from None
+    if snap.get("status") == "failed":
+        raise BotError(f"snapshot {sid} on {ctx.manager_name} failed and cannot be restored: "
+                       f"{last_line(snap.get('error'))}")
+    server = str(client.version().get("version") or "?")
+    facts: dict[str, Any] = {"snapshot_id": sid, "server_version": server, "needs_upload": "",
+                             **_refuse_what_cannot_work(ctx, args, sid, copy, server, on_manager=True)}
+    facts["gate_detail"] = _format_line(facts)
+    return facts
+
+
 @command("snapshots restore", summary="The plain cfy restore call (no maintenance mode), then follow it",
          group="snapshots", permission="admin", gate="approve", exclusive=True, resumable=True,
+         prepare=plain_preflight,
          params=[Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=check_snapshot_id,
                        help="the snapshot's id on the manager"), *RESTORE_PARAMS],
          gate_text="restore snapshot {snapshot_id} on {manager} WITHOUT maintenance mode (the plain cfy call); "
@@ -410,13 +541,13 @@ def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, ca
          examples=["snapshots restore daily-20261128", "snapshot restore daily-20261128 --force -m staging"])
 def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
     """Run `snapshots restore ID` as cfy does, then follow it to the end."""
-    if args.no_reboot and not args.restore_certificates:
-        raise UsageError("--no-reboot only applies with --restore-certificates")
+    if not ctx.recall("execution_id") and not ctx.recall("posting"):
+        recheck(ctx, args)  # the manager may have changed since the card
     start_restore(ctx, args)
     _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
-    ok = execution.get("status") == "terminated"
+    ok = execution.status == "terminated"
     text = (f"Restored {args.snapshot_id} on {ctx.manager_name}." if ok else
-            f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.get('status')}: "
-            f"{last_line(execution.get('error'))}")
+            f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.status}: "
+            f"{last_line(execution.error)}")
     return Reply(text=text, title="Restore " + ("succeeded" if ok else "failed"), tone=Tone.GOOD if ok else Tone.DANGER,
                  public=True, ok=ok)
