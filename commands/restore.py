@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Execution, Reply, Tone, age, size
+from bot.core import ArchiveCopy, Execution, Reply, Tone, age, person, size
 from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -488,8 +488,7 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
         fields.insert(4, ("content", content))
     if not ok:
         fields.insert(2, ("error", last_line(execution.error) or "no error text"))
-    approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
-    who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
+    who = _who(ctx)
     if ok and incomplete:
         text = (f"The restore of {args.snapshot_id} on {ctx.manager_name} ended terminated, but the manager does not "
                 f"have all the snapshot holds ({who}).")
@@ -502,6 +501,17 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
     text = f"The restore of {args.snapshot_id} on {ctx.manager_name} FAILED ({who})."
     return Reply(text=text, title=f"Restore of {ctx.manager_name} failed", tone=Tone.DANGER, fields=tuple(fields),
                  public=True, ok=False)
+
+
+def _who(ctx: Ctx) -> str:
+    """`requested by R, approved by A`, both as the people were named when they decided (display names in Slack,
+    logins in the terminal, "(simulated second admin)" with --demo), never a raw id."""
+    op = ctx.op or {}
+    result = op.get("result") if isinstance(op.get("result"), dict) else {}
+    names = {str(op.get("requester") or ""): str(op.get("requester_name") or ""), **((result or {}).get("names") or {})}
+    requester = person(str(op["requester"]), names) if op.get("requester") else ctx.inv.actor.name
+    approved = person(str(op["approved_by"]), names) if op.get("approved_by") else ""
+    return f"requested by {requester}" + (f", approved by {approved}" if approved else "")
 
 
 def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
