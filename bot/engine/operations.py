@@ -286,11 +286,15 @@ class Operations:
         error = redact_url_secrets(error)
         op = ctx.op or {}
         current = self.svc.store.get_operation(op["id"]) or op
-        result = {**(current.get("result") or {}), "text": reply.text[:4000]}
+        result = {**(current.get("result") or {}), "text": reply.text[:4000],
+                  "fields": [[k, v[:2000]] for k, v in reply.fields]}  # the summary, kept with the operation
         done = self.svc.store.transition(op["id"], "running", state, error=error, result=result)
         ctx.audit("outcome", state=state, error=error)
         tone = {"succeeded": Tone.GOOD, "cancelled": Tone.INFO}.get(state, Tone.DANGER)
-        ctx.step(reply.text, tone=tone, kind="finished", state=state)
+        text = reply.text
+        if ctx.recall("resumed") and reply.fields:  # nobody waits on a resumed operation: its summary goes out here
+            text += "\n" + "\n".join(f"{k}: {v}" for k, v in reply.fields)
+        ctx.step(text, tone=tone, kind="finished", state=state)
         return Outcome(reply if state == "succeeded" else _failed(reply), 0 if state == "succeeded" else 1, done)
 
     # -- restarts -------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ class Operations:
         if _lost_secret(op["args"]):
             self._finish(ctx, "failed", Reply(text=LOST_SECRET, ok=False), LOST_SECRET)
             return self.svc.store.get_operation(op["id"]) or op
-        ctx.remember(owner=owner())
+        ctx.remember(owner=owner(), resumed=True)
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
         return self.svc.store.get_operation(op["id"]) or op
