@@ -77,7 +77,7 @@ def test_a_drill_never_touches_the_targets_own_snapshot_of_the_same_name(make_bo
     assert code == 0, out
     code, out = bot.run(f"backups drill {NEW} --target staging")
     assert code == 0 and drills(bot)[0].passed, out
-    assert "already had" not in out and f"staging's own snapshots are not touched" in out
+    assert "already had" not in out and "staging's own snapshots are not touched" in out
     assert f"deleted the drill's upload drill-production-{NEW} from staging" in out, out
     assert set(staging.state.snapshots["default_tenant"]) >= {NEW}
     assert f"drill-production-{NEW}" not in staging.state.snapshots["default_tenant"]
@@ -343,7 +343,8 @@ def test_a_drill_in_slack_reports_in_one_thread_and_broadcasts_the_result(make_b
         texts = [r.params["text"] for r in replies]
         joined = "\n".join(texts)
         for line in (f"drill: {SNAP} of production onto staging", f"uploading {SNAP} to staging",
-                     "verified: staging is in maintenance mode (activated)", f"restore of drill-production-{SNAP} started",
+                     "verified: staging is in maintenance mode (activated)",
+                     f"restore of drill-production-{SNAP} started",
                      "staging answers with the restored data"):
             assert line in joined, joined
         final = replies[-1].params
