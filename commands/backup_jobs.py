@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Reply, Tone, age, size
-from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
+from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_off
@@ -44,8 +44,8 @@ def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
     today = schedule.today(ctx.now())
     day = date.fromisoformat(args.day) if args.day else today
     if day > today:
-        raise UsageError(f"--day {day} is in the future (today is {today} in {schedule.tz_name})",
-                         usage=ctx.command.usage())
+        raise OperationError(f"--day {day} is in the future (today is {today} in {schedule.tz_name}): a backup "
+                             "is taken on its day or later, never ahead of it")
     owner = ctx.backups.owner_id(ctx.inv.id)
     retry = ctx.inv.actor.source != "system"
     claim = ctx.backups.claim_day(ctx.manager_name, day, owner, ctx.now(), retry=retry)
