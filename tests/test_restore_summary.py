@@ -215,8 +215,8 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
         "thread)",
         f"snapshots: {snapshots_row(bot, before)}",
         "maintenance mode: deactivated",
-        "durations: copy off 0s, maintenance 1s, restore request 0s, restore 1m, deactivate 0s; total 1m (wall clock, the time "
-        "the bot was down included)",
+        "durations: copy off 0s, maintenance 1s, restore request 0s, restore 1m, deactivate 0s; total 1m (wall "
+        "clock, the time the bot was down included)",
     ]
     fields = dict(bot.store.get_operation(op["id"])["result"]["fields"])  # kept with the operation
     assert fields["maintenance mode"] == "deactivated" and fields["snapshot"] == SNAP
