@@ -126,7 +126,7 @@ def test_refused_by_the_manager_with_a_400(make_bot) -> None:
                          "total 1s"),
     ]
     assert (f"The restore of {SNAP} on production did not start: the manager refused it, and nothing was restored "
-            "(requested by alice, approved by bob).") in out
+            "(requested by alice, approved by bob (simulated second admin)).") in out
     for e in journaled:  # each cancelled one, with what it takes to re-create it
         assert f"to re-create {e['id']}: run workflow {e['workflow_id']} on deployment {e['deployment_id']}" in out
     assert bot.sim.state.maintenance["status"] == "deactivated"
