@@ -192,6 +192,11 @@ def _with_settings(args: argparse.Namespace) -> int:
 
         demo = make_demo(dict(os.environ), scenario=args.scenario or "healthy")
         settings, transport = demo.settings, demo.transport
+    elif args.cmd == "audit":  # the database and the key only: an auditor's copy needs no manager configured
+        from bot.config import load_audit_settings
+
+        _load_dotenv()
+        settings, transport = load_audit_settings(), None
     else:
         _load_dotenv()
         settings, transport = load_settings(), None
