@@ -164,7 +164,7 @@ class Reply:
 
     text: str
     title: str = ""
-    tone: str = "info"
+    tone: Tone = Tone.INFO
     fields: tuple[tuple[str, str], ...] = ()
     table: Table | None = None
     public: bool = False
@@ -179,7 +179,7 @@ class ProgressEvent:
     op_id: str
     kind: str
     text: str
-    tone: str = "info"
+    tone: Tone = Tone.INFO
     at: datetime | None = None
     data: dict[str, Any] = field(default_factory=dict)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.engine.context import ArchiveAPI, Ctx
 from bot.errors import ArchiveError, ManagerError
-from bot.core import ArchiveCopy, size, transfer_text
+from bot.core import ArchiveCopy, Tone, size, transfer_text
 
 
 def need_archive(ctx: Ctx) -> ArchiveAPI:
@@ -35,6 +35,7 @@ def transfer_progress(ctx: Ctx, snapshot_id: str, verb: str) -> Callable[[int, i
         if now - start < 2.0 or now - marks["last"] < 1.0:
             return
         marks["last"] = now
+        ctx.check_cancel()  # a step boundary: a cancel stops the transfer here (its temp file is removed)
         ctx.step(f"{verb} {snapshot_id}: {transfer_text(done, total, now - start)}", kind="transfer",
                  done=done, total=total, elapsed=round(now - start, 3))
 
@@ -59,7 +60,7 @@ def copy_off(ctx: Ctx, snapshot: dict[str, Any]) -> ArchiveCopy:
                            progress=transfer_progress(ctx, sid, "downloading"))
     ctx.audit("archived", snapshot_id=sid, location=row.location, sha256=row.sha256, size=row.size)
     ctx.step(f"verified the copy of {sid}: {size(row.size)}, sha256 {_short(row.sha256)}, snapshot version "
-             f"{row.snapshot_version}", "good")
+             f"{row.snapshot_version}", Tone.GOOD)
     return row
 
 

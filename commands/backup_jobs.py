@@ -12,10 +12,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.engine.context import (
-    FAILED, Ctx, Schedule, claim_day, owner_id, parse_key, run_operation, wait_for_snapshot,
-)
-from bot.core import Reply, age, size
+from bot.engine.context import Ctx
+from bot.core import Reply, Tone, age, size
 from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -42,20 +40,20 @@ def _check_day(value: str) -> str | None:
 
 def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
     """Before the operation exists: claim the day's run, so nobody else runs it (the scheduler never retries)."""
-    schedule = Schedule.from_settings(ctx.settings)
+    schedule = ctx.backups.schedule()
     today = schedule.today(ctx.now())
     day = date.fromisoformat(args.day) if args.day else today
     if day > today:
         raise UsageError(f"--day {day} is in the future (today is {today} in {schedule.tz_name})",
                          usage=ctx.command.usage())
-    owner = owner_id(ctx.inv.id)
+    owner = ctx.backups.owner_id(ctx.inv.id)
     retry = ctx.inv.actor.source != "system"
-    claim = claim_day(ctx.catalog, ctx.manager_name, day, owner, ctx.now(), retry=retry)
+    claim = ctx.backups.claim_day(ctx.manager_name, day, owner, ctx.now(), retry=retry)
     if claim.key is None:
         holder = claim.holder or {}
         if holder.get("state") == "succeeded":
             raise NothingToDo(_held(ctx, holder))  # what was asked is done: exit 0
-        op = run_operation(ctx.catalog, ctx.manager_name, holder.get("day", ""))
+        op = ctx.backups.run_operation(ctx.manager_name, holder.get("day", ""))
         if op and ctx.inv.actor.source != "system":
             _follow(ctx, op)  # a person asked: wait for that run and answer with its result
         raise OperationError(_held(ctx, holder))
@@ -91,9 +89,9 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
         return (f"{what} is done: {row.get('snapshot_id') or 'its snapshot'} was copied off and verified "
                 f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC). "
                 f"{hint(ctx, 'snapshots create')} makes an extra snapshot.")
-    if row.get("state") in FAILED:
+    if ctx.backups.is_failed(row.get("state")):
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
-    op = run_operation(ctx.catalog, ctx.manager_name, row.get("day", ""))
+    op = ctx.backups.run_operation(ctx.manager_name, row.get("day", ""))
     if op:
         who = op.get("requester_name") or op.get("requester")
         return f"{what} is already running: operation {op['id']}, started by {who}, step: {op.get('step') or '-'}"
@@ -117,7 +115,7 @@ def backups_run(ctx: Ctx, args: Args) -> Reply:
     if not row or row.get("state") != "claimed" or row.get("owner") != args.owner:
         held = f"{row.get('state')} by {row.get('owner')}" if row else "gone"
         return Reply(text=f"run {args.run} of {ctx.manager_name} is no longer this operation's ({held}); stopping",
-                     title="Run taken over", tone="warning", ok=False)
+                     title="Run taken over", tone=Tone.WARNING, ok=False)
     try:
         state, reply = _daily(ctx, args)
     except BotError as exc:
@@ -144,7 +142,7 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
         status = _maintenance(ctx)
         if status != "deactivated":
             return "skipped", _skipped(ctx, day, status)
-        sid, adopt = _choose_id(ctx, day, parse_key(args.run)[1])
+        sid, adopt = _choose_id(ctx, day, ctx.backups.parse_key(args.run)[1])
         ctx.remember(daily_id=sid, adopt=adopt)
     sid = ctx.recall("daily_id")
     if not ctx.recall("archived"):
@@ -156,7 +154,7 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
     copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
     text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
-    return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone="good",
+    return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone=Tone.GOOD,
                               fields=(("snapshot", sid), ("archive copy", copy.location if copy else ""),
                                       ("size", size(copy.size if copy else None)),
                                       ("sha256", copy.sha256 if copy else "")))
@@ -169,8 +167,8 @@ def _maintenance(ctx: Ctx) -> str:
 def _skipped(ctx: Ctx, day: date, status: str) -> Reply:
     text = (f"{ctx.manager_name} is in maintenance mode ({status}), so the daily backup of {day} was skipped. "
             f"Run `backups run -m {ctx.manager_name}` once it is out of maintenance mode.")
-    ctx.step(text, "warning")
-    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} skipped", tone="warning", ok=False)
+    ctx.step(text, Tone.WARNING)
+    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} skipped", tone=Tone.WARNING, ok=False)
 
 
 def _choose_id(ctx: Ctx, day: date, attempt: int) -> tuple[str, bool]:
@@ -195,13 +193,13 @@ def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | N
         snap = ctx.manager.get_snapshot(sid)
         if snap.get("status") == "creating":
             ctx.step(f"waiting for {sid} to be created on {ctx.manager_name}")
-            snap = wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
+            snap = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
         if snap.get("status") not in GOOD:
             why = (snap.get("error") or "").strip().splitlines()[-1:] or [str(snap.get("status"))]
             return "failed", _failed(ctx, f"snapshot {sid} failed on {ctx.manager_name}: {why[0]}")
         copy = ctx.catalog.get_copy(ctx.manager_name, sid)
         if copy and copy.verified:
-            ctx.step(f"{sid} already has a verified archive copy", "good")
+            ctx.step(f"{sid} already has a verified archive copy", Tone.GOOD)
         else:
             copy_off(ctx, snap)
         return None
@@ -222,7 +220,7 @@ def _create(ctx: Ctx, sid: str, day: date) -> tuple[str, Reply] | None:
         if waited + delay > BUSY_GIVE_UP:
             return "failed", _failed(ctx, f"{ctx.manager_name} was busy for {age(waited)}, so {sid} was not "
                                           f"created. {reply.text.splitlines()[0]}")
-        ctx.step(f"{reply.text.splitlines()[0]} Trying again in {age(delay)}.", "warning")
+        ctx.step(f"{reply.text.splitlines()[0]} Trying again in {age(delay)}.", Tone.WARNING)
         ctx.check_cancel()
         ctx.clock.sleep(delay)
         delay = min(delay * 2, BUSY_MAX)
@@ -232,4 +230,4 @@ def _create(ctx: Ctx, sid: str, day: date) -> tuple[str, Reply] | None:
 
 
 def _failed(ctx: Ctx, text: str) -> Reply:
-    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} failed", tone="danger", ok=False)
+    return Reply(text=text, title=f"Daily backup of {ctx.manager_name} failed", tone=Tone.DANGER, ok=False)

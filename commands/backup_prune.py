@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply
+from bot.core import Reply, Tone
 from bot.errors import NothingToDo, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -56,5 +56,5 @@ def backups_prune(ctx: Ctx, args: Args) -> Reply:
     if not notes:
         return Reply(text=f"Nothing was pruned on {ctx.manager_name}: retention keeps them now.", title="Pruned")
     ok = not any(n.startswith("Could not") for n in notes)
-    return Reply(text="\n".join(notes), title=f"Pruned on {ctx.manager_name}", tone="good" if ok else "warning",
+    return Reply(text="\n".join(notes), title=f"Pruned on {ctx.manager_name}", tone=Tone.GOOD if ok else Tone.WARNING,
                  ok=ok)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.engine.context import FAILED, Ctx, Schedule, run_key
-from bot.core import ArchiveCopy, Reply, Table, age, size
+from bot.engine.context import Ctx, Fire, Schedule
+from bot.core import ArchiveCopy, Reply, Table, Tone, age, size
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import count, parse_time
@@ -25,10 +25,10 @@ def _local(schedule: Schedule, when: datetime) -> str:
     return f"{schedule.local(when):%Y-%m-%d %H:%M %Z}"
 
 
-def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str], n: int = 1) -> list[Any]:
+def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str], n: int = 1) -> list[Fire]:
     """The next `n` firings that will run a job: a later firing on a day that every manager has run is not."""
     fires = schedule.next_runs(now, n + 1)
-    if all(ctx.catalog.get_run(m, run_key(fires[0].day)) for m in managers):
+    if all(ctx.catalog.get_run(m, ctx.backups.run_key(fires[0].day)) for m in managers):
         return fires[1:]
     return fires[:n]
 
@@ -39,7 +39,7 @@ def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str]
          examples=["backups schedule", "backup schedule -n 10", "backups schedule -m staging"])
 def backups_schedule(ctx: Ctx, args: Args) -> Reply:
     """Answer `backups schedule`."""
-    schedule, now = Schedule.from_settings(ctx.settings), ctx.now()
+    schedule, now = ctx.backups.schedule(), ctx.now()
     fires = _next_fires(ctx, schedule, now, _managers(ctx), max(1, min(args.count, 50)))
     fields = [("schedule", f"{ctx.settings.backup_schedule} in {schedule.tz_name} (once a day per manager)"),
               ("retention", retention_text(ctx)), ("scheduler", _heartbeat(ctx, now))]
@@ -83,7 +83,7 @@ def backups_summary(ctx: Ctx, args: Args) -> Reply:
 
 def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     """The summary of `managers` over the last `hours`."""
-    schedule, now = Schedule.from_settings(ctx.settings), ctx.now()
+    schedule, now = ctx.backups.schedule(), ctx.now()
     since = now - timedelta(hours=hours)
     nxt = _next_fires(ctx, schedule, now, managers)[0]
     lines, rows, alarms, trouble, drill_alarms = [], [], 0, 0, 0
@@ -103,13 +103,13 @@ def summary_reply(ctx: Ctx, managers: list[str], hours: float) -> Reply:
     # Posted daily, the head anchors the log outside its file: `cfy-bot audit verify --expect-head SEQ:HASH`.
     lines.append(f"Audit log: {count(rows_written, 'row')}, head {rows_written}:{head}.")
     if alarms:
-        title, tone = f"{count(alarms, 'manager')} without a recent verified backup", "danger"
+        title, tone = f"{count(alarms, 'manager')} without a recent verified backup", Tone.DANGER
     elif drill_alarms:
-        title, tone = f"restore drills of {count(drill_alarms, 'manager')} failed or are overdue", "danger"
+        title, tone = f"restore drills of {count(drill_alarms, 'manager')} failed or are overdue", Tone.DANGER
     elif trouble:
-        title, tone = f"Backups: failures in the last {window}", "warning"
+        title, tone = f"Backups: failures in the last {window}", Tone.WARNING
     else:
-        title, tone = "Backups are good", "good"
+        title, tone = "Backups are good", Tone.GOOD
     table = Table(("manager", "newest verified", "age", f"created ({window})", f"failed ({window})",
                    f"pruned ({window})", "archive"), tuple(rows))
     return Reply(text="\n".join(lines), title=title, tone=tone, table=table, public=True,
@@ -156,7 +156,7 @@ def _failures(ctx: Ctx, name: str, now: datetime, since: datetime) -> list[str]:
     start = (since - timedelta(days=2)).date().isoformat()
     for r in ctx.catalog.list_runs(name, since_day=start):
         ended = parse_time(r.get("finished_at"))
-        if r["state"] in FAILED and ended and ended >= since:
+        if ctx.backups.is_failed(r["state"]) and ended and ended >= since:
             out.append(f"{r['day']} {r['state']}: {_first_line(r.get('error'))}")
     for op in ctx.engine.list_operations(states="failed", manager=name, kinds="snapshots create", limit=50):
         ended = parse_time(op.get("finished_at"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table, size
+from bot.core import Reply, Table, Tone, size
 from bot.errors import ArchiveError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -36,7 +36,7 @@ def backups_verify(ctx: Ctx, args: Args) -> Reply:
         ok = result.verified
         bad += not ok
         if not ok:
-            ctx.step(f"{copy.snapshot_id}: {result.error}", "danger")
+            ctx.step(f"{copy.snapshot_id}: {result.error}", Tone.DANGER)
         rows.append((copy.snapshot_id, copy.manager, size(copy.size),
                      copy.snapshot_version or "?", "ok" if ok else f"FAILED: {result.error}"))
     table = Table(("snapshot", "manager", "size", "snapshot version", "check"), tuple(rows))
@@ -45,6 +45,6 @@ def backups_verify(ctx: Ctx, args: Args) -> Reply:
         f" {ctx.manager_name} has NO verified copy now.")
     if bad:
         return Reply(text=f"{bad} of {len(rows)} archive copies failed the check.{newest}",
-                     title="Archive copies damaged", tone="danger", table=table, ok=False)
-    return Reply(text=f"All {len(rows)} archive copies checked out.{newest}", title="Archive verified", tone="good",
+                     title="Archive copies damaged", tone=Tone.DANGER, table=table, ok=False)
+    return Reply(text=f"All {len(rows)} archive copies checked out.{newest}", title="Archive verified", tone=Tone.GOOD,
                  table=table)

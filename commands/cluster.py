@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
+from bot.core import Reply, Table, Tone
 from bot.errors import BotError, ManagerError
 from bot.spec.parser import Args
 from bot.spec.registry import command
@@ -58,7 +58,7 @@ class Verdict:
     """The overall judgement: a word, a tone, one line per finding, and the runbook that fits."""
 
     word: str  # OK | Degraded | Fail | DOWN | SPLIT BRAIN
-    tone: str
+    tone: Tone
     lines: list[str]
     runbook: str = ""
     sides: list[list[View]] = field(default_factory=list)
@@ -104,13 +104,13 @@ def judge(views: list[View], talking_to: str) -> Verdict:
     up = [v for v in views if not v.error]
     down = [v for v in views if v.error]
     if not up:
-        return Verdict("DOWN", "danger", [f"No node answers ({len(views)} asked). The whole cluster is down or "
+        return Verdict("DOWN", Tone.DANGER, [f"No node answers ({len(views)} asked). The whole cluster is down or "
                                           "unreachable from the bot."], "cluster-down")
     sides = _sides(up)
     if len(sides) > 1:
         lines = [f"SPLIT BRAIN: the {len(up)} nodes that answer disagree about the cluster."]
         lines += [f"Side {i}: {_side_text(side)}" for i, side in enumerate(sides, start=1)]
-        return Verdict("SPLIT BRAIN", "danger", lines + [SPLIT_BRAIN_ADVICE], "split-brain", sides)
+        return Verdict("SPLIT BRAIN", Tone.DANGER, lines + [SPLIT_BRAIN_ADVICE], "split-brain", sides)
     seen = up[0]
     overall = str(seen.status.get("status", "?"))
     failed = {k: [n for n, s in nodes.items() if s != "OK"] for k, nodes in seen.health.items()}
@@ -129,9 +129,9 @@ def judge(views: list[View], talking_to: str) -> Verdict:
         runbook = "active-node-down" if was is not None and was.error else "node-down"
     if overall == "Fail" and not runbook:
         runbook = "cluster-down"
-    tone = {"OK": "good", "Degraded": "warning"}.get(overall, "danger")
+    tone = {"OK": Tone.GOOD, "Degraded": Tone.WARNING}.get(overall, Tone.DANGER)
     if down and overall == "OK":
-        overall, tone = "Degraded", "warning"
+        overall, tone = "Degraded", Tone.WARNING
     return Verdict(overall, tone, lines or ["Every node answers and reports every service healthy."], runbook)
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core import DrillResult, DrillVerdict, Reply, Table
-from bot.engine.context import Ctx, drills
+from bot.core import DrillResult, DrillVerdict, Reply, Table, Tone
+from bot.engine.context import ContentUnreadable, Ctx
 from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -132,7 +132,7 @@ def backups_drill(ctx: Ctx, args: Args) -> Reply:
         requester=ctx.inv.actor.id, slot=args.slot or ""))
     ctx.audit("drill", drill=result.id, verdict=verdict.value, mismatches=len(result.mismatches),
               recovery_s=result.recovery_seconds)
-    return _reply(result)
+    return _reply(ctx, result)
 
 
 def _timed(ctx: Ctx, run: _Run, name: str, began: float) -> None:
@@ -200,7 +200,7 @@ def _maintenance_on(ctx: Ctx) -> None:
         wait_until_activated(ctx, TIMEOUT_S, {e["id"]: e.get("tenant_name") for e in waiting})
     except MaintenanceTimeout as exc:
         raise BotError(f"{exc} The drill's restore was not started.") from None
-    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone="good")
+    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone=Tone.GOOD)
 
 
 def _maintenance_off(ctx: Ctx, client: Any) -> None:
@@ -224,37 +224,37 @@ def _check(ctx: Ctx, args: Args, client: Any, run: _Run) -> None:
         raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the drill's checks")
     try:
         with need_archive(ctx).local_copy(copy) as path:
-            expected = drills.snapshot_content(path)
-    except drills.ContentUnreadable as exc:
+            expected = ctx.drills.snapshot_content(path)
+    except ContentUnreadable as exc:
         run.problems.append(str(exc))
         return
-    actual = drills.manager_content(client, expected.tenants())  # answers with the credentials the restore left
-    run.mismatches = drills.compare(expected, actual, client.list_tenants())
+    actual = ctx.drills.manager_content(client, expected.tenants())  # answers with the credentials the restore left
+    run.mismatches = ctx.drills.compare(expected, actual, client.list_tenants())
     counts = ", ".join(f"{n} {k}" for k, n in sorted(expected.counts().items()))
     ctx.step(f"{args.target} answers with the restored data ({counts} in the snapshot, "
              f"{'legacy dump' if expected.legacy else 'entity files'})")
     for m in run.mismatches[:50]:
-        ctx.step(f"mismatch: {m}", tone="danger")
+        ctx.step(f"mismatch: {m}", tone=Tone.DANGER)
     for p in run.problems:
-        ctx.step(f"check failed: {p}", tone="danger")
+        ctx.step(f"check failed: {p}", tone=Tone.DANGER)
 
 
-def _reply(d: DrillResult) -> Reply:
+def _reply(ctx: Ctx, d: DrillResult) -> Reply:
     fields = [("snapshot", d.snapshot_id), ("source → target", f"{d.source} → {d.target}"),
-              ("recovery time", drills.duration(d.recovery_seconds) + " (upload start → target answered with the "
+              ("recovery time", ctx.drills.duration(d.recovery_seconds) + " (upload start → target answered with the "
                                                                  "restored data)" if d.recovery_seconds else "-"),
-              ("phases", drills.phases_text(d.phases) or "-")]
+              ("phases", ctx.drills.phases_text(d.phases) or "-")]
     if d.mismatches:
         fields.append(("mismatches", "\n".join(d.mismatches[:20]) + (f"\n… and {len(d.mismatches) - 20} more"
                                                                       if len(d.mismatches) > 20 else "")))
     if d.passed:
         text = (f"Drill passed: {d.snapshot_id} of {d.source} restored on {d.target} and matched the snapshot; "
-                f"recovered in {drills.duration(d.recovery_seconds)}.")
-        return Reply(text=text, title=f"Restore drill of {d.source} passed", tone="good", fields=tuple(fields),
+                f"recovered in {ctx.drills.duration(d.recovery_seconds)}.")
+        return Reply(text=text, title=f"Restore drill of {d.source} passed", tone=Tone.GOOD, fields=tuple(fields),
                      public=True)
     fields.insert(0, ("why", d.reason))
     text = f"Drill FAILED: {d.snapshot_id} of {d.source} on {d.target}: {d.reason}"
-    return Reply(text=text, title=f"Restore drill of {d.source} failed", tone="danger", fields=tuple(fields),
+    return Reply(text=text, title=f"Restore drill of {d.source} failed", tone=Tone.DANGER, fields=tuple(fields),
                  public=True, ok=False)
 
 
@@ -270,8 +270,8 @@ def backups_drills(ctx: Ctx, args: Args) -> Reply:
     if not found:
         return Reply(text=f"No restore drills{where} yet; `backups drill latest` runs one.", title="Restore drills")
     rows = tuple((f"{d.finished_at:%Y-%m-%d %H:%M}", d.source, d.snapshot_id, d.target, d.verdict.value,
-                  str(len(d.mismatches)), drills.duration(d.recovery_seconds)) for d in found)
-    trend = drills.sparkline([d.recovery_seconds for d in reversed(found)])
+                  str(len(d.mismatches)), ctx.drills.duration(d.recovery_seconds)) for d in found)
+    trend = ctx.drills.sparkline([d.recovery_seconds for d in reversed(found)])
     passed = sum(d.passed for d in found)
     text = f"{count(len(found), 'restore drill')}{where}: {passed} passed, {len(found) - passed} failed."
     fields = (("recovery time trend (oldest → newest)", trend or "no recovery time yet"),)
@@ -285,14 +285,14 @@ def drill_lines(ctx: Ctx, source: str, now: datetime) -> tuple[list[str], int]:
     if source in targets or not targets:
         return [], 0
     last, last_pass = ctx.catalog.last_drill(source), ctx.catalog.last_drill(source, passed=True)
-    lines = [f"  {drills.summary_line(source, last, now)}"]
+    lines = [f"  {ctx.drills.summary_line(source, last, now)}"]
     began = parse_time(ctx.catalog.get_mark("drill:since"))  # set when the scheduler first considered drills
     if last is None and (began is None or (now - began).total_seconds() <= ctx.settings.max_drill_age):
         # as the scheduler's overdue alert: no drill can be overdue before one was ever due
         lines[0] += (f" (drills run on BOT_DRILL_SCHEDULE `{ctx.settings.drill_schedule}`; "
                      f"{hint(ctx, f'backups drill latest -m {source}')} runs one now)")
         return lines, 0
-    alarm = drills.drill_alarm(source, last, last_pass, now, ctx.settings.max_drill_age, bool(targets))
+    alarm = ctx.drills.drill_alarm(source, last, last_pass, now, ctx.settings.max_drill_age, bool(targets))
     if alarm:
         lines.append(f"ALARM {source}: {alarm}.")
     return lines, int(bool(alarm))

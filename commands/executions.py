@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from bot.core import Reply, Table
+from bot.core import Reply, Table, Tone
 from bot.engine.context import Ctx
 from bot.errors import ManagerError, ManagerNotFound, MaintenanceModeActive, NotFound, UsageError
 from bot.spec.parser import Args
@@ -203,7 +203,7 @@ def executions_get(ctx: Ctx, args: Args) -> Reply:
         notes.append(f"It is {e.get('status')}: it keeps maintenance mode from activating until it is cancelled "
                      f"({cancel}).")
     text = " ".join([f"Execution {e.get('id')} on {ctx.manager_name}: {e.get('workflow_id')} {status}.", *notes])
-    tone = {"failed": "danger", "terminated": "good"}.get(str(e.get("status")), "info")
+    tone = {"failed": Tone.DANGER, "terminated": Tone.GOOD}.get(str(e.get("status")), Tone.INFO)
     return Reply(text=text, title=f"Execution {e.get('id')}", tone=tone, fields=tuple(fields))
 
 
@@ -268,6 +268,6 @@ def executions_cancel(ctx: Ctx, args: Args) -> Reply:
     text = (f"A {action} request for execution {args.execution_id} on {ctx.manager_name} was accepted; it is now "
             f"{status}. Track it with {track}.")
     return Reply(text=" ".join([text, note] if note else [text]), title=f"Execution {args.execution_id}: {status}",
-                 tone="warning", public=True,
+                 tone=Tone.WARNING, public=True,
                  fields=(("workflow", str(e.get("workflow_id") or "")), ("status", status),
                          ("tenant", str(e.get("tenant_name") or args.tenant or ""))))

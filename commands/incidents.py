@@ -12,8 +12,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.engine.context import ChatPort, Ctx, Sink, incidents as inc
-from bot.core import ProgressEvent, Reply, age
+from bot.engine.context import ChatPort, Ctx, Sink
+from bot.core import ProgressEvent, Reply, Tone, age
 from bot.errors import BotError, ChatError, MissingScope, NameTaken, NoChannels, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -50,8 +50,8 @@ def status_card(ctx: Ctx, record: dict[str, Any]) -> Reply:
     fields = (("manager", name), ("cluster", cluster), ("newest verified backup", backup),
               ("running operations", running),
               ("opened", f"by {record['started_by_name']}, {_hm(record['started_at'])}"), ("state", state))
-    tone = "good" if record.get("state") != "open" else "warning"
-    return Reply(text=f"Status of {name}, updated {_hm(inc.stamp(ctx.now()))}.",
+    tone = Tone.GOOD if record.get("state") != "open" else Tone.WARNING
+    return Reply(text=f"Status of {name}, updated {_hm(ctx.incidents.stamp(ctx.now()))}.",
                  title=f"Incident {record['id']}: {record['title']}", tone=tone, fields=fields, public=True)
 
 
@@ -68,20 +68,20 @@ def _hm(iso: str) -> str:
 
 def open_incident(ctx: Ctx, title: str, manager: str, kind: str = "incident") -> tuple[dict[str, Any], str]:
     """Create the room, invite the requester, post and pin the card; the record and what to tell people."""
-    port, now, store = _port(ctx), ctx.now(), ctx.catalog
+    port, now = _port(ctx), ctx.now()
     mode, room, problem, name = _create_room(ctx, port, title, now)
     actor = ctx.inv.actor
     record = {"id": name, "title": title, "manager": manager, "kind": kind, "mode": mode, "room": room,
               "room_label": f"#{name}" if mode == "channel" else ("the terminal" if mode == "terminal"
                                                                    else f"a thread in {ctx.inv.channel}"),
               "thread": "", "card_ts": "", "origin_channel": ctx.inv.channel, "started_by": actor.id,
-              "started_by_name": actor.name, "started_at": inc.stamp(now), "state": "open", "operation_id": "",
-              "problem": problem}
-    if not inc.save(store, record, new=True):
+              "started_by_name": actor.name, "started_at": ctx.incidents.stamp(now), "state": "open",
+              "operation_id": "", "problem": problem}
+    if not ctx.incidents.save(record, new=True):
         raise BotError(f"incident {name} exists already; try another title")
     notes = [problem] if problem else []
     if mode == "channel":
-        notes += _invite(port, room, [actor.id])
+        notes += _invite(ctx, port, room, [actor.id])
     ts = port.post(room, status_card(ctx, record))
     record.update(card_ts=ts, thread=ts if mode == "thread" else "")
     if ts and mode != "terminal":
@@ -89,8 +89,8 @@ def open_incident(ctx: Ctx, title: str, manager: str, kind: str = "incident") ->
             port.pin(room, ts)
         except ChatError as exc:
             notes.append(f"The status card is not pinned: {exc}.")
-    inc.set_room(store, room, name)
-    inc.save(store, record)
+    ctx.incidents.set_room(room, name)
+    ctx.incidents.save(record)
     ctx.audit_log.append_audit("incident_start", actor=actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
                        manager=manager, command=ctx.command.name,
                        detail={"incident": name, "title": title, "mode": mode, "room": room, "problem": problem})
@@ -102,8 +102,8 @@ def _create_room(ctx: Ctx, port: ChatPort, title: str, now: datetime) -> tuple[s
     Returns (mode, room, problem, name)."""
     mode, room, problem, name = "thread", ctx.inv.channel, "", ""
     for attempt in range(1, 6):
-        name = inc.channel_name(title, now, attempt)
-        if inc.get(ctx.catalog, name) is not None:
+        name = ctx.incidents.channel_name(title, now, attempt)
+        if ctx.incidents.get(name) is not None:
             continue
         try:
             room, mode = port.create_channel(name), "channel"
@@ -119,23 +119,23 @@ def _create_room(ctx: Ctx, port: ChatPort, title: str, now: datetime) -> tuple[s
     return mode, room, problem, name
 
 
-def _invite(port: ChatPort, room: str, users: list[str]) -> list[str]:
+def _invite(ctx: Ctx, port: ChatPort, room: str, users: list[str]) -> list[str]:
     notes = []
     for user in dict.fromkeys(u for u in users if u):
         try:
             port.invite(room, user)
         except ChatError as exc:
-            notes.append(f"Could not invite {inc.who(user)}: {exc}.")
+            notes.append(f"Could not invite {ctx.incidents.who(user)}: {exc}.")
     return notes
 
 
 def _find(ctx: Ctx, incident_id: str | None) -> dict[str, Any]:
     if incident_id:
-        found = inc.get(ctx.catalog, incident_id)
+        found = ctx.incidents.get(incident_id)
         if found is None:
             raise NotFound(f"there is no incident {incident_id!r}")
         return found
-    found = inc.open_in(ctx.catalog, ctx.inv.channel)
+    found = ctx.incidents.open_in(ctx.inv.channel)
     if found is None:
         if ctx.inv.transport == "slack":
             raise UsageError("no incident is open in this channel; run this in the incident's channel, or name it "
@@ -162,7 +162,7 @@ def _audit(ctx: Ctx, record: dict[str, Any], event: str, **detail: Any) -> None:
          examples=["incident start db nodes down", "incident start restore after failed upgrade -m production"])
 def incident_start(ctx: Ctx, args: Args) -> Reply:
     """Answer `incident start TITLE`."""
-    here = inc.open_in(ctx.catalog, ctx.inv.channel)
+    here = ctx.incidents.open_in(ctx.inv.channel)
     if here is not None:
         where = "this channel" if ctx.inv.transport == "slack" else "the terminal"
         raise UsageError(f"incident {here['id']} is open in {where}; close it first (`incident close -i {here['id']}`)")
@@ -172,11 +172,11 @@ def incident_start(ctx: Ctx, args: Args) -> Reply:
         text = (f"{ctx.inv.actor.name} opened incident “{record['title']}” on {record['manager']}: "
                 f"{port.link(record['room'])}. Work on it there: commands typed there report there.")
         return Reply(text="\n".join(filter(None, [text, notes])), title=f"Incident on {record['manager']}",
-                     tone="warning", public=True)
+                     tone=Tone.WARNING, public=True)
     if record["mode"] == "thread":  # the card is in the channel already: say only why there is no channel
         text = f"Incident {record['id']} on {record['manager']} runs in the thread of its status card in this channel."
         return Reply(text="\n".join(filter(None, [text, notes])), title=f"Incident on {record['manager']}",
-                     tone="warning")
+                     tone=Tone.WARNING)
     card = status_card(ctx, record)
     text = f"Incident {record['id']} on {record['manager']} runs here: this terminal is the room.\n{notes}".rstrip()
     return replace(card, text=text + "\n" + card.text, public=True)
@@ -218,13 +218,13 @@ def incident_close(ctx: Ctx, args: Args) -> Reply:
     if not ctx.catalog.claim_mark(f"incident-closed:{record['id']}", ctx.inv.actor.id):
         raise UsageError(f"incident {record['id']} is closed already")
     _audit(ctx, record, "incident_close", summary=args.summary or "")
-    record.update(state="closed", closed_at=inc.stamp(ctx.now()), closed_by=ctx.inv.actor.id,
+    record.update(state="closed", closed_at=ctx.incidents.stamp(ctx.now()), closed_by=ctx.inv.actor.id,
                   closed_by_name=ctx.inv.actor.name, summary=args.summary or "")
-    inc.save(ctx.catalog, record)
-    inc.set_room(ctx.catalog, record["room"], "")
-    entries = inc.timeline(list(ctx.audit_log.iter_audit(since=record["started_at"])), record)
-    markdown = inc.markdown(record, entries)
-    path = inc.write_export(ctx.settings.data_dir, record, markdown)
+    ctx.incidents.save(record)
+    ctx.incidents.set_room(record["room"], "")
+    entries = ctx.incidents.timeline(list(ctx.audit_log.iter_audit(since=record["started_at"])), record)
+    markdown = ctx.incidents.markdown(record, entries)
+    path = ctx.incidents.write_export(record, markdown)
     lines = [f"{e['at'][11:19]} {e['who']}: {e['what']}" for e in entries]
     timeline = Reply(text="\n".join(lines) or "(nothing recorded)", title=f"Timeline of incident {record['id']}",
                      public=True)
@@ -238,7 +238,7 @@ def incident_close(ctx: Ctx, args: Args) -> Reply:
     text = (f"Incident {record['id']} on {record['manager']} closed by {ctx.inv.actor.name}: "
             f"{args.summary or 'no summary'}.\nTimeline ({len(entries)} entries):\n" + "\n".join(lines)
             + f"\nMarkdown export: {path}")
-    return Reply(text=text, title=f"Incident {record['id']} closed", tone="good", public=True)
+    return Reply(text=text, title=f"Incident {record['id']} closed", tone=Tone.GOOD, public=True)
 
 
 # --- `restore … --incident` ------------------------------------------------------------------------------
@@ -266,16 +266,16 @@ def restore_incident(ctx: Ctx) -> Sink:
     """For a restore run with `--incident`: open (once) its incident and return a sink that reports there."""
     if not ctx.args.get("incident"):
         return ctx.sink
-    record = inc.get(ctx.catalog, ctx.recall("incident_id") or "")
+    record = ctx.incidents.get(ctx.recall("incident_id") or "")
     if record is None:
         title = f"restore {ctx.args.snapshot_id} on {ctx.manager_name}"
         record, notes = open_incident(ctx, title, ctx.manager_name, kind="restore")
         record["operation_id"] = (ctx.op or {}).get("id", "")
-        inc.save(ctx.catalog, record)
+        ctx.incidents.save(record)
         ctx.remember(incident_id=record["id"])
         op = ctx.op or {}
         if record["mode"] == "channel":
-            _invite(_port(ctx), record["room"], [op.get("confirmed_by", ""), op.get("approved_by", "")])
+            _invite(ctx, _port(ctx), record["room"], [op.get("confirmed_by", ""), op.get("approved_by", "")])
         ctx.step(f"incident {record['id']} opened: {_port(ctx).link(record['room'], record.get('thread', ''))}"
                  + (f" ({notes})" if notes else ""))
     return IncidentSink(ctx.sink, ctx, record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
+from bot.core import Reply, Table, Tone
 from bot.errors import BadRequest, BotError, ManagerError, NotModified, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -49,7 +49,7 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
                  "(listed below): they never finish while maintenance mode is activating, so it "
                  f"{'cannot activate' if status == 'activating' else 'would not activate'} until they are "
                  f"cancelled: {cancel_hints(ctx, stuck)}.")
-    tone = "warning" if status in ("activated", "activating") or stuck else "info"
+    tone = Tone.WARNING if status in ("activated", "activating") or stuck else Tone.INFO
     return Reply(text=text, title=f"Maintenance mode on {ctx.manager_name}", tone=tone, fields=tuple(fields),
                  table=table)
 
@@ -126,10 +126,15 @@ def _cancel_stuck(ctx: Ctx, remaining: list[dict[str, Any]], cancellable: dict[s
             f"{'s are' if len(stuck) != 1 else ' is'} queued or scheduled ({describe(stuck)}), and such "
             "executions never finish while maintenance mode is activating. Cancel them first: "
             f"{cancel_hints(ctx, stuck)}; or use the guided `restore`, which cancels them itself.", stuck)
-    for e in stuck:
-        journal_whole(ctx, e, cancellable.get(e["id"]))
-        cancel_execution(ctx, e, cancellable.get(e["id"]))
-        cancelled.add(e["id"])
+    done: list[str] = []
+    try:
+        for e in stuck:
+            journal_whole(ctx, e, cancellable.get(e["id"]))
+            done.append(cancel_execution(ctx, e, cancellable.get(e["id"])))
+            cancelled.add(e["id"])
+    finally:  # one thread message for all of them (issue 14's Slack budget), one line each, even after a failure
+        if done:
+            ctx.step("\n".join(done))
 
 
 JOURNALED = ("id", "workflow_id", "deployment_id", "tenant_name", "scheduled_for", "status", "parameters",
@@ -148,14 +153,18 @@ def journal_whole(ctx: Ctx, execution: dict[str, Any], tenant: str | None) -> No
     ctx.remember(cancelled=[*(ctx.recall("cancelled") or []), record])
 
 
-def cancel_execution(ctx: Ctx, execution: dict[str, Any], tenant: str | None = None) -> None:
-    """Cancel one execution of `tenant` (kill when a plain cancel is refused) and report it."""
+def cancel_execution(ctx: Ctx, execution: dict[str, Any], tenant: str | None = None) -> str:
+    """Cancel one execution of `tenant` (kill when a plain cancel is refused); the line that says so (the caller
+    reports them together)."""
+    action = "cancelled"
     try:
         ctx.manager.execution_action(execution["id"], "cancel", tenant=tenant)
     except BadRequest:
         ctx.manager.execution_action(execution["id"], "kill", tenant=tenant)
-    ctx.step(f"cancelled {execution.get('status')} execution {execution['id']} ({execution.get('workflow_id')}"
-             f"{' on ' + execution['deployment_id'] if execution.get('deployment_id') else ''})")
+        action = "killed (a cancel was refused)"
+    line = (f"{action} {execution.get('status')} execution {execution['id']} ({execution.get('workflow_id')}"
+            f"{' on ' + execution['deployment_id'] if execution.get('deployment_id') else ''})")
+    return line
 
 
 class MaintenanceBlocked(OperationError):
@@ -208,7 +217,7 @@ def maintenance_activate(ctx: Ctx, args: Args) -> Reply:
         raise
     since = when(state.get("activated_at"), ctx.now())
     return Reply(text=f"{ctx.manager_name} is in maintenance mode (activated {since}).",
-                 title=f"Maintenance mode activated on {ctx.manager_name}", tone="warning", public=True)
+                 title=f"Maintenance mode activated on {ctx.manager_name}", tone=Tone.WARNING, public=True)
 
 
 @command("maintenance-mode deactivate", summary="Leave maintenance mode", group="maintenance-mode",
@@ -223,4 +232,4 @@ def maintenance_deactivate(ctx: Ctx, args: Args) -> Reply:
         return Reply(text=f"{ctx.manager_name} was not in maintenance mode: nothing to do.",
                      title="Already off", public=True)
     return Reply(text=f"{ctx.manager_name} has left maintenance mode.", title="Maintenance mode off",
-                 tone="good", public=True)
+                 tone=Tone.GOOD, public=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
+from bot.core import Reply, Table, age
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import clip, count, when
@@ -24,18 +25,36 @@ def operations(ctx: Ctx, args: Args) -> Reply:
     states = None if args.all else ("pending", "approved", "running")
     ops = ctx.engine.list_operations(states=states, limit=20)
     rows = tuple((o["id"], o["kind"], o["manager"], o["state"] + (f" ({o['gate']})" if o.get("gate") else ""),
-                  o.get("requester_name") or o["requester"], clip(_now_or_end(o, ctx), 60)) for o in ops)
+                  o.get("requester_name") or o["requester"], _runs_in(o, ctx), clip(_now_or_end(o, ctx), 60))
+                 for o in ops)
     if not rows:
         return Reply(text="No operations are waiting or running.", title="Operations")
     return Reply(text=count(len(rows), "operation"), title="Operations",
-                 table=Table(("id", "command", "manager", "state", "requested by", "step, or how it ended"), rows))
+                 table=Table(("id", "command", "manager", "state", "requested by", "runs in (last heard)",
+                              "step, or how it ended"), rows))
+
+
+def _runs_in(op: dict[str, Any], ctx: Ctx) -> str:
+    """For a running operation: the process that runs it (host:pid; "this shell" when it is this one) and how long
+    since its last heartbeat or step; a process that is gone is said to be gone."""
+    if op.get("state") != "running":
+        return ""
+    who = ctx.engine.runner(op)
+    heard = f"{age(who.seen_s)} ago" if who.seen_s is not None else "never"
+    if who.here:
+        place = "this shell" if ctx.inv.transport == "shell" else "this bot process"
+        return f"{place} ({who.owner}), {heard}"
+    if not who.alive:
+        return f"{who.owner or 'unknown process'}: gone (last heard {heard}); settled at the next start"
+    return f"{who.owner}, {heard}"
 
 
 def _now_or_end(op: dict[str, object], ctx: Ctx) -> str:
     """What a live operation is doing, or how a finished one ended (never its last step as if still on it)."""
     state = str(op.get("state"))
     if state in ("pending", "approved", "running"):
-        return str(op.get("step") or "")
+        cancel = f" (cancel requested by {op['cancel_requested']})" if op.get("cancel_requested") else ""
+        return str(op.get("step") or "") + cancel
     ended = when(str(op.get("finished_at") or op.get("updated_at") or ""), ctx.now())
     reason = str(op.get("error") or "")
     return f"{state} {ended}" + (f": {reason}" if reason else "")

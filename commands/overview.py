@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, age
+from bot.core import Reply, Tone, age
 from bot.errors import BotError, ManagerError
 from bot.spec.help import help_reply
 from bot.spec.parser import Args
@@ -37,7 +37,7 @@ def status(ctx: Ctx, args: Args) -> Reply:
         ok &= good
         sections.append("\n".join(lines))
     title = "Status" if len(names) > 1 else f"Status of {names[0]}"
-    return Reply(text="\n\n".join(sections), title=title, tone="good" if ok else "warning")
+    return Reply(text="\n\n".join(sections), title=title, tone=Tone.GOOD if ok else Tone.WARNING)
 
 
 def _manager_status(ctx: Ctx, name: str) -> tuple[list[str], bool]:

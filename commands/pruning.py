@@ -6,7 +6,7 @@ from typing import Any
 from datetime import date
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Table
+from bot.core import ArchiveCopy, Table, Tone
 from bot.errors import BotError
 from commands.retention import RULES, Backup, Plan, daily_day, select
 
@@ -49,7 +49,7 @@ def prune_backups(ctx: Ctx, allowed: set[str] | None, why: str) -> list[str]:
                 ctx.archive.delete(copies[sid])
         except BotError as exc:
             failed.append(f"{sid}: {exc}")
-            ctx.step(f"could not prune {sid}: {exc}", "warning")
+            ctx.step(f"could not prune {sid}: {exc}", Tone.WARNING)
             continue
         where = location_text(sid, snaps, copies)
         ctx.audit("pruned", snapshot_id=sid, reason=plan.delete[sid], where=where, by=why)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Reply, age
+from bot.core import ArchiveCopy, Reply, Tone, age
 from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -286,7 +286,7 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
     except BotError:
         _leave_unchanged(ctx, args)
         raise
-    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone="good")
+    ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone=Tone.GOOD)
 
 
 def _leave_unchanged(ctx: Ctx, args: Args) -> None:
@@ -299,7 +299,7 @@ def _leave_unchanged(ctx: Ctx, args: Args) -> None:
     except NotModified:
         pass
     except BotError as exc:
-        ctx.step(f"could not turn maintenance mode off again: {exc}", tone="danger")
+        ctx.step(f"could not turn maintenance mode off again: {exc}", tone=Tone.DANGER)
 
 
 def _start_restore(ctx: Ctx, args: Args) -> None:
@@ -307,7 +307,7 @@ def _start_restore(ctx: Ctx, args: Args) -> None:
     start_restore(ctx, args, on_refused=lambda: _leave_unchanged(ctx, args))
     if args.restore_certificates and not args.no_reboot:
         ctx.step("--restore-certificates without --no-reboot: the manager reboots a few seconds after the "
-                 "restore; the bot keeps watching", tone="warning")
+                 "restore; the bot keeps watching", tone=Tone.WARNING)
 
 
 def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda: None) -> None:
@@ -357,10 +357,10 @@ def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, ca
     who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
     if ok:
         text = f"Restored {args.snapshot_id} on {ctx.manager_name} ({who})."
-        return Reply(text=text, title=f"Restore of {ctx.manager_name} succeeded", tone="good",
+        return Reply(text=text, title=f"Restore of {ctx.manager_name} succeeded", tone=Tone.GOOD,
                      fields=tuple(fields), public=True)
     text = f"The restore of {args.snapshot_id} on {ctx.manager_name} FAILED ({who})."
-    return Reply(text=text, title=f"Restore of {ctx.manager_name} failed", tone="danger", fields=tuple(fields),
+    return Reply(text=text, title=f"Restore of {ctx.manager_name} failed", tone=Tone.DANGER, fields=tuple(fields),
                  public=True, ok=False)
 
 
@@ -381,5 +381,5 @@ def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
     text = (f"Restored {args.snapshot_id} on {ctx.manager_name}." if ok else
             f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.get('status')}: "
             f"{last_line(execution.get('error'))}")
-    return Reply(text=text, title="Restore " + ("succeeded" if ok else "failed"), tone="good" if ok else "danger",
+    return Reply(text=text, title="Restore " + ("succeeded" if ok else "failed"), tone=Tone.GOOD if ok else Tone.DANGER,
                  public=True, ok=ok)

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ProgressEvent, age
+from bot.core import ProgressEvent, Tone, age
 from bot.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -47,7 +47,7 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict[str, Any]]:
             if outage_since is None:
                 outage_since = ctx.clock.monotonic()
                 ctx.step(f"the manager's API is unavailable ({_short(exc)}): expected while a restore restarts "
-                         "its services; still watching", tone="warning")
+                         "its services; still watching", tone=Tone.WARNING)
             state = "unreachable"
         else:
             if outage_since is not None:
@@ -113,7 +113,7 @@ def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict[
                                   "the admin password") from None
     ctx.step(f"{ctx.manager_name} now accepts CLOUDIFY_FALLBACK_PASSWORD, not CLOUDIFY_PASSWORD: the restore "
              "brought back the admin credentials stored in the snapshot. Update CLOUDIFY_PASSWORD for this "
-             "manager.", tone="warning")
+             "manager.", tone=Tone.WARNING)
     ctx.audit("credentials", change="the manager now accepts the fallback password")
     return other, execution
 
@@ -151,7 +151,7 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
                                           _all_tenants=True, bypass_maintenance=True)
             status = {e["id"]: e.get("status", "") for e in page.items}
         except ManagerError as exc:
-            ctx.step(f"could not read the scheduled executions after the restore: {exc}", tone="warning")
+            ctx.step(f"could not read the scheduled executions after the restore: {exc}", tone=Tone.WARNING)
             return "unknown (could not read them)"
     for item in before:
         if item["id"] not in status:
@@ -164,10 +164,10 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
     later = [e for e in failed if e not in overdue]
     known = {e["id"] for e in before}
     restored = {eid: due for eid, due in logged.items() if eid not in known}  # rows from the snapshot's own data
-    for label, items, tone in (("marked FAILED: it was overdue", overdue, "warning"),
+    for label, items, tone in (("marked FAILED: it was overdue", overdue, Tone.WARNING),
                                ("marked FAILED although it was due later; the manager re-creates such runs as an "
-                                "execution schedule (`<workflow>_restored_…`)", later, "warning"),
-                               ("kept scheduled", kept, "info"), ("gone after the restore", gone, "info")):
+                                "execution schedule (`<workflow>_restored_…`)", later, Tone.WARNING),
+                               ("kept scheduled", kept, Tone.INFO), ("gone after the restore", gone, Tone.INFO)):
         lines = [f"scheduled execution {e['id']} ({e.get('workflow_id')} on {e.get('deployment_id')}, due "
                  f"{e.get('scheduled_for')}): {label}" for e in items]
         if lines:  # one thread message per group (issue 14's Slack budget), one line per execution
@@ -191,7 +191,7 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
         return "none"
     lost: list[str] = []
     lines: list[str] = []
-    worst = "info"
+    worst = Tone.INFO
     again = _restored_schedules(ctx, client)
     for e in journaled:
         what = (f"{e.get('workflow_id')}" + (f" on {e['deployment_id']}" if e.get("deployment_id") else "")
@@ -208,7 +208,7 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
         if schedule:  # 6.0+ legacy restore: marked FAILED, and re-created as a one-off execution schedule
             state += f"; re-created by the restore as execution schedule {schedule}"
         lines.append(f"execution {e['id']} ({what}), cancelled by the bot before the restore: now {state}")
-        worst = worst if state in ("scheduled", "queued") or schedule else "warning"
+        worst = worst if state in ("scheduled", "queued") or schedule else Tone.WARNING
         if state not in ("scheduled", "queued", "pending", "started") and not schedule:
             due = f", due {e['scheduled_for']}" if e.get("scheduled_for") else ""
             params = e.get("parameters") or {}
@@ -230,7 +230,7 @@ def _restored_schedules(ctx: Ctx, client: Any) -> dict[tuple[str, str, str], str
     try:
         page = client.list_execution_schedules(size=1000, _all_tenants=True, bypass_maintenance=True)
     except ManagerError as exc:
-        ctx.step(f"could not read the execution schedules after the restore: {exc}", tone="warning")
+        ctx.step(f"could not read the execution schedules after the restore: {exc}", tone=Tone.WARNING)
         return {}
     found: dict[tuple[str, str, str], str] = {}
     for s in page.items:
@@ -251,7 +251,7 @@ def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, 
     try:
         page = client.list_events(execution["id"], size=1000, bypass_maintenance=True)
     except ManagerError as exc:
-        ctx.step(f"could not read the restore's log: {exc}", tone="warning")
+        ctx.step(f"could not read the restore's log: {exc}", tone=Tone.WARNING)
         return {}
     problems = [ev for ev in page.items if ev.get("level") in ("warning", "error")]
     if problems:  # one thread message for the restore's log (issue 14's Slack budget), a line per entry
@@ -259,7 +259,7 @@ def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, 
         extra = len(problems) - len(shown)
         more = [f"… and {extra} more warnings or errors in the restore's log"] if extra else []
         ctx.step("\n".join(shown + more),
-                 tone="danger" if any(ev.get("level") == "error" for ev in problems) else "warning")
+                 tone=Tone.DANGER if any(ev.get("level") == "error" for ev in problems) else Tone.WARNING)
     marked = (MARKED_FAILED.search(str(ev.get("message") or "")) for ev in problems)
     return {m["id"]: m["due"] for m in marked if m}
 
@@ -274,7 +274,7 @@ def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
             client.maintenance_deactivate()
         except NotModified:
             return "was already off"
-        ctx.step(f"{ctx.manager_name} has left maintenance mode", tone="good")
+        ctx.step(f"{ctx.manager_name} has left maintenance mode", tone=Tone.GOOD)
         return "deactivated"
     if ctx.recall("deactivate_op"):
         return f"still ON; deactivation waits for confirmation ({ctx.recall('deactivate_op')})"
@@ -289,6 +289,6 @@ def open_followup_gate(ctx: Ctx, kind: str) -> dict[str, Any]:
     text = (f"The restore failed, so maintenance mode stays ON on {ctx.manager_name}. Confirm to take it out of "
             f"maintenance mode (operation {op['id']}), or investigate first.")
     ctx.audit("gate_shown", gate="confirm", text=text, followup=op["id"])
-    ctx.sink.emit(ProgressEvent((ctx.op or {}).get("id", op["id"]), "gate", text, "warning", ctx.now(),
+    ctx.sink.emit(ProgressEvent((ctx.op or {}).get("id", op["id"]), "gate", text, Tone.WARNING, ctx.now(),
                                 {"gate": "confirm", "operation": op["id"]}))
     return op

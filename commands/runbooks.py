@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from bot.engine.context import Ctx, incidents as incident, runbook as rb
-from bot.core import Action, Invocation, ProgressEvent, Reply
+from bot.engine.context import Ctx, RunbookError, Step
+from bot.core import Action, Invocation, ProgressEvent, Reply, Tone
 from bot.errors import BotError, NotFound, UsageError
 from bot.spec.parser import Args, parse
 from bot.spec.registry import Param, command
@@ -23,15 +23,15 @@ MARKS = {"done": "[x]", "skipped": "[-]"}
 
 def _run(ctx: Ctx, run_id: str) -> dict[str, Any]:
     try:
-        return rb.get_run(ctx.catalog, run_id)
-    except rb.RunbookError as exc:
+        return ctx.runbooks.get_run(run_id)
+    except RunbookError as exc:
         raise NotFound(str(exc)) from None
 
 
-def _step(run: dict[str, Any], number: int) -> rb.Step:
+def _step(ctx: Ctx, run: dict[str, Any], number: int) -> Step:
     try:
-        return rb.step_of(run, number)
-    except rb.RunbookError as exc:
+        return ctx.runbooks.step_of(run, number)
+    except RunbookError as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -53,7 +53,7 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
     if run.get("when"):
         lines.append(f"When: {run['when']}")
     closed, actions = 0, []
-    for step, mark, started in rb.step_states(ctx.catalog, run):
+    for step, mark, started in ctx.runbooks.step_states(run):
         n = step.number
         line = f"{n}. {MARKS.get(mark.get('state', ''), '[>]' if started else '[ ]')} {step.text}"
         if mark:
@@ -81,7 +81,7 @@ def checklist(ctx: Ctx, run: dict[str, Any], headline: str = "") -> Reply:
     title = f"Runbook {run['scenario']} on {run['manager']}: {run['title']} ({run['id']})"
     fields = (("manager", run["manager"]), ("started", f"by {run['started_by_name']}, {_hhmm(run['started_at'])}"),
               ("source", run.get("source") or "the guide"))
-    tone = "good" if closed == total else "warning"
+    tone = Tone.GOOD if closed == total else Tone.WARNING
     return Reply(text="\n".join(lines), title=title, tone=tone, fields=fields, public=True, actions=tuple(actions))
 
 
@@ -105,11 +105,11 @@ def _operation_state(ctx: Ctx, op_id: str) -> str:
 def runbook_start(ctx: Ctx, args: Args) -> Reply:
     """Answer `runbook SCENARIO`: start a checklist."""
     try:
-        book = rb.load(args.scenario, ctx.settings.data_dir)
-    except rb.RunbookError as exc:
+        book = ctx.runbooks.load(args.scenario)
+    except RunbookError as exc:
         raise UsageError(str(exc)) from None
     incident = _incident_here(ctx)
-    run = rb.start_run(ctx.catalog, book, manager=ctx.manager_name, actor=ctx.inv.actor.id,
+    run = ctx.runbooks.start_run(book, manager=ctx.manager_name, actor=ctx.inv.actor.id,
                        actor_name=ctx.inv.actor.name, channel=ctx.inv.channel, at=ctx.now().isoformat(),
                        incident=incident)
     _audit(ctx, run, "runbook_start", title=book.title)
@@ -117,21 +117,21 @@ def runbook_start(ctx: Ctx, args: Args) -> Reply:
 
 
 def _incident_here(ctx: Ctx) -> str:
-    found = incident.open_in(ctx.catalog, ctx.inv.channel)
+    found = ctx.incidents.open_in(ctx.inv.channel)
     return found["id"] if found else ""
 
 
 def _mark(ctx: Ctx, args: Args, state: str) -> Reply:
     run = _run(ctx, args.run_id)
-    _step(run, args.step)
-    first, record = rb.mark_step(ctx.catalog, run, args.step, state, actor=ctx.inv.actor.id,
+    _step(ctx, run, args.step)
+    first, record = ctx.runbooks.mark_step(run, args.step, state, actor=ctx.inv.actor.id,
                                  actor_name=ctx.inv.actor.name, at=ctx.now().isoformat(), note=args.note or "")
     if not first:
         reply = checklist(ctx, run, f"Step {args.step} was already marked {record.get('state')} by "
                                     f"{record.get('by_name')} at {_hhmm(record.get('at', ''))}; nothing changed.")
-        return replace(reply, ok=False, tone="info")
+        return replace(reply, ok=False, tone=Tone.INFO)
     _audit(ctx, run, "runbook_step", step=args.step, state=state, note=args.note or "",
-           text=_step(run, args.step).text)
+           text=_step(ctx, run, args.step).text)
     return checklist(ctx, run, f"{ctx.inv.actor.name} marked step {args.step} {state}.")
 
 
@@ -167,7 +167,7 @@ def runbook_show(ctx: Ctx, args: Args) -> Reply:
 def runbook_do(ctx: Ctx, args: Args) -> Reply:
     """Answer `runbook do RUN_ID STEP`: run the step's command through the dispatcher, as the asker."""
     run = _run(ctx, args.run_id)
-    step = _step(run, args.step)
+    step = _step(ctx, run, args.step)
     if not step.action:
         raise UsageError(f"step {step.number} of {run['id']} is done by people, not by the bot; mark it with "
                          f"`runbook done {run['id']} {step.number}`")
@@ -179,13 +179,13 @@ def runbook_do(ctx: Ctx, args: Args) -> Reply:
     if outcome.exit_code != 0 and not op:
         return replace(outcome.reply, text=f"Step {step.number} of {run['id']}: `{text}` did not start.\n"
                                            + outcome.reply.text, ok=False)
-    rb.record_action(ctx.catalog, run, step.number, operation_id=op.get("id", ""), command=text,
+    ctx.runbooks.record_action(run, step.number, operation_id=op.get("id", ""), command=text,
                      actor=ctx.inv.actor.id, actor_name=ctx.inv.actor.name, at=ctx.now().isoformat())
     _audit(ctx, run, "runbook_step", step=step.number, state="started", command=text, operation_id=op.get("id", ""))
     if not op:
         return outcome.reply  # a quick command (e.g. `cluster status`): its answer is the point
     if outcome.gate:  # its card (Confirm / Approve) goes where the checklist is
-        ctx.sink.emit(ProgressEvent(ctx.inv.id, "gate", outcome.reply.text, "warning", ctx.now(),
+        ctx.sink.emit(ProgressEvent(ctx.inv.id, "gate", outcome.reply.text, Tone.WARNING, ctx.now(),
                                     {"operation": op["id"], "gate": outcome.gate}))
     how = f" Type `confirm {op['id']}` to go on." if outcome.gate == "confirm" else ""
     return checklist(ctx, run, f"Step {step.number}: {ctx.inv.actor.name} started `{text}` "

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.context import Ctx, describe_failure, follow_execution, wait_for_snapshot
-from bot.core import Reply, Table
-from bot.errors import ArchiveError, BotError, Conflict, ExecutionsRunning, MaintenanceModeActive, ManagerError
+from bot.engine.context import Ctx
+from bot.core import Reply, Table, Tone
+from bot.errors import (ArchiveError, BotError, Cancelled, Conflict, ExecutionsRunning, MaintenanceModeActive,
+                        ManagerError, ManagerNotFound)
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off
@@ -58,14 +59,18 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
         return _create_failed(ctx, sid, {"status": snapshot.get("status"), "error": snapshot.get("error")})
     try:
         row = copy_off(ctx, snapshot)
+    except Cancelled as exc:
+        raise Cancelled(f"{exc}. Snapshot {sid} was created on {ctx.manager_name}; its copy to the archive was "
+                        f"stopped and nothing of it was kept there ({hint(ctx, f'snapshots download {sid}')} copies "
+                        "it later).") from None
     except (ArchiveError, ManagerError) as exc:
         reason = str(exc)
         again = hint(ctx, f"snapshots download {sid}")
         return Reply(text=f"Snapshot {sid} was created on {ctx.manager_name}, but is not in the archive. "
                           f"{reason[:1].upper() + reason[1:]}\nTry again with {again}.",
-                     title="Created, not archived", tone="danger", ok=False)
+                     title="Created, not archived", tone=Tone.DANGER, ok=False)
     return Reply(text=f"Snapshot {sid} created on {ctx.manager_name}, copied off and verified.",
-                 title=f"Snapshot {sid}", tone="good", fields=(("execution", eid), *copy_fields(row)))
+                 title=f"Snapshot {sid}", tone=Tone.GOOD, fields=(("execution", eid), *copy_fields(row)))
 
 
 def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
@@ -104,19 +109,34 @@ def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
 def _follow(ctx: Ctx, sid: str, eid: str) -> dict[str, Any]:
     """Follow the create execution; in maintenance mode (executions unreadable) watch the snapshot instead."""
     try:
-        return follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
+        return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
+    except Cancelled as exc:
+        raise Cancelled(f"{exc}. {_left_behind(ctx, sid)}") from None
     except MaintenanceModeActive:
         ctx.step(f"{ctx.manager_name} is in maintenance mode, where executions cannot be read; watching the "
-                 "snapshot's status instead", "warning")
-    snapshot = wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
+                 "snapshot's status instead", Tone.WARNING)
+    snapshot = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
     ok = snapshot.get("status") == "created"
     return {"id": eid, "status": "terminated" if ok else "failed", "error": snapshot.get("error") or ""}
 
 
+def _left_behind(ctx: Ctx, sid: str) -> str:
+    """What a cancelled create left on the manager, as the manager says."""
+    try:
+        status = ctx.manager.get_snapshot(sid).get("status")
+    except ManagerNotFound:
+        return f"{ctx.manager_name} has no snapshot {sid}."
+    except ManagerError as exc:
+        return f"Snapshot {sid} could not be read on {ctx.manager_name}: {exc}"
+    if status == "failed":
+        return f"Snapshot {sid} is failed on {ctx.manager_name}; {hint(ctx, f'snapshots delete {sid}')} removes it."
+    return f"Snapshot {sid} is {status} on {ctx.manager_name}; it was not copied to the archive."
+
+
 def _create_failed(ctx: Ctx, sid: str, execution: dict[str, Any]) -> Reply:
-    why = describe_failure(execution)
+    why = ctx.follower.describe_failure(execution)
     return Reply(text=f"Snapshot {sid} failed on {ctx.manager_name}: {why}", title=f"Snapshot {sid} failed",
-                 tone="danger", fields=(("execution", str(execution.get("id") or "")),
+                 tone=Tone.DANGER, fields=(("execution", str(execution.get("id") or "")),
                                         ("status", str(execution.get("status") or ""))), ok=False)
 
 
@@ -136,7 +156,7 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
     listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
     text = (f"{ctx.manager_name} is busy: snapshot {sid} was not created because {what} running ({listed}). "
             f"{hint}." if ids else f"{ctx.manager_name} is busy: {exc}. {hint}.")
-    return Reply(text=text, title="Manager busy", tone="warning", ok=False,
+    return Reply(text=text, title="Manager busy", tone=Tone.WARNING, ok=False,
                  table=Table(("execution", "workflow", "deployment", "status"), tuple(rows)) if rows else None)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table
+from bot.core import Reply, Table, Tone
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import SNAPSHOT_ID, clip, count, hint, last_line, when
@@ -98,7 +98,7 @@ def snapshots_status(ctx: Ctx, args: Args) -> Reply:
     state = ctx.manager.snapshot_status()
     if state == "running":
         text = f"Snapshot restore in progress on {ctx.manager_name}. This may take a while."
-        return Reply(text=text, title="Restore running", tone="warning")
+        return Reply(text=text, title="Restore running", tone=Tone.WARNING)
     if state == "not-running":
         return Reply(text=f"No snapshot is currently being restored on {ctx.manager_name}.", title="No restore")
-    return Reply(text=f"{ctx.manager_name} answered an unrecognized status: {state!r}", tone="warning")
+    return Reply(text=f"{ctx.manager_name} answered an unrecognized status: {state!r}", tone=Tone.WARNING)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, size
+from bot.core import Reply, Tone, size
 from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -33,14 +33,14 @@ def snapshots_download(ctx: Ctx, args: Args) -> Reply:
     status = snapshot.get("status")
     if status == "failed":
         return Reply(text=f"Snapshot {args.snapshot_id} failed on {ctx.manager_name}, so there is nothing to copy: "
-                          f"{last_line(snapshot.get('error'))}", title="Failed snapshot", tone="warning", ok=False)
+                          f"{last_line(snapshot.get('error'))}", title="Failed snapshot", tone=Tone.WARNING, ok=False)
     if status == "creating":
         show = hint(ctx, f"snapshots show {args.snapshot_id}")
         return Reply(text=f"Snapshot {args.snapshot_id} is still being created on {ctx.manager_name}; download it "
-                          f"when {show} says created.", title="Not ready", tone="warning", ok=False)
+                          f"when {show} says created.", title="Not ready", tone=Tone.WARNING, ok=False)
     row = copy_off(ctx, snapshot)
     return Reply(text=f"Snapshot {args.snapshot_id} of {ctx.manager_name} copied to the archive and verified.",
-                 title=f"Snapshot {args.snapshot_id}", tone="good", fields=copy_fields(row))
+                 title=f"Snapshot {args.snapshot_id}", tone=Tone.GOOD, fields=copy_fields(row))
 
 
 def _upload_usage(ctx: Ctx, args: Args) -> dict[str, Any]:
@@ -73,12 +73,12 @@ def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
         delete = hint(ctx, f"snapshots delete {sid}")
         return Reply(text=f"{ctx.manager_name} already has a snapshot {sid} ({existing.get('status')}); uploading "
                           f"would replace its archive. Delete it first ({delete}) if that is what you mean.",
-                     title="Already there", tone="warning", ok=False)
+                     title="Already there", tone=Tone.WARNING, ok=False)
     if args.url:
         ctx.step(f"asking {ctx.manager_name} to fetch {args.url} as snapshot {sid}")
         snap = ctx.manager.upload_snapshot(sid, url=args.url)
         return Reply(text=f"{ctx.manager_name} fetched {args.url} as snapshot {sid} "
-                          f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good")
+                          f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone=Tone.GOOD)
     return _upload_from_archive(ctx, sid)
 
 
@@ -89,9 +89,9 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
     ctx.step(f"checking {whose} of {sid} ({size(copy.size)}) before sending it to {ctx.manager_name}")
     snap = archive.upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
-    ctx.step(f"uploaded {sid} to {ctx.manager_name}", "good")
+    ctx.step(f"uploaded {sid} to {ctx.manager_name}", Tone.GOOD)
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
-                      f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone="good",
+                      f"({snap.get('status') or 'uploaded'}).", title=f"Snapshot {sid} uploaded", tone=Tone.GOOD,
                  fields=(("from", copy.location), ("source manager", source),
                          ("size", size(copy.size)), ("sha256", copy.sha256 or "")))
 
@@ -159,4 +159,4 @@ def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
         done.append(f"kept its archive copy {copy.location}")
     elif args.archive:
         done.append("there was no archive copy")
-    return Reply(text="; ".join(done) + ".", title=f"Snapshot {sid} deleted", tone="good")
+    return Reply(text="; ".join(done) + ".", title=f"Snapshot {sid} deleted", tone=Tone.GOOD)

@@ -10,7 +10,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.cloudify import Page
-from bot.errors import ManagerUnreachable
+from bot.errors import Cancelled, ManagerUnreachable
 from bot.engine.follow import ExecutionTimeout, describe_failure, event_line, follow_execution, wait_for_snapshot
 
 TRACEBACK = ("Traceback (most recent call last):\n  File \"/opt/mgmtworker/snapshot.py\", line 80, in create\n"
@@ -29,6 +29,12 @@ class ScriptedManager:
     polls: list[float] = field(default_factory=list)
     event_calls: list[tuple[int, int]] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
+    actions: list[tuple[str, float]] = field(default_factory=list)  # (action, when) sent by the bot
+
+    def execution_action(self, execution_id: str, action: str) -> dict:
+        self.actions.append((action, self.clock.time()))
+        self.statuses = [*self.statuses[:len(self.polls)], "cancelling", "cancelled"]
+        return {"id": execution_id, "status": "cancelling"}
 
     def get_execution(self, execution_id: str) -> dict:
         n = len(self.polls)
@@ -55,9 +61,14 @@ class StepCtx:
     manager_name: str = "production"
     audit_log: Any = field(default_factory=lambda: SimpleNamespace(secrets=set()))  # no secrets configured
     steps: list[tuple[str, str]] = field(default_factory=list)
+    cancel_at: float | None = None  # from this time on, someone has asked to cancel the operation
 
     def step(self, text: str, tone: str = "info", **_: Any) -> None:
         self.steps.append((text, tone))
+
+    def check_cancel(self) -> None:
+        if self.cancel_at is not None and self.clock.time() >= self.cancel_at:
+            raise Cancelled("cancelled by shell:bob before the point of no return")
 
 
 def log(text: str, level: str = "info") -> dict:
@@ -179,3 +190,24 @@ def test_wait_for_snapshot(clock) -> None:
 
     with pytest.raises(ExecutionTimeout, match="still creating"):
         wait_for_snapshot(StepCtx(Stuck(), clock), "s1", timeout=30)
+
+
+def test_a_cancel_is_seen_at_the_next_poll_and_cancels_the_execution(clock) -> None:
+    mgr = ScriptedManager(clock, ["pending"] + ["started"] * 1000)
+    ctx = StepCtx(mgr, clock, cancel_at=clock.time() + 60.0)  # asked a minute in, while polls are 5 s apart
+    with pytest.raises(Cancelled) as caught:
+        follow_execution(ctx, "e1")
+    [(action, sent)] = mgr.actions
+    assert action == "cancel" and 0 <= sent - ctx.cancel_at <= 5.0  # within one poll interval (MAX_INTERVAL)
+    assert str(caught.value) == ("cancelled by shell:bob before the point of no return; execution e1 was cancelled "
+                                 "on production")
+    assert mgr.polls[-1] - sent <= 5.0  # and followed to its end, which came at the next poll
+
+
+def test_a_cancel_while_waiting_for_a_snapshot_says_its_creation_goes_on(clock) -> None:
+    manager = SimpleNamespace(get_snapshot=lambda sid: {"id": sid, "status": "creating"})
+    ctx = StepCtx(manager, clock, cancel_at=clock.time() + 30.0)
+    with pytest.raises(Cancelled, match="snapshot s1 is still creating on production: the bot stopped waiting for "
+                                        "it and did not cancel its creation there"):
+        wait_for_snapshot(ctx, "s1")
+    assert clock.time() - ctx.cancel_at <= 5.0

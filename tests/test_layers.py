@@ -9,6 +9,9 @@ imports, imports inside functions); each is resolved to the first-party module i
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +155,37 @@ def test_commands_use_only_the_seam() -> None:
         outside_seam = top == "bot" and not any(_under(i.target, allowed) for allowed in COMMANDS_MAY_USE)
         if outside_seam or top in ("simulator", *FOREIGN):
             bad.append(f"{_rel(i.module)}:{i.line} imports {i.target}")
+    assert not bad, bad
+
+
+SEAM = "bot.engine.context"
+
+
+def test_the_seam_offers_types_and_ports_only() -> None:
+    """Everything the seam names is a class (a Protocol port, a dataclass, a StrEnum, an exception) or an alias of
+    one: never a function, a module or a constant, through which a command could reach the rest of the bot."""
+    seam = importlib.import_module(SEAM)
+    bad = []
+    for name in seam.__all__:
+        value = getattr(seam, name)
+        alias = typing.get_origin(value) is not None  # ChatPorts = Mapping[str, ChatPort]
+        if (not inspect.isclass(value) and not alias):
+            bad.append(f"{name}: {type(value).__name__}")
+    assert not bad, f"bot.engine.context's __all__ may name only types and ports: {bad}"
+
+
+def test_commands_take_from_the_seam_only_what_it_offers() -> None:
+    """`from bot.engine.context import X` in commands/: X is in its `__all__` (not `running`, `RUNNING`, ...)."""
+    offered = set(importlib.import_module(SEAM).__all__)
+    bad = []
+    for module, path in _modules().items():
+        if not _under(module, "commands"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == SEAM:
+                bad += [f"{_rel(module)}:{node.lineno} imports {a.name}" for a in node.names if a.name not in offered]
+            elif isinstance(node, ast.Import) and any(_under(a.name, SEAM) for a in node.names):
+                bad.append(f"{_rel(module)}:{node.lineno} imports the seam whole; name what it uses")
     assert not bad, bad
 
 

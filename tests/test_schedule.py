@@ -157,19 +157,20 @@ def test_a_manager_in_maintenance_mode_is_skipped_with_an_alert(make_bot, clock)
 
 
 def test_a_restart_in_the_middle_resumes_the_run_and_never_starts_a_second(make_bot, clock, monkeypatch) -> None:
-    import commands.snapshot_create as snapshot_create
+    from bot.engine.follow import ExecutionFollower
 
     class Crash(BaseException):
         pass
 
-    def crash(*args, **kwargs):
-        raise Crash
+    class Crashing(ExecutionFollower):  # the process dies while following the create
+        def follow_execution(self, ctx, execution_id, *, timeout=None):
+            raise Crash
 
     bot = make_bot(seed=False, env=ENV)
     s, notes = scheduler(bot)
     s.tick()
     clock.set(utc(2026, 11, 30, 1, 0))
-    monkeypatch.setattr(snapshot_create, "follow_execution", crash)
+    monkeypatch.setattr(bot.services, "follower", Crashing())
     with pytest.raises(Crash):
         s.tick()  # the process dies while following the create
     monkeypatch.undo()

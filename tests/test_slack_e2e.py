@@ -91,13 +91,22 @@ def test_guided_restore_with_a_second_admin(slack: Any, fake: FakeSlack) -> None
 SLACK_MESSAGE_BUDGET = 20  # issue 14: a whole guided restore, from request to broadcast result
 
 
-def test_a_whole_guided_restore_costs_at_most_twenty_slack_messages(make_bot: Any, fake: FakeSlack) -> None:
+@pytest.mark.parametrize("extra", [0, 26])
+def test_a_whole_guided_restore_costs_at_most_twenty_slack_messages(make_bot: Any, fake: FakeSlack,
+                                                                     extra: int) -> None:
     """Request, confirm, a refused self-approval, approval, cancelled scheduled executions, maintenance mode,
     restore, report and broadcast: new messages (posts, ephemerals, response_url answers) stay within the
-    budget; progress that only updates a state is an edit of the parent message (chat.update), not a message."""
+    budget; progress that only updates a state is an edit of the parent message (chat.update), not a message.
+    With 4 scheduled executions, and with 30: each group of per-execution lines is one message."""
+    from simulator.seed import add_scheduled_execution
+
     harness = make_bot(scheduled=True, env={"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
                                             "SLACK_API_URL": fake.api_url, "BOT_ADMINS": f"{ADMIN},{ADMIN2}",
                                             "BOT_OPERATORS": OPERATOR})
+    now = harness.sim.now()
+    for n in range(extra):  # half overdue, half due later
+        add_scheduled_execution(harness.sim, "prod-apps", "heal", ("db-prod", "db-cluster"),
+                                now + (n - extra // 2) * 600 + 60)
     slack = slack_front(harness.services, harness.dispatcher, fake)
     try:
         slack.command(f"restore {daily(1)} -f")
@@ -113,7 +122,8 @@ def test_a_whole_guided_restore_costs_at_most_twenty_slack_messages(make_bot: An
         assert done["state"] == "succeeded", done
         replies = thread(fake, op["slack_ts"])
         assert replies[-1]["reply_broadcast"] is True  # the result, broadcast to the channel
-        assert any("cancelled" in r["text"] and "scheduled" in r["text"] for r in replies)  # the work was there
+        [cancels] = [r for r in replies if "cancelled scheduled execution" in r["text"]]
+        assert cancels["text"].count("cancelled scheduled execution") == 4 + extra  # one message, a line each
         messages = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.postEphemeral", "response_url")]
         edits = [c for c in fake.calls_to("chat.update") if c.params.get("ts") == op["slack_ts"]]
         assert len(messages) <= SLACK_MESSAGE_BUDGET, [(c.method, str(c.params.get("text"))[:80]) for c in messages]

@@ -363,15 +363,16 @@ def test_roles(make_bot) -> None:
 
 
 def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> None:
-    import commands.snapshot_create as snapshot_create
+    from bot.engine.follow import ExecutionFollower
 
     class Crash(BaseException):
         pass
 
-    def crash(*args, **kwargs):
-        raise Crash
+    class Crashing(ExecutionFollower):  # the bot dies while following the create
+        def follow_execution(self, ctx, execution_id, *, timeout=None):
+            raise Crash
 
-    monkeypatch.setattr(snapshot_create, "follow_execution", crash)
+    monkeypatch.setattr(bot.services, "follower", Crashing())
     with pytest.raises(Crash):
         bot.run("snapshots create --no-legacy")
     monkeypatch.undo()

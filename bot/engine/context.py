@@ -1,37 +1,45 @@
 """The seam between commands and the bot: what a command handler sees, typed, and nothing more.
 
 A command gets a `Ctx`: its invocation and parsed arguments, the manager it is about, progress and audit, and
-five ports, each a `Protocol` naming exactly what commands may call:
+its ports, each a `Protocol` naming exactly what commands may call:
 
     ManagerAPI       one Cloudify manager (bot.cloudify.Manager implements it)
     ArchiveAPI       off-manager snapshot copies (bot.archive.folder.Archive implements it)
     Catalog          the archive catalog, the scheduled runs and marks (bot.store.Store implements it)
     OperationEngine  operations: list/get them, record a step, open a gate, decide, run another command
     AuditLog         append to and read the audit log (bot.store.Store implements it)
+    Follower         follow a Cloudify execution or a snapshot's status (bot.engine.follow.ExecutionFollower)
+    Backups          the daily job's timetable and run claims (bot.schedule.runs.BackupRuns)
+    Incidents        incident records, their rooms, timeline and export (bot.recovery.incidents.IncidentRecords)
+    Runbooks         runbook files and their checklist runs (bot.recovery.runbook.RunbookChecklists)
+    Drills           restore drills' content checks and wording (bot.recovery.drills.DrillChecks)
 
 No Slack, HTTP or SQL here, and no bag of services: commands import only `bot.core`, `bot.errors`, `bot.spec`
-and this module (tests/test_layers.py enforces it). The domain functions commands build on are offered here too,
-named in `__all__`: following an execution, the backup timetable and run claims, incidents and runbooks.
+and this module (tests/test_layers.py enforces it). `__all__` names types and ports only, never a function or
+a module: the value types the ports speak in (Schedule, Claim, Runbook, Content, ExecutionTimeout, ...) are here,
+what works on them is reached through `Ctx`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
-from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent
+from bot.core import Actor, ArchiveCopy, Download, DrillResult, Invocation, Page, ProgressEvent, Tone
 from bot.redact import redact_url_secrets
-from bot.engine.follow import ExecutionTimeout, describe_failure, follow_execution, wait_for_snapshot
+from bot.engine.liveness import Runner
+from bot.engine.follow import ExecutionTimeout
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
-from bot.recovery import drills, incidents, runbook
+from bot.recovery.drills import Content, ContentUnreadable
+from bot.recovery.runbook import Runbook, RunbookError, Step
 from bot.recovery.chatport import ChatPort, port_for
-from bot.schedule.runs import FAILED, claim_day, owner_id, parse_key, run_key, run_operation
+from bot.schedule.runs import Claim
 from bot.schedule.timetable import Fire, Schedule
 from bot.settings import ManagerSettings, Settings
 from bot.spec.parser import Args
@@ -40,13 +48,10 @@ from bot.spec.registry import Command, Registry
 __all__ = [
     # the context and its ports
     "ArchiveAPI", "AuditLog", "Catalog", "ChatPort", "ChatPorts", "Ctx", "ManagerAPI", "NullSink", "OperationEngine",
-    "Outcome", "Sink", "running",
-    # following a Cloudify execution (bot.engine.follow)
-    "ExecutionTimeout", "describe_failure", "follow_execution", "wait_for_snapshot",
-    # the daily backup job's timetable and run claims (bot.schedule.timetable, bot.schedule.runs)
-    "FAILED", "Fire", "Schedule", "claim_day", "owner_id", "parse_key", "run_key", "run_operation",
-    # incidents and runbooks, kept as marks in the catalog; restore drills' checks (bot.recovery)
-    "drills", "incidents", "runbook",
+    "Outcome", "Sink",
+    # the domain ports (implemented in bot.engine.follow, bot.schedule.runs, bot.recovery) and their value types
+    "Backups", "Claim", "Content", "ContentUnreadable", "Drills", "ExecutionTimeout", "Fire", "Follower",
+    "Incidents", "Runbook", "RunbookError", "Runbooks", "Schedule", "Step",
 ]
 
 
@@ -189,6 +194,7 @@ class OperationEngine(Protocol):
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
              kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
     def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+    def runner(self, op: dict[str, Any]) -> Runner: ...
     def update_operation(self, op_id: str, expected_state: str | Iterable[str],
                          **fields: Any) -> dict[str, Any] | None: ...
     def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]: ...
@@ -197,6 +203,107 @@ class OperationEngine(Protocol):
                transport: str = "") -> Outcome: ...
     def handle(self, inv: Invocation, sink: Sink) -> Outcome: ...
     def may_run(self, actor: Actor, channel: str = "") -> Callable[[Command], bool]: ...
+
+
+# --- the domain ports: what commands call of bot/engine/follow, bot/schedule, bot/recovery -------------------------
+
+class Follower(Protocol):
+    """Following a Cloudify execution (its events become steps) or a snapshot's status (bot.engine.follow)."""
+
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll the execution until it ends, reporting status changes and events; the final execution."""
+    def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
+    def describe_failure(self, execution: dict[str, Any]) -> str:
+        """Why an execution did not succeed, in one line."""
+
+
+class Backups(Protocol):
+    """The daily backup job's timetable and its runs, one per (manager, day) (bot.schedule.runs.BackupRuns)."""
+
+    def schedule(self) -> Schedule:
+        """BOT_BACKUP_SCHEDULE read in BOT_TIMEZONE; ConfigError when it cannot be read."""
+    def run_key(self, day: date, attempt: int = 1) -> str:
+        """The run key of a day (`2026-11-29`, `2026-11-29~2` for a retry)."""
+    def parse_key(self, key: str) -> tuple[date, int]:
+        """(day, attempt) of a run key."""
+    def is_failed(self, state: str | None) -> bool:
+        """Whether a run in this state ended without a backup (failed or skipped)."""
+    def owner_id(self, tag: str) -> str:
+        """Who holds a claim: this process and `tag`."""
+    def claim_day(self, manager: str, day: date, owner: str, now: datetime, *, retry: bool = False) -> Claim:
+        """Claim the run of (manager, day); with `retry`, a failed or skipped day gets a new attempt."""
+    def run_operation(self, manager: str, key: str) -> dict[str, Any] | None:
+        """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
+
+
+class Incidents(Protocol):
+    """Incident records (the catalog's marks), the room each runs in, its timeline and its Markdown export."""
+
+    def stamp(self, when: datetime) -> str:
+        """A time as the audit log writes it (UTC, microseconds, `Z`), so the two compare as strings."""
+    def channel_name(self, title: str, day: datetime, attempt: int = 1) -> str:
+        """`inc-20261129-db-nodes-down`, with `-2`, `-3`… on later attempts; never longer than Slack allows."""
+    def who(self, actor: str) -> str:
+        """An actor id without its namespace (`U123`, `alice`, `scheduler`)."""
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        """An incident by id, or None."""
+    def save(self, incident: dict[str, Any], *, new: bool = False) -> bool:
+        """Write the record; with `new`, only if no incident has that id (False then)."""
+    def set_room(self, channel: str, incident_id: str) -> None:
+        """Make `incident_id` the open incident of `channel` ('' clears it)."""
+    def open_in(self, channel: str) -> dict[str, Any] | None:
+        """The open incident whose room is `channel`, or None."""
+    def timeline(self, rows: Iterable[dict[str, Any]], incident: dict[str, Any]) -> list[dict[str, str]]:
+        """Audit rows about the incident (its room, its events, its operations), as (at, who, what) entries."""
+    def markdown(self, incident: dict[str, Any], entries: list[dict[str, str]]) -> str:
+        """The incident and its timeline as a Markdown document."""
+    def write_export(self, incident: dict[str, Any], text: str) -> str:
+        """Save the Markdown export under `<BOT_DATA_DIR>/incidents/`; returns its path."""
+
+
+class Runbooks(Protocol):
+    """Recovery runbooks: the files (the operator's first) and their runs as checklists in the catalog's marks."""
+
+    def load(self, scenario: str) -> Runbook:
+        """The runbook of `scenario`; RunbookError when there is none or it is malformed."""
+    def start_run(self, book: Runbook, *, manager: str, actor: str, actor_name: str, channel: str, at: str,
+                  incident: str = "") -> dict[str, Any]:
+        """Record a new run of `book` (its steps copied) and return it."""
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run by id; RunbookError when unknown."""
+    def step_of(self, run: dict[str, Any], number: int) -> Step:
+        """One step of a run; RunbookError when out of range."""
+    def mark_step(self, run: dict[str, Any], number: int, state: str, *, actor: str, actor_name: str, at: str,
+                  note: str = "") -> tuple[bool, dict[str, Any]]:
+        """Mark a step done or skipped once; (True, record) for the first, (False, existing record) after."""
+    def record_action(self, run: dict[str, Any], number: int, *, operation_id: str, command: str, actor: str,
+                      actor_name: str, at: str) -> None:
+        """Remember that a step's action was started (the operation it created, if any)."""
+    def step_states(self, run: dict[str, Any]) -> list[tuple[Step, dict[str, Any], dict[str, Any]]]:
+        """Each step with its done/skipped record ({} when open) and its action record ({} when none)."""
+
+
+class Drills(Protocol):
+    """Restore drills: what a snapshot holds against what the restored manager lists, and how results read."""
+
+    def snapshot_content(self, path: str) -> Content:
+        """The entities a snapshot zip holds; ContentUnreadable when they cannot be read."""
+    def manager_content(self, client: ManagerAPI, tenants: Iterable[str]) -> Content:
+        """What a manager lists now, for `tenants` (those the snapshot holds), plus its users."""
+    def compare(self, expected: Content, actual: Content, target_tenants: Sequence[str] = ()) -> list[str]:
+        """Every difference between the snapshot and the restored manager, named; [] when they match."""
+    def duration(self, seconds: float | None) -> str:
+        """`4m12s`, `1h03m`, `38s` (a drill's recovery time, to the second)."""
+    def sparkline(self, values: Sequence[float | None]) -> str:
+        """One block per value, scaled between the smallest and largest; `·` where there is none."""
+    def phases_text(self, phases: Sequence[tuple[str, float]]) -> str:
+        """`upload 12s, maintenance 3s, restore 3m40s, …`."""
+    def summary_line(self, source: str, last: DrillResult | None, now: datetime) -> str:
+        """The daily summary's line for one source: its last drill, or that there was none."""
+    def drill_alarm(self, source: str, last: DrillResult | None, last_pass: DrillResult | None, now: datetime,
+                    max_age: float, has_target: bool) -> str:
+        """Why the drills of `source` need attention ("" when they do not)."""
 
 
 ChatPorts = Mapping[str, ChatPort]  # transport -> its chat port (incident rooms), registered by the front ends
@@ -217,6 +324,12 @@ class Ctx:
     audit_log: AuditLog
     engine: OperationEngine
     registry: Registry
+    # the domain ports (built once with the services)
+    follower: Follower
+    backups: Backups
+    incidents: Incidents
+    runbooks: Runbooks
+    drills: Drills
     archive: ArchiveAPI | None = None
     chat: ChatPorts = field(default_factory=dict)
     sink: Sink = field(default_factory=NullSink)
@@ -236,16 +349,16 @@ class Ctx:
         """The current time (the injected clock)."""
         return self.clock.now()
 
-    def step(self, text: str, tone: str = "info", kind: str = "step", **data: Any) -> None:
+    def step(self, text: str, tone: Tone = Tone.INFO, kind: str = "step", **data: Any) -> None:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
         text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
         op_id = self.op["id"] if self.op else self.inv.id
-        self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
-        if self.op and kind == "step":
+        if self.op and kind == "step":  # recorded before it is shown: `operations` never lags what was printed
             self.audit("step", text=text, tone=tone)
             updated = self.engine.update_operation(self.op["id"], "running", step=text[:200])
             if updated is not None:
                 self.op = updated
+        self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
 
     def recall(self, key: str, default: Any = None) -> Any:
         """A value this operation remembered earlier (survives a restart of the bot)."""

@@ -10,7 +10,7 @@ from bot.engine.context import Ctx, NullSink, Sink, running
 from bot.engine.services import Services, make_ctx
 from bot.engine.operations import Operations
 from bot.engine.outcome import Outcome, error_reply, internal_error, usage_reply
-from bot.core import Invocation, Reply
+from bot.core import Invocation, Reply, Tone
 from bot.errors import BotError, UsageError
 from bot.spec.help import help_reply
 from bot.spec.parser import Args, parse
@@ -116,7 +116,7 @@ def _denied(svc: Services, base: dict[str, str], command: str, manager: str, dec
     # "admin role", not "admin": a bare role name would equal a short configured password such as the demo's.
     svc.audit("denied", **base, manager=manager, command=command,
               detail={"reason": decision.reason, "needed": f"{decision.needed} role" if decision.needed else ""})
-    return Outcome(Reply(text=decision.reason, title="Not allowed", tone="warning", ok=False), 1)
+    return Outcome(Reply(text=decision.reason, title="Not allowed", tone=Tone.WARNING, ok=False), 1)
 
 
 def _with_notices(ctx: Ctx, reply: Reply) -> Reply:

@@ -4,17 +4,22 @@ Shared by `snapshots create`, the daily job and the restore flow. Polling starts
 backs off to a few seconds while nothing happens (and comes back to one second when something does); events
 and logs are read incrementally (the offset only advances, nothing is read twice); a short loss of contact
 with the manager is ridden out rather than failing an operation whose execution keeps running.
+
+Each poll is a step boundary: a `cancel` of the operation (from any bot process) is seen within one poll interval
+(at most MAX_INTERVAL seconds). Cancelled while following its own execution, the operation asks the manager to
+cancel that execution (`POST /executions/<id> {"action": "cancel"}`, as `cfy executions cancel` does) and waits up
+to CANCEL_WAIT for it to end, then says how it ended.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import ManagerUnreachable, OperationError
+from bot.errors import Cancelled, ManagerError, ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.core import age
+from bot.core import Tone, age
 
-if TYPE_CHECKING:  # the context offers these functions to commands, so it imports this module
+if TYPE_CHECKING:  # the context names ExecutionTimeout, so it imports this module
     from bot.engine.context import Ctx
 
 FINAL = ("terminated", "failed", "cancelled")
@@ -25,6 +30,7 @@ EVENT_PAGE = 100  # what the cfy CLI asks for per events request
 MAX_LINES_PER_POLL = 50  # more new lines than this in one poll are summed up, to spare the Slack thread
 UNREACHABLE_GRACE = 300.0  # seconds of lost contact tolerated while following
 SNAPSHOT_FINAL = ("created", "failed", "uploaded")
+CANCEL_WAIT = 60.0  # seconds to wait for an execution the bot asked to cancel to end (the simulator's take 1 s)
 
 
 class ExecutionTimeout(OperationError):
@@ -40,7 +46,7 @@ def describe_failure(execution: dict[str, Any]) -> str:
     return f"the execution ended {status}" if status != "cancelled" else "the execution was cancelled"
 
 
-def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
+def event_line(event: dict[str, Any]) -> tuple[str, Tone] | None:
     """One event or log as (text, tone); None for debug logs, which are not worth a thread reply."""
     message = event.get("message")
     if isinstance(message, dict):
@@ -50,18 +56,18 @@ def event_line(event: dict[str, Any]) -> tuple[str, str] | None:
         level = str(event.get("level") or "info").lower()
         if level == "debug":
             return None
-        tone = {"error": "danger", "warning": "warning"}.get(level, "info")
+        tone = {"error": Tone.DANGER, "warning": Tone.WARNING}.get(level, Tone.INFO)
         return (f"{level}: {text}" if level != "info" else text), tone
     kind = str(event.get("event_type") or "")
-    tone = {"workflow_failed": "danger", "workflow_succeeded": "good", "workflow_cancelled": "warning"}.get(kind,
-                                                                                                             "info")
+    tone = {"workflow_failed": Tone.DANGER, "workflow_succeeded": Tone.GOOD,
+            "workflow_cancelled": Tone.WARNING}.get(kind, Tone.INFO)
     return text, tone
 
 
 def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
     """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
     secrets = ctx.audit_log.secrets
-    lines: list[tuple[str, str]] = []
+    lines: list[tuple[str, Tone]] = []
     start = offset
     while True:
         page = ctx.manager.list_events(execution_id, offset=offset, size=EVENT_PAGE, include_logs=include_logs)
@@ -88,6 +94,10 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
     status: str | None = None
     lost_since: float | None = None
     while True:
+        try:
+            ctx.check_cancel()
+        except Cancelled as exc:
+            _cancel_execution(ctx, execution_id, exc)
         try:
             execution = ctx.manager.get_execution(execution_id)
             offset, new = read_new_events(ctx, execution_id, offset, include_logs=include_logs)
@@ -116,11 +126,46 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
         clock.sleep(delay)
 
 
+def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
+    """The operation was cancelled while its execution runs: cancel the execution too, wait for its end (at most
+    CANCEL_WAIT), and raise Cancelled saying how it ended."""
+    where = ctx.manager_name
+    ctx.step(f"{why}: asking {where} to cancel execution {execution_id}", Tone.WARNING)
+    try:
+        ctx.manager.execution_action(execution_id, "cancel")
+    except ManagerError as exc:
+        try:
+            status = str(ctx.manager.get_execution(execution_id).get("status"))
+        except ManagerError:
+            status = "unknown"
+        if status in FINAL:
+            raise Cancelled(f"{why}; execution {execution_id} had already ended {status} on {where}") from None
+        raise Cancelled(f"{why}; {where} refused to cancel execution {execution_id} ({exc}): it is {status} "
+                        f"there; `executions cancel {execution_id}` tries again") from None
+    clock = ctx.clock
+    began, delay = clock.monotonic(), FIRST_INTERVAL
+    status = "cancelling"
+    while clock.monotonic() - began < CANCEL_WAIT:
+        clock.sleep(delay)
+        delay = min(delay * BACKOFF, MAX_INTERVAL)
+        try:
+            status = str(ctx.manager.get_execution(execution_id).get("status"))
+        except ManagerUnreachable:
+            continue
+        if status == "cancelled":
+            raise Cancelled(f"{why}; execution {execution_id} was cancelled on {where}")
+        if status in FINAL:
+            raise Cancelled(f"{why}; execution {execution_id} ended {status} on {where} before the cancel took "
+                            "effect")
+    raise Cancelled(f"{why}; execution {execution_id} was asked to cancel on {where} and is still {status} after "
+                    f"{age(CANCEL_WAIT)}; `executions get {execution_id}` shows how it ends")
+
+
 def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> float:
     now = ctx.clock.monotonic()
     if since is None:
         ctx.step(f"lost contact with {ctx.manager_name} while following the execution ({exc}); still trying",
-                 "warning")
+                 Tone.WARNING)
         return now
     if now - since > UNREACHABLE_GRACE:
         raise ManagerUnreachable(f"{exc} (no answer for {age(now - since)} while following the execution; it may "
@@ -140,7 +185,7 @@ def _report_status(ctx: Ctx, execution: dict[str, Any]) -> None:
         "failed": f"execution {eid} ({workflow}) failed: {describe_failure(execution)}",
         "cancelled": f"execution {eid} ({workflow}) was cancelled",
     }.get(str(status), f"execution {eid} ({workflow}) is {status}")
-    tone = {"terminated": "good", "failed": "danger", "cancelled": "warning"}.get(str(status), "info")
+    tone = {"terminated": Tone.GOOD, "failed": Tone.DANGER, "cancelled": Tone.WARNING}.get(str(status), Tone.INFO)
     ctx.step(text, tone)
 
 
@@ -153,9 +198,30 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
         snapshot: dict[str, Any] = ctx.manager.get_snapshot(snapshot_id)
         if snapshot.get("status") in SNAPSHOT_FINAL:
             return snapshot
+        try:
+            ctx.check_cancel()
+        except Cancelled as exc:
+            raise Cancelled(f"{exc}; snapshot {snapshot_id} is still {snapshot.get('status')} on {ctx.manager_name}: "
+                            "the bot stopped waiting for it and did not cancel its creation there") from None
         waited = clock.monotonic() - began
         if timeout is not None and waited >= timeout:
             raise ExecutionTimeout(f"gave up waiting for snapshot {snapshot_id} on {ctx.manager_name} after "
                                    f"{age(waited)}: it is still {snapshot.get('status')}")
         delay = min(delay * BACKOFF, max_interval)
         clock.sleep(delay)
+
+
+class ExecutionFollower:
+    """The `Follower` port of bot.engine.context: what commands may call of this module."""
+
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll the execution until it ends, reporting status changes and events; the final execution."""
+        return follow_execution(ctx, execution_id, timeout=timeout)
+
+    def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
+        return wait_for_snapshot(ctx, snapshot_id, timeout=timeout)
+
+    def describe_failure(self, execution: dict[str, Any]) -> str:
+        """Why an execution did not succeed, in one line."""
+        return describe_failure(execution)

@@ -15,6 +15,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,9 +56,35 @@ def heartbeat(store: Any, op_id: str, every: float = HEARTBEAT_S) -> Iterator[No
         thread.join()
 
 
+def recorded_owner(op: dict[str, Any]) -> str:
+    """The process (host:pid) recorded as running `op`; "" when none was."""
+    return str((((op.get("result") or {}).get("journal") or {}).get("owner")) or "")
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Who runs an operation, as `operations` shows it."""
+
+    owner: str  # host:pid, "" when none was recorded
+    here: bool  # this process runs it right now
+    alive: bool  # its process is alive (same host: the OS says so; another host: a recent heartbeat)
+    seen_s: float | None  # seconds since its last sign of life (a heartbeat or a step); None when unknown
+
+
+def runner(op: dict[str, Any], now: datetime) -> Runner:
+    """Who runs `op` and how recently it was heard from."""
+    try:
+        seen: float | None = (now - datetime.fromisoformat(str(op.get("updated_at") or "").replace("Z", "+00:00"))
+                              ).total_seconds()
+    except ValueError:
+        seen = None
+    here = recorded_owner(op) == owner() and op.get("id") in RUNNING_HERE
+    return Runner(recorded_owner(op), here, owner_alive(op, now), seen)
+
+
 def owner_alive(op: dict[str, Any], now: datetime) -> bool:
     """Is the process that runs `op` alive? Same host: ask the OS; another host: a recent heartbeat."""
-    recorded = (((op.get("result") or {}).get("journal") or {}).get("owner")) or ""
+    recorded = recorded_owner(op)
     host, _, pid = recorded.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         if int(pid) == os.getpid():

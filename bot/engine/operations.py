@@ -10,16 +10,17 @@ from typing import Any, Protocol
 
 from bot.engine.context import Ctx, NullSink as _NullSink, Sink, running
 from bot.engine.services import Services, make_ctx
-from bot.core import Actor, Invocation, ProgressEvent, Reply
+from bot.core import Actor, Invocation, ProgressEvent, Reply, Tone
 from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.redact import REDACTED, redact_url_secrets, redact_url_values
-from bot.engine.liveness import heartbeat, owner, owner_alive
+from bot.engine.liveness import Runner, heartbeat, owner, owner_alive, recorded_owner, runner
 from bot.spec.parser import Args
 from bot.spec.registry import Command
 
 log = logging.getLogger("cfy_bot.operations")
 FINAL = ("succeeded", "failed", "cancelled", "expired")
+EXECUTION_FINAL = ("terminated", "failed", "cancelled")  # a Cloudify execution's end states
 
 
 def actor_of(op: dict[str, Any]) -> Actor:
@@ -85,7 +86,7 @@ class Operations:
             )
         except OperationError as exc:
             ctx.audit("refused", reason=str(exc))
-            return Outcome(Reply(text=str(exc), title="Busy", tone="warning", ok=False), 1)
+            return Outcome(Reply(text=str(exc), title="Busy", tone=Tone.WARNING, ok=False), 1)
         ctx.op = op
         if stored != dict(ctx.args):
             self._kept_args[op["id"]] = dict(ctx.args)
@@ -93,8 +94,8 @@ class Operations:
             return self.run(op, ctx.sink)
         text = self.gate_text(op)
         ctx.audit("gate_shown", gate="confirm", text=text)
-        ctx.sink.emit(ProgressEvent(op["id"], "gate", text, "warning", ctx.now(), {"gate": "confirm"}))
-        return Outcome(Reply(text=text, title="Confirm", tone="warning"), 0, op, "confirm")
+        ctx.sink.emit(ProgressEvent(op["id"], "gate", text, Tone.WARNING, ctx.now(), {"gate": "confirm"}))
+        return Outcome(Reply(text=text, title="Confirm", tone=Tone.WARNING), 0, op, "confirm")
 
     def gate_text(self, op: dict[str, Any]) -> str:
         """What the confirmation card says."""
@@ -122,13 +123,13 @@ class Operations:
         if action not in ("confirm", "approve", "reject", "cancel"):
             raise OperationError(f"unknown decision {action!r}")
         if action in ("confirm", "approve") and (op["state"] != "pending" or op.get("gate") != action):
-            return Outcome(Reply(text=describe(op), title="Nothing to do", tone="info"), 1, op)
+            return Outcome(Reply(text=describe(op), title="Nothing to do", tone=Tone.INFO), 1, op)
         cmd = self.svc.registry.commands[tuple(op["kind"].split())]
         decision = self.svc.policy.may_decide(actor, op, action, cmd, channel)  # authorized again, server side
         if not decision.allowed:
             self.svc.audit("denied", **audit, detail={"decision": action, "reason": decision.reason,
                                                       "needed": f"{decision.needed} role"})
-            return Outcome(Reply(text=decision.reason, title="Not allowed", tone="warning", ok=False), 1, op)
+            return Outcome(Reply(text=decision.reason, title="Not allowed", tone=Tone.WARNING, ok=False), 1, op)
         if action in ("reject", "cancel"):
             return self._cancel(op, actor, audit, sink)
         return self._record_decision(op, actor, action, audit, sink)
@@ -152,8 +153,8 @@ class Operations:
         if new["state"] == "pending":
             text = f"{actor.name} confirmed. {self.gate_text(new)}"
             self.svc.audit("gate_shown", **audit, detail={"gate": "approve", "text": text})
-            sink.emit(ProgressEvent(new["id"], "gate", text, "warning", self.svc.clock.now(), {"gate": "approve"}))
-            return Outcome(Reply(text=text, title="Waiting for approval", tone="warning"), 0, new, "approve")
+            sink.emit(ProgressEvent(new["id"], "gate", text, Tone.WARNING, self.svc.clock.now(), {"gate": "approve"}))
+            return Outcome(Reply(text=text, title="Waiting for approval", tone=Tone.WARNING), 0, new, "approve")
         return self.run(new, sink)
 
     def _cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any], sink: Sink) -> Outcome:
@@ -164,7 +165,7 @@ class Operations:
             return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
         self.svc.audit("gate_answered", **audit, detail={"decision": "cancel", "by": actor.name})
         text = f"cancelled by {actor.name}; nothing was changed on {op['manager']}"
-        sink.emit(ProgressEvent(op["id"], "finished", text, "info", self.svc.clock.now(), {"state": "cancelled"}))
+        sink.emit(ProgressEvent(op["id"], "finished", text, Tone.INFO, self.svc.clock.now(), {"state": "cancelled"}))
         return Outcome(Reply(text=text, title="Cancelled"), 0, new)
 
     def decline(self, op_id: str, why: str, sink: Sink, transport: str = "") -> Outcome:
@@ -177,20 +178,32 @@ class Operations:
         self.svc.audit("gate_unanswered", actor="system:unanswered", transport=transport, manager=op["manager"],
                        command=op["kind"], operation_id=op_id, detail={"why": why})
         text = f"not confirmed ({why}); nothing was changed on {op['manager']}"
-        sink.emit(ProgressEvent(op_id, "finished", text, "warning", self.svc.clock.now(), {"state": "cancelled"}))
-        return Outcome(Reply(text=text, title="Not confirmed", tone="warning", ok=False), 1, new)
+        sink.emit(ProgressEvent(op_id, "finished", text, Tone.WARNING, self.svc.clock.now(), {"state": "cancelled"}))
+        return Outcome(Reply(text=text, title="Not confirmed", tone=Tone.WARNING, ok=False), 1, new)
 
     def request_cancel(self, op: dict[str, Any], actor: Actor, audit: dict[str, Any]) -> Outcome:
         """Ask a running operation to stop at its next step; refused after the point of no return."""
         if op.get("point_of_no_return"):
             return Outcome(Reply(text=f"{op['id']} is past the point of no return ({op.get('step')}); "
-                                 "it cannot be cancelled now", title="Cannot cancel", tone="warning", ok=False), 1, op)
+                                 "it cannot be cancelled now", title="Cannot cancel", tone=Tone.WARNING, ok=False),
+                           1, op)
+        if op.get("cancel_requested"):
+            return Outcome(Reply(text=f"cancel of {op['id']} was already requested by {op['cancel_requested']}; "
+                                 f"it stops at its next step. `operations` shows when it has.", title="Cancelling"),
+                           0, op)
         new = self.svc.store.update_operation(op["id"], "running", cancel_requested=actor.id)
         if new is None:
             return Outcome(Reply(text=describe(self._get(op["id"])), title="Nothing to do"), 1)
         self.svc.audit("gate_answered", **audit, detail={"decision": "cancel", "by": actor.name})
-        return Outcome(Reply(text=f"cancel requested by {actor.name}; {op['id']} stops before its next step",
-                             title="Cancelling"), 0, new)
+        if not owner_alive(new, self.svc.clock.now()):
+            who = recorded_owner(new) or "a bot process"
+            return Outcome(Reply(text=f"cancel of {op['id']} recorded, but the process that ran it ({who}) is gone: "
+                                 "the next start of cfy-bot on this data folder settles it as cancelled (and asks the "
+                                 "manager to cancel its execution if that still runs).",
+                                 title="Cancel recorded", tone=Tone.WARNING), 0, new)
+        return Outcome(Reply(text=f"cancel requested by {actor.name}: {op['id']} stops at its next step boundary "
+                             f"(while it waits for the manager or a transfer it checks every few seconds); "
+                             f"`operations` shows when it has stopped.", title="Cancelling"), 0, new)
 
     # -- running --------------------------------------------------------------------------------
     def run(self, op: dict[str, Any], sink: Sink) -> Outcome:
@@ -239,7 +252,7 @@ class Operations:
         result = {**(current.get("result") or {}), "text": reply.text[:4000]}
         done = self.svc.store.transition(op["id"], "running", state, error=error, result=result)
         ctx.audit("outcome", state=state, error=error)
-        tone = {"succeeded": "good", "cancelled": "info"}.get(state, "danger")
+        tone = {"succeeded": Tone.GOOD, "cancelled": Tone.INFO}.get(state, Tone.DANGER)
         ctx.step(reply.text, tone=tone, kind="finished", state=state)
         return Outcome(reply if state == "succeeded" else _failed(reply), 0 if state == "succeeded" else 1, done)
 
@@ -270,6 +283,8 @@ class Operations:
             self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
                            operation_id=op["id"], detail={"state": "failed", "reason": "restart before start"})
             return new or op
+        if op.get("cancel_requested"):
+            return self._settle_cancelled(op, sink)
         if cmd is None or not cmd.resumable:
             return self._settle_unresumable(op, sink)
         ctx = make_ctx(self.svc, self.engine, inv, Args(op["args"]), cmd, op["manager"], sink, op=op)
@@ -280,6 +295,29 @@ class Operations:
         ctx.step(f"the bot restarted; resuming {op['kind']} on {op['manager']} at: {op.get('step')}")
         self._execute(ctx)
         return self.svc.store.get_operation(op["id"]) or op
+
+    def _settle_cancelled(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
+        """A cancel was requested, then the process running the operation went away: end it cancelled, and cancel
+        its Cloudify execution if that still runs (what the live process would have done at its next step)."""
+        what = (f"cancelled by {op['cancel_requested']} before the point of no return; the process running it "
+                f"({recorded_owner(op) or 'unknown'}) had stopped")
+        client = self.svc.managers.get(op["manager"])
+        eid = op.get("execution_id") or ""
+        if eid and client is not None:
+            try:
+                status = str(client.get_execution(eid).get("status"))
+                if status not in EXECUTION_FINAL:
+                    client.execution_action(eid, "cancel")
+                    what += f"; execution {eid} was {status}: the bot asked {op['manager']} to cancel it"
+                else:
+                    what += f"; execution {eid} had ended {status}"
+            except BotError as exc:
+                what += f"; execution {eid} could not be read or cancelled: {exc}"
+        new = self.svc.store.transition(op["id"], "running", "cancelled", error=what)
+        self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
+                       operation_id=op["id"], execution_id=eid, detail={"state": "cancelled", "reason": what})
+        sink.emit(ProgressEvent(op["id"], "finished", what, Tone.INFO, self.svc.clock.now(), {"state": "cancelled"}))
+        return new or op
 
     def _settle_unresumable(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
         """Mark an operation that cannot be resumed with what became of its execution."""
@@ -295,7 +333,7 @@ class Operations:
         self.svc.audit("outcome", actor="system:reconcile", manager=op["manager"], command=op["kind"],
                        operation_id=op["id"], execution_id=op.get("execution_id") or "",
                        detail={"state": "failed", "reason": what})
-        sink.emit(ProgressEvent(op["id"], "finished", what, "warning", self.svc.clock.now(), {"state": "failed"}))
+        sink.emit(ProgressEvent(op["id"], "finished", what, Tone.WARNING, self.svc.clock.now(), {"state": "failed"}))
         return new or op
 
     # -- housekeeping ---------------------------------------------------------------------------
@@ -315,7 +353,7 @@ class Operations:
 
 
 def _failed(reply: Reply) -> Reply:
-    return Reply(text=reply.text, title=reply.title or "Failed", tone="danger", fields=reply.fields,
+    return Reply(text=reply.text, title=reply.title or "Failed", tone=Tone.DANGER, fields=reply.fields,
                  table=reply.table, public=reply.public, ok=False)
 
 
@@ -340,6 +378,10 @@ class EnginePort:
     def get_operation(self, op_id: str) -> dict[str, Any] | None:
         """One operation, or None."""
         return self._svc.store.get_operation(op_id)
+
+    def runner(self, op: dict[str, Any]) -> Runner:
+        """Who runs `op` (host:pid, this process or not, alive or gone) and when it was last heard from."""
+        return runner(op, self._svc.clock.now())
 
     def update_operation(self, op_id: str, expected_state: str | Iterable[str], **fields: Any) -> dict[str, Any] | None:
         """Change fields of an operation still in `expected_state` (compare-and-set); None when it is not."""

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core import Invocation, Reply
+from bot.core import Invocation, Reply, Tone
 from bot.errors import BotError, NothingToDo, UsageError
 
 log = logging.getLogger("cfy_bot.dispatch")
@@ -30,7 +30,7 @@ def usage_reply(exc: UsageError) -> Reply:
     if exc.usage:
         lines.append(f"Usage: {exc.usage}")
     lines.append("Type `help` for the list of commands.")
-    return Reply(text="\n".join(lines), title="Usage error", tone="warning", ok=False)
+    return Reply(text="\n".join(lines), title="Usage error", tone=Tone.WARNING, ok=False)
 
 
 def error_reply(exc: BotError, manager: str = "") -> Reply:
@@ -39,12 +39,12 @@ def error_reply(exc: BotError, manager: str = "") -> Reply:
     if manager and manager not in text:
         text = f"[{manager}] {text}"
     if isinstance(exc, NothingToDo):
-        return Reply(text=text[:1].upper() + text[1:], title="Nothing to do", tone="info")
-    return Reply(text=text, title="Failed", tone="danger", ok=False)
+        return Reply(text=text[:1].upper() + text[1:], title="Nothing to do", tone=Tone.INFO)
+    return Reply(text=text, title="Failed", tone=Tone.DANGER, ok=False)
 
 
 def internal_error(inv: Invocation) -> Outcome:
     """The only answer to an unexpected exception: a reference, never a traceback."""
     log.exception("internal error handling invocation %s", inv.id)
     return Outcome(Reply(text=f"internal error, ref `{inv.id}` (the details are in the bot's log)",
-                         title="Internal error", tone="danger", ok=False), 1)
+                         title="Internal error", tone=Tone.DANGER, ok=False), 1)

@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock
 from bot.core import Invocation
-from bot.engine.context import RUNNING, Ctx, NullSink, OperationEngine, Sink
+from bot.engine.context import RUNNING, Ctx, Drills, Follower, NullSink, OperationEngine, Sink
+from bot.engine.follow import ExecutionFollower
 from bot.engine.policy import Policy
+from bot.recovery.drills import DrillChecks
+from bot.recovery.incidents import IncidentRecords
+from bot.recovery.runbook import RunbookChecklists
+from bot.schedule.runs import BackupRuns
 from bot.settings import Settings
 from bot.spec.parser import Args
 from bot.spec.registry import Command, Registry
@@ -35,6 +40,10 @@ class Services:
     policy: Policy
     archive: Archive | None = None
     chat: dict[str, Any] = field(default_factory=dict)  # transport -> bot.recovery.chatport.ChatPort, set by front ends
+    # the stateless domain ports commands see through Ctx (a test may swap one for its own implementation); the
+    # ports over the store and the settings are built by make_ctx, from what the services hold at that moment
+    follower: Follower = field(default_factory=ExecutionFollower)
+    drills: Drills = field(default_factory=DrillChecks)
 
     def audit(self, event: str, **fields: Any) -> None:
         """Append one audit row."""
@@ -58,7 +67,11 @@ def make_ctx(svc: Services, engine: OperationEngine, inv: Invocation, args: Args
              manager_name: str, sink: Sink | None = None, *, op: dict[str, Any] | None = None,
              manager_named: bool = False) -> Ctx:
     """The context of one command run: the services seen through the typed ports, nothing more."""
+    data_dir = svc.settings.data_dir
     return Ctx(inv=inv, args=args, command=command, manager_name=manager_name, settings=svc.settings,
                clock=svc.clock, managers=svc.managers, catalog=svc.store, audit_log=svc.store, engine=engine,
                registry=svc.registry, archive=svc.archive, chat=svc.chat, sink=sink or NullSink(), op=op,
-               manager_named=manager_named)
+               manager_named=manager_named,
+               follower=svc.follower, backups=BackupRuns(svc.store, svc.settings),
+               incidents=IncidentRecords(svc.store, data_dir), runbooks=RunbookChecklists(svc.store, data_dir),
+               drills=svc.drills)

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     sh = sub.add_parser("shell", help="interactive terminal front end")
     run = sub.add_parser("run", help="run one command and exit (0 done, 1 failed or did not happen, 2 usage "
-                                     "error, 3 waiting for another person)")
+                                     "error, 3 waiting for another person, 130 left by a second Ctrl-C)")
     for q in (sh, run):
         q.add_argument("--demo", action="store_true", help="use embedded simulated managers")
         q.add_argument("-m", "--manager", help="default manager for this session")
@@ -233,7 +233,7 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
               "another admin approves under their own login: cfy-bot run \"approve OPERATION_ID\"", file=sys.stderr)
         return 2
     term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json,
-                    simulated_approvals=bool(args.demo))
+                    simulated_approvals=bool(args.demo), demo=bool(args.demo))
     _reconcile(dispatcher, term.sink)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)

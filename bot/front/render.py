@@ -7,14 +7,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.core import Action, ProgressEvent, Reply, Table, age, parse_time, size, transfer_text
+from bot.core import Action, ProgressEvent, Reply, Table, Tone, age, parse_time, size, transfer_text
 
 __all__ = ["TONE_MARK", "actions_text", "age", "event_json", "parse_time", "progress_line", "reply_json", "reply_text",
            "size", "table_text", "tone_head", "transfer_text", "use_color"]
 
-TONE_MARK = {"info": "", "good": "OK ", "warning": "WARNING ", "danger": "ALERT "}
+TONE_MARK = {Tone.INFO: "", Tone.GOOD: "OK ", Tone.WARNING: "WARNING ", Tone.DANGER: "ALERT "}
 # On a terminal (not piped, NO_COLOR unset): a symbol and an ANSI colour per tone, the words kept.
-TONE_COLOR = {"good": ("\x1b[32m", "✔ "), "warning": ("\x1b[33m", "⚠ "), "danger": ("\x1b[31m", "✖ ")}
+TONE_COLOR = {Tone.GOOD: ("\x1b[32m", "✔ "), Tone.WARNING: ("\x1b[33m", "⚠ "), Tone.DANGER: ("\x1b[31m", "✖ ")}
 RESET = "\x1b[0m"
 
 
@@ -51,7 +51,7 @@ def use_color(stream: Any, environ: dict[str, str]) -> bool:
     return bool(isatty and isatty()) and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
 
 
-def tone_head(tone: str, text: str, color: bool = False) -> str:
+def tone_head(tone: Tone, text: str, color: bool = False) -> str:
     """`OK title` plain, or `✔ OK title` in the tone's colour on a terminal."""
     mark = TONE_MARK.get(tone, "")
     if not color or tone not in TONE_COLOR or not mark:

@@ -1,4 +1,15 @@
-"""The terminal front end: a REPL (`cfy-bot shell`) and one-shot commands (`cfy-bot run`)."""
+"""The terminal front end: a REPL (`cfy-bot shell`) and one-shot commands (`cfy-bot run`).
+
+Every command runs on a worker thread of this process; the terminal's own thread follows it (prints its progress)
+and asks the questions gates need. Ctrl-C never interrupts the work itself:
+
+- in the shell it stops following: the operation goes on in the shell's process, `operations` shows it (owner "this
+  shell", current step), `cancel OP` stops it at its next step, and how it ended is shown at the next prompt;
+  `exit` (or end of input) with work running says what runs and asks: wait, cancel, or leave anyway;
+- in `run` the first Ctrl-C asks the operation to cancel (it stops at its next step boundary, within seconds while
+  it waits for the manager) and keeps following it; a second one leaves: the process exits, and the next start of
+  cfy-bot on the same data folder settles the operation (resumes it, or marks it failed or cancelled).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +17,20 @@ import getpass
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
-from typing import TextIO
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
-from bot.core import Actor, Invocation, ProgressEvent, Reply
+from bot.core import Actor, Invocation, ProgressEvent, Reply, Tone
+from bot.engine.context import NullSink
 from bot.engine.dispatch import Dispatcher, Outcome
 from bot.spec.parser import MANAGER_FLAGS
 from bot.spec.registry import Registry
 from bot.front.render import event_json, progress_line, reply_json, reply_text
+
+
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
 
 
 class TerminalSink:
@@ -71,7 +88,48 @@ def _waiting(op_id: str, requester: Actor) -> Reply:
     return Reply(text=f"{op_id} waits for a second admin's approval. Another admin approves it with "
                       f"`cfy-bot run \"approve {op_id}\"` under their own login (not {requester.name}), or with "
                       f"the Approve button in Slack. `operations` shows it; it expires if nobody answers.",
-                 title="Waiting for approval", tone="warning")
+                 title="Waiting for approval", tone=Tone.WARNING)
+
+
+class Following:
+    """The sink of one command run on a worker thread: its progress reaches the terminal while the user follows it
+    and is dropped once they stop following (Ctrl-C in the shell); follow-up questions are always kept. It records
+    the operations the run started, to say what runs and to cancel it."""
+
+    def __init__(self, sink: TerminalSink) -> None:
+        self.sink = sink
+        self.detached = False
+        self.op_ids: list[str] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: ProgressEvent) -> None:
+        """Record the operation, then print the event unless nobody follows it."""
+        with self._lock:
+            if event.kind in ("started", "gate") and not event.data.get("operation") \
+                    and event.op_id not in self.op_ids:
+                self.op_ids.append(event.op_id)
+            if self.detached and event.kind != "gate":
+                return
+        self.sink.emit(event)
+
+
+@dataclass
+class Job:
+    """One command text, run on a worker thread of this process."""
+
+    text: str
+    sink: Following
+    yes: bool = False
+    approver: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+    def op_ids(self) -> list[str]:
+        """The operations this run started (or answered)."""
+        ids = list(self.sink.op_ids)
+        op_id = str(((self.outcome.operation if self.outcome else None) or {}).get("id") or "")
+        return ids + [op_id] if op_id and op_id not in ids else ids
 
 
 class Terminal:
@@ -79,7 +137,7 @@ class Terminal:
 
     def __init__(self, dispatcher: Dispatcher, out: TextIO = sys.stdout, actor: Actor | None = None,
                  ask: Callable[[str], str] | None = None, err: TextIO | None = None, color: bool = False,
-                 as_json: bool = False, simulated_approvals: bool = False) -> None:
+                 as_json: bool = False, simulated_approvals: bool = False, demo: bool = False) -> None:
         self.dispatcher = dispatcher
         self.out = out
         # failures and usage errors go to stderr when writing to the real stdout; a given stream takes both
@@ -89,20 +147,130 @@ class Terminal:
         self.color, self.as_json = color, as_json
         # --demo (and test harnesses): a second admin may be simulated by name; never against real managers
         self.simulated_approvals = simulated_approvals
+        self.demo = demo  # --demo: the data folder, operations included, is removed when this process ends
         self.sink = TerminalSink(out, color=color, as_json=as_json)
+        self.shell = False  # the REPL: Ctrl-C stops following (the work goes on); `run`: Ctrl-C cancels
+        self.background: list[Job] = []  # runs the shell stopped following, not yet reported
 
     def run(self, text: str, yes: bool = False, approver: str = "") -> int:
         """Run one command text; the exit code: 0 done, 1 failed or did not happen, 2 usage, 3 waiting for
-        another person's approval."""
+        another person's approval, 130 left by Ctrl-C (`run`) or no longer followed (shell)."""
         clock = self.dispatcher.services.clock
         inv = Invocation(text=text, actor=self.actor, channel="terminal", transport="shell", received_at=clock.now())
-        outcome = self.dispatcher.handle(inv, self.sink)
+        job = Job(text, Following(self.sink), yes, approver)
+        outcome = self._follow(job, lambda sink: self.dispatcher.handle(inv, sink))
+        return INTERRUPTED if outcome is None else self._complete(job, outcome)
+
+    def _complete(self, job: Job, outcome: Outcome) -> int:
+        """Answer the gates of a run on this thread, show its reply and ask its follow-up questions."""
         while outcome.gate:
             self._show(outcome)
-            outcome = self._answer(outcome, yes, approver)
+            answered = self._answer(job, outcome)
+            if answered is None:
+                return INTERRUPTED
+            outcome = answered
         self._show(outcome)
         self._ask_followups()
         return outcome.exit_code
+
+    # -- following a run on its worker thread -------------------------------------------------------------------
+    def _follow(self, job: Job, call: Callable[[Following], Outcome]) -> Outcome | None:
+        """Run `call` on a worker thread and follow it; None when the user stopped following it (Ctrl-C)."""
+        job.done.clear()
+        job.outcome, job.error = None, None
+        job.sink.detached = False
+
+        def work() -> None:
+            try:
+                job.outcome = call(job.sink)
+            except BaseException as exc:  # noqa: BLE001 - handed to the terminal's thread, which raises it
+                job.error = exc
+            finally:
+                job.done.set()
+
+        worker = threading.Thread(target=work, name=f"cfy-bot: {job.text[:40]}", daemon=True)
+        started, interrupts = False, 0
+        while True:
+            try:
+                if not started:
+                    started = True
+                    worker.start()
+                job.done.wait()
+                break
+            except KeyboardInterrupt:
+                interrupts += 1
+            if self.shell:
+                self._detach(job)
+                return None
+            try:
+                if interrupts == 1 and self._cancel_on_interrupt(job):
+                    continue
+            except KeyboardInterrupt:  # pressed again while the cancel was being asked
+                pass
+            self._leave(job)
+            return None
+        if job.error is not None:
+            raise job.error
+        return job.outcome
+
+    def _ops(self, job: Job, running_only: bool = True) -> list[dict[str, Any]]:
+        """The operations of a run, as the store has them now."""
+        store = self.dispatcher.services.store
+        found = [store.get_operation(op_id) for op_id in job.op_ids()]
+        return [op for op in found if op and (not running_only or op["state"] in ("approved", "running"))]
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _detach(self, job: Job) -> None:
+        """Ctrl-C in the shell: stop following; the work goes on in this process."""
+        job.sink.detached = True
+        self.background.append(job)
+        try:
+            ops = self._ops(job)
+            if not ops:
+                self._say(f"\n`{job.text}` goes on in this shell; what it answers is shown at the next prompt.")
+            for op in ops:
+                self._say(f"\n{op['id']} goes on in this shell; `operations` shows it, `cancel {op['id']}` stops it "
+                          "at its next step. How it ends is shown at the next prompt.")
+        except KeyboardInterrupt:  # pressed again: it is detached already, `operations` shows it
+            pass
+
+    def _cancel_on_interrupt(self, job: Job) -> bool:
+        """First Ctrl-C in `run`: ask the run's operations to cancel and keep following; False when there is
+        nothing to follow."""
+        ops = self._ops(job)
+        if not ops:
+            self._say(f"\ninterrupted: `{job.text}` had not started an operation; it is abandoned.")
+            return False
+        for op in ops:
+            answer = self.dispatcher.decide(op["id"], self.actor, "cancel", NullSink(), "terminal", "shell")
+            self._say("\n" + answer.reply.text)
+        self._say("Following it until it stops; Ctrl-C again leaves it to the next start of cfy-bot.")
+        return True
+
+    def _leave(self, job: Job) -> None:
+        """Second Ctrl-C in `run`: this process exits, leaving its operations to be settled at the next start."""
+        job.sink.detached = True
+        for op in self._ops(job):
+            self._say(f"\nleft {op['id']} ({op['kind']} on {op['manager']}, step: {op.get('step') or '-'}) in this "
+                      f"process, which exits now: {self._next_start(op)}")
+
+    def _next_start(self, op: dict[str, Any]) -> str:
+        """What the next start of cfy-bot does with `op` if this process exits while it runs."""
+        if self.demo:
+            return "with --demo its data folder is removed on exit, and the operation with it."
+        current = self.dispatcher.services.store.get_operation(op["id"]) or op
+        if current["state"] == "approved":
+            return "the next start of cfy-bot on this data folder marks it failed (it had not started)."
+        if current.get("cancel_requested"):
+            return ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to "
+                    "cancel its execution if that still runs).")
+        cmd = self.dispatcher.services.registry.commands.get(tuple(str(op["kind"]).split()))
+        if cmd is not None and cmd.resumable:
+            return "the next start of cfy-bot on this data folder resumes it where it was."
+        return ("the next start of cfy-bot on this data folder marks it failed, saying what became of its Cloudify "
+                "execution.")
 
     def _ask_followups(self) -> None:
         """Questions an operation left (deactivate maintenance mode after a failed restore), asked here: at a
@@ -123,25 +291,31 @@ class Terminal:
                 print(f"{op_id} is left waiting: `confirm {op_id}` or `reject {op_id}` answers it later.",
                       file=self.out, flush=True)
 
-    def _answer(self, outcome: Outcome, yes: bool, approver: str) -> Outcome:
+    def _answer(self, job: Job, outcome: Outcome) -> Outcome | None:
+        """Answer a gate on this thread; the decision (which may run the operation) runs on a worker."""
         op = outcome.operation or {}
+        op_id = str(op.get("id") or "")
+
+        def decide(action: str, actor: Actor) -> Outcome | None:
+            return self._follow(job, lambda sink: self.dispatcher.decide(op_id, actor, action, sink, "terminal",
+                                                                         "shell"))
+
         if outcome.gate == "confirm":
-            if yes:
-                return self.dispatcher.decide(op["id"], self.actor, "confirm", self.sink, "terminal", "shell")
+            if job.yes:
+                return decide("confirm", self.actor)
             if self.ask is None and not sys.stdin.isatty():
-                return self.dispatcher.decline(op["id"], "no terminal to ask and no --yes", self.sink, "shell")
-            answer = self._prompt(f"Type yes to confirm {op.get('id')}: ").strip().lower()
+                return self.dispatcher.decline(op_id, "no terminal to ask and no --yes", job.sink, "shell")
+            answer = self._prompt(f"Type yes to confirm {op_id}: ").strip().lower()
             if answer not in ("y", "yes"):
-                decided = self.dispatcher.decide(op["id"], self.actor, "reject", self.sink, "terminal", "shell")
+                decided = self.dispatcher.decide(op_id, self.actor, "reject", job.sink, "terminal", "shell")
                 return Outcome(decided.reply, 1, decided.operation)  # what was asked did not happen
-            return self.dispatcher.decide(op["id"], self.actor, "confirm", self.sink, "terminal", "shell")
-        name = approver if self.simulated_approvals else ""
-        if self.simulated_approvals and not name and not yes:
+            return decide("confirm", self.actor)
+        name = job.approver if self.simulated_approvals else ""
+        if self.simulated_approvals and not name and not job.yes:
             name = self._prompt("Name of the simulated second admin who approves (blank: leave it waiting): ").strip()
         if not name:
-            return Outcome(_waiting(str(op.get("id")), self.actor), 3, op)
-        actor = Actor(f"shell:{name}", f"{name} (simulated second admin)", "shell")
-        return self.dispatcher.decide(op["id"], actor, "approve", self.sink, "terminal", "shell")
+            return Outcome(_waiting(op_id, self.actor), 3, op)
+        return decide("approve", Actor(f"shell:{name}", f"{name} (simulated second admin)", "shell"))
 
     def _prompt(self, question: str) -> str:
         if self.ask is not None:
@@ -164,30 +338,110 @@ class Terminal:
         if text:
             print(text, file=stream, flush=True)
 
-    def repl(self, history: str | None = None) -> int:
-        """Read commands until `exit`, `quit` or end of input (history and Tab completion where readline exists)."""
-        _line_editing(history, Completer(self.dispatcher.services.registry))
+    def repl(self, history: str | None = None, read: Callable[[str], str] | None = None,
+             tty: bool | None = None) -> int:
+        """Read commands until `exit`, `quit` or end of input (history and Tab completion where readline exists).
+        `read` reads one command line (input() by default); `tty` says whether a person answers (stdin is a
+        terminal by default)."""
+        self.shell = True
+        if read is None:
+            _line_editing(history, Completer(self.dispatcher.services.registry))
+            if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 reach the parser, which refuses them
+                sys.stdin.reconfigure(errors="surrogateescape")
         if self.ask is None:  # the shell reads its answers where it reads its commands, a terminal or not
             self.ask = _read_answer
-        if hasattr(sys.stdin, "reconfigure"):  # bytes that are not UTF-8 reach the parser, which refuses them
-            sys.stdin.reconfigure(errors="surrogateescape")
+        person = sys.stdin.isatty() if tty is None else tty
         print("cfy-bot shell: type `help`, or `exit` to leave.", file=self.out)
         while True:
+            self._report_background()
             try:
-                line = input("cfy> ")
+                line = (read or input)("cfy> ")
             except EOFError:
                 print(file=self.out)
-                return 0
+                if self._may_leave(person):
+                    return 0
+                continue
             except KeyboardInterrupt:
                 print("^C", file=self.out)
                 continue
+            self._report_background()  # what ended while the line was typed comes before its answer
             if line.strip() in ("exit", "quit"):
-                return 0
+                if self._may_leave(person):
+                    return 0
+                continue
             if line.strip():
                 try:
                     self.run(line)
-                except KeyboardInterrupt:
-                    print("\ninterrupted; the operation's state is kept and shown by `operations`", file=self.out)
+                except KeyboardInterrupt:  # while a reply or question was printed: what runs is in `operations`
+                    print("\ninterrupted; `operations` shows what runs", file=self.out)
+
+    def _report_background(self) -> None:
+        """At the prompt: how the runs the shell stopped following ended, and the questions they left."""
+        for job in [j for j in self.background if j.done.is_set()]:
+            self.background.remove(job)
+            if job.error is not None or job.outcome is None:
+                self._say(f"`{job.text}` stopped: {job.error!r}")
+                continue
+            if job.sink.detached:  # nobody saw its end: say which run this is
+                ids = job.op_ids()
+                self._say(f"{', '.join(ids) or '`' + job.text + '`'} (no longer followed) has ended:")
+            self._complete(job, job.outcome)
+
+    def _may_leave(self, person: bool) -> bool:
+        """`exit` or end of input: with work running in this shell, say what runs and ask (wait, cancel or leave);
+        without a person to ask, wait for it. True when the shell may end."""
+        jobs = [j for j in self.background if not j.done.is_set()]
+        if not jobs:
+            return True
+        for job in jobs:
+            ops = self._ops(job)
+            for op in ops:
+                self._say(f"{op['id']} ({op['kind']} on {op['manager']}) is running in this shell, step: "
+                          f"{op.get('step') or '-'}")
+            if not ops:
+                self._say(f"`{job.text}` is still running in this shell")
+        if not person:
+            self._say("No terminal to ask (standard input is not one), so the shell waits for it to end before "
+                      "leaving; Ctrl-C leaves at once.")
+            return self._wait_for(jobs, person)
+        answer = self._prompt("Wait for it (w), cancel it (c), or leave anyway (l)? Anything else goes back to the "
+                              "prompt: ").strip().lower()
+        if answer in ("w", "wait"):
+            return self._wait_for(jobs, person)
+        if answer in ("c", "cancel"):
+            for job in jobs:
+                for op in self._ops(job):
+                    self._show(self.dispatcher.decide(op["id"], self.actor, "cancel", NullSink(), "terminal", "shell"))
+            return self._wait_for(jobs, person)
+        if answer in ("l", "leave"):
+            for job in jobs:
+                job.sink.detached = True
+                for op in self._ops(job):
+                    self._say(f"{op['id']} is left running in this process, which ends now: {self._next_start(op)}")
+            return True
+        return False
+
+    def _wait_for(self, jobs: list[Job], person: bool) -> bool:
+        """Follow the runs again until they end (then report them): True; Ctrl-C: back to the prompt (False), or,
+        without a person, leave at once (True)."""
+        for job in jobs:
+            job.sink.detached = False
+        try:
+            for job in jobs:
+                job.done.wait()
+        except KeyboardInterrupt:
+            for job in jobs:
+                job.sink.detached = True
+            if not person:
+                for job in jobs:
+                    for op in self._ops(job):
+                        self._say(f"\n{op['id']} is left running in this process, which ends now: "
+                                  f"{self._next_start(op)}")
+                return True
+            self._say("\nstopped waiting; back to the prompt.")
+            return False
+        self._report_background()
+        return True
 
 
 def _read_answer(question: str) -> str:

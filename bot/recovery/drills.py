@@ -213,3 +213,40 @@ def phases_text(phases: Sequence[tuple[str, float]]) -> str:
     return ", ".join(f"{name} {duration(s)}" for name, s in phases)
 
 
+
+
+class DrillChecks:
+    """The `Drills` port of bot.engine.context: a drill's content checks and how its results read."""
+
+    def snapshot_content(self, path: str) -> Content:
+        """What the snapshot file at `path` holds; ContentUnreadable when it cannot be read."""
+        return snapshot_content(path)
+
+    def manager_content(self, client: Lister, tenants: Iterable[str]) -> Content:
+        """What a manager lists now, for `tenants`, plus its users."""
+        return manager_content(client, tenants)
+
+    def compare(self, expected: Content, actual: Content, target_tenants: Sequence[str] = ()) -> list[str]:
+        """Every difference between the snapshot and the restored manager, named; [] when they match."""
+        return compare(expected, actual, target_tenants)
+
+    def duration(self, seconds: float | None) -> str:
+        """`4m12s`, `1h03m`, `38s`."""
+        return duration(seconds)
+
+    def sparkline(self, values: Sequence[float | None]) -> str:
+        """One block per value, scaled between the smallest and largest."""
+        return sparkline(values)
+
+    def phases_text(self, phases: Sequence[tuple[str, float]]) -> str:
+        """`upload 12s, maintenance 3s, restore 3m40s, …`."""
+        return phases_text(phases)
+
+    def summary_line(self, source: str, last: DrillResult | None, now: datetime) -> str:
+        """The daily summary's line for one source."""
+        return summary_line(source, last, now)
+
+    def drill_alarm(self, source: str, last: DrillResult | None, last_pass: DrillResult | None, now: datetime,
+                    max_age: float, has_target: bool) -> str:
+        """Why the drills of `source` need attention ("" when they do not)."""
+        return drill_alarm(source, last, last_pass, now, max_age, has_target)

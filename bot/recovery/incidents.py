@@ -13,7 +13,10 @@ import os
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only the port's annotation: the records are read and written through the catalog's marks
+    from bot.engine.context import Catalog
 
 MAX_NAME = 80  # Slack's limit for a channel name
 SKIPPED_EVENTS = {"manager_call", "gate_shown", "usage_error", "schedule"}
@@ -152,3 +155,50 @@ def write_export(data_dir: str, incident: dict[str, Any], text: str) -> str:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path
+
+
+class IncidentRecords:
+    """The `Incidents` port of bot.engine.context: the records in the catalog's marks, timeline and export."""
+
+    def __init__(self, catalog: Catalog, data_dir: str) -> None:
+        self.catalog, self.data_dir = catalog, data_dir
+
+    def stamp(self, when: datetime) -> str:
+        """A time as the audit log writes it, so the two compare as strings."""
+        return stamp(when)
+
+    def channel_name(self, title: str, day: datetime, attempt: int = 1) -> str:
+        """`inc-20261129-db-nodes-down`, with `-2`, `-3`… on later attempts."""
+        return channel_name(title, day, attempt)
+
+    def who(self, actor: str) -> str:
+        """An actor id without its namespace."""
+        return who(actor)
+
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        """An incident by id, or None."""
+        return get(self.catalog, incident_id)
+
+    def save(self, incident: dict[str, Any], *, new: bool = False) -> bool:
+        """Write the record; with `new`, only if no incident has that id (False then)."""
+        return save(self.catalog, incident, new=new)
+
+    def set_room(self, channel: str, incident_id: str) -> None:
+        """Make `incident_id` the open incident of `channel` ('' clears it)."""
+        set_room(self.catalog, channel, incident_id)
+
+    def open_in(self, channel: str) -> dict[str, Any] | None:
+        """The open incident whose room is `channel`, or None."""
+        return open_in(self.catalog, channel)
+
+    def timeline(self, rows: Iterable[dict[str, Any]], incident: dict[str, Any]) -> list[dict[str, str]]:
+        """Audit rows about the incident, as (at, who, what) entries."""
+        return timeline(rows, incident)
+
+    def markdown(self, incident: dict[str, Any], entries: list[dict[str, str]]) -> str:
+        """The incident and its timeline as a Markdown document."""
+        return markdown(incident, entries)
+
+    def write_export(self, incident: dict[str, Any], text: str) -> str:
+        """Save the Markdown export under `<BOT_DATA_DIR>/incidents/`; returns its path."""
+        return write_export(self.data_dir, incident, text)

@@ -14,7 +14,10 @@ import secrets
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the context names this module's types, so it imports this module
+    from bot.engine.context import Catalog
 
 PACKAGED = Path(__file__).with_name("runbooks")
 SCENARIOS = ("cluster-down", "node-down", "active-node-down", "split-brain")
@@ -189,3 +192,43 @@ def step_states(store: Any, run: dict[str, Any]) -> list[tuple[Step, dict[str, A
         action = store.get_mark(f"runbook-action:{run['id']}:{step.number}")
         out.append((step, json.loads(mark) if mark else {}, json.loads(action) if action else {}))
     return out
+
+
+class RunbookChecklists:
+    """The `Runbooks` port of bot.engine.context: runbook files, and their runs kept in the catalog's marks."""
+
+    def __init__(self, catalog: Catalog, data_dir: str) -> None:
+        self.catalog, self.data_dir = catalog, data_dir
+
+    def load(self, scenario: str) -> Runbook:
+        """The runbook of `scenario` (the operator's file first); RunbookError when there is none or it is bad."""
+        return load(scenario, self.data_dir)
+
+    def start_run(self, book: Runbook, *, manager: str, actor: str, actor_name: str, channel: str, at: str,
+                  incident: str = "") -> dict[str, Any]:
+        """Record a new run of `book` (its steps copied) and return it."""
+        return start_run(self.catalog, book, manager=manager, actor=actor, actor_name=actor_name, channel=channel,
+                         at=at, incident=incident)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run by id; RunbookError when unknown."""
+        return get_run(self.catalog, run_id)
+
+    def step_of(self, run: dict[str, Any], number: int) -> Step:
+        """One step of a run; RunbookError when out of range."""
+        return step_of(run, number)
+
+    def mark_step(self, run: dict[str, Any], number: int, state: str, *, actor: str, actor_name: str, at: str,
+                  note: str = "") -> tuple[bool, dict[str, Any]]:
+        """Mark a step done or skipped once; (True, record) for the first, (False, existing record) after."""
+        return mark_step(self.catalog, run, number, state, actor=actor, actor_name=actor_name, at=at, note=note)
+
+    def record_action(self, run: dict[str, Any], number: int, *, operation_id: str, command: str, actor: str,
+                      actor_name: str, at: str) -> None:
+        """Remember that a step's action was started (the operation it created, if any)."""
+        record_action(self.catalog, run, number, operation_id=operation_id, command=command, actor=actor,
+                      actor_name=actor_name, at=at)
+
+    def step_states(self, run: dict[str, Any]) -> list[tuple[Step, dict[str, Any], dict[str, Any]]]:
+        """Each step with its done/skipped record ({} when open) and its action record ({} when none)."""
+        return step_states(self.catalog, run)

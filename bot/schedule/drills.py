@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.core import Actor, Invocation, Reply, parse_time
+from bot.core import Actor, Invocation, Reply, Tone, parse_time
 from bot.engine.context import NullSink, Sink
 from bot.engine.services import Services
 from bot.errors import ConfigError
@@ -102,7 +102,7 @@ class DrillScheduler:
                                 True)
             if not alarm or not store.claim_mark(f"drill:overdue-alert:{source}:{day}"):
                 continue
-            reply = Reply(text=f"{alarm}.", title=f"Restore drills of {source} are overdue", tone="danger",
+            reply = Reply(text=f"{alarm}.", title=f"Restore drills of {source} are overdue", tone=Tone.DANGER,
                           public=True, ok=False)
             self.services.audit("alert_sent", actor=ACTOR.id, transport=TRANSPORT, manager=source,
                                 command="backups drill", channel=settings.alert_channel, detail={"text": alarm})

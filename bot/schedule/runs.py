@@ -10,9 +10,14 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core import parse_time
+from bot.schedule.timetable import Schedule
+from bot.settings import Settings
+
+if TYPE_CHECKING:  # the context names Claim, so it imports this module
+    from bot.engine.context import Catalog
 
 JOB = "backups run"
 CLAIM_GRACE = 120.0  # s: a claim with no operation for this long belongs to a process that died
@@ -95,5 +100,40 @@ def _take_over(store: Any, manager: str, row: dict[str, Any], owner: str, now: d
     return Claim(None, store.get_run(manager, row["day"]) or row)
 
 
-__all__ = ["CLAIM_GRACE", "FAILED", "JOB", "PROCESS", "Claim", "claim_day", "is_dead", "owner_id", "parse_key",
-           "run_key", "run_operation"]
+class BackupRuns:
+    """The `Backups` port of bot.engine.context: the timetable and the run claims, over the catalog."""
+
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog, self.settings = catalog, settings
+
+    def schedule(self) -> Schedule:
+        """BOT_BACKUP_SCHEDULE read in BOT_TIMEZONE; ConfigError when it cannot be read."""
+        return Schedule.from_settings(self.settings)
+
+    def run_key(self, day: date, attempt: int = 1) -> str:
+        """The run key of a day (`2026-11-29`, `2026-11-29~2` for a retry)."""
+        return run_key(day, attempt)
+
+    def parse_key(self, key: str) -> tuple[date, int]:
+        """(day, attempt) of a run key."""
+        return parse_key(key)
+
+    def is_failed(self, state: str | None) -> bool:
+        """Whether a run in this state ended without a backup (failed or skipped)."""
+        return state in FAILED
+
+    def owner_id(self, tag: str) -> str:
+        """Who holds a claim: this process and `tag`."""
+        return owner_id(tag)
+
+    def claim_day(self, manager: str, day: date, owner: str, now: datetime, *, retry: bool = False) -> Claim:
+        """Claim the run of (manager, day); with `retry`, a failed or skipped day gets a new attempt."""
+        return claim_day(self.catalog, manager, day, owner, now, retry=retry)
+
+    def run_operation(self, manager: str, key: str) -> dict[str, Any] | None:
+        """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
+        return run_operation(self.catalog, manager, key)
+
+
+__all__ = ["CLAIM_GRACE", "FAILED", "JOB", "PROCESS", "BackupRuns", "Claim", "claim_day", "is_dead", "owner_id",
+           "parse_key", "run_key", "run_operation"]

@@ -25,7 +25,7 @@ from typing import Any
 
 from bot.engine.context import NullSink, Sink
 from bot.engine.services import Services
-from bot.core import Actor, Invocation, Reply, parse_time
+from bot.core import Actor, Invocation, Reply, Tone, parse_time
 from bot.schedule.runs import FAILED, JOB, PROCESS, is_dead, owner_id, run_key
 from bot.schedule.notify import Notifier
 from bot.schedule.timetable import Fire, Schedule
@@ -217,7 +217,7 @@ def alert_reply(manager: str, rows: Iterable[dict[str, Any]]) -> Reply:
     lines.append(f"Run `backups run -m {manager}` to try again; `backups summary` shows where the backups stand.")
     title = (f"Daily backup of {manager} failed" if any(r["state"] == "failed" for r in rows)
              else f"Daily backup of {manager} did not run")
-    return Reply(text="\n".join(lines), title=title, tone="danger", public=True, ok=False)
+    return Reply(text="\n".join(lines), title=title, tone=Tone.DANGER, public=True, ok=False)
 
 
 def start_scheduler(services: Services, notifier: Notifier, stop_event: threading.Event, *,

@@ -13,7 +13,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.core import Actor, Invocation, Reply
+from bot.core import Actor, Invocation, Reply, Tone
 from bot.errors import BotError, UsageError
 from bot.spec.parser import parse
 from bot.slack import render
@@ -79,7 +79,7 @@ class SlackFront(SlackDisplay):
                 log.exception("Slack request failed, ref %s", ref)
                 self.answer(body, Reply(
                     text=f"Something went wrong (ref `{ref}`); the details are in the bot's log.",
-                    title="Internal error", tone="danger", ok=False))
+                    title="Internal error", tone=Tone.DANGER, ok=False))
             finally:
                 self._count(-1, counted)
 
@@ -88,7 +88,7 @@ class SlackFront(SlackDisplay):
         except RuntimeError:  # the pool is shut down: the process is stopping
             self._count(-1, counted)
             self.answer(body, Reply(text="The bot is restarting; try again in a minute.", title="Unavailable",
-                                    tone="warning", ok=False))
+                                    tone=Tone.WARNING, ok=False))
 
     def _count(self, step: int, work: bool) -> None:
         with self._lock:
@@ -108,7 +108,7 @@ class SlackFront(SlackDisplay):
             if self.work_size and self._working >= self.work_size:
                 self.answer(body, Reply(
                     text=f"The bot is already running {self._working} operations; `{text}` starts as soon as one "
-                         "of them finishes.", title="Queued", tone="warning"))
+                         "of them finishes.", title="Queued", tone=Tone.WARNING))
             self._submit(self.work, self._command, body, True)
             return
         user = str(body.get("user_id", ""))
@@ -162,7 +162,7 @@ class SlackFront(SlackDisplay):
         op = store.get_operation(op_id) if OP_ID.fullmatch(op_id) else None
         if op is None:
             self.respond(url, Reply(text=f"There is no operation {render.cut(op_id, 64)!r}.", title="Unknown operation",
-                                    tone="warning", ok=False))
+                                    tone=Tone.WARNING, ok=False))
             return
         card = self.card_of(op)
         if card is None and container.get("message_ts") and not container.get("is_ephemeral"):
@@ -205,7 +205,7 @@ class SlackFront(SlackDisplay):
                 if render.is_final(op):
                     text = op.get("error") or (op.get("result") or {}).get("text") or op["state"]
                     self._broadcast(Reply(text=text, title=f"{op['kind']} on {op['manager']}: {op['state']}",
-                                          tone="good" if op["state"] == "succeeded" else "danger"), card, "")
+                                          tone=Tone.GOOD if op["state"] == "succeeded" else Tone.DANGER), card, "")
         return settled
 
     def start_housekeeping(self, interval: float = HOUSEKEEPING_S) -> threading.Thread:

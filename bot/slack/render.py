@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.core import Action, ProgressEvent, Reply, Table
+from bot.core import Action, ProgressEvent, Reply, Table, Tone
 from bot.front.render import reply_text, table_text
 
 SECTION_MAX = 3000  # a section's text (Slack's limit)
@@ -14,8 +14,8 @@ BLOCKS_BUDGET = 11_000  # all block text of one message: Slack refuses ~13 k (ms
 MAX_BLOCKS = 50
 FALLBACK_MAX = 3000  # the notification text sent beside blocks
 HEADER_MAX = 150
-TONE_EMOJI = {"info": ":information_source:", "good": ":white_check_mark:", "warning": ":warning:",
-              "danger": ":x:"}
+TONE_EMOJI = {Tone.INFO: ":information_source:", Tone.GOOD: ":white_check_mark:", Tone.WARNING: ":warning:",
+              Tone.DANGER: ":x:"}
 ACTIONS = ("confirm", "cancel", "approve", "reject")
 
 _TOKEN = re.compile(r"<([^<>]*)>")
