@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Reply, Tone, age
+from bot.core import ArchiveCopy, Reply, Tone, age, size
 from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -28,6 +28,7 @@ from commands.restore_watch import (
     deactivate_after,
     kill_stray_restores,
     report_cancelled,
+    report_content,
     report_schedules,
     watch_restore,
 )
@@ -68,7 +69,8 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         if copy is None:
             raise BotError(f"snapshot {target} is neither on {ctx.manager_name} nor in the archive") from None
         needs_upload = copy.manager
-    fmt = _refuse_what_cannot_work(ctx, args, target, copy, str(version.get("version") or "?"))
+    fmt = _refuse_what_cannot_work(ctx, args, target, copy, str(version.get("version") or "?"),
+                                   on_manager=not needs_upload)
     # maintenance mode waits on all tenants; while it is activated executions are read past it (sys-admin)
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
     active = client.list_executions(status=list(ACTIVE), **every).items
@@ -85,10 +87,14 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
                           for e in queued],
         **fmt,
     }
+    facts["effect"] = EFFECT.get(facts["layout"], EFFECT["unknown"])
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
 
 
+EFFECT = {"legacy": "which replaces everything on the manager",
+          "new": "which adds the snapshot's entities to what the manager has (it replaces none)",
+          "unknown": "which replaces everything on the manager if it is a legacy-format snapshot"}
 MIN_SNAPSHOT = (4, 0, 0)  # the legacy restore's own floor (reference §2.7)
 
 
@@ -98,27 +104,40 @@ def version_tuple(text: str) -> tuple[int, int, int]:
     return (nums + [0, 0, 0])[0], (nums + [0, 0, 0])[1], (nums + [0, 0, 0])[2]
 
 
-def _snapshot_format(ctx: Ctx, copy: ArchiveCopy | None) -> tuple[str, str, str]:
-    """(snapshot_version, layout, why unknown) from the archive copy's metadata.json; the manager does not say."""
-    if copy is None:
-        return "", "unknown", "the bot has no archive copy of it to read, and the manager's record does not say"
-    try:
-        version, layout = need_archive(ctx).snapshot_format(copy)
-    except ArchiveError as exc:
-        return "", "unknown", f"its archive copy could not be read: {exc}"
-    return version, layout, ""
+def _snapshot_format(ctx: Ctx, target: str, copy: ArchiveCopy | None,
+                     on_manager: bool) -> tuple[str, str, str, str]:
+    """(snapshot_version, layout, why unknown, where it was read) from metadata.json: the archive copy's, else
+    the manager's own copy, of which only the first bytes are read (the manager's record does not say)."""
+    why: list[str] = []
+    if copy is not None:
+        try:
+            version, layout = need_archive(ctx).snapshot_format(copy)
+            return version, layout, "", f"its archive copy of {copy.manager}"
+        except ArchiveError as exc:
+            why.append(f"its archive copy could not be read: {exc}")
+    else:
+        why.append("the bot has no archive copy of it")
+    if on_manager:
+        try:
+            version, layout, read = need_archive(ctx).manager_snapshot_format(ctx.manager, target)
+            return version, layout, "", f"the first {size(read)} of {ctx.manager_name}'s copy"
+        except ArchiveError as exc:
+            why.append(str(exc))
+    return "", "unknown", "; ".join(why) + " (the manager's snapshot record does not say)", ""
 
 
 def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCopy | None,
-                             server: str) -> dict[str, Any]:
+                             server: str, on_manager: bool) -> dict[str, Any]:
     """Refuse, touching nothing, what the manager would refuse only after maintenance mode and cancellations:
     a snapshot newer than the manager or older than 4.0; a legacy (or unknown) snapshot without -f on a manager
     that has blueprints. The facts it read, for the card."""
-    version, layout, unknown = _snapshot_format(ctx, copy)
-    told = f"{target} was taken on Cloudify {version}" if version else ""
+    version, layout, unknown, source = _snapshot_format(ctx, target, copy, on_manager)
+    told = f"{target} was taken on Cloudify {version} (metadata.json in {source})" if version else ""
     if version and version_tuple(version) > version_tuple(server):
-        raise BotError(f"{told}, newer than {ctx.manager_name}'s {server}: a manager refuses to restore a newer "
-                       "manager's snapshot. Nothing was changed.")
+        why = ("a manager refuses to restore a newer manager's snapshot" if layout == "legacy" else
+               "a new-format restore checks no version, so the manager would try it; the bot refuses it, as a "
+               f"manager refuses a newer legacy snapshot. Restore it on a manager of {version} or later")
+        raise BotError(f"{told}, newer than {ctx.manager_name}'s {server}: {why}. Nothing was changed.")
     if version and version_tuple(version) < MIN_SNAPSHOT:
         raise BotError(f"{told}: a manager restores snapshots of 4.0 and later only. Nothing was changed.")
     # read past maintenance mode: a retry after a failed restore finds it still on (reference §4)
@@ -128,15 +147,17 @@ def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCop
         has = f"{ctx.manager_name} has {count(blueprints, 'blueprint')} and {count(deployments, 'deployment')}"
         again = hint(ctx, f"restore {args.snapshot_id} -f")
         if layout == "legacy":
-            raise BotError(f"{target} is a legacy-format snapshot ({version}) and {has} (all tenants counted): the "
+            raise BotError(f"{target} is a legacy-format snapshot ({version}; metadata.json in {source}) and {has} "
+                           "(all tenants counted): the "
                            "manager refuses a legacy restore onto a manager with blueprints unless it is forced, "
                            f"and forcing it deletes them. Nothing was changed. To replace them, run {again}.")
+        copy_first = (f"Copy it first with {hint(ctx, f'snapshots download {target}')} so the bot can read its "
+                      "format, or run" if on_manager else "Run")
         raise BotError(f"the bot cannot tell whether {target} is a legacy-format snapshot ({unknown}), and {has}: "
                        "a legacy snapshot would be refused only after maintenance mode was entered. Nothing was "
-                       f"changed. Copy it first with {hint(ctx, f'snapshots download {target}')} so the bot can "
-                       f"read its format, or run {again} (a legacy restore then deletes them).")
-    return {"snapshot_version": version, "layout": layout, "format_unknown": unknown,
-            "blueprints": blueprints, "deployments": deployments}
+                       f"changed. {copy_first} {again} (a legacy restore then deletes them).")
+    return {"snapshot_version": version, "layout": layout, "format_unknown": unknown, "format_source": source,
+            "has_copy": copy is not None, "blueprints": blueprints, "deployments": deployments}
 
 
 def _resolve(ctx: Ctx, requested: str) -> str:
@@ -187,10 +208,16 @@ def _format_line(facts: dict[str, Any]) -> str:
     sid, version = facts["snapshot_id"], facts["snapshot_version"]
     has = f"{count(facts['blueprints'], 'blueprint')} and {count(facts['deployments'], 'deployment')}"
     if facts["layout"] == "new":
-        return (f"{sid} is a new-format snapshot ({version}): the manager does no emptiness check and only logs "
-                f"per-entity conflicts, so the bot checks the result afterwards (the manager has {has} now).")
+        after = ("so afterwards the bot compares the tenants, blueprints, deployments, secrets and plugins the "
+                 "snapshot holds (its archive copy) with what the manager has" if facts.get("has_copy") else
+                 "and the bot has no archive copy of it to compare the result with, so afterwards it can only show "
+                 "the errors the restore logs")
+        return (f"{sid} is a new-format snapshot ({version}; metadata.json in {facts['format_source']}): the "
+                f"manager does no emptiness check and only logs per-entity conflicts (an entity it already has is "
+                f"not replaced), {after} (the manager has {has} now).")
     if facts["layout"] == "legacy":
-        return (f"{sid} is a legacy-format snapshot ({version}): it replaces the manager's database"
+        return (f"{sid} is a legacy-format snapshot ({version}; metadata.json in {facts['format_source']}): it "
+                "replaces the manager's database"
                 + (f"; -f deletes the {has} the manager has now." if facts["blueprints"] else "."))
     return f"The bot cannot tell {sid}'s format ({facts['format_unknown']}); the manager has {has}."
 
@@ -216,8 +243,7 @@ def schedule_fate(server: str, layout: str) -> str:
                  Param("incident", ("--incident",), "run it in an incident room: a channel with a pinned status "
                        "card, the requester and approver invited, progress repeated there", kind="bool",
                        default=False)],
-         gate_text="enter maintenance mode on {manager} and restore snapshot {snapshot_id}, which replaces "
-                   "everything on the manager",
+         gate_text="enter maintenance mode on {manager} and restore snapshot {snapshot_id}, {effect}",
          examples=["restore latest", "restore daily-20261128 -f -m production", "restore latest --timeout 600",
                    "restore latest --incident"])
 def restore(ctx: Ctx, args: Args) -> Reply:
@@ -247,12 +273,16 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     schedules = report_schedules(ctx, client, execution, args.scheduled_before or [])
     cancelled = report_cancelled(ctx, client)
     ok = execution.get("status") == "terminated"
+    content, incomplete = "", False
+    if ok and args.get("layout") == "new":  # the manager only logs per-entity conflicts: read the result back
+        content, incomplete = report_content(ctx, client, execution, args.snapshot_id,
+                                             _archive_copy(ctx, args.snapshot_id))
     t = ctx.clock.monotonic()
     deactivation = deactivate_after(ctx, client, ok, args.maintenance_before)
     if deactivation == "deactivated":
         timed("deactivate", t)  # a step that did not run has no duration, not 0s
     return _summary(ctx, args, execution, schedules, cancelled, deactivation, phases,
-                    ctx.clock.monotonic() - started)
+                    ctx.clock.monotonic() - started, content, incomplete)
 
 
 def _upload(ctx: Ctx, args: Args) -> None:
@@ -344,17 +374,24 @@ PHASES = ("upload", "maintenance", "restore request", "restore", "deactivate")
 
 
 def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, cancelled: str, deactivation: str,
-             phases: dict[str, float], total: float) -> Reply:
+             phases: dict[str, float], total: float, content: str = "", incomplete: bool = False) -> Reply:
     ok = execution.get("status") == "terminated"
     shown = [p for p in PHASES if p != "upload" or args.needs_upload]
     durations = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
     fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.get('id')} {execution.get('status')}"),
               ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
               ("maintenance mode", deactivation), ("durations", f"{durations}; total {age(total)}")]
+    if content:
+        fields.insert(4, ("content", content))
     if not ok:
         fields.insert(2, ("error", last_line(execution.get("error")) or "no error text"))
     approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
     who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
+    if ok and incomplete:
+        text = (f"The restore of {args.snapshot_id} on {ctx.manager_name} ended terminated, but the manager does not "
+                f"have all the snapshot holds ({who}).")
+        return Reply(text=text, title=f"Restore of {ctx.manager_name} incomplete", tone=Tone.DANGER,
+                     fields=tuple(fields), public=True, ok=False)
     if ok:
         text = f"Restored {args.snapshot_id} on {ctx.manager_name} ({who})."
         return Reply(text=text, title=f"Restore of {ctx.manager_name} succeeded", tone=Tone.GOOD,

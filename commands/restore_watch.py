@@ -6,8 +6,8 @@ import re
 
 from typing import Any
 
-from bot.engine.context import Ctx
-from bot.core import ProgressEvent, Tone, age
+from bot.engine.context import ContentUnreadable, Ctx
+from bot.core import ArchiveCopy, ProgressEvent, Tone, age
 from bot.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -18,8 +18,10 @@ from bot.errors import (
     ManagerUnreachable,
     NotModified,
     ServerError,
+    ArchiveError,
 )
-from commands.common import parse_time
+from commands.archive_copy import need_archive
+from commands.common import count, parse_time
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
 FINAL = ("terminated", "failed", "cancelled")
@@ -222,6 +224,56 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     if not lost:
         return f"{n} cancelled by the bot, all back (scheduled again, or re-created as execution schedules)"
     return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
+
+
+def report_content(ctx: Ctx, client: Any, execution: dict[str, Any], snapshot_id: str,
+                   copy: ArchiveCopy | None) -> tuple[str, bool]:
+    """A new-format restore only logs per-entity conflicts, so its result is read back: the tenants, blueprints,
+    deployments, secrets and plugins the snapshot holds (its archive copy's dumps) against what the manager now
+    lists (all tenants, read past maintenance mode). (the report's line, whether anything is missing)."""
+    errors = _logged_errors(ctx, client, execution)
+    if copy is None:
+        return (f"not compared: the bot has no archive copy of {snapshot_id}, so it cannot read what the snapshot "
+                "holds; only the restore's own log (in the thread) names entities it could not restore"), False
+    try:
+        with need_archive(ctx).local_copy(copy) as path:
+            expected = ctx.drills.snapshot_content(path)
+    except (ContentUnreadable, ArchiveError) as exc:
+        return f"not compared: {exc}", False
+    try:
+        actual = ctx.drills.manager_content(client, None, bypass_maintenance=True)
+    except ManagerError as exc:
+        return f"not compared: the bot could not list what {ctx.manager_name} has ({exc})", False
+    check = ctx.drills.restore_check(expected, actual, ctx.manager_name)
+    problems = list(check.missing)
+    lines = list(check.tenant_lines) + problems[:20] + (
+        [f"… and {len(problems) - 20} more missing or different"] if len(problems) > 20 else [])
+    if lines:  # one thread message (issue 14's Slack budget)
+        ctx.step("\n".join(lines), tone=Tone.DANGER if problems else Tone.INFO)
+    held = (f"the snapshot holds {ctx.drills.counts_text(check.snapshot)}; {ctx.manager_name} has "
+            f"{ctx.drills.counts_text(check.manager)}")
+    extra = f"; {count(check.extra, 'entity', 'entities')} on {ctx.manager_name} not in the snapshot" \
+        if check.extra else ""
+    if problems:
+        return (f"{held}: {count(len(problems), 'entity', 'entities')} of the snapshot missing or different after "
+                f"the restore (see the thread){extra}"), True
+    if errors:  # reference §2.7: an entity that was already there is not replaced; the restore logs an error
+        return (f"{held}: each of the snapshot's is there by name, but the restore logged "
+                f"{count(errors, 'error')} (in the thread): an entity that was already on {ctx.manager_name} keeps "
+                f"its own content, not the snapshot's{extra}"), False
+    if errors is None:
+        return (f"{held}: each of the snapshot's is there by name (the restore's log could not be read, so "
+                f"whether some were already there and kept their own content is not known){extra}"), False
+    return f"{held}: each of the snapshot's is there, and the restore logged no error{extra}", False
+
+
+def _logged_errors(ctx: Ctx, client: Any, execution: dict[str, Any]) -> int | None:
+    """How many errors the restore logged (where a new-format restore reports each entity it could not restore);
+    None when its log cannot be read."""
+    try:
+        return int(client.list_events(execution["id"], size=1, level="error", bypass_maintenance=True).total)
+    except ManagerError:
+        return None
 
 
 def _restored_schedules(ctx: Ctx, client: Any) -> dict[tuple[str, str, str], str]:

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
-from bot.archive.verify import check_file, check_zip, read_format
+from bot.archive.verify import HEAD_LIMIT, check_file, check_zip, head_format, read_format
 from bot.archive.receive import CHUNK_SIZE, Progress, TempFile, read_into, receive, unlink
 from bot.clock import Clock
 from bot.core import ArchiveCopy, Download
@@ -243,6 +243,19 @@ class Archive:
         except OSError as exc:
             raise ArchiveError(f"the archive copy of {copy.snapshot_id} cannot be read: "
                                f"{exc.strerror or exc}") from None
+
+    def manager_snapshot_format(self, manager: ManagerAPI, snapshot_id: str,
+                                limit: int = HEAD_LIMIT) -> tuple[str, str, int]:
+        """(snapshot_version, layout, bytes read) of the manager's own copy of `snapshot_id`, from the
+        metadata.json in its first `limit` bytes: the download stops there (never the whole archive).
+        ArchiveError saying why when it cannot tell."""
+        try:
+            with manager.download_snapshot(snapshot_id) as download:
+                return head_format(download.chunks, limit)
+        except ManagerError as exc:
+            raise ArchiveError(f"the manager's copy could not be read ({exc})") from None
+        except ArchiveError as exc:
+            raise ArchiveError(f"the manager's copy: {exc}") from None
 
     def upload_copy(self, copy: ArchiveCopy, manager: ManagerAPI, snapshot_id: str,
                     tenant: str | None = None, progress: Progress | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from bot.archive.receive import CHUNK_SIZE
@@ -59,6 +60,36 @@ def read_format(path: str) -> tuple[str, str]:
     return str(metadata["snapshot_version"]), "legacy" if all(k in metadata for k in LEGACY_KEYS) else "new"
 
 
+HEAD_LIMIT = 8 << 20  # the most of a manager's archive read to find its metadata.json (new format: the first bytes)
+
+
+def head_format(chunks: Iterable[bytes], limit: int = HEAD_LIMIT) -> tuple[str, str, int]:
+    """(snapshot_version, layout, bytes read) from the metadata.json that streams past in the archive's first
+    `limit` bytes; stops there. ArchiveError, saying why, when it is not found by then (a legacy archive's
+    members are in no set order, so its metadata.json may come after a large database dump)."""
+    check = StreamCheck(keep="metadata.json", keep_max=MAX_METADATA)
+    read = 0
+    for chunk in chunks:
+        for at in range(0, len(chunk), 1 << 16):  # stop within 64 KiB of where metadata.json ends
+            piece = chunk[at:at + (1 << 16)]
+            check.feed(piece)
+            read += len(piece)
+            if check.kept is not None:
+                metadata = _parse_metadata(check.kept)
+                layout = "legacy" if all(k in metadata for k in LEGACY_KEYS) else "new"
+                return str(metadata["snapshot_version"]), layout, read
+            if check.stopped == "end":
+                raise ArchiveError("it has no metadata.json at its root, so it is not a Cloudify snapshot")
+            if check.stopped:
+                raise ArchiveError(f"its members cannot be followed as they stream ({check.stopped}), so "
+                                   "reading its metadata.json needs the whole archive")
+            if read >= limit:
+                raise ArchiveError(f"its metadata.json is not in its first {limit >> 20} MiB (a legacy archive "
+                                   "stores its members in no set order), and the bot reads no more of it for "
+                                   "the card")
+    raise ArchiveError(f"it ended after {read} bytes, before its metadata.json")
+
+
 def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
     try:
         info = zf.getinfo("metadata.json")
@@ -66,8 +97,13 @@ def _metadata(zf: zipfile.ZipFile) -> dict[str, Any]:
         raise ArchiveError("it has no metadata.json at its root, so it is not a Cloudify snapshot") from None
     if info.file_size > MAX_METADATA:
         raise ArchiveError(f"its metadata.json is {info.file_size} bytes: not a snapshot's metadata")
+    return _parse_metadata(zf.read(info))
+
+
+def _parse_metadata(raw: bytes) -> dict[str, Any]:
+    """metadata.json's object, checked: a JSON object naming a usable `snapshot_version`."""
     try:
-        metadata = json.loads(zf.read(info))
+        metadata = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ArchiveError(f"its metadata.json does not parse ({exc})") from None
     if not isinstance(metadata, dict):

@@ -43,8 +43,10 @@ class Seen:
 class StreamCheck:
     """Feed it the zip's bytes in order (`feed`); `seen` maps header offsets to the members it checked."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: str = "", keep_max: int = 1 << 20) -> None:
         self.seen: dict[int, Seen] = {}
+        self.kept: bytes | None = None  # the inflated data of the member named `keep`, once it streamed past whole
+        self._keep, self._keep_max = keep, keep_max
         self.stopped = ""  # why it stopped following the stream ("" while it follows, "end" at the end)
         self._buf = bytearray()  # header bytes not parsed yet
         self._pos = 0  # offset in the zip of the next byte fed
@@ -90,7 +92,7 @@ class StreamCheck:
         return take + more
 
     def _start(self, header: bytes) -> None:
-        (_sig, _version, flags, method, _time, _date, _crc, csize, usize, name_len, extra_len) = \
+        (_sig, _version, flags, method, _time, _date, crc, csize, usize, name_len, extra_len) = \
             LOCAL_HEADER.unpack_from(header)  # the header's CRC is not trusted: the central directory's is compared
         if flags & 0x1:
             self.stopped = "an encrypted member"
@@ -111,6 +113,8 @@ class StreamCheck:
             usize, csize = sizes
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         self._member = _Member(self._header_at, name, method, csize, usize)
+        if self._keep and name == self._keep and usize <= self._keep_max:
+            self._member.data, self._member.header_crc = bytearray(), crc
         if csize == 0:
             self._finish(self._member)
 
@@ -119,6 +123,8 @@ class StreamCheck:
         if member.method == DEFLATED and not member.ended():
             return  # the deflate stream did not end with the member: not recorded, so it is read again
         self.seen[member.offset] = Seen(member.name, member.crc, member.compress_size, member.size)
+        if member.data is not None and member.crc == member.header_crc and member.size == member.file_size:
+            self.kept = bytes(member.data)  # whole, and its CRC-32 is the one its header declares
 
 
 class _Member:
@@ -132,6 +138,8 @@ class _Member:
         self.size = 0
         self._inflate = zlib.decompressobj(-15) if method == DEFLATED else None
         self._broken = False
+        self.data: bytearray | None = None  # kept data (StreamCheck's `keep` member only)
+        self.header_crc = 0
 
     def take(self, view: memoryview) -> int:
         piece = view[:self.left]
@@ -153,6 +161,8 @@ class _Member:
     def _count(self, data: bytes | memoryview) -> None:
         self.crc = crc32(data, self.crc)
         self.size += len(data)
+        if self.data is not None and self.size <= self.file_size:
+            self.data += data
 
     def ended(self) -> bool:
         assert self._inflate is not None

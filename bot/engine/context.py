@@ -36,7 +36,7 @@ from bot.engine.liveness import Runner
 from bot.engine.follow import ExecutionTimeout
 from bot.engine.outcome import Outcome
 from bot.errors import Cancelled
-from bot.recovery.drills import Content, ContentUnreadable
+from bot.recovery.drills import Content, ContentUnreadable, RestoreCheck
 from bot.recovery.runbook import Runbook, RunbookError, Step
 from bot.recovery.chatport import ChatPort, port_for
 from bot.schedule.runs import Claim
@@ -51,7 +51,7 @@ __all__ = [
     "Outcome", "Sink",
     # the domain ports (implemented in bot.engine.follow, bot.schedule.runs, bot.recovery) and their value types
     "Backups", "Claim", "Content", "ContentUnreadable", "Drills", "ExecutionTimeout", "Fire", "Follower",
-    "Incidents", "Runbook", "RunbookError", "Runbooks", "Schedule", "Step",
+    "Incidents", "RestoreCheck", "Runbook", "RunbookError", "Runbooks", "Schedule", "Step",
 ]
 
 
@@ -128,9 +128,9 @@ class ManagerAPI(Protocol):
     def restore_snapshot(self, snapshot_id: str, *, force: bool = False, restore_certificates: bool = False,
                          no_reboot: bool = False, timeout: int | None = None) -> dict[str, Any]: ...
     # what a restore drill reads back (bot.cloudify.entities)
-    def list_tenants(self) -> list[str]: ...
-    def list_users(self) -> list[dict[str, Any]]: ...
-    def list_entities(self, kind: str, tenant: str) -> list[dict[str, Any]]: ...
+    def list_tenants(self, *, bypass_maintenance: bool = False) -> list[str]: ...
+    def list_users(self, *, bypass_maintenance: bool = False) -> list[dict[str, Any]]: ...
+    def list_entities(self, kind: str, tenant: str, *, bypass_maintenance: bool = False) -> list[dict[str, Any]]: ...
 
 
 class ArchiveAPI(Protocol):
@@ -146,6 +146,8 @@ class ArchiveAPI(Protocol):
     def delete(self, copy: ArchiveCopy) -> bool: ...
     def find(self, snapshot_id: str, manager: str) -> ArchiveCopy: ...
     def snapshot_format(self, copy: ArchiveCopy) -> tuple[str, str]: ...
+    def manager_snapshot_format(self, manager: ManagerAPI, snapshot_id: str,
+                                limit: int = ...) -> tuple[str, str, int]: ...
     def local_copy(self, copy: ArchiveCopy) -> AbstractContextManager[str]: ...
 
 
@@ -289,8 +291,13 @@ class Drills(Protocol):
 
     def snapshot_content(self, path: str) -> Content:
         """The entities a snapshot zip holds; ContentUnreadable when they cannot be read."""
-    def manager_content(self, client: ManagerAPI, tenants: Iterable[str]) -> Content:
-        """What a manager lists now, for `tenants` (those the snapshot holds), plus its users."""
+    def manager_content(self, client: ManagerAPI, tenants: Iterable[str] | None = None,
+                        bypass_maintenance: bool = False) -> Content:
+        """What a manager lists now, for `tenants` (those the snapshot holds; None: all), plus its users."""
+    def restore_check(self, expected: Content, actual: Content, manager: str) -> RestoreCheck:
+        """A restore's tenants and counted entities: the snapshot's against what `manager` lists after it."""
+    def counts_text(self, counts: Sequence[tuple[str, int]]) -> str:
+        """`3 tenants, 4 blueprints, 1 deployment, …`."""
     def compare(self, expected: Content, actual: Content, target_tenants: Sequence[str] = ()) -> list[str]:
         """Every difference between the snapshot and the restored manager, named; [] when they match."""
     def duration(self, seconds: float | None) -> str:

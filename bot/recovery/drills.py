@@ -26,9 +26,9 @@ Item = tuple[str, str, str]  # (tenant or "", kind, identifier)
 class Lister(Protocol):
     """What the checks read from a restored manager (bot.cloudify.Manager has these)."""
 
-    def list_tenants(self) -> list[str]: ...
-    def list_users(self) -> list[dict[str, Any]]: ...
-    def list_entities(self, kind: str, tenant: str) -> list[dict[str, Any]]: ...
+    def list_tenants(self, *, bypass_maintenance: bool = False) -> list[str]: ...
+    def list_users(self, *, bypass_maintenance: bool = False) -> list[dict[str, Any]]: ...
+    def list_entities(self, kind: str, tenant: str, *, bypass_maintenance: bool = False) -> list[dict[str, Any]]: ...
 
 
 class ContentUnreadable(Exception):
@@ -41,6 +41,7 @@ class Content:
 
     items: tuple[tuple[Item, str], ...]
     legacy: bool = False
+    tenant_names: tuple[str, ...] = ()  # every tenant, also those without entities (mgmt dump, or GET /tenants)
 
     def as_map(self) -> dict[Item, str]:
         """{(tenant, kind, id): detail}."""
@@ -81,6 +82,7 @@ def snapshot_content(path: str) -> Content:
 
 def _new(zf: zipfile.ZipFile) -> Content:
     items: list[tuple[Item, str]] = []
+    tenants: set[str] = set()
     for name in sorted(zf.namelist()):
         parts = name.split("/")
         if not name.endswith(".json") or parts[0] not in ("mgmt", "tenants"):
@@ -92,9 +94,12 @@ def _new(zf: zipfile.ZipFile) -> Content:
             continue
         if parts[0] == "mgmt" and doc.get("type") == "users":
             items += [_user(u) for u in doc["items"]]
+        elif parts[0] == "mgmt" and doc.get("type") == "tenants":
+            tenants |= {str(t.get("name")) for t in doc["items"] if isinstance(t, dict)}
         elif parts[0] == "tenants" and doc.get("type") in KINDS:
             items += [_row(parts[1], str(doc["type"]), r) for r in doc["items"]]
-    return Content(tuple(items), legacy=False)
+    tenants |= {t for (t, _k, _i), _d in items if t}
+    return Content(tuple(items), legacy=False, tenant_names=tuple(sorted(tenants)))
 
 
 def _legacy(zf: zipfile.ZipFile) -> Content:
@@ -110,14 +115,16 @@ def _legacy(zf: zipfile.ZipFile) -> Content:
     return Content(tuple(items), legacy=True)
 
 
-def manager_content(client: Lister, tenants: Iterable[str]) -> Content:
-    """What a manager lists now, for `tenants` (those the snapshot holds), plus its users."""
-    items = [_user(u) for u in client.list_users()]
-    present = set(client.list_tenants())
-    for tenant in sorted(set(tenants) & present):
+def manager_content(client: Lister, tenants: Iterable[str] | None = None, bypass_maintenance: bool = False) -> Content:
+    """What a manager lists now, for `tenants` (those the snapshot holds; None: all of the manager's), plus its
+    users; `bypass_maintenance` reads it while maintenance mode is on (sys-admin)."""
+    bypass = bypass_maintenance
+    items = [_user(u) for u in client.list_users(bypass_maintenance=bypass)]
+    present = set(client.list_tenants(bypass_maintenance=bypass))
+    for tenant in sorted(present if tenants is None else set(tenants) & present):
         for kind in KINDS:
-            items += [_row(tenant, kind, r) for r in client.list_entities(kind, tenant)]
-    return Content(tuple(items))
+            items += [_row(tenant, kind, r) for r in client.list_entities(kind, tenant, bypass_maintenance=bypass)]
+    return Content(tuple(items), tenant_names=tuple(sorted(present)))
 
 
 def _where(tenant: str) -> str:
@@ -141,6 +148,51 @@ def compare(expected: Content, actual: Content, target_tenants: Sequence[str] = 
     for (tenant, kind, ident) in sorted(set(have) - set(want)):
         out.append(f"{_where(tenant)}{kind[:-1]} {ident}: on the target but not in the snapshot")
     return out
+
+
+COUNTED = ("blueprints", "deployments", "secrets", "plugins")  # with tenants: what a restore's report counts
+EXTRA = ": on the target but not in the snapshot"
+
+
+@dataclass(frozen=True)
+class RestoreCheck:
+    """A restore's content read back: what the snapshot holds against what the manager now has."""
+
+    snapshot: tuple[tuple[str, int], ...]  # ("tenants", n), then each COUNTED kind
+    manager: tuple[tuple[str, int], ...]
+    tenant_lines: tuple[str, ...]  # the tenants whose counts differ, each with both sides' counts
+    missing: tuple[str, ...]  # each of the snapshot's entities that is missing or differs, named
+    extra: int  # entities the manager has that the snapshot does not hold (a new-format restore deletes none)
+
+
+def _counts(content: Content, tenant: str | None = None) -> tuple[tuple[str, int], ...]:
+    """Each COUNTED kind in `tenant` (None: in all, and the tenants first)."""
+    kinds = tuple((kind, sum(1 for (t, k, _i), _d in content.items if k == kind and tenant in (None, t)))
+                  for kind in COUNTED)
+    return kinds if tenant is not None else (("tenants", len(content.tenant_names)), *kinds)
+
+
+def counts_text(counts: Sequence[tuple[str, int]]) -> str:
+    """`3 tenants, 4 blueprints, 1 deployment, …` (singular for one)."""
+    return ", ".join(f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in counts)
+
+
+def restore_check(expected: Content, actual: Content, manager: str) -> RestoreCheck:
+    """Compare the snapshot's tenants and COUNTED entities with what `manager` lists after the restore."""
+    want = Content(tuple(i for i in expected.items if i[0][1] in COUNTED), tenant_names=expected.tenant_names)
+    have = Content(tuple(i for i in actual.items if i[0][1] in COUNTED), tenant_names=actual.tenant_names)
+    on_manager = set(have.tenant_names)
+    gone = [f"tenant {t}: missing after the restore (the snapshot has it)" for t in want.tenant_names
+            if t not in on_manager and t not in want.tenants()]  # compare() names those with entities
+    named = [m for m in compare(want, have, have.tenant_names) if not m.endswith(EXTRA)]
+    lines = []
+    for tenant in sorted(set(want.tenant_names) | on_manager):
+        mine, theirs = _counts(want, tenant), _counts(have, tenant)
+        if mine != theirs:
+            lines.append(f"tenant {tenant}: the snapshot holds {counts_text(mine)}; {manager} has "
+                         f"{counts_text(theirs)}")
+    extra = len(set(have.as_map()) - set(want.as_map()))
+    return RestoreCheck(_counts(want), _counts(have), tuple(lines), tuple(gone + named), extra)
 
 
 def duration(seconds: float | None) -> str:
@@ -222,9 +274,18 @@ class DrillChecks:
         """What the snapshot file at `path` holds; ContentUnreadable when it cannot be read."""
         return snapshot_content(path)
 
-    def manager_content(self, client: Lister, tenants: Iterable[str]) -> Content:
-        """What a manager lists now, for `tenants`, plus its users."""
-        return manager_content(client, tenants)
+    def manager_content(self, client: Lister, tenants: Iterable[str] | None = None,
+                        bypass_maintenance: bool = False) -> Content:
+        """What a manager lists now, for `tenants` (None: all), plus its users."""
+        return manager_content(client, tenants, bypass_maintenance)
+
+    def restore_check(self, expected: Content, actual: Content, manager: str) -> RestoreCheck:
+        """A restore's tenants and counted entities: the snapshot's against what `manager` lists after it."""
+        return restore_check(expected, actual, manager)
+
+    def counts_text(self, counts: Sequence[tuple[str, int]]) -> str:
+        """`3 tenants, 4 blueprints, 1 deployment, …`."""
+        return counts_text(counts)
 
     def compare(self, expected: Content, actual: Content, target_tenants: Sequence[str] = ()) -> list[str]:
         """Every difference between the snapshot and the restored manager, named; [] when they match."""
