@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,31 +162,53 @@ def test_commands_use_only_the_seam() -> None:
 SEAM = "bot.engine.context"
 
 
+def seam_leaks(namespace: types.ModuleType) -> list[str]:
+    """The names in `namespace.__all__` that are not a class or an alias of one (a function, a module, a value)."""
+    bad = []
+    for name in namespace.__all__:
+        value = getattr(namespace, name)
+        alias = typing.get_origin(value) is not None  # ChatPorts = Mapping[str, ChatPort]
+        if not inspect.isclass(value) and not alias:
+            bad.append(f"{name}: {type(value).__name__}")
+    return bad
+
+
+def seam_imports_not_offered(source: str, offered: set[str]) -> list[str]:
+    """Imports in `source` that take from the seam a name it does not offer, or the seam module whole."""
+    bad = []
+    package, _, leaf = SEAM.rpartition(".")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == SEAM:
+            bad += [f"{node.lineno} imports {a.name}" for a in node.names if a.name not in offered]
+        elif (isinstance(node, ast.ImportFrom) and node.module == package and any(a.name == leaf for a in node.names)
+              or isinstance(node, ast.Import) and any(_under(a.name, SEAM) for a in node.names)):
+            bad.append(f"{node.lineno} imports the seam whole; name what it uses")
+    return bad
+
+
+def test_the_seam_checks_catch_what_they_are_for() -> None:
+    fake = types.ModuleType("fake")
+    fake.__dict__.update(__all__=["C", "A", "f", "m", "K"], C=int, A=dict[str, int], f=len, m=types, K=("failed",))
+    assert seam_leaks(fake) == ["f: builtin_function_or_method", "m: module", "K: tuple"]
+    source = ("from bot.engine.context import Ctx, running\nimport bot.engine.context as c\n"
+              "from bot.engine import context\ndef later():\n    from bot.engine.context import RUNNING\n")
+    assert seam_imports_not_offered(source, {"Ctx"}) == [
+        "1 imports running", "2 imports the seam whole; name what it uses",
+        "3 imports the seam whole; name what it uses", "5 imports RUNNING"]
+
+
 def test_the_seam_offers_types_and_ports_only() -> None:
     """Everything the seam names is a class (a Protocol port, a dataclass, a StrEnum, an exception) or an alias of
     one: never a function, a module or a constant, through which a command could reach the rest of the bot."""
-    seam = importlib.import_module(SEAM)
-    bad = []
-    for name in seam.__all__:
-        value = getattr(seam, name)
-        alias = typing.get_origin(value) is not None  # ChatPorts = Mapping[str, ChatPort]
-        if (not inspect.isclass(value) and not alias):
-            bad.append(f"{name}: {type(value).__name__}")
+    bad = seam_leaks(importlib.import_module(SEAM))
     assert not bad, f"bot.engine.context's __all__ may name only types and ports: {bad}"
 
 
 def test_commands_take_from_the_seam_only_what_it_offers() -> None:
     """`from bot.engine.context import X` in commands/: X is in its `__all__` (not `running`, `RUNNING`, ...)."""
     offered = set(importlib.import_module(SEAM).__all__)
-    bad = []
-    for module, path in _modules().items():
-        if not _under(module, "commands"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.module == SEAM:
-                bad += [f"{_rel(module)}:{node.lineno} imports {a.name}" for a in node.names if a.name not in offered]
-            elif isinstance(node, ast.Import) and any(_under(a.name, SEAM) for a in node.names):
-                bad.append(f"{_rel(module)}:{node.lineno} imports the seam whole; name what it uses")
+    bad = [f"{_rel(module)}:{where}" for module, path in _modules().items() if _under(module, "commands")
+           for where in seam_imports_not_offered(path.read_text(), offered)]
     assert not bad, bad
 
 
