@@ -489,3 +489,34 @@ def test_a_download_of_whole_buffers_and_a_tail_is_stored_byte_for_byte(archive,
     with open(row.location, "rb") as fh:
         assert fh.read() == data
     assert row.sha256 == hashlib.sha256(data).hexdigest() and row.size == len(data)
+
+
+def test_a_cancel_during_a_download_stops_it_and_keeps_nothing(archive, store, clock) -> None:
+    """transfer_progress is a step boundary: a cancel asked while a copy streams stops it within a second of the
+    bot's clock, and the archive keeps no partial file and no catalog row."""
+    from types import SimpleNamespace
+
+    from bot.errors import Cancelled
+    from commands.archive_copy import transfer_progress
+
+    asked_at = clock.time() + 5.0
+    steps: list[str] = []
+
+    def check_cancel() -> None:
+        if clock.time() >= asked_at:
+            raise Cancelled("cancelled by shell:bob before the point of no return")
+
+    ctx = SimpleNamespace(clock=clock, check_cancel=check_cancel,
+                          step=lambda text, **_: steps.append(text))
+    report = transfer_progress(ctx, "daily-1", "downloading")  # type: ignore[arg-type]
+
+    def slow(n: int, total: int | None) -> None:
+        clock.advance(0.25)  # each chunk takes a quarter of a second
+        report(n, total)
+
+    data = snapshot_zip(payload=os.urandom(2_000_000))
+    with pytest.raises(Cancelled):
+        save(archive, download(data, chunk=16 * 1024), progress=slow)
+    assert 0 <= clock.time() - asked_at <= 1.0
+    assert steps and all(s.startswith("downloading daily-1: ") for s in steps)  # it reported until stopped
+    assert_nothing_kept(archive, store)

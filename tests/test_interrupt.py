@@ -374,3 +374,60 @@ def test_cancel_over_http_from_another_bot(tmp_path, clock) -> None:
         assert sim.state.executions[op["execution_id"]]["status"] == "cancelled"
         first.services.store.close()
         other.services.store.close()
+
+
+def test_ctrl_c_in_run_json_keeps_one_json_object_per_line(make_bot) -> None:
+    import json
+
+    bot = make_bot()
+    out = io.StringIO()
+    term = Terminal(bot.dispatcher, out=out, actor=shell_actor("alice"), as_json=True)
+    term.sink = hooked = Hooked(out, "creating snapshot nightly-1", ctrl_c)
+    hooked.as_json = True
+    original = term._cancel_on_interrupt
+
+    def cancel_then_resume(job: Any) -> bool:
+        result = original(job)
+        hooked.resume.set()
+        return result
+
+    term._cancel_on_interrupt = cancel_then_resume  # type: ignore[method-assign]
+    assert term.run("snapshots create nightly-1") == 1
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    notices = [line["text"] for line in lines if line["type"] == "notice"]
+    assert notices[-1] == "Following it until it stops; Ctrl-C again leaves it to the next start of cfy-bot."
+    assert lines[-1]["type"] == "reply" and lines[-1]["exit_status"] == 1
+
+
+def test_cancel_from_slack_stops_the_terminals_operation_at_its_next_step(make_bot, fake) -> None:
+    """The Slack bot (the real Bolt app, signed requests) shares the data folder with a terminal running an operation:
+    an admin's Cancel click there stops it at its next poll, and its execution is cancelled."""
+    from slack_fake_server import ADMIN, SECRET, slack_front
+
+    from bot.cloudify import wsgi_transport
+
+    env = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url,
+           "BOT_ADMINS": ADMIN}
+    bot = make_bot(env=env)
+    other = second_bot(bot, wsgi_transport({"production.test": bot.sim.wsgi}))
+    slack = slack_front(other.services, other, fake)
+    try:
+        clicked: list[tuple[int, str]] = []
+
+        def click_cancel_in_slack() -> None:
+            clicked.append(slack.click("cancel", only_op(bot)["id"]))
+            slack.settle()
+            hooked.resume.set()
+
+        out = io.StringIO()
+        term = terminal(bot, out)
+        term.sink = hooked = Hooked(out, "creating snapshot nightly-1", click_cancel_in_slack)
+        assert term.run("snapshots create nightly-1") == 1
+        assert clicked[0][0] == 200
+        op = only_op(bot)
+        assert op["state"] == "cancelled" and op["cancel_requested"] == f"slack:{ADMIN}"
+        assert bot.sim.state.executions[op["execution_id"]]["status"] == "cancelled"
+        assert f"cancelled by slack:{ADMIN} before the point of no return" in op["error"]
+    finally:
+        slack.close()
+        other.services.store.close()

@@ -106,8 +106,9 @@ def _write_all(out: BinaryIO, data: memoryview) -> None:
         data = data[out.write(data):]
 
 
-def _fill(readinto: ReadInto, buffer: mmap.mmap) -> int:
-    """Fill `buffer` as far as the download goes; how many bytes (less than its size only at the end)."""
+def _fill(readinto: ReadInto, buffer: mmap.mmap, arrived: Callable[[int], None]) -> int:
+    """Fill `buffer` as far as the download goes, telling `arrived` each read's size; how many bytes (less than
+    its size only at the end)."""
     view = memoryview(buffer)
     filled = 0
     while filled < len(buffer):
@@ -115,6 +116,7 @@ def _fill(readinto: ReadInto, buffer: mmap.mmap) -> int:
         if n == 0:
             break
         filled += n
+        arrived(n)
     return filled
 
 
@@ -230,18 +232,21 @@ def receive(readinto: ReadInto, out: BinaryIO, expected: int | None, progress: P
     """Write the download `readinto` reads to `out` (at most CHUNK_SIZE at a time), hashing, counting and
     checking the zip's members as they pass; the sha256."""
     pipeline = _Pipeline(out, streamed)
+
+    def arrived(n: int) -> None:  # after every read, so a slow link still reports (and can be cancelled) often
+        counter[0] += n
+        if expected is not None and counter[0] > expected:
+            raise ArchiveError(f"the manager sent more than the {expected} bytes it announced")
+        if progress is not None:
+            progress(counter[0], expected)
+
     try:
         while True:
             buffer = pipeline.take()
-            n = _fill(readinto, buffer)
+            n = _fill(readinto, buffer, arrived)
             if n == 0:
                 break
-            counter[0] += n
-            if expected is not None and counter[0] > expected:
-                raise ArchiveError(f"the manager sent more than the {expected} bytes it announced")
             pipeline.put(buffer, n)
-            if progress is not None:
-                progress(counter[0], expected)
             if n < len(buffer):
                 break
     except BaseException:

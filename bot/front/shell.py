@@ -220,6 +220,10 @@ class Terminal:
         return [op for op in found if op and (not running_only or op["state"] in ("approved", "running"))]
 
     def _say(self, text: str) -> None:
+        """A line of the terminal's own (what Ctrl-C did); with --json, `{"type": "notice", "text": …}`."""
+        if self.as_json:
+            print(json.dumps({"type": "notice", "text": text.strip()}), file=self.out, flush=True)
+            return
         print(text, file=self.out, flush=True)
 
     def _detach(self, job: Job) -> None:
