@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 class Tone(StrEnum):
@@ -116,14 +116,86 @@ class Invocation:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+EXECUTION_FINAL = ("terminated", "failed", "cancelled")  # END_STATES (reference §5.1)
+
+
 @dataclass(frozen=True)
-class Page:
+class Execution:
+    """One Cloudify execution as the manager reported it (reference §5.1), in the fields the bot reasons about.
+
+    Built from the wire by `Execution.from_wire` (bot.cloudify does it for every execution it returns). A field the
+    manager sent as null, or left out (a list asked with `_include`), is None; `tenant` is the wire's `tenant_name`.
+    """
+
+    id: str
+    status: str = ""
+    workflow_id: str | None = None
+    deployment_id: str | None = None
+    blueprint_id: str | None = None
+    tenant: str | None = None
+    created_by: str | None = None
+    created_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    scheduled_for: str | None = None
+    status_display: str | None = None
+    error: str | None = None  # null until it fails (a traceback) or is cancelled ("")
+    parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)  # redacted by the client
+    is_system_workflow: bool = False
+    is_dry_run: bool = False
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> Execution:
+        """The execution of a manager's JSON object (`GET /executions/<id>`, one item of `GET /executions`, a
+        journal record written by `wire()`)."""
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return None if value is None else str(value)
+
+        params = raw.get("parameters")
+        return cls(id=str(raw.get("id") or ""), status=str(raw.get("status") or ""),
+                   workflow_id=text("workflow_id"), deployment_id=text("deployment_id"),
+                   blueprint_id=text("blueprint_id"), tenant=text("tenant_name"), created_by=text("created_by"),
+                   created_at=text("created_at"), started_at=text("started_at"), ended_at=text("ended_at"),
+                   scheduled_for=text("scheduled_for"), status_display=text("status_display"), error=text("error"),
+                   parameters=dict(params) if isinstance(params, Mapping) else {},
+                   is_system_workflow=bool(raw.get("is_system_workflow")), is_dry_run=bool(raw.get("is_dry_run")))
+
+    def wire(self) -> dict[str, Any]:
+        """The execution in the manager's field names (for a journal record; `from_wire` reads it back)."""
+        return {"id": self.id, "status": self.status, "workflow_id": self.workflow_id,
+                "deployment_id": self.deployment_id, "blueprint_id": self.blueprint_id, "tenant_name": self.tenant,
+                "created_by": self.created_by, "created_at": self.created_at, "started_at": self.started_at,
+                "ended_at": self.ended_at, "scheduled_for": self.scheduled_for,
+                "status_display": self.status_display, "error": self.error, "parameters": dict(self.parameters),
+                "is_system_workflow": self.is_system_workflow, "is_dry_run": self.is_dry_run}
+
+    @property
+    def final(self) -> bool:
+        """It has ended: terminated, failed or cancelled."""
+        return self.status in EXECUTION_FINAL
+
+    @property
+    def shown_status(self) -> str:
+        """The status as cfy prints it (`status_display`: `completed` for terminated), else the status."""
+        return self.status_display or self.status
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Listing(Generic[T]):
     """One page of a manager's list endpoint: its items and the server's pagination."""
 
-    items: list[dict[str, Any]]
+    items: list[T]
     total: int
     offset: int
     size: int
+
+
+Page = Listing[dict[str, Any]]  # a page of the manager's JSON objects, as the wire has them
 
 
 @dataclass

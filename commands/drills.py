@@ -157,9 +157,9 @@ def _phases(ctx: Ctx, args: Args, run: _Run) -> None:
         run.reason = f"the target did not answer after the restore: {exc}"
         raise
     _timed(ctx, run, "restore", t)
-    if execution.get("status") != "terminated":
-        run.reason = (f"the restore execution {execution.get('id')} ended {execution.get('status')}: "
-                      f"{last_line(execution.get('error')) or 'no error text'}")
+    if execution.status != "terminated":
+        run.reason = (f"the restore execution {execution.id} ended {execution.status}: "
+                      f"{last_line(execution.error) or 'no error text'}")
     t = ctx.clock.monotonic()
     _maintenance_off(ctx, client)
     _timed(ctx, run, "deactivate", t)
@@ -197,7 +197,7 @@ def _maintenance_on(ctx: Ctx) -> None:
     except NotModified:
         ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
     try:  # the target is disposable: its queued and scheduled executions are cancelled, as the guided restore does
-        wait_until_activated(ctx, TIMEOUT_S, {e["id"]: e.get("tenant_name") for e in waiting})
+        wait_until_activated(ctx, TIMEOUT_S, {e.id: e.tenant for e in waiting})
     except MaintenanceTimeout as exc:
         raise BotError(f"{exc} The drill's restore was not started.") from None
     ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone=Tone.GOOD)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from bot.core import Reply, Table, Tone
+from bot.core import Execution, Reply, Table, Tone
 from bot.engine.context import Ctx
 from bot.errors import ManagerError, ManagerNotFound, MaintenanceModeActive, NotFound, UsageError
 from bot.spec.parser import Args
@@ -63,23 +63,22 @@ def tenants_of(ctx: Ctx, ids: Iterable[str]) -> dict[str, str]:
             include_system=True, id=wanted, size=len(wanted), _all_tenants=True, bypass_maintenance=bypass))
     except ManagerError:
         return {}
-    return {str(e.get("id")): str(e.get("tenant_name") or "") for e in page.items}
+    return {e.id: e.tenant or "" for e in page.items}
 
 
-def cancel_hints(ctx: Ctx, executions: Iterable[dict[str, Any]]) -> str:
+def cancel_hints(ctx: Ctx, executions: Iterable[Execution]) -> str:
     """`executions cancel ID ...` for each execution, runnable as printed (tenants looked up when unknown)."""
     items = list(executions)
-    known = {str(e.get("id")): str(e.get("tenant_name")) for e in items if e.get("tenant_name")}
-    missing = [str(e.get("id")) for e in items if str(e.get("id")) not in known]
+    known = {e.id: e.tenant for e in items if e.tenant}
+    missing = [e.id for e in items if e.id not in known]
     known.update(tenants_of(ctx, missing))
-    return ", ".join(hint(ctx, f"executions cancel {e.get('id')}", known.get(str(e.get("id")))) for e in items)
+    return ", ".join(hint(ctx, f"executions cancel {e.id}", known.get(e.id)) for e in items)
 
 
-def describe(executions: Iterable[dict[str, Any]], limit: int = 10) -> str:
+def describe(executions: Iterable[Execution], limit: int = 10) -> str:
     """`abc-1 (scale on web-prod, scheduled), ...`: ids first, so a person can act on them."""
     items = list(executions)
-    shown = ", ".join(f"{e.get('id')} ({e.get('workflow_id')}"
-                      f"{' on ' + str(e['deployment_id']) if e.get('deployment_id') else ''}, {e.get('status')})"
+    shown = ", ".join(f"{e.id} ({e.workflow_id}{' on ' + e.deployment_id if e.deployment_id else ''}, {e.status})"
                       for e in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
@@ -137,12 +136,11 @@ def executions_list(ctx: Ctx, args: Args) -> Reply:
     now = ctx.now()
     scope = _scope(ctx, args)
     rows: list[tuple[str, ...]] = [
-        (str(e.get("id", "")), str(e.get("workflow_id", "")), str(e.get("status_display") or e.get("status", "")),
-         str(e.get("deployment_id") or ""), when(e.get("created_at"), now), when(e.get("scheduled_for"), now),
-         str(e.get("tenant_name", "")), str(e.get("created_by", "")))
+        (e.id, e.workflow_id or "", e.shown_status, e.deployment_id or "", when(e.created_at, now),
+         when(e.scheduled_for, now), e.tenant or "", e.created_by or "")
         for e in page.items]
     notes = [note] if note else []
-    if any(e.get("status") in CANCELLING for e in page.items):
+    if any(e.status in CANCELLING for e in page.items):
         notes.append(CANCELLING_NOTE)
     title = f"Executions on {ctx.manager_name}"
     if not rows:
@@ -151,7 +149,7 @@ def executions_list(ctx: Ctx, args: Args) -> Reply:
     shown = f"Showing {len(rows)} of {page.total} executions" if page.total != len(rows) else \
         f"{page.total} execution{'s' if page.total != 1 else ''}"
     header: tuple[str, ...] = ("id", "workflow", "status", "deployment", "created", "scheduled for", "tenant", "by")
-    if not any(e.get("scheduled_for") for e in page.items):
+    if not any(e.scheduled_for for e in page.items):
         header, rows = header[:5] + header[6:], [row[:5] + row[6:] for row in rows]
     return Reply(text=" ".join([f"{shown} {scope}.", *notes]), title=title, table=Table(header, tuple(rows)))
 
@@ -180,34 +178,34 @@ def executions_get(ctx: Ctx, args: Args) -> Reply:
     """Answer `executions get ID`."""
     e, note = _get(ctx, args.execution_id, args.tenant)
     now = ctx.now()
-    status = str(e.get("status_display") or e.get("status") or "")
-    fields = [("id", str(e.get("id", ""))), ("workflow", str(e.get("workflow_id", ""))), ("status", status)]
-    for key, label in (("deployment_id", "deployment"), ("blueprint_id", "blueprint")):
-        if e.get(key):
-            fields.append((label, str(e[key])))
-    for key, label in (("created_at", "created"), ("started_at", "started"), ("ended_at", "ended"),
-                       ("scheduled_for", "scheduled for")):
-        if e.get(key):
-            fields.append((label, when(e[key], now)))
-    fields += [("tenant", str(e.get("tenant_name", ""))), ("created by", str(e.get("created_by", ""))),
-               ("dry run", "yes" if e.get("is_dry_run") else "no")]
-    if e.get("error"):
-        fields.append(("error", last_line(e["error"])))
-    for name, value in sorted((e.get("parameters") or {}).items()):
+    status = e.shown_status
+    fields = [("id", e.id), ("workflow", e.workflow_id or ""), ("status", status)]
+    for value, label in ((e.deployment_id, "deployment"), (e.blueprint_id, "blueprint")):
+        if value:
+            fields.append((label, value))
+    for value, label in ((e.created_at, "created"), (e.started_at, "started"), (e.ended_at, "ended"),
+                         (e.scheduled_for, "scheduled for")):
+        if value:
+            fields.append((label, when(value, now)))
+    fields += [("tenant", e.tenant or ""), ("created by", e.created_by or ""),
+               ("dry run", "yes" if e.is_dry_run else "no")]
+    if e.error:
+        fields.append(("error", last_line(e.error)))
+    for name, value in sorted(e.parameters.items()):
         fields.append((f"parameter {name}", value if isinstance(value, str) else json.dumps(value, sort_keys=True)))
     notes = [note] if note else []
-    if e.get("status") in CANCELLING:
+    if e.status in CANCELLING:
         notes.append(CANCELLING_NOTE)
-    elif e.get("status") in WAITING:
-        cancel = hint(ctx, f"executions cancel {e.get('id')}", str(e.get("tenant_name") or ""))
-        notes.append(f"It is {e.get('status')}: it keeps maintenance mode from activating until it is cancelled "
+    elif e.status in WAITING:
+        cancel = hint(ctx, f"executions cancel {e.id}", e.tenant or "")
+        notes.append(f"It is {e.status}: it keeps maintenance mode from activating until it is cancelled "
                      f"({cancel}).")
-    text = " ".join([f"Execution {e.get('id')} on {ctx.manager_name}: {e.get('workflow_id')} {status}.", *notes])
-    tone = {"failed": Tone.DANGER, "terminated": Tone.GOOD}.get(str(e.get("status")), Tone.INFO)
-    return Reply(text=text, title=f"Execution {e.get('id')}", tone=tone, fields=tuple(fields))
+    text = " ".join([f"Execution {e.id} on {ctx.manager_name}: {e.workflow_id} {status}.", *notes])
+    tone = {"failed": Tone.DANGER, "terminated": Tone.GOOD}.get(e.status, Tone.INFO)
+    return Reply(text=text, title=f"Execution {e.id}", tone=tone, fields=tuple(fields))
 
 
-def _get(ctx: Ctx, execution_id: str, tenant: str | None, again: str = "") -> tuple[dict[str, Any], str]:
+def _get(ctx: Ctx, execution_id: str, tenant: str | None, again: str = "") -> tuple[Execution, str]:
     """The execution, read past maintenance mode; NotFound naming its tenant, with `again` (the command to run
     there, `executions get ID` by default) when it is in another one."""
     again = again or f"executions get {execution_id}"
@@ -230,21 +228,21 @@ def _cancel_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         raise UsageError("give either -f/--force or -k/--kill, not both", usage=ctx.command.usage())
     flag = " --kill" if args.kill else " --force" if args.force else ""
     e, _ = _get(ctx, args.execution_id, args.tenant, f"executions cancel {args.execution_id}{flag}")
-    status = str(e.get("status") or "")
+    status = e.status
     if status in FINAL:
-        raise NotFound(f"execution {e.get('id')} on {ctx.manager_name} has already ended ({status}): there is "
+        raise NotFound(f"execution {e.id} on {ctx.manager_name} has already ended ({status}): there is "
                        "nothing to cancel")
     if status in CANCELLING and not (args.force or args.kill):
-        kill = hint(ctx, f"executions cancel {e.get('id')} --kill", str(e.get("tenant_name") or ""))
-        raise UsageError(f"execution {e.get('id')} is already {status}; {kill} stops it abruptly",
+        kill = hint(ctx, f"executions cancel {e.id} --kill", e.tenant or "")
+        raise UsageError(f"execution {e.id} is already {status}; {kill} stops it abruptly",
                          usage=ctx.command.usage())
     how = ("kill it (stop its workflow and operation processes)" if args.kill else
            "force-cancel it (stop at once, without waiting for its workflow)" if args.force else
            "ask it to cancel (its workflow stops at the next safe point)")
-    detail = (f"Execution {e.get('id')}: {e.get('workflow_id')}"
-              f"{' on deployment ' + str(e['deployment_id']) if e.get('deployment_id') else ''}, {status}, created "
-              f"{when(e.get('created_at'), ctx.now())}, tenant {e.get('tenant_name')}. The bot will {how}.")
-    return {"gate_detail": detail, "tenant": args.tenant or e.get("tenant_name") or None}
+    detail = (f"Execution {e.id}: {e.workflow_id}"
+              f"{' on deployment ' + e.deployment_id if e.deployment_id else ''}, {status}, created "
+              f"{when(e.created_at, ctx.now())}, tenant {e.tenant}. The bot will {how}.")
+    return {"gate_detail": detail, "tenant": args.tenant or e.tenant or None}
 
 
 @command("executions cancel", summary="Cancel an execution (-f force-cancel, -k kill)", group="executions",
@@ -262,12 +260,12 @@ def executions_cancel(ctx: Ctx, args: Args) -> Reply:
     action = "kill" if args.kill else "force-cancel" if args.force else "cancel"
     e, note = _read(ctx, lambda bypass: ctx.manager.execution_action(args.execution_id, action, tenant=args.tenant,
                                                                      bypass_maintenance=bypass))
-    status = str(e.get("status") or "")
+    status = e.status
     ctx.audit("execution_cancel", execution_id=args.execution_id, action=action, status=status)
     track = hint(ctx, f"executions get {args.execution_id}", args.tenant)
     text = (f"A {action} request for execution {args.execution_id} on {ctx.manager_name} was accepted; it is now "
             f"{status}. Track it with {track}.")
     return Reply(text=" ".join([text, note] if note else [text]), title=f"Execution {args.execution_id}: {status}",
                  tone=Tone.WARNING, public=True,
-                 fields=(("workflow", str(e.get("workflow_id") or "")), ("status", status),
-                         ("tenant", str(e.get("tenant_name") or args.tenant or ""))))
+                 fields=(("workflow", e.workflow_id or ""), ("status", status),
+                         ("tenant", e.tenant or args.tenant or "")))

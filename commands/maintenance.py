@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 from bot.engine.context import Ctx
-from bot.core import Reply, Table, Tone
+from bot.core import Execution, Reply, Table, Tone
 from bot.errors import BadRequest, BotError, ManagerError, NotModified, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -25,7 +25,7 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
             fields.append((label, when(m[key], now)))
     if m.get("requested_by"):
         fields.append(("requested by", m["requested_by"]))
-    remaining = m.get("remaining_executions") or []
+    remaining = [Execution.from_wire(e) for e in m.get("remaining_executions") or []]
     unread = ""
     if status != "activating":  # the manager names them only while activating; queued and scheduled ones matter
         remaining, unread = _waiting(ctx, status)
@@ -36,14 +36,13 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
         label = "remaining executions" if status == "activating" else "queued or scheduled executions"
         fields.append((label, str(len(remaining))))
         table = Table(("id", "deployment", "workflow", "status"), tuple(
-            (e.get("id", ""), e.get("deployment_id") or "", e.get("workflow_id", ""), e.get("status", ""))
-            for e in remaining))
+            (e.id, e.deployment_id or "", e.workflow_id or "", e.status) for e in remaining))
     plural = "s" if len(remaining) != 1 else ""
     text = {"activated": f"{ctx.manager_name} is in maintenance mode.",
             "activating": f"{ctx.manager_name} is entering maintenance mode; waiting for {len(remaining)} "
                           f"execution{plural} to finish.",
             "deactivated": f"{ctx.manager_name} is not in maintenance mode."}.get(status, f"status {status}")
-    stuck = [e for e in remaining if e.get("status") in WAITING]
+    stuck = [e for e in remaining if e.status in WAITING]
     if stuck:
         text += (f" {len(stuck)} execution{'s are' if len(stuck) != 1 else ' is'} queued or scheduled "
                  "(listed below): they never finish while maintenance mode is activating, so it "
@@ -54,7 +53,7 @@ def maintenance_status(ctx: Ctx, args: Args) -> Reply:
                  table=table)
 
 
-def _waiting(ctx: Ctx, status: str) -> tuple[list[dict[str, Any]], str]:
+def _waiting(ctx: Ctx, status: str) -> tuple[list[Execution], str]:
     """Queued and scheduled executions of every tenant (maintenance mode waits on all of them), or why they could
     not be read. While activated the manager refuses executions calls, so they are read with the bypass header."""
     try:
@@ -65,12 +64,12 @@ def _waiting(ctx: Ctx, status: str) -> tuple[list[dict[str, Any]], str]:
     return list(page.items), ""
 
 
-def _remaining_text(remaining: list[dict[str, Any]]) -> str:
+def _remaining_text(remaining: list[Execution]) -> str:
     """`3 executions: install on web (started), ...` for a progress line."""
     if not remaining:
         return "no executions"
-    shown = ", ".join(f"{e.get('workflow_id')}{' on ' + e['deployment_id'] if e.get('deployment_id') else ''} "
-                      f"({e.get('status')})" for e in remaining[:5])
+    shown = ", ".join(f"{e.workflow_id}{' on ' + e.deployment_id if e.deployment_id else ''} ({e.status})"
+                      for e in remaining[:5])
     more = f" and {len(remaining) - 5} more" if len(remaining) > 5 else ""
     return f"{len(remaining)} executions: {shown}{more}"
 
@@ -94,8 +93,8 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
         if state.get("status") == "deactivated":
             raise OperationError(f"maintenance mode on {ctx.manager_name} was deactivated by someone else "
                                  "while the bot waited for it")
-        remaining = state.get("remaining_executions") or []
-        ids = tuple(sorted(e.get("id", "") for e in remaining))
+        remaining = [Execution.from_wire(e) for e in state.get("remaining_executions") or []]
+        ids = tuple(sorted(e.id for e in remaining))
         if ids != shown:
             shown = ids
             ctx.step(f"maintenance mode is activating; waiting for {_remaining_text(remaining)}")
@@ -113,14 +112,14 @@ def wait_until_activated(ctx: Ctx, timeout: float, cancellable: dict[str, str | 
         delay = min(delay * 1.5, 5.0)
 
 
-def _cancel_stuck(ctx: Ctx, remaining: list[dict[str, Any]], cancellable: dict[str, str | None],
+def _cancel_stuck(ctx: Ctx, remaining: list[Execution], cancellable: dict[str, str | None],
                   cancelled: set[str]) -> None:
     """When only queued or scheduled executions are left (they never finish while maintenance mode is activating),
     cancel them if all are `cancellable`, else raise MaintenanceBlocked; adds what it cancels to `cancelled`."""
-    stuck = [e for e in remaining if e.get("status") in WAITING and e.get("id") not in cancelled]
-    if not stuck or len(stuck) != len([e for e in remaining if e.get("id") not in cancelled]):
+    stuck = [e for e in remaining if e.status in WAITING and e.id not in cancelled]
+    if not stuck or len(stuck) != len([e for e in remaining if e.id not in cancelled]):
         return
-    if not all(e.get("id") in cancellable for e in stuck):
+    if not all(e.id in cancellable for e in stuck):
         raise MaintenanceBlocked(
             f"maintenance mode cannot activate on {ctx.manager_name}: {len(stuck)} execution"
             f"{'s are' if len(stuck) != 1 else ' is'} queued or scheduled ({describe(stuck)}), and such "
@@ -129,9 +128,9 @@ def _cancel_stuck(ctx: Ctx, remaining: list[dict[str, Any]], cancellable: dict[s
     done: list[str] = []
     try:
         for e in stuck:
-            journal_whole(ctx, e, cancellable.get(e["id"]))
-            done.append(cancel_execution(ctx, e, cancellable.get(e["id"])))
-            cancelled.add(e["id"])
+            journal_whole(ctx, e, cancellable.get(e.id))
+            done.append(cancel_execution(ctx, e, cancellable.get(e.id)))
+            cancelled.add(e.id)
     finally:  # one thread message for all of them (issue 14's Slack budget), one line each, even after a failure
         if done:
             ctx.step("\n".join(done))
@@ -141,36 +140,37 @@ JOURNALED = ("id", "workflow_id", "deployment_id", "tenant_name", "scheduled_for
              "created_by", "is_dry_run")
 
 
-def journal_whole(ctx: Ctx, execution: dict[str, Any], tenant: str | None) -> None:
+def journal_whole(ctx: Ctx, execution: Execution, tenant: str | None) -> None:
     """Before cancelling: the execution as the manager has it (parameters included, redacted by the client),
-    in the operation's journal, so the report can say what to re-create."""
+    in the operation's journal (in the manager's field names: `Execution.from_wire` reads it back), so the report
+    can say what to re-create."""
     try:
-        full = ctx.manager.get_execution(execution["id"], tenant=tenant)
+        full = ctx.manager.get_execution(execution.id, tenant=tenant)
     except ManagerError:
         full = execution  # what the list said: still journaled before the cancel
-    record = {k: full.get(k, execution.get(k)) for k in JOURNALED}
+    wire = full.wire()
+    record = {k: wire[k] for k in JOURNALED}
     record["tenant_name"] = record.get("tenant_name") or tenant or ""
     ctx.remember(cancelled=[*(ctx.recall("cancelled") or []), record])
 
 
-def cancel_execution(ctx: Ctx, execution: dict[str, Any], tenant: str | None = None) -> str:
+def cancel_execution(ctx: Ctx, execution: Execution, tenant: str | None = None) -> str:
     """Cancel one execution of `tenant` (kill when a plain cancel is refused); the line that says so (the caller
     reports them together)."""
     action = "cancelled"
     try:
-        ctx.manager.execution_action(execution["id"], "cancel", tenant=tenant)
+        ctx.manager.execution_action(execution.id, "cancel", tenant=tenant)
     except BadRequest:
-        ctx.manager.execution_action(execution["id"], "kill", tenant=tenant)
+        ctx.manager.execution_action(execution.id, "kill", tenant=tenant)
         action = "killed (a cancel was refused)"
-    line = (f"{action} {execution.get('status')} execution {execution['id']} ({execution.get('workflow_id')}"
-            f"{' on ' + execution['deployment_id'] if execution.get('deployment_id') else ''})")
-    return line
+    return (f"{action} {execution.status} execution {execution.id} ({execution.workflow_id}"
+            f"{' on ' + execution.deployment_id if execution.deployment_id else ''})")
 
 
 class MaintenanceBlocked(OperationError):
     """Maintenance mode waits for queued or scheduled executions, which never end by themselves."""
 
-    def __init__(self, message: str, remaining: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, remaining: list[Execution]) -> None:
         super().__init__(message)
         self.remaining = remaining
 
@@ -178,7 +178,7 @@ class MaintenanceBlocked(OperationError):
 class MaintenanceTimeout(OperationError):
     """Maintenance mode did not reach `activated` in time."""
 
-    def __init__(self, message: str, remaining: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, remaining: list[Execution]) -> None:
         super().__init__(message)
         self.remaining = remaining
 

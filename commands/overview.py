@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.engine.context import Ctx
+from bot.engine.context import Ctx, ManagerAPI
 from bot.core import Reply, Tone, age
 from bot.errors import BotError, ManagerError
 from bot.spec.help import help_reply
@@ -80,14 +80,14 @@ def _restore_state(client: Any, now: Any) -> tuple[str, bool]:
     return ("a snapshot restore is running" if state == "running" else "none running"), state != "running"
 
 
-def _executions(client: Any, now: Any) -> tuple[str, bool]:
+def _executions(client: ManagerAPI, now: Any) -> tuple[str, bool]:
     """Active executions, and queued or scheduled ones (a problem: maintenance mode cannot activate past them)."""
     page = read_past_maintenance(lambda bypass: client.list_executions(
         include_system=True, status=list(ACTIVE + WAITING), size=50, _all_tenants=True, bypass_maintenance=bypass))
     if not page.total:
         return "none active, queued or scheduled", True
-    active = [e for e in page.items if e.get("status") in ACTIVE]
-    waiting = [e for e in page.items if e.get("status") in WAITING]
+    active = [e for e in page.items if e.status in ACTIVE]
+    waiting = [e for e in page.items if e.status in WAITING]
     parts = []
     if active:
         parts.append(f"{len(active)} active ({describe(active, 5)})")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Reply, Tone, age, size
+from bot.core import ArchiveCopy, Execution, Reply, Tone, age, size
 from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -80,16 +80,26 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     facts = {
         "snapshot_id": target, "requested": args.snapshot_id, "needs_upload": needs_upload,
         "server_version": version.get("version", "?"), "maintenance_before": maintenance,
-        "active_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "status")} for e in active],
-        "scheduled_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "scheduled_for",
-                                                      "tenant_name", "status")} for e in scheduled],
-        "queued_before": [{k: e.get(k) for k in ("id", "workflow_id", "deployment_id", "tenant_name", "status")}
-                          for e in queued],
+        "active_before": [_record(e, "id", "workflow_id", "deployment_id", "status") for e in active],
+        "scheduled_before": [_record(e, "id", "workflow_id", "deployment_id", "scheduled_for", "tenant_name",
+                                     "status") for e in scheduled],
+        "queued_before": [_record(e, "id", "workflow_id", "deployment_id", "tenant_name", "status") for e in queued],
         **fmt,
     }
     facts["effect"] = EFFECT.get(facts["layout"], EFFECT["unknown"])
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
+
+
+def _record(execution: Execution, *keys: str) -> dict[str, Any]:
+    """Some of an execution's fields, in the manager's names, for the operation's facts (JSON in the store)."""
+    wire = execution.wire()
+    return {k: wire[k] for k in keys}
+
+
+def _read_back(records: list[dict[str, Any]]) -> list[Execution]:
+    """The executions `_record` wrote into the facts."""
+    return [Execution.from_wire(record) for record in records]
 
 
 EFFECT = {"legacy": "which replaces everything on the manager",
@@ -189,9 +199,9 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
                      f"{facts['needs_upload']}.")
     if facts["active_before"]:
         lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them: "
-                     f"{describe(facts['active_before'])}.")
+                     f"{describe(_read_back(facts['active_before']))}.")
     lines.append(_format_line(facts))
-    waiting = facts["scheduled_before"] + facts["queued_before"]
+    waiting = _read_back(facts["scheduled_before"] + facts["queued_before"])
     if waiting:
         lines.append(f"{len(waiting)} queued or scheduled executions would keep maintenance mode from ever "
                      f"activating: {describe(waiting)}. The bot will cancel them, writing each one whole to this "
@@ -270,9 +280,10 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     t = ctx.clock.monotonic()
     client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     timed("restore", t)
-    schedules = report_schedules(ctx, client, execution, args.scheduled_before or [])
+    before = _read_back(args.scheduled_before or [])
+    schedules = report_schedules(ctx, client, execution, before)
     cancelled = report_cancelled(ctx, client)
-    ok = execution.get("status") == "terminated"
+    ok = execution.status == "terminated"
     content, incomplete = "", False
     if ok and args.get("layout") == "new":  # the manager only logs per-entity conflicts: read the result back
         content, incomplete = report_content(ctx, client, execution, args.snapshot_id,
@@ -306,7 +317,7 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
             ctx.step(f"maintenance mode requested on {ctx.manager_name}")
         except NotModified:
             ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")
-    cancellable = {e["id"]: e.get("tenant_name") for e in (args.scheduled_before or []) + (args.queued_before or [])}
+    cancellable = {e.id: e.tenant for e in _read_back((args.scheduled_before or []) + (args.queued_before or []))}
     try:
         wait_until_activated(ctx, args.timeout, cancellable)
         ctx.check_cancel()  # a cancel that came while it activated: leave maintenance mode as it was
@@ -364,27 +375,27 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         extra = f" The manager left a stray pending restore execution ({killed}); the bot killed it." if killed else ""
         on_refused()
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
-    ctx.remember(execution_id=execution.get("id"))
+    ctx.remember(execution_id=execution.id)
     if ctx.op is not None:  # always: restore runs as an operation
-        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.get("id"))
-    ctx.step(f"restore of {args.snapshot_id} started: execution {execution.get('id')}")
+        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.id)
+    ctx.step(f"restore of {args.snapshot_id} started: execution {execution.id}")
 
 
 PHASES = ("upload", "maintenance", "restore request", "restore", "deactivate")
 
 
-def _summary(ctx: Ctx, args: Args, execution: dict[str, Any], schedules: str, cancelled: str, deactivation: str,
+def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancelled: str, deactivation: str,
              phases: dict[str, float], total: float, content: str = "", incomplete: bool = False) -> Reply:
-    ok = execution.get("status") == "terminated"
+    ok = execution.status == "terminated"
     shown = [p for p in PHASES if p != "upload" or args.needs_upload]
     durations = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
-    fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.get('id')} {execution.get('status')}"),
+    fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.id} {execution.status}"),
               ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
               ("maintenance mode", deactivation), ("durations", f"{durations}; total {age(total)}")]
     if content:
         fields.insert(4, ("content", content))
     if not ok:
-        fields.insert(2, ("error", last_line(execution.get("error")) or "no error text"))
+        fields.insert(2, ("error", last_line(execution.error) or "no error text"))
     approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
     who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
     if ok and incomplete:
@@ -414,9 +425,9 @@ def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
         raise UsageError("--no-reboot only applies with --restore-certificates")
     start_restore(ctx, args)
     _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
-    ok = execution.get("status") == "terminated"
+    ok = execution.status == "terminated"
     text = (f"Restored {args.snapshot_id} on {ctx.manager_name}." if ok else
-            f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.get('status')}: "
-            f"{last_line(execution.get('error'))}")
+            f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.status}: "
+            f"{last_line(execution.error)}")
     return Reply(text=text, title="Restore " + ("succeeded" if ok else "failed"), tone=Tone.GOOD if ok else Tone.DANGER,
                  public=True, ok=ok)

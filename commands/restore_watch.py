@@ -6,8 +6,8 @@ import re
 
 from typing import Any
 
-from bot.engine.context import ContentUnreadable, Ctx
-from bot.core import ArchiveCopy, ProgressEvent, Tone, age
+from bot.engine.context import ContentUnreadable, Ctx, ManagerAPI
+from bot.core import ArchiveCopy, Execution, ProgressEvent, Tone, age
 from bot.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -34,7 +34,7 @@ class CredentialsRejected(BotError):
     """The manager accepts neither the configured password nor the fallback (yet)."""
 
 
-def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict[str, Any]]:
+def watch_restore(ctx: Ctx, execution_id: str) -> tuple[ManagerAPI, Execution]:
     """Poll snapshot-status until the restore is over, tolerating the outage; returns (client, execution)."""
     client = ctx.manager
     began = ctx.clock.monotonic()
@@ -60,8 +60,8 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict[str, Any]]:
                 ctx.step("the restore is running (snapshot-status: running)")
             if state == "not-running":
                 client, execution, rejected_since = _read_when_idle(ctx, client, execution_id, rejected_since)
-                if execution.get("status") in FINAL:
-                    ctx.remember(final_status=execution.get("status"))
+                if execution is not None and execution.final:
+                    ctx.remember(final_status=execution.status)
                     return client, execution
         if ctx.clock.monotonic() - began > WATCH_LIMIT:
             raise BotError(f"the restore on {ctx.manager_name} has not finished after {age(WATCH_LIMIT)}; "
@@ -71,9 +71,9 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[Any, dict[str, Any]]:
         delay = min(delay * 1.5, 5.0)
 
 
-def _read_when_idle(ctx: Ctx, client: Any, execution_id: str,
-                    rejected_since: float | None) -> tuple[Any, dict[str, Any], float | None]:
-    """Read the execution once no restore runs; rejected credentials give `{}` (keep watching) until they have
+def _read_when_idle(ctx: Ctx, client: ManagerAPI, execution_id: str,
+                    rejected_since: float | None) -> tuple[ManagerAPI, Execution | None, float | None]:
+    """Read the execution once no restore runs; rejected credentials give None (keep watching) until they have
     been rejected for AUTH_GRACE. Returns (client, execution, when the rejections began)."""
     try:
         client, execution = read_execution(ctx, client, execution_id)
@@ -81,7 +81,7 @@ def _read_when_idle(ctx: Ctx, client: Any, execution_id: str,
         rejected_since = rejected_since if rejected_since is not None else ctx.clock.monotonic()
         if ctx.clock.monotonic() - rejected_since >= AUTH_GRACE:
             raise
-        execution = {}
+        return client, None, rejected_since
     return client, execution, rejected_since
 
 
@@ -89,7 +89,7 @@ def _short(exc: BaseException) -> str:
     return str(exc).split(": ", 1)[-1][:120]
 
 
-def read_execution(ctx: Ctx, client: Any, execution_id: str) -> tuple[Any, dict[str, Any]]:
+def read_execution(ctx: Ctx, client: ManagerAPI, execution_id: str) -> tuple[ManagerAPI, Execution]:
     """Read the execution (bypassing maintenance mode); after a credential reset, try the fallback password.
 
     The maintenance gate runs before authentication, so with credentials the manager no longer accepts, the
@@ -125,53 +125,53 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
     page = ctx.manager.list_executions(include_system=True, workflow_id="restore_snapshot", size=100,
                                        bypass_maintenance=True)
     since = parse_time((ctx.op or {}).get("created_at"))
-    mine = [e for e in page.items if (e.get("parameters") or {}).get("snapshot_id") == snapshot_id]
+    mine = [e for e in page.items if e.parameters.get("snapshot_id") == snapshot_id]
     if adopt:
-        ours = [e for e in mine if since is None or (parse_time(e.get("created_at")) or since) >= since]
+        ours = [e for e in mine if since is None or (parse_time(e.created_at) or since) >= since]
         if ours:
-            ctx.step(f"found the restore execution {ours[-1]['id']} started before the restart; following it")
-            return str(ours[-1]["id"])
+            ctx.step(f"found the restore execution {ours[-1].id} started before the restart; following it")
+            return ours[-1].id
         return ""
     killed = []
     for e in mine:
-        if e.get("status") == "pending":
-            ctx.manager.execution_action(e["id"], "kill", bypass_maintenance=True)
-            ctx.step(f"killed the stray pending restore execution {e['id']} the manager left behind")
-            killed.append(e["id"])
+        if e.status == "pending":
+            ctx.manager.execution_action(e.id, "kill", bypass_maintenance=True)
+            ctx.step(f"killed the stray pending restore execution {e.id} the manager left behind")
+            killed.append(e.id)
     return ", ".join(killed)
 
 
-def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: list[dict[str, Any]]) -> str:
+def report_schedules(ctx: Ctx, client: ManagerAPI, execution: Execution, before: list[Execution]) -> str:
     """Which scheduled executions the restore marked FAILED (overdue) and which it kept, with their times."""
-    failed: list[dict[str, Any]] = []
-    kept: list[dict[str, Any]] = []
-    gone: list[dict[str, Any]] = []
+    failed: list[Execution] = []
+    kept: list[Execution] = []
+    gone: list[Execution] = []
     status: dict[str, str] = {}
     if before:
         try:
-            page = client.list_executions(include_system=True, id=[e["id"] for e in before], size=len(before),
+            page = client.list_executions(include_system=True, id=[e.id for e in before], size=len(before),
                                           _all_tenants=True, bypass_maintenance=True)
-            status = {e["id"]: e.get("status", "") for e in page.items}
+            status = {e.id: e.status for e in page.items}
         except ManagerError as exc:
             ctx.step(f"could not read the scheduled executions after the restore: {exc}", tone=Tone.WARNING)
             return "unknown (could not read them)"
     for item in before:
-        if item["id"] not in status:
+        if item.id not in status:
             gone.append(item)
         else:
-            (failed if status[item["id"]] == "failed" else kept).append(item)
+            (failed if status[item.id] == "failed" else kept).append(item)
     logged = _report_logs(ctx, client, execution)
-    restored_at = parse_time(execution.get("started_at") or execution.get("created_at")) or ctx.now()
-    overdue = [e for e in failed if (parse_time(e.get("scheduled_for")) or restored_at) <= restored_at]
+    restored_at = parse_time(execution.started_at or execution.created_at) or ctx.now()
+    overdue = [e for e in failed if (parse_time(e.scheduled_for) or restored_at) <= restored_at]
     later = [e for e in failed if e not in overdue]
-    known = {e["id"] for e in before}
+    known = {e.id for e in before}
     restored = {eid: due for eid, due in logged.items() if eid not in known}  # rows from the snapshot's own data
     for label, items, tone in (("marked FAILED: it was overdue", overdue, Tone.WARNING),
                                ("marked FAILED although it was due later; the manager re-creates such runs as an "
                                 "execution schedule (`<workflow>_restored_…`)", later, Tone.WARNING),
                                ("kept scheduled", kept, Tone.INFO), ("gone after the restore", gone, Tone.INFO)):
-        lines = [f"scheduled execution {e['id']} ({e.get('workflow_id')} on {e.get('deployment_id')}, due "
-                 f"{e.get('scheduled_for')}): {label}" for e in items]
+        lines = [f"scheduled execution {e.id} ({e.workflow_id} on {e.deployment_id}, due "
+                 f"{e.scheduled_for}): {label}" for e in items]
         if lines:  # one thread message per group (issue 14's Slack budget), one line per execution
             ctx.step("\n".join(lines), tone=tone)
     parts = [f"{len(overdue)} overdue marked FAILED", f"{len(kept)} kept scheduled"]
@@ -185,10 +185,10 @@ def report_schedules(ctx: Ctx, client: Any, execution: dict[str, Any], before: l
     return ", ".join(parts) if before else "none were scheduled"
 
 
-def report_cancelled(ctx: Ctx, client: Any) -> str:
+def report_cancelled(ctx: Ctx, client: ManagerAPI) -> str:
     """What became of each execution the bot cancelled before the restore (read back from the manager), and
     what it takes to re-create those the restore did not bring back (from the journal)."""
-    journaled: list[dict[str, Any]] = list(ctx.recall("cancelled") or [])
+    journaled = [Execution.from_wire(record) for record in ctx.recall("cancelled") or []]
     if not journaled:
         return "none"
     lost: list[str] = []
@@ -196,29 +196,28 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     worst = Tone.INFO
     again = _restored_schedules(ctx, client)
     for e in journaled:
-        what = (f"{e.get('workflow_id')}" + (f" on {e['deployment_id']}" if e.get("deployment_id") else "")
-                + f", tenant {e.get('tenant_name') or '?'}")
+        what = (f"{e.workflow_id}" + (f" on {e.deployment_id}" if e.deployment_id else "")
+                + f", tenant {e.tenant or '?'}")
         try:
-            now = client.get_execution(e["id"], tenant=e.get("tenant_name") or None, bypass_maintenance=True)
-            state = str(now.get("status") or "?")
+            now = client.get_execution(e.id, tenant=e.tenant or None, bypass_maintenance=True)
+            state = now.status or "?"
         except ManagerNotFound:
             state = "gone (not in the restored data)"
         except ManagerError as exc:
             state = f"unknown (could not read it: {exc})"
-        schedule = again.get((str(e.get("workflow_id")), str(e.get("deployment_id") or ""),
-                              str(parse_time(e.get("scheduled_for")) or "")))
+        schedule = again.get((str(e.workflow_id), e.deployment_id or "", str(parse_time(e.scheduled_for) or "")))
         if schedule:  # 6.0+ legacy restore: marked FAILED, and re-created as a one-off execution schedule
             state += f"; re-created by the restore as execution schedule {schedule}"
-        lines.append(f"execution {e['id']} ({what}), cancelled by the bot before the restore: now {state}")
+        lines.append(f"execution {e.id} ({what}), cancelled by the bot before the restore: now {state}")
         worst = worst if state in ("scheduled", "queued") or schedule else Tone.WARNING
         if state not in ("scheduled", "queued", "pending", "started") and not schedule:
-            due = f", due {e['scheduled_for']}" if e.get("scheduled_for") else ""
-            params = e.get("parameters") or {}
-            lines.append(f"to re-create {e['id']}: run workflow {e.get('workflow_id')}"
-                         + (f" on deployment {e['deployment_id']}" if e.get("deployment_id") else "")
-                         + f" in tenant {e.get('tenant_name') or '?'}{due}"
+            due = f", due {e.scheduled_for}" if e.scheduled_for else ""
+            params = dict(e.parameters)
+            lines.append(f"to re-create {e.id}: run workflow {e.workflow_id}"
+                         + (f" on deployment {e.deployment_id}" if e.deployment_id else "")
+                         + f" in tenant {e.tenant or '?'}{due}"
                          + (f" with parameters {params}" if params else " (no parameters)"))
-            lost.append(e["id"])
+            lost.append(e.id)
     ctx.step("\n".join(lines), tone=worst)  # one thread message for all of them (issue 14's Slack budget)
     n = len(journaled)
     if not lost:
@@ -226,7 +225,7 @@ def report_cancelled(ctx: Ctx, client: Any) -> str:
     return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
 
 
-def report_content(ctx: Ctx, client: Any, execution: dict[str, Any], snapshot_id: str,
+def report_content(ctx: Ctx, client: ManagerAPI, execution: Execution, snapshot_id: str,
                    copy: ArchiveCopy | None) -> tuple[str, bool]:
     """A new-format restore only logs per-entity conflicts, so its result is read back: the tenants, blueprints,
     deployments, secrets and plugins the snapshot holds (its archive copy's dumps) against what the manager now
@@ -267,16 +266,16 @@ def report_content(ctx: Ctx, client: Any, execution: dict[str, Any], snapshot_id
     return f"{held}: each of the snapshot's is there, and the restore logged no error{extra}", False
 
 
-def _logged_errors(ctx: Ctx, client: Any, execution: dict[str, Any]) -> int | None:
+def _logged_errors(ctx: Ctx, client: ManagerAPI, execution: Execution) -> int | None:
     """How many errors the restore logged (where a new-format restore reports each entity it could not restore);
     None when its log cannot be read."""
     try:
-        return int(client.list_events(execution["id"], size=1, level="error", bypass_maintenance=True).total)
+        return int(client.list_events(execution.id, size=1, level="error", bypass_maintenance=True).total)
     except ManagerError:
         return None
 
 
-def _restored_schedules(ctx: Ctx, client: Any) -> dict[tuple[str, str, str], str]:
+def _restored_schedules(ctx: Ctx, client: ManagerAPI) -> dict[tuple[str, str, str], str]:
     """The `<workflow>_restored_<hex>` execution schedules a 6.0+ legacy restore made, by (workflow, deployment,
     due time): those scheduled executions are back, as schedules."""
     try:
@@ -297,11 +296,11 @@ MARKED_FAILED = re.compile(r"(?:Marking original execution|Execution) (?P<id>\S+
                            r"(?: is overdue\.)? (?:as FAILED|Marking as FAILED)\.")
 
 
-def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, str]:
+def _report_logs(ctx: Ctx, client: ManagerAPI, execution: Execution) -> dict[str, str]:
     """Warnings and errors the restore logged (per-entity failures appear only there); the scheduled executions
     it says it marked FAILED (id -> when each was due)."""
     try:
-        page = client.list_events(execution["id"], size=1000, bypass_maintenance=True)
+        page = client.list_events(execution.id, size=1000, bypass_maintenance=True)
     except ManagerError as exc:
         ctx.step(f"could not read the restore's log: {exc}", tone=Tone.WARNING)
         return {}
@@ -316,7 +315,7 @@ def _report_logs(ctx: Ctx, client: Any, execution: dict[str, Any]) -> dict[str, 
     return {m["id"]: m["due"] for m in marked if m}
 
 
-def deactivate_after(ctx: Ctx, client: Any, ok: bool, before: str) -> str:
+def deactivate_after(ctx: Ctx, client: ManagerAPI, ok: bool, before: str) -> str:
     """Leave maintenance mode after success; after a failure only through a gate (a follow-up operation)."""
     if before != "deactivated":
         ctx.step(f"maintenance mode was already {before} before the restore; it is left on")

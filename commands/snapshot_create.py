@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table, Tone
+from bot.core import Execution, Reply, Table, Tone
 from bot.errors import (ArchiveError, BotError, Cancelled, Conflict, ExecutionsRunning, MaintenanceModeActive,
                         ManagerError, ManagerNotFound)
 from bot.spec.parser import Args
@@ -52,11 +51,12 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
             return started
         eid = started
     final = _follow(ctx, sid, eid)
-    if final.get("status") != "terminated":
+    if final.status != "terminated":
         return _create_failed(ctx, sid, final)
     snapshot = ctx.manager.get_snapshot(sid)
     if snapshot.get("status") != "created":
-        return _create_failed(ctx, sid, {"status": snapshot.get("status"), "error": snapshot.get("error")})
+        return _create_failed(ctx, sid, Execution("", status=str(snapshot.get("status") or ""),
+                                                  error=snapshot.get("error")))
     try:
         row = copy_off(ctx, snapshot)
     except Cancelled as exc:
@@ -86,10 +86,10 @@ def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
         if not resumed:
             raise
         execution = _find_create_execution(ctx, sid)  # the PUT before the restart did go through
-    eid = str(execution.get("id") or "")
+    eid = execution.id
     ctx.remember(execution_id=eid)
     ctx.record_execution(eid)
-    if execution.get("status") == "queued":
+    if execution.status == "queued":
         ctx.step(f"snapshot {sid} is queued on {ctx.manager_name} (execution {eid}): it starts when the running "
                  "executions end; following it")
     else:
@@ -97,16 +97,15 @@ def _start_create(ctx: Ctx, args: Args, sid: str, resumed: bool) -> str | Reply:
     return eid
 
 
-def _find_create_execution(ctx: Ctx, sid: str) -> dict[str, Any]:
+def _find_create_execution(ctx: Ctx, sid: str) -> Execution:
     page = ctx.manager.list_executions(workflow_id="create_snapshot", sort="-created_at", size=100)
     for execution in page.items:
-        if (execution.get("parameters") or {}).get("snapshot_id") == sid:
-            found: dict[str, Any] = execution
-            return found
+        if execution.parameters.get("snapshot_id") == sid:
+            return execution
     raise BotError(f"snapshot {sid} exists on {ctx.manager_name}, but its create_snapshot execution was not found")
 
 
-def _follow(ctx: Ctx, sid: str, eid: str) -> dict[str, Any]:
+def _follow(ctx: Ctx, sid: str, eid: str) -> Execution:
     """Follow the create execution; in maintenance mode (executions unreadable) watch the snapshot instead."""
     try:
         return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
@@ -117,7 +116,7 @@ def _follow(ctx: Ctx, sid: str, eid: str) -> dict[str, Any]:
                  "snapshot's status instead", Tone.WARNING)
     snapshot = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
     ok = snapshot.get("status") == "created"
-    return {"id": eid, "status": "terminated" if ok else "failed", "error": snapshot.get("error") or ""}
+    return Execution(eid, status="terminated" if ok else "failed", error=str(snapshot.get("error") or ""))
 
 
 def _left_behind(ctx: Ctx, sid: str) -> str:
@@ -133,11 +132,10 @@ def _left_behind(ctx: Ctx, sid: str) -> str:
     return f"Snapshot {sid} is {status} on {ctx.manager_name}; it was not copied to the archive."
 
 
-def _create_failed(ctx: Ctx, sid: str, execution: dict[str, Any]) -> Reply:
+def _create_failed(ctx: Ctx, sid: str, execution: Execution) -> Reply:
     why = ctx.follower.describe_failure(execution)
     return Reply(text=f"Snapshot {sid} failed on {ctx.manager_name}: {why}", title=f"Snapshot {sid} failed",
-                 tone=Tone.DANGER, fields=(("execution", str(execution.get("id") or "")),
-                                        ("status", str(execution.get("status") or ""))), ok=False)
+                 tone=Tone.DANGER, fields=(("execution", execution.id), ("status", execution.status)), ok=False)
 
 
 def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
@@ -147,8 +145,8 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
     rows = []
     for eid in ids[:10]:
         e = found.get(eid)
-        rows.append((eid, str(e.get("workflow_id") or ""), str(e.get("deployment_id") or "-"),
-                     str(e.get("status") or "")) if e else (eid, "?", "?", "(not visible to the bot's user)"))
+        rows.append((eid, e.workflow_id or "", e.deployment_id or "-", e.status) if e else
+                    (eid, "?", "?", "(not visible to the bot's user)"))
     hint = "Run it again with --queue to start it as soon as they end"
     if args.legacy and _version(ctx) >= NEW_FORMAT_ALONGSIDE:
         hint += ", or with --no-legacy (this manager runs new-format snapshots alongside other executions)"
@@ -160,7 +158,7 @@ def _busy(ctx: Ctx, sid: str, args: Args, exc: ExecutionsRunning) -> Reply:
                  table=Table(("execution", "workflow", "deployment", "status"), tuple(rows)) if rows else None)
 
 
-def _executions(ctx: Ctx, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _executions(ctx: Ctx, ids: list[str]) -> dict[str, Execution]:
     """The executions with these ids, in every tenant (the manager names running ones of any tenant)."""
     if not ids:
         return {}
@@ -168,7 +166,7 @@ def _executions(ctx: Ctx, ids: list[str]) -> dict[str, dict[str, Any]]:
         page = ctx.manager.list_executions(id=ids, _all_tenants=True, size=len(ids))
     except ManagerError:
         return {}
-    return {e["id"]: e for e in page.items if e.get("id") in ids}
+    return {e.id: e for e in page.items if e.id in ids}
 
 
 def _version(ctx: Ctx) -> tuple[int, ...]:

@@ -133,8 +133,8 @@ def test_create_snapshot_sends_cfys_exact_body_expects_201_and_redacts_the_execu
     execution = manager(app).create_snapshot("s1", legacy=True)
     assert app.seen[0].body == (b'{"include_credentials": true, "include_logs": true, "include_events": true, '
                                 b'"queue": false, "tempdir_path": null, "legacy": true, "listener_timeout": null}')
-    assert execution["parameters"]["config"] == "[redacted]"
-    assert execution["id"] == "e1"
+    assert execution.parameters["config"] == "[redacted]"
+    assert execution.id == "e1"
 
 
 def test_create_snapshot_flags_and_no_legacy() -> None:
@@ -184,7 +184,7 @@ def test_restore_body_on_6_and_later_force_always_sent_expects_200() -> None:
     app = FakeManager({("GET", "/api/version"): VERSION_7,
                        ("POST", "/api/v3.1/snapshots/s1/restore"): ok_json({"id": "r1", "status": "pending"})})
     m = manager(app)
-    assert m.restore_snapshot("s1")["id"] == "r1"
+    assert m.restore_snapshot("s1").id == "r1"
     m.restore_snapshot("s1", force=True, restore_certificates=True, no_reboot=True, timeout=600)
     posts = [r for r in app.seen if r.method == "POST"]
     assert posts[0].body == b'{"force": false, "restore_certificates": false, "no_reboot": false, ' \
@@ -304,10 +304,10 @@ def test_executions_are_redacted_and_status_lists_repeat_the_key() -> None:
     listed = m.list_executions(status=["failed", "terminated"], workflow_id="restore_snapshot")
     assert app.seen[0].query == ("_include_system_workflows=True&status=failed&status=terminated"
                                  "&workflow_id=restore_snapshot")
-    assert listed.items[0]["parameters"]["config"] == "[redacted]"
-    assert m.get_execution("e1")["parameters"]["config"] == "[redacted]"
+    assert listed.items[0].parameters["config"] == "[redacted]"
+    assert m.get_execution("e1").parameters["config"] == "[redacted]"
     killed = m.execution_action("e1", "kill")
-    assert app.seen[-1].body == b'{"action": "kill"}' and killed["parameters"]["config"] == "[redacted]"
+    assert app.seen[-1].body == b'{"action": "kill"}' and killed.parameters["config"] == "[redacted]"
     with pytest.raises(ValueError):
         m.execution_action("e1", "resume")
 

@@ -70,7 +70,7 @@ def created(manager: Manager, clock: FakeClock, sid: str = "s1", legacy: bool = 
     """Create a snapshot and let the simulated manager finish it."""
     execution = manager.create_snapshot(sid, legacy=legacy)
     clock.advance(30)
-    assert manager.get_execution(execution["id"])["status"] == "terminated"
+    assert manager.get_execution(execution.id).status == "terminated"
     return execution
 
 
@@ -90,14 +90,14 @@ def pieces(total: int, size: int = 256 * 1024) -> Iterator[bytes]:
 def test_daily_cycle_create_follow_download_upload(make: Callable, clock: FakeClock) -> None:
     sim, m, _ = make()
     execution = m.create_snapshot("daily-1", legacy=False)
-    assert execution["workflow_id"] == "create_snapshot"
-    assert execution["parameters"]["config"] == "[redacted]"
+    assert execution.workflow_id == "create_snapshot"
+    assert execution.parameters["config"] == "[redacted]"
     clock.advance(30)
-    done = m.get_execution(execution["id"])
-    assert done["status"] == "terminated" and done["parameters"]["config"] == "[redacted]"
+    done = m.get_execution(execution.id)
+    assert done.status == "terminated" and done.parameters["config"] == "[redacted]"
     assert m.get_snapshot("daily-1")["status"] == "created"
     assert [s["id"] for s in m.list_snapshots().items] == ["daily-1"]
-    events = m.list_events(execution["id"])
+    events = m.list_events(execution.id)
     assert events.total == len(events.items) > 0
     with m.download_snapshot("daily-1") as download:
         data = b"".join(download.chunks)
@@ -122,7 +122,7 @@ def test_restore_is_accepted_on_7x_and_5x(make: Callable, clock: FakeClock) -> N
         sim, m, _ = make(version=version)
         created(m, clock, legacy=True)
         restore = m.restore_snapshot("s1", force=True)
-        assert restore["status"] in ("pending", "started")
+        assert restore.status in ("pending", "started")
         clock.advance(120)
         assert m.snapshot_status() == "not-running"
 
@@ -209,7 +209,7 @@ def test_executions_running_keeps_their_ids(make: Callable, clock: FakeClock) ->
     running = m.create_snapshot("busy", legacy=False)
     with pytest.raises(errors.ExecutionsRunning) as info:
         m.restore_snapshot("s1")
-    assert running["id"] in info.value.execution_ids  # type: ignore[attr-defined]
+    assert running.id in info.value.execution_ids  # type: ignore[attr-defined]
     assert "restore snapshot s1" in str(info.value)
 
 
@@ -221,12 +221,12 @@ def test_maintenance_503_is_neither_retried_nor_failed_over(make: Callable, cloc
     m.maintenance_activate()
     before = {name: len(app.requests) for name, app in m.apps.items()}  # type: ignore[attr-defined]
     with pytest.raises(errors.MaintenanceModeActive) as info:
-        m.get_execution(execution["id"])
+        m.get_execution(execution.id)
     after = {name: len(app.requests) for name, app in m.apps.items()}  # type: ignore[attr-defined]
     assert sum(after.values()) - sum(before.values()) == 1 and notices == []
     assert info.value.status == 503 and info.value.error_code == "maintenance_mode_active"
-    assert m.get_execution(execution["id"], bypass_maintenance=True)["status"] == "terminated"  # sys-admin may
-    assert m.list_events(execution["id"], bypass_maintenance=True).total > 0
+    assert m.get_execution(execution.id, bypass_maintenance=True).status == "terminated"  # sys-admin may
+    assert m.list_events(execution.id, bypass_maintenance=True).total > 0
     assert m.list_executions(workflow_id="create_snapshot", size=10, bypass_maintenance=True).total == 1
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.cloudify import Page
+from bot.core import Execution
 from bot.errors import Cancelled, ManagerUnreachable
 from bot.engine.follow import ExecutionTimeout, describe_failure, event_line, follow_execution, wait_for_snapshot
 
@@ -31,20 +32,20 @@ class ScriptedManager:
     events: list[dict] = field(default_factory=list)
     actions: list[tuple[str, float]] = field(default_factory=list)  # (action, when) sent by the bot
 
-    def execution_action(self, execution_id: str, action: str) -> dict:
+    def execution_action(self, execution_id: str, action: str) -> Execution:
         self.actions.append((action, self.clock.time()))
         self.statuses = [*self.statuses[:len(self.polls)], "cancelling", "cancelled"]
-        return {"id": execution_id, "status": "cancelling"}
+        return Execution(execution_id, status="cancelling")
 
-    def get_execution(self, execution_id: str) -> dict:
+    def get_execution(self, execution_id: str) -> Execution:
         n = len(self.polls)
         self.polls.append(self.clock.time())
         if n in self.unreachable_polls:
             raise ManagerUnreachable("manager production is unreachable: connection refused", manager="production")
         self.events += self.events_at.get(n, [])
         status = self.statuses[min(n, len(self.statuses) - 1)]
-        return {"id": execution_id, "workflow_id": "create_snapshot", "status": status,
-                "error": self.error if status == "failed" else ""}
+        return Execution.from_wire({"id": execution_id, "workflow_id": "create_snapshot", "status": status,
+                                    "error": self.error if status == "failed" else ""})
 
     def list_events(self, execution_id: str, *, offset: int = 0, size: int = 100, include_logs: bool = True) -> Page:
         self.event_calls.append((offset, size))
@@ -88,7 +89,7 @@ def test_follows_to_the_end_reporting_each_event_once(clock) -> None:
     })
     ctx = StepCtx(mgr, clock)
     final = follow_execution(ctx, "e1")
-    assert final["status"] == "terminated"
+    assert final.status == "terminated"
     texts = [t for t, _ in ctx.steps]
     assert texts == [
         "execution e1 (create_snapshot) is pending: waiting for the management worker",
@@ -122,8 +123,8 @@ def test_failure_shows_the_last_line_of_the_traceback(clock) -> None:
 
 
 def test_describe_failure_without_a_traceback() -> None:
-    assert describe_failure({"status": "cancelled", "error": ""}) == "the execution was cancelled"
-    assert describe_failure({"status": "failed", "error": None}) == "the execution ended failed"
+    assert describe_failure(Execution("e1", status="cancelled", error="")) == "the execution was cancelled"
+    assert describe_failure(Execution("e1", status="failed", error=None)) == "the execution ended failed"
 
 
 def test_timeout_is_a_clear_error(clock) -> None:
@@ -136,7 +137,7 @@ def test_timeout_is_a_clear_error(clock) -> None:
 def test_a_short_loss_of_contact_is_ridden_out(clock) -> None:
     mgr = ScriptedManager(clock, ["started", "started", "started", "terminated"], unreachable_polls=(1, 2))
     ctx = StepCtx(mgr, clock)
-    assert follow_execution(ctx, "e1")["status"] == "terminated"
+    assert follow_execution(ctx, "e1").status == "terminated"
     texts = [t for t, _ in ctx.steps]
     assert any("lost contact with production" in t for t in texts) and "production answers again" in texts
 

@@ -278,9 +278,9 @@ def left_running(bot: Any, **fields: Any) -> dict[str, Any]:
                                     requester="shell:alice", requester_name="alice", channel="terminal",
                                     transport="shell", state="approved")
     journal = {"owner": dead_owner(), "snapshot_id": "nightly-1", "create_sent": True,
-               "execution_id": started["id"]}
+               "execution_id": started.id}
     return bot.store.transition(op["id"], "approved", "running", step="creating snapshot nightly-1",
-                                execution_id=started["id"], result={"journal": journal}, **fields)
+                                execution_id=started.id, result={"journal": journal}, **fields)
 
 
 def test_operations_says_a_gone_owner_is_gone_and_the_next_start_resumes_its_operation(make_bot) -> None:
@@ -305,7 +305,7 @@ def test_a_cancel_of_a_gone_owners_operation_is_recorded_and_settled_at_the_next
     assert "the bot asked production to cancel it" in settled["error"]
     bot.sim.advance()
     bot.clock.advance(5)
-    status = bot.services.managers["production"].get_execution(op["execution_id"])["status"]
+    status = bot.services.managers["production"].get_execution(op["execution_id"]).status
     assert status == "cancelled"
 
 

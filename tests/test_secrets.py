@@ -169,9 +169,10 @@ def test_the_simulated_manager_really_hands_out_the_db_password(tmp_path, clock)
     assert held, "the seeded manager has snapshot executions whose parameters.config holds the DB password"
     client = Manager(settings.manager("production"), transport=transport, clock=clock)
     page = client.list_executions(include_system=True, size=1000)
-    ours = [e for e in page.items if e.get("id") in {h["id"] for h in held}]
-    assert ours and all("config" in (e.get("parameters") or {}) for e in ours)
-    assert DB_PASSWORD not in json.dumps(page.items)  # hidden by the client, before any command sees it
+    ours = [e for e in page.items if e.id in {h["id"] for h in held}]
+    assert ours and all("config" in e.parameters for e in ours)
+    # hidden by the client, before any command sees it
+    assert DB_PASSWORD not in json.dumps([e.wire() for e in page.items])
 
 
 def test_the_search_finds_a_canary_in_the_write_ahead_log(tmp_path, clock, caplog) -> None:

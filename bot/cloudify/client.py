@@ -15,6 +15,7 @@ import httpx
 
 from bot import errors
 from bot.clock import Clock
+from bot.core import Execution, Listing
 from bot.cloudify.entities import _EntityCalls
 from bot.cloudify.exchange import _make_client, _Shared
 from bot.cloudify.nodes import _Nodes
@@ -162,11 +163,11 @@ class Manager(_SnapshotCalls, _EntityCalls):
     # --- executions, events, schedules ---------------------------------------------------------
 
     def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False,
-                      tenant: str | None = None) -> dict[str, Any]:
+                      tenant: str | None = None) -> Execution:
         """`GET /executions/<id>`, redacted (its `parameters.config` holds the database password)."""
         call = _Call(f"read execution {execution_id}", "GET", f"/executions/{_seg(execution_id)}",
                      subject=f"execution {execution_id}", headers=_bypass(bypass_maintenance), tenant=tenant)
-        return self._object(call)
+        return Execution.from_wire(self._object(call))
 
     def list_executions(
         self,
@@ -178,17 +179,18 @@ class Manager(_SnapshotCalls, _EntityCalls):
         bypass_maintenance: bool = False,
         tenant: str | None = None,
         **filters: Any,
-    ) -> Page:
+    ) -> Listing[Execution]:
         """`GET /executions`; a list value (e.g. `status=[...]`) repeats the key; items redacted.
 
         `tenant` replaces the `Tenant` header, as cfy's `-t` does; `_all_tenants=True` lists every tenant's.
         """
         params = [("_include_system_workflows", _py(include_system))] + _paging(offset, size, sort) + _filters(filters)
-        return self._page(_Call("list executions", "GET", "/executions", params=params,
+        page = self._page(_Call("list executions", "GET", "/executions", params=params,
                                 headers=_bypass(bypass_maintenance), tenant=tenant))
+        return Listing([Execution.from_wire(e) for e in page.items], page.total, page.offset, page.size)
 
     def execution_action(self, execution_id: str, action: str, *, bypass_maintenance: bool = False,
-                         tenant: str | None = None) -> dict[str, Any]:
+                         tenant: str | None = None) -> Execution:
         """`POST /executions/<id> {"action": ...}` with cancel, force-cancel or kill; the redacted execution.
 
         Executions are tenant-scoped: `tenant` names the execution's tenant when it is not the manager's own.
@@ -198,7 +200,7 @@ class Manager(_SnapshotCalls, _EntityCalls):
         call = _Call(f"{action} execution {execution_id}", "POST", f"/executions/{_seg(execution_id)}",
                      body=_dumps({"action": action}), subject=f"execution {execution_id}",
                      headers=_bypass(bypass_maintenance), tenant=tenant)
-        return self._object(call)
+        return Execution.from_wire(self._object(call))
 
     def list_events(
         self,

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot import errors
+from bot.core import Execution
 from bot.cloudify.exchange import _Exchange
 from bot.cloudify.wire import (
     Download,
@@ -62,7 +63,7 @@ class _SnapshotCalls(_Exchange):
         queue: bool = False,
         tempdir_path: str | None = None,
         listener_timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> Execution:
         """`PUT /snapshots/<id>` with cfy's body (`legacy` always explicit); 201; the redacted execution."""
         if legacy and listener_timeout is not None:
             raise errors.UsageError("--listener-timeout only applies to new-format snapshots (use --no-legacy)")
@@ -77,7 +78,7 @@ class _SnapshotCalls(_Exchange):
         }
         call = _Call(f"create snapshot {snapshot_id}", "PUT", f"/snapshots/{_seg(snapshot_id)}", expect=(201,),
                      body=_dumps(body), subject=f"snapshot {snapshot_id}")
-        return self._object(call)
+        return Execution.from_wire(self._object(call))
 
     def delete_snapshot(self, snapshot_id: str, tenant: str | None = None) -> dict[str, Any] | None:
         """`DELETE /snapshots/<id>`: 200 with the deleted snapshot, or 204 (None)."""
@@ -137,7 +138,7 @@ class _SnapshotCalls(_Exchange):
         restore_certificates: bool = False,
         no_reboot: bool = False,
         timeout: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Execution:
         """`POST /snapshots/<id>/restore` with the body for the server's version (`force` always); 200."""
         body: dict[str, Any] = {}
         if self.server_version() < (6,):
@@ -148,4 +149,4 @@ class _SnapshotCalls(_Exchange):
             body["timeout"] = int(timeout)
         call = _Call(f"restore snapshot {snapshot_id}", "POST", f"/snapshots/{_seg(snapshot_id)}/restore",
                      body=_dumps(body), subject=f"snapshot {snapshot_id}")
-        return self._object(call)
+        return Execution.from_wire(self._object(call))

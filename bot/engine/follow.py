@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import Cancelled, ManagerError, ManagerUnreachable, OperationError
 from bot.redact import redact_text
-from bot.core import Tone, age
+from bot.core import Execution, Tone, age
 
 if TYPE_CHECKING:  # the context names ExecutionTimeout, so it imports this module
     from bot.engine.context import Ctx
@@ -37,12 +37,12 @@ class ExecutionTimeout(OperationError):
     """An execution did not end within the time the bot was willing to follow it (it keeps running)."""
 
 
-def describe_failure(execution: dict[str, Any]) -> str:
+def describe_failure(execution: Execution) -> str:
     """Why an execution did not succeed: the last line of its traceback, else its status."""
-    lines = [ln.strip() for ln in str(execution.get("error") or "").strip().splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in (execution.error or "").strip().splitlines() if ln.strip()]
     if lines:
         return lines[-1]
-    status = execution.get("status") or "unknown"
+    status = execution.status or "unknown"
     return f"the execution ended {status}" if status != "cancelled" else "the execution was cancelled"
 
 
@@ -86,7 +86,7 @@ def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: b
 
 
 def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = None, include_logs: bool = True,
-                     interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> dict[str, Any]:
+                     interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> Execution:
     """Poll execution `execution_id` until it ends, reporting status changes and events; the final execution."""
     clock = ctx.clock
     began = clock.monotonic()
@@ -109,17 +109,16 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
         if lost_since is not None:
             ctx.step(f"{ctx.manager_name} answers again")
             lost_since = None
-        changed = execution.get("status") != status
-        status = execution.get("status")
+        changed = execution.status != status
+        status = execution.status
         if changed:
             _report_status(ctx, execution)
-        if status in FINAL:
-            final: dict[str, Any] = execution
-            return final
+        if execution.final:
+            return execution
         waited = clock.monotonic() - began
         if timeout is not None and waited >= timeout:
             raise ExecutionTimeout(
-                f"gave up following execution {execution_id} ({execution.get('workflow_id')}) on "
+                f"gave up following execution {execution_id} ({execution.workflow_id}) on "
                 f"{ctx.manager_name} after {age(waited)}: it is still {status} there and keeps running "
                 "(the bot did not cancel it)")
         delay = interval if (changed or new) else min(delay * BACKOFF, max_interval)
@@ -135,7 +134,7 @@ def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
         ctx.manager.execution_action(execution_id, "cancel")
     except ManagerError as exc:
         try:
-            status = str(ctx.manager.get_execution(execution_id).get("status"))
+            status = ctx.manager.get_execution(execution_id).status
         except ManagerError:
             status = "unknown"
         if status in FINAL:
@@ -149,7 +148,7 @@ def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
         clock.sleep(delay)
         delay = min(delay * BACKOFF, MAX_INTERVAL)
         try:
-            status = str(ctx.manager.get_execution(execution_id).get("status"))
+            status = ctx.manager.get_execution(execution_id).status
         except ManagerUnreachable:
             continue
         if status == "cancelled":
@@ -173,9 +172,9 @@ def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> flo
     return since
 
 
-def _report_status(ctx: Ctx, execution: dict[str, Any]) -> None:
-    status = execution.get("status")
-    eid, workflow = execution.get("id"), execution.get("workflow_id")
+def _report_status(ctx: Ctx, execution: Execution) -> None:
+    status = execution.status
+    eid, workflow = execution.id, execution.workflow_id
     text = {
         "queued": f"execution {eid} ({workflow}) is queued: it starts when the running executions end "
                   "(and maintenance mode is off)",
@@ -214,7 +213,7 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
 class ExecutionFollower:
     """The `Follower` port of bot.engine.context: what commands may call of this module."""
 
-    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> dict[str, Any]:
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> Execution:
         """Poll the execution until it ends, reporting status changes and events; the final execution."""
         return follow_execution(ctx, execution_id, timeout=timeout)
 
@@ -222,6 +221,6 @@ class ExecutionFollower:
         """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
         return wait_for_snapshot(ctx, snapshot_id, timeout=timeout)
 
-    def describe_failure(self, execution: dict[str, Any]) -> str:
+    def describe_failure(self, execution: Execution) -> str:
         """Why an execution did not succeed, in one line."""
         return describe_failure(execution)

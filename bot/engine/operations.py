@@ -305,7 +305,7 @@ class Operations:
         eid = op.get("execution_id") or ""
         if eid and client is not None:
             try:
-                status = str(client.get_execution(eid).get("status"))
+                status = client.get_execution(eid).status
                 if status not in EXECUTION_FINAL:
                     client.execution_action(eid, "cancel")
                     what += f"; execution {eid} was {status}: the bot asked {op['manager']} to cancel it"
@@ -326,7 +326,7 @@ class Operations:
         if op.get("execution_id") and client is not None:
             try:
                 execution = client.get_execution(op["execution_id"])
-                what += f"; execution {op['execution_id']} is now {execution.get('status')}"
+                what += f"; execution {op['execution_id']} is now {execution.status}"
             except BotError as exc:
                 what += f"; execution {op['execution_id']} could not be read: {exc}"
         new = self.svc.store.transition(op["id"], "running", "failed", error=what)
