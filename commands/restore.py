@@ -20,7 +20,7 @@ from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
 from commands.common import check_snapshot_id, count, hint, last_line
-from commands.executions import describe
+from commands.executions import cancel_hints, describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
 from commands.restore_watch import (
@@ -155,7 +155,7 @@ def _refuse_what_cannot_work(ctx: Ctx, args: Args, target: str, copy: ArchiveCop
     deployments = ctx.manager.list_deployments(all_tenants=True, size=1, sort=None, bypass_maintenance=True).total
     if layout != "new" and blueprints and not args.force:
         has = f"{ctx.manager_name} has {count(blueprints, 'blueprint')} and {count(deployments, 'deployment')}"
-        again = hint(ctx, f"restore {args.snapshot_id} -f")
+        again = hint(ctx, f"{ctx.command.name} {args.snapshot_id} -f")
         if layout == "legacy":
             raise BotError(f"{target} is a legacy-format snapshot ({version}; metadata.json in {source}) and {has} "
                            "(all tenants counted): the "
@@ -266,6 +266,8 @@ def restore(ctx: Ctx, args: Args) -> Reply:
         phases[name] = phases.get(name, 0.0) + ctx.clock.monotonic() - began
         ctx.remember(phases=phases)
 
+    if not ctx.recall("maintenance_requested") and not ctx.recall("execution_id"):
+        recheck(ctx, args)  # the manager may have changed since the card: read it again before changing it
     t = ctx.clock.monotonic()
     if args.needs_upload and not ctx.recall("uploaded"):
         _upload(ctx, args)
@@ -296,6 +298,84 @@ def restore(ctx: Ctx, args: Args) -> Reply:
                     ctx.clock.monotonic() - started, content, incomplete)
 
 
+def recheck(ctx: Ctx, args: Args) -> None:
+    """The approved operation starts: the manager may have changed since the card (a blueprint uploaded, the
+    snapshot deleted, an execution scheduled). Read it again, and refuse, touching nothing, what can no longer
+    work, saying what changed since the card."""
+    client, target, op = ctx.manager, args.snapshot_id, ctx.op or {}
+    card = f"the card of {op.get('id', 'this operation')} ({str(op.get('created_at') or '')[11:16]} UTC)"
+    again = hint(ctx, f"{ctx.command.name} {target}" + (" -f" if args.force else ""))
+    if client.snapshot_status() == "running":
+        raise BotError(f"a snapshot restore has been running on {ctx.manager_name} since {card} was shown "
+                       f"(`snapshots status`). Nothing was changed.")
+    try:
+        snap: dict[str, Any] | None = client.get_snapshot(target)
+    except ManagerNotFound:
+        snap = None
+    if snap is None and (not args.needs_upload or ctx.recall("uploaded")):
+        copy = _archive_copy(ctx, target)
+        then = (f"the bot has an archive copy of it: {again} uploads it first" if copy else
+                f"the bot has no archive copy of it; {hint(ctx, 'snapshots list')} shows what is left")
+        raise BotError(f"snapshot {target} was deleted from {ctx.manager_name} since {card} was shown. Nothing "
+                       f"was changed; {then}.")
+    if snap is not None and args.needs_upload and not ctx.recall("uploaded"):
+        raise BotError(f"{ctx.manager_name} has a snapshot {target} now ({snap.get('status')}), which it did not "
+                       f"have when {card} was shown; the bot does not replace it with the archive copy. Nothing was "
+                       f"changed. Look at it with {hint(ctx, f'snapshots show {target}')}, then run {again} again.")
+    if snap is not None and snap.get("status") == "failed":
+        raise BotError(f"snapshot {target} on {ctx.manager_name} is failed now ({last_line(snap.get('error'))}), "
+                       f"since {card} was shown. Nothing was changed.")
+    server = str(client.version().get("version") or "?")
+    changed = _changed_since_card(ctx, args, server)
+    try:
+        _refuse_what_cannot_work(ctx, args, target, _archive_copy(ctx, target), server,
+                                 on_manager=snap is not None)
+    except BotError as exc:
+        what = "; ".join(changed) if changed else "nothing the card counted changed, but"
+        raise BotError(f"stopped before changing anything: since {card}, {what}. {exc}") from None
+    if ctx.command.name == "restore":  # only the guided restore asks for maintenance mode
+        _refuse_new_waiting(ctx, args, card, again)
+    if changed:  # -f was given, so the restore still works: say what it now replaces
+        ctx.step(f"since {card}: " + "; ".join(changed), tone=Tone.WARNING)
+
+
+def _changed_since_card(ctx: Ctx, args: Args, server: str) -> list[str]:
+    """What the card counted that is no longer so: the manager's version, its blueprints and deployments, the
+    snapshot's archive copy."""
+    changed = []
+    if args.server_version and server != str(args.server_version):
+        changed.append(f"{ctx.manager_name}'s version was {args.server_version} then and is {server} now")
+    if args.blueprints is not None and args.deployments is not None:
+        every: dict[str, Any] = {"all_tenants": True, "size": 1, "bypass_maintenance": True}
+        blueprints = ctx.manager.list_blueprints(**every).total
+        deployments = ctx.manager.list_deployments(sort=None, **every).total
+        if (blueprints, deployments) != (int(args.blueprints), int(args.deployments)):
+            changed.append(f"{ctx.manager_name} had {count(int(args.blueprints), 'blueprint')} and "
+                           f"{count(int(args.deployments), 'deployment')} then and has {blueprints} and "
+                           f"{deployments} now")
+    if args.layout in ("legacy", "new") and _archive_copy(ctx, args.snapshot_id) is None and not args.needs_upload:
+        changed.append(f"the archive copy of {args.snapshot_id} that told its format is gone")
+    return changed
+
+
+def _refuse_new_waiting(ctx: Ctx, args: Args, card: str, again: str) -> None:
+    """Queued or scheduled executions the card did not name keep maintenance mode activating: the bot cancels only
+    those the card named, so refuse before asking for maintenance mode."""
+    every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
+    known = {e["id"] for e in (args.scheduled_before or []) + (args.queued_before or [])}
+    waiting = [e for status in ("scheduled", "queued")
+               for e in ctx.manager.list_executions(status=status, **every).items if e.get("id") not in known]
+    if not waiting:
+        return
+    n = len(waiting)
+    raise BotError(f"{count(n, 'execution')} {'was' if n == 1 else 'were'} queued or scheduled since {card} was "
+                   f"shown: {describe(waiting)}. The card did not name {'it' if n == 1 else 'them'}, so the bot does "
+                   f"not cancel {'it' if n == 1 else 'them'}, and maintenance mode cannot activate while "
+                   f"{'it waits' if n == 1 else 'they wait'}. Nothing was changed. Cancel "
+                   f"{'it' if n == 1 else 'them'} ({cancel_hints(ctx, waiting)}), or run {again} again for a card "
+                   f"that names {'it' if n == 1 else 'them'}.")
+
+
 def _upload(ctx: Ctx, args: Args) -> None:
     copy = _archive_copy(ctx, args.snapshot_id)
     if copy is None:
@@ -311,6 +391,7 @@ def _upload(ctx: Ctx, args: Args) -> None:
 def _enter_maintenance(ctx: Ctx, args: Args) -> None:
     ctx.check_cancel()
     if not ctx.recall("maintenance_requested"):
+        _still_there(ctx, args)
         ctx.remember(maintenance_requested=True)
         try:
             ctx.manager.maintenance_activate()
@@ -328,6 +409,17 @@ def _enter_maintenance(ctx: Ctx, args: Args) -> None:
         _leave_unchanged(ctx, args)
         raise
     ctx.step(f"verified: {ctx.manager_name} is in maintenance mode (activated)", tone=Tone.GOOD)
+
+
+def _still_there(ctx: Ctx, args: Args) -> None:
+    """Read the snapshot back just before maintenance mode is requested: a restore of a snapshot that is gone
+    would be refused only after it."""
+    try:
+        ctx.manager.get_snapshot(args.snapshot_id)
+    except ManagerNotFound:
+        raise BotError(f"snapshot {args.snapshot_id} is no longer on {ctx.manager_name} (read back just before "
+                       "maintenance mode): someone deleted it. Maintenance mode was not requested and nothing else "
+                       "was changed.") from None
 
 
 def _leave_unchanged(ctx: Ctx, args: Args) -> None:
@@ -412,8 +504,36 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
                  public=True, ok=False)
 
 
+def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
+    """The plain call's checks before its gates: the same refusals as the guided restore's (a newer or pre-4.0
+    snapshot, a legacy one without -f on a manager with blueprints), so two admins are not asked to approve what
+    the bot knows the manager will refuse."""
+    if args.no_reboot and not args.restore_certificates:
+        raise UsageError("--no-reboot only applies with --restore-certificates")
+    client, sid = ctx.manager, args.snapshot_id
+    if client.snapshot_status() == "running":
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+    copy = _archive_copy(ctx, sid)
+    try:
+        snap = client.get_snapshot(sid)
+    except ManagerNotFound:
+        upload = (f"{hint(ctx, f'snapshots upload {sid}')} puts the archive copy there, or the guided "
+                  f"{hint(ctx, f'restore {sid}')} does it itself" if copy else
+                  f"{hint(ctx, 'snapshots list')} shows which snapshots it has")
+        raise BotError(f"snapshot {sid} is not on {ctx.manager_name}: {upload}") from None
+    if snap.get("status") == "failed":
+        raise BotError(f"snapshot {sid} on {ctx.manager_name} failed and cannot be restored: "
+                       f"{last_line(snap.get('error'))}")
+    server = str(client.version().get("version") or "?")
+    facts: dict[str, Any] = {"snapshot_id": sid, "server_version": server, "needs_upload": "",
+                             **_refuse_what_cannot_work(ctx, args, sid, copy, server, on_manager=True)}
+    facts["gate_detail"] = _format_line(facts)
+    return facts
+
+
 @command("snapshots restore", summary="The plain cfy restore call (no maintenance mode), then follow it",
          group="snapshots", permission="admin", gate="approve", exclusive=True, resumable=True,
+         prepare=plain_preflight,
          params=[Param("snapshot_id", metavar="SNAPSHOT_ID", required=True, check=check_snapshot_id,
                        help="the snapshot's id on the manager"), *RESTORE_PARAMS],
          gate_text="restore snapshot {snapshot_id} on {manager} WITHOUT maintenance mode (the plain cfy call); "
@@ -421,8 +541,8 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
          examples=["snapshots restore daily-20261128", "snapshot restore daily-20261128 --force -m staging"])
 def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
     """Run `snapshots restore ID` as cfy does, then follow it to the end."""
-    if args.no_reboot and not args.restore_certificates:
-        raise UsageError("--no-reboot only applies with --restore-certificates")
+    if not ctx.recall("execution_id") and not ctx.recall("posting"):
+        recheck(ctx, args)  # the manager may have changed since the card
     start_restore(ctx, args)
     _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     ok = execution.status == "terminated"
