@@ -364,7 +364,7 @@ def _refuse_new_waiting(ctx: Ctx, args: Args, card: str, again: str) -> None:
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
     known = {e["id"] for e in (args.scheduled_before or []) + (args.queued_before or [])}
     waiting = [e for status in ("scheduled", "queued")
-               for e in ctx.manager.list_executions(status=status, **every).items if e.get("id") not in known]
+               for e in ctx.manager.list_executions(status=status, **every).items if e.id not in known]
     if not waiting:
         return
     n = len(waiting)

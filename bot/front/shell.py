@@ -70,6 +70,21 @@ class TerminalSink:
         print(progress_line(event, self.color), file=self.out, flush=True)
 
 
+def next_start(dispatcher: Dispatcher, op: dict[str, Any]) -> str:
+    """What the next start of cfy-bot on this data folder does with `op` if its process exits while it runs."""
+    current = dispatcher.services.store.get_operation(op["id"]) or op
+    if current["state"] == "approved":
+        return "the next start of cfy-bot on this data folder marks it failed (it had not started)."
+    if current.get("cancel_requested"):
+        return ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to "
+                "cancel its execution if that still runs).")
+    cmd = dispatcher.services.registry.commands.get(tuple(str(op["kind"]).split()))
+    if cmd is not None and cmd.resumable:
+        return "the next start of cfy-bot on this data folder resumes it where it was."
+    return ("the next start of cfy-bot on this data folder marks it failed, saying what became of its Cloudify "
+            "execution.")
+
+
 def shell_actor(name: str | None = None) -> Actor:
     """The terminal user as an actor (`shell:$USER`)."""
     user = name or os.environ.get("USER") or _login()
@@ -264,17 +279,7 @@ class Terminal:
         """What the next start of cfy-bot does with `op` if this process exits while it runs."""
         if self.demo:
             return "with --demo its data folder is removed on exit, and the operation with it."
-        current = self.dispatcher.services.store.get_operation(op["id"]) or op
-        if current["state"] == "approved":
-            return "the next start of cfy-bot on this data folder marks it failed (it had not started)."
-        if current.get("cancel_requested"):
-            return ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to "
-                    "cancel its execution if that still runs).")
-        cmd = self.dispatcher.services.registry.commands.get(tuple(str(op["kind"]).split()))
-        if cmd is not None and cmd.resumable:
-            return "the next start of cfy-bot on this data folder resumes it where it was."
-        return ("the next start of cfy-bot on this data folder marks it failed, saying what became of its Cloudify "
-                "execution.")
+        return next_start(self.dispatcher, op)
 
     def _ask_followups(self) -> None:
         """Questions an operation left (deactivate maintenance mode after a failed restore), asked here: at a
