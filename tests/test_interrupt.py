@@ -427,7 +427,7 @@ def test_cancel_from_slack_stops_the_terminals_operation_at_its_next_step(make_b
         op = only_op(bot)
         assert op["state"] == "cancelled" and op["cancel_requested"] == f"slack:{ADMIN}"
         assert bot.sim.state.executions[op["execution_id"]]["status"] == "cancelled"
-        assert f"cancelled by slack:{ADMIN} before the point of no return" in op["error"]
+        assert f"cancelled by {ADMIN} before the point of no return" in op["error"]
     finally:
         slack.close()
         other.services.store.close()

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.core import (
-    Actor, ArchiveCopy, Download, DrillResult, Execution, Invocation, Listing, Page, ProgressEvent, Tone,
+    Actor, ArchiveCopy, Download, DrillResult, Execution, Invocation, Listing, Page, ProgressEvent, Tone, person,
 )
 from bot.redact import redact_url_secrets
 from bot.engine.liveness import Runner
@@ -397,7 +397,7 @@ class Ctx:
             return
         current = self.engine.get_operation(self.op["id"]) or {}
         if current.get("cancel_requested"):
-            raise Cancelled(f"cancelled by {current['cancel_requested']} before the point of no return")
+            raise Cancelled(f"cancelled by {person(current['cancel_requested'])} before the point of no return")
 
     def point_of_no_return(self, what: str) -> None:
         """From here on the operation cannot be cancelled; recorded before the irreversible call."""
