@@ -28,6 +28,7 @@ from bot.engine.dispatch import Dispatcher, Outcome
 from bot.spec.parser import MANAGER_FLAGS
 from bot.spec.registry import Registry
 from bot.front.render import event_json, progress_line, reply_json, reply_text
+from bot.redact import redact_url_secrets
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
@@ -186,6 +187,8 @@ class Terminal:
     def run(self, text: str, yes: bool = False, approver: str = "") -> int:
         """Run one command text; the exit code: 0 done, 1 failed or did not happen, 2 usage, 3 waiting for
         another person's approval, 130 left by Ctrl-C (`run`) or no longer followed (shell)."""
+        self.dispatcher.operations.expire_due()  # an unanswered gate that left a manager in maintenance mode
+        self._alerts()
         demo = self._demo_approve(text)
         if demo is not None:
             return demo
@@ -193,7 +196,15 @@ class Terminal:
         inv = Invocation(text=text, actor=self.actor, channel="terminal", transport="shell", received_at=clock.now())
         job = Job(text, Following(self.sink), yes, approver)
         outcome = self._follow(job, lambda sink: self.dispatcher.handle(inv, sink))
-        return INTERRUPTED if outcome is None else self._complete(job, outcome)
+        code = INTERRUPTED if outcome is None else self._complete(job, outcome)
+        self._alerts()  # what this command's own expiry check found (`operations`, a decision)
+        return code
+
+    def _alerts(self) -> None:
+        """Print the alerts of expired gates this process noticed (each once)."""
+        for op, text in self.dispatcher.operations.take_alerts():
+            self.sink.emit(ProgressEvent(str(op["id"]), "step", text, Tone.DANGER,
+                                         self.dispatcher.services.clock.now()))
 
     def _complete(self, job: Job, outcome: Outcome) -> int:
         """Answer the gates of a run on this thread, show its reply and ask its follow-up questions."""
@@ -591,6 +602,14 @@ def _line_editing(history: str | None, completer: Completer) -> None:
     atexit.register(_save_history, history)
 
 
+def redact_history(readline: Any) -> None:
+    """Typed URL credentials and signatures (`user:pw@`, `?X-Amz-Signature=`) never reach the history file."""
+    for index in range(readline.get_current_history_length()):
+        line = readline.get_history_item(index + 1)  # 1-based, while replace_history_item is 0-based
+        if line and redact_url_secrets(line) != line:
+            readline.replace_history_item(index, redact_url_secrets(line))
+
+
 def path_ok(path: str | None) -> bool:
     """A history file can be kept at `path` (its folder exists)."""
     return bool(path) and os.path.isdir(os.path.dirname(path or "") or ".")
@@ -599,6 +618,7 @@ def path_ok(path: str | None) -> bool:
 def _save_history(path: str) -> None:
     import readline
 
+    redact_history(readline)
     try:
         readline.write_history_file(path)
     except OSError:
