@@ -69,8 +69,8 @@ def test_a_reboot_that_is_not_seen_is_not_claimed(make_bot, monkeypatch) -> None
     ended = parse_time(restore_of(bot)["ended_at"])
     assert ended is not None
     [line] = [x for x in out.splitlines() if x.startswith("reboot ")]
-    m = re.fullmatch(row("reboot", r"not seen: production answered every read the bot made from the end of the restore to "
-                                   r"(\S+) UTC \((.+); version 7\.0\.5\), so whether it has rebooted is not "
+    m = re.fullmatch(row("reboot", r"not seen: production answered every read the bot made from the end of the restore "
+                                   r"to (\S+) UTC \((.+); version 7\.0\.5\), so whether it has rebooted is not "
                                    r"known"), line)
     assert m, line
     quiet = datetime.strptime(m[1], "%H:%M:%S") - datetime.strptime(ended.strftime("%H:%M:%S"), "%H:%M:%S")
