@@ -302,8 +302,8 @@ def recheck(ctx: Ctx, args: Args) -> None:
     """The approved operation starts: the manager may have changed since the card (a blueprint uploaded, the
     snapshot deleted, an execution scheduled). Read it again, and refuse, touching nothing, what can no longer
     work, saying what changed since the card."""
-    client, target, op = ctx.manager, args.snapshot_id, ctx.op or {}
-    card = f"the card of {op.get('id', 'this operation')} ({str(op.get('created_at') or '')[11:16]} UTC)"
+    client, target, op = ctx.manager, args.snapshot_id, ctx.op
+    card = f"the card of {op.id if op else 'this operation'} ({(op.created_at if op else '')[11:16]} UTC)"
     again = hint(ctx, f"{ctx.command.name} {target}" + (" -f" if args.force else ""))
     if client.snapshot_status() == "running":
         raise BotError(f"a snapshot restore has been running on {ctx.manager_name} since {card} was shown "
@@ -362,9 +362,9 @@ def _refuse_new_waiting(ctx: Ctx, args: Args, card: str, again: str) -> None:
     """Queued or scheduled executions the card did not name keep maintenance mode activating: the bot cancels only
     those the card named, so refuse before asking for maintenance mode."""
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
-    known = {e["id"] for e in (args.scheduled_before or []) + (args.queued_before or [])}
+    known = {e.id for e in _read_back((args.scheduled_before or []) + (args.queued_before or []))}
     waiting = [e for status in ("scheduled", "queued")
-               for e in ctx.manager.list_executions(status=status, **every).items if e.get("id") not in known]
+               for e in ctx.manager.list_executions(status=status, **every).items if e.id not in known]
     if not waiting:
         return
     n = len(waiting)
@@ -469,7 +469,7 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
     ctx.remember(execution_id=execution.id)
     if ctx.op is not None:  # always: restore runs as an operation
-        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.id)
+        ctx.engine.update_operation(ctx.op.id, "running", execution_id=execution.id)
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.id}")
 
 
@@ -488,7 +488,7 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
         fields.insert(4, ("content", content))
     if not ok:
         fields.insert(2, ("error", last_line(execution.error) or "no error text"))
-    approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
+    approved = (ctx.op.approved_by or "").split(":")[-1] if ctx.op else ""
     who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
     if ok and incomplete:
         text = (f"The restore of {args.snapshot_id} on {ctx.manager_name} ended terminated, but the manager does not "
