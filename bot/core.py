@@ -187,6 +187,15 @@ class Actor:
         return self.id.split(":", 1)[-1]
 
 
+def person(actor_id: str, names: Mapping[str, str] | None = None) -> str:
+    """A person as a reader sees them: the name recorded for `actor_id` (`names`: id -> name, as an operation keeps
+    them), else the id without its namespace (`shell:carol` -> `carol`); never a raw namespaced id."""
+    if not actor_id:
+        return "someone"
+    named = (names or {}).get(actor_id)
+    return named or actor_id.split(":", 1)[-1]
+
+
 @dataclass(frozen=True)
 class Invocation:
     """One command text received from one actor through one transport."""

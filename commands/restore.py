@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import ArchiveCopy, Execution, Reply, Tone, age, size
+from bot.core import ArchiveCopy, Execution, Reply, Tone, age, person, size
 from bot.errors import ArchiveError, BotError, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
-from commands.common import check_snapshot_id, count, hint, last_line
+from commands.common import check_snapshot_id, count, hint, last_line, parse_time
 from commands.executions import cancel_hints, describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
@@ -260,7 +260,12 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     """Run (or resume) the guided restore."""
     ctx.sink = restore_incident(ctx)  # with --incident: open its room (once) and report there too
     phases: dict[str, float] = dict(ctx.recall("phases") or {})
-    started = ctx.clock.monotonic()
+    if not ctx.recall("started_at"):  # wall clock: a total that spans a restart of the bot stays true
+        ctx.remember(started_at=ctx.now().isoformat())
+    began = parse_time(ctx.recall("started_at")) or ctx.now()
+
+    def elapsed() -> float:
+        return (ctx.now() - began).total_seconds()
 
     def timed(name: str, began: float) -> None:
         phases[name] = phases.get(name, 0.0) + ctx.clock.monotonic() - began
@@ -277,11 +282,25 @@ def restore(ctx: Ctx, args: Args) -> Reply:
         _enter_maintenance(ctx, args)
         timed("maintenance", t)
         t = ctx.clock.monotonic()
-        _start_restore(ctx, args)
+        try:
+            _start_restore(ctx, args)
+        except RestoreRefused as exc:  # nothing was restored: report what the bot did, read back
+            timed("restore request", t)
+            t = ctx.clock.monotonic()
+            left = _leave_unchanged(ctx, args)
+            if left.startswith("turned off again"):
+                timed("deactivate", t)
+            return _refused(ctx, args, exc, report_cancelled(ctx, ctx.manager, restored=False), left, phases,
+                            elapsed())
         timed("restore request", t)
     t = ctx.clock.monotonic()
     client, execution = watch_restore(ctx, ctx.recall("execution_id"))
-    timed("restore", t)
+    posted = parse_time(ctx.recall("restore_posted_at"))
+    if ctx.recall("resumed") and "restore" not in phases and posted is not None:  # its start was in a gone process
+        phases["restore"] = (ctx.now() - posted).total_seconds()
+        ctx.remember(phases=phases)
+    else:
+        timed("restore", t)
     before = _read_back(args.scheduled_before or [])
     schedules = report_schedules(ctx, client, execution, before)
     cancelled = report_cancelled(ctx, client)
@@ -295,7 +314,7 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     if deactivation == "deactivated":
         timed("deactivate", t)  # a step that did not run has no duration, not 0s
     return _summary(ctx, args, execution, schedules, cancelled, deactivation, phases,
-                    ctx.clock.monotonic() - started, content, incomplete)
+                    elapsed(), content, incomplete)
 
 
 def recheck(ctx: Ctx, args: Args) -> None:
@@ -422,22 +441,25 @@ def _still_there(ctx: Ctx, args: Args) -> None:
                        "was changed.") from None
 
 
-def _leave_unchanged(ctx: Ctx, args: Args) -> None:
-    """Nothing was restored: undo the maintenance mode this operation turned on."""
+def _leave_unchanged(ctx: Ctx, args: Args) -> str:
+    """Nothing was restored: undo the maintenance mode this operation turned on; what became of it."""
     if args.maintenance_before != "deactivated":
-        return
+        return f"left {args.maintenance_before} (it was {args.maintenance_before} before)"
     try:
         ctx.manager.maintenance_deactivate()
         ctx.step(f"nothing was restored, so maintenance mode was turned off again on {ctx.manager_name}")
+        return "turned off again (it was off before, and nothing was restored)"
     except NotModified:
-        pass
+        return "already off"
     except BotError as exc:
         ctx.step(f"could not turn maintenance mode off again: {exc}", tone=Tone.DANGER)
+        return f"still ON: turning it off failed ({exc}); run {hint(ctx, 'maintenance-mode deactivate')}"
 
 
 def _start_restore(ctx: Ctx, args: Args) -> None:
-    """The guided restore's point of no return; a refusal turns maintenance mode off again (nothing changed)."""
-    start_restore(ctx, args, on_refused=lambda: _leave_unchanged(ctx, args))
+    """The guided restore's point of no return; RestoreRefused when the manager refuses (the caller then turns
+    maintenance mode off again and reports)."""
+    start_restore(ctx, args)
     if args.restore_certificates and not args.no_reboot:
         ctx.step("--restore-certificates without --no-reboot: the manager reboots a few seconds after the "
                  "restore; the bot keeps watching", tone=Tone.WARNING)
@@ -466,30 +488,51 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         killed = kill_stray_restores(ctx, args.snapshot_id, adopt=False)
         extra = f" The manager left a stray pending restore execution ({killed}); the bot killed it." if killed else ""
         on_refused()
-        raise BotError(f"the manager refused the restore: {exc}.{extra}") from None
-    ctx.remember(execution_id=execution.id)
+        raise RestoreRefused(f"{exc}.{extra}") from None
+    ctx.remember(execution_id=execution.id, restore_posted_at=ctx.now().isoformat())
     if ctx.op is not None:  # always: restore runs as an operation
         ctx.engine.update_operation(ctx.op.id, "running", execution_id=execution.id)
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.id}")
 
 
+class RestoreRefused(BotError):
+    """The manager refused the restore call: no restore ran."""
+
+
 PHASES = ("upload", "maintenance", "restore request", "restore", "deactivate")
+
+
+def _durations(ctx: Ctx, args: Args, phases: dict[str, float], total: float) -> str:
+    shown = [p for p in PHASES if p != "upload" or args.needs_upload]
+    done = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
+    restarted = " (wall clock, the time the bot was down included)" if ctx.recall("resumed") else ""
+    return f"{done}; total {age(total)}{restarted}"
+
+
+def _refused(ctx: Ctx, args: Args, exc: RestoreRefused, cancelled: str, maintenance: str,
+             phases: dict[str, float], total: float) -> Reply:
+    """The summary when the manager refused the restore call: nothing was restored; what the bot did is read back."""
+    approved = (ctx.op.approved_by or "").split(":")[-1] if ctx.op else ""
+    who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
+    fields = (("snapshot", args.snapshot_id), ("execution", f"none started: {exc}"),
+              ("cancelled by the bot", cancelled), ("maintenance mode", maintenance),
+              ("durations", _durations(ctx, args, phases, total)))
+    return Reply(text=f"The restore of {args.snapshot_id} on {ctx.manager_name} did not start: the manager refused "
+                      f"it, and nothing was restored ({who}).", title=f"Restore of {ctx.manager_name} refused",
+                 tone=Tone.DANGER, fields=fields, public=True, ok=False)
 
 
 def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancelled: str, deactivation: str,
              phases: dict[str, float], total: float, content: str = "", incomplete: bool = False) -> Reply:
     ok = execution.status == "terminated"
-    shown = [p for p in PHASES if p != "upload" or args.needs_upload]
-    durations = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
     fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.id} {execution.status}"),
               ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
-              ("maintenance mode", deactivation), ("durations", f"{durations}; total {age(total)}")]
+              ("maintenance mode", deactivation), ("durations", _durations(ctx, args, phases, total))]
     if content:
         fields.insert(4, ("content", content))
     if not ok:
         fields.insert(2, ("error", last_line(execution.error) or "no error text"))
-    approved = (ctx.op.approved_by or "").split(":")[-1] if ctx.op else ""
-    who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
+    who = _who(ctx)
     if ok and incomplete:
         text = (f"The restore of {args.snapshot_id} on {ctx.manager_name} ended terminated, but the manager does not "
                 f"have all the snapshot holds ({who}).")
@@ -502,6 +545,18 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
     text = f"The restore of {args.snapshot_id} on {ctx.manager_name} FAILED ({who})."
     return Reply(text=text, title=f"Restore of {ctx.manager_name} failed", tone=Tone.DANGER, fields=tuple(fields),
                  public=True, ok=False)
+
+
+def _who(ctx: Ctx) -> str:
+    """`requested by R, approved by A`, both as the people were named when they decided (display names in Slack,
+    logins in the terminal, "(simulated second admin)" with --demo), never a raw id."""
+    op = ctx.op
+    if op is None:
+        return f"requested by {ctx.inv.actor.name}"
+    names = {op.requester: op.requester_name, **(op.result.get("names") or {})}
+    requester = person(op.requester, names) if op.requester else ctx.inv.actor.name
+    approved = person(op.approved_by, names) if op.approved_by else ""
+    return f"requested by {requester}" + (f", approved by {approved}" if approved else "")
 
 
 def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:

@@ -184,7 +184,7 @@ def report_schedules(ctx: Ctx, client: ManagerAPI, execution: Execution, before:
     return ", ".join(parts) if before else "none were scheduled"
 
 
-def report_cancelled(ctx: Ctx, client: ManagerAPI) -> str:
+def report_cancelled(ctx: Ctx, client: ManagerAPI, restored: bool = True) -> str:
     """What became of each execution the bot cancelled before the restore (read back from the manager), and
     what it takes to re-create those the restore did not bring back (from the journal)."""
     journaled = [Execution.from_wire(record) for record in ctx.recall("cancelled") or []]
@@ -221,6 +221,9 @@ def report_cancelled(ctx: Ctx, client: ManagerAPI) -> str:
     n = len(journaled)
     if not lost:
         return f"{n} cancelled by the bot, all back (scheduled again, or re-created as execution schedules)"
+    if not restored:
+        return f"{n} cancelled by the bot; {len(lost)} still gone, as nothing was restored ({', '.join(lost)}; see " \
+               "the thread)"
     return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
 
 

@@ -74,7 +74,7 @@ def test_without_simulation_a_restore_waits_with_exit_3_and_says_how_to_approve(
     op = bot.store.list_operations(limit=1)[0]
     assert op["state"] == "pending" and op["gate"] == "approve"
     assert f'`cfy-bot run "approve {op["id"]}"` under their own login (not alice)' in text
-    assert text.count("Waiting for approval") == 2  # the card once, then where it waits
+    assert text.count("Waiting for approval") == 1  # the card once (under Confirm), then where it waits
 
 
 def test_the_follow_up_question_is_asked_where_the_user_is(make_bot) -> None:

@@ -427,7 +427,25 @@ def test_cancel_from_slack_stops_the_terminals_operation_at_its_next_step(make_b
         op = only_op(bot)
         assert op["state"] == "cancelled" and op["cancel_requested"] == f"slack:{ADMIN}"
         assert bot.sim.state.executions[op["execution_id"]]["status"] == "cancelled"
-        assert f"cancelled by slack:{ADMIN} before the point of no return" in op["error"]
+        assert f"cancelled by {ADMIN} before the point of no return" in op["error"]
     finally:
         slack.close()
         other.services.store.close()
+
+
+def test_the_scheduler_stopping_names_what_it_leaves_running(make_bot, capsys) -> None:
+    """`cfy-bot scheduler` stopped (Ctrl-C, SIGTERM) while a job runs: each operation still running in the process is
+    named with what the next start does with it."""
+    from bot.engine.liveness import RUNNING_HERE
+    from bot.front.cli import _say_left
+
+    bot = make_bot()
+    op = left_running(bot)
+    RUNNING_HERE.add(op["id"])
+    try:
+        _say_left(bot.dispatcher)
+    finally:
+        RUNNING_HERE.discard(op["id"])
+    assert capsys.readouterr().err == (
+        f"left {op['id']} (snapshots create on production, step: creating snapshot nightly-1) running in this "
+        "process, which exits now: the next start of cfy-bot on this data folder resumes it where it was.\n")

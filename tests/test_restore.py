@@ -229,7 +229,7 @@ def test_plain_snapshots_restore_refused_while_busy_kills_the_stray_execution(ma
     bot = make_bot(durations={"create_snapshot": 10_000.0})
     bot.services.managers["production"].create_snapshot("busy-one", legacy=True)  # stays active for hours
     code, out = bot.run(f"snapshots restore {SNAP} -f", yes=True, approver="bob")
-    assert code == 1 and "refused the restore" in out and "stray pending restore execution" in out
+    assert code == 1 and "production refused to restore snapshot" in out and "stray pending restore execution" in out
     strays = restore_executions(bot.sim)
     assert strays and all(e["status"] in ("kill_cancelling", "cancelled") for e in strays)
 

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.core import (
     Actor, ArchiveCopy, Download, DrillResult, Execution, Invocation, Listing, Operation, Page, ProgressEvent, Tone,
+    person,
 )
 from bot.redact import redact_url_secrets
 from bot.engine.liveness import Runner
@@ -395,7 +396,7 @@ class Ctx:
             return
         current = self.engine.get_operation(self.op.id)
         if current is not None and current.cancel_requested:
-            raise Cancelled(f"cancelled by {current.cancel_requested} before the point of no return")
+            raise Cancelled(f"cancelled by {person(current.cancel_requested)} before the point of no return")
 
     def point_of_no_return(self, what: str) -> None:
         """From here on the operation cannot be cancelled; recorded before the irreversible call."""

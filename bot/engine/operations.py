@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from bot.engine.context import Ctx, NullSink as _NullSink, Sink, running
 from bot.engine.services import Services, make_ctx
-from bot.core import Actor, Invocation, Operation, ProgressEvent, Reply, Tone
+from bot.core import Actor, Invocation, Operation, ProgressEvent, Reply, Tone, person
 from bot.engine.outcome import Outcome, error_reply, internal_error
 from bot.errors import BotError, Cancelled, NotFound, OperationError
 from bot.redact import REDACTED, redact_url_secrets, redact_url_values
@@ -29,15 +29,40 @@ def actor_of(op: Operation) -> Actor:
     return Actor(op.requester, op.requester_name or op.requester, source)
 
 
+def names_of(op: Operation) -> dict[str, str]:
+    """The names of the people who decided on `op` (actor id -> name as they were shown), kept in its result."""
+    names = op.result.get("names")
+    return dict(names) if isinstance(names, dict) else {}
+
+
+def _with_name(op: Operation, actor: Actor) -> dict[str, Any]:
+    """`op`'s result with `actor`'s name recorded (so later messages name people, not their ids)."""
+    result = dict(op.result)
+    result["names"] = {**names_of(op), actor.id: actor.name}
+    return result
+
+
+def decider(op: Operation, actor_id: str) -> str:
+    """Who decided, as people read it: their recorded name; nobody for the bot's own decisions."""
+    if actor_id == "system:unanswered":
+        return "nobody (the confirmation went unanswered)"
+    return person(actor_id, {op.requester: op.requester_name or "", **names_of(op)})
+
+
 def describe(op: Operation) -> str:
     """One line on where an operation stands, for a second click or a busy manager."""
-    who = op.requester_name or op.requester
+    who = op.requester_name or person(op.requester)
     state = op.state
     if state == "pending":
         waiting = "a second admin's approval" if op.gate == "approve" else "confirmation"
-        return f"operation {op.id} ({op.kind} on {op.manager}, by {who}) is waiting for {waiting}"
+        expires = f" (expires at {op.expires_at[11:16]} UTC)" if op.expires_at else ""
+        return (f"operation {op.id} ({op.kind} on {op.manager}, requested by {who}) is waiting for "
+                f"{waiting}{expires}")
     decided = op.decided_by or op.approved_by or op.confirmed_by or ""
-    by = f" by {decided}" if decided and state in ("cancelled", "approved") else ""
+    if state == "cancelled" and decided == "system:unanswered":
+        return (f"operation {op.id} ({op.kind} on {op.manager}, requested by {who}) was not confirmed "
+                "(nobody answered); nothing was changed")
+    by = f" by {decider(op, decided)}" if decided and state in ("cancelled", "approved") else ""
     step = f", step: {op.step}" if op.step and state == "running" else ""
     return f"operation {op.id} ({op.kind} on {op.manager}, requested by {who}) is {state}{by}{step}"
 
@@ -123,6 +148,7 @@ class Operations:
         if action not in ("confirm", "approve", "reject", "cancel"):
             raise OperationError(f"unknown decision {action!r}")
         if action in ("confirm", "approve") and (op.state != "pending" or op.gate != action):
+            self.svc.audit("refused", **audit, detail={"decision": action, "reason": describe(op)})
             return Outcome(Reply(text=describe(op), title="Nothing to do", tone=Tone.INFO), 1, op)
         cmd = self.svc.registry.commands[tuple(op.kind.split())]
         decision = self.svc.policy.may_decide(actor, op, action, cmd, channel)  # authorized again, server side
@@ -137,17 +163,20 @@ class Operations:
     def _record_decision(self, op: Operation, actor: Actor, gate: str, audit: dict[str, Any],
                          sink: Sink) -> Outcome:
         now = self.svc.clock.now().isoformat()
+        named = _with_name(op, actor)
         if gate == "confirm" and self._needs_approval(op):
             new = self.svc.store.transition(op.id, "pending", "pending", expect_gate="confirm",
-                                            gate="approve", confirmed_by=actor.id, confirmed_at=now)
+                                            gate="approve", confirmed_by=actor.id, confirmed_at=now, result=named)
         elif gate == "confirm":
             new = self.svc.store.transition(op.id, "pending", "approved", expect_gate="confirm",
-                                            gate="", confirmed_by=actor.id, confirmed_at=now)
+                                            gate="", confirmed_by=actor.id, confirmed_at=now, result=named)
         else:
             new = self.svc.store.transition(op.id, "pending", "approved", expect_gate="approve",
-                                            gate="", approved_by=actor.id, approved_at=now)
+                                            gate="", approved_by=actor.id, approved_at=now, result=named)
         if new is None:  # somebody else decided first
-            return Outcome(Reply(text=describe(self._get(op.id)), title="Nothing to do"), 1)
+            current = self._get(op.id)
+            self.svc.audit("refused", **audit, detail={"decision": gate, "reason": describe(current)})
+            return Outcome(Reply(text=describe(current), title="Nothing to do"), 1)
         self.svc.audit("gate_answered" if gate == "confirm" else "approved", **audit,
                        detail={"decision": gate, "by": actor.name})
         if new.state == "pending":
@@ -160,9 +189,12 @@ class Operations:
     def _cancel(self, op: Operation, actor: Actor, audit: dict[str, Any], sink: Sink) -> Outcome:
         if op.state == "running":
             return self.request_cancel(op, actor, audit)
-        new = self.svc.store.transition(op.id, ("pending", "approved"), "cancelled", decided_by=actor.id)
+        new = self.svc.store.transition(op.id, ("pending", "approved"), "cancelled", decided_by=actor.id,
+                                        result=_with_name(op, actor))
         if new is None:
-            return Outcome(Reply(text=describe(self._get(op.id)), title="Nothing to do"), 1)
+            current = self._get(op.id)
+            self.svc.audit("refused", **audit, detail={"decision": "cancel", "reason": describe(current)})
+            return Outcome(Reply(text=describe(current), title="Nothing to do"), 1)
         self.svc.audit("gate_answered", **audit, detail={"decision": "cancel", "by": actor.name})
         text = f"cancelled by {actor.name}; nothing was changed on {op.manager}"
         sink.emit(ProgressEvent(op.id, "finished", text, Tone.INFO, self.svc.clock.now(), {"state": "cancelled"}))
@@ -188,7 +220,8 @@ class Operations:
                                  "it cannot be cancelled now", title="Cannot cancel", tone=Tone.WARNING, ok=False),
                            1, op)
         if op.cancel_requested:
-            return Outcome(Reply(text=f"cancel of {op.id} was already requested by {op.cancel_requested}; "
+            return Outcome(Reply(text=f"cancel of {op.id} was already requested by "
+                                 f"{decider(op, op.cancel_requested)}; "
                                  f"it stops at its next step. `operations` shows when it has.", title="Cancelling"),
                            0, op)
         new = self.svc.store.update_operation(op.id, "running", cancel_requested=actor.id)
@@ -209,7 +242,7 @@ class Operations:
     def run(self, op: Operation, sink: Sink) -> Outcome:
         """Move an approved operation to running and run its handler to a final state."""
         running = self.svc.store.transition(op.id, "approved", "running", step="started",
-                                            result={"journal": {"owner": owner()}})
+                                            result={**(op.result or {}), "journal": {"owner": owner()}})
         if running is None:
             return Outcome(Reply(text=describe(self._get(op.id)), title="Nothing to do"), 1)
         cmd = self.svc.registry.commands[tuple(op.kind.split())]
@@ -249,11 +282,15 @@ class Operations:
         error = redact_url_secrets(error)
         op_id = ctx.op.id if ctx.op else ""
         current = self.svc.store.get_operation(op_id) or ctx.op
-        result = {**(current.result if current else {}), "text": reply.text[:4000]}
+        result = {**(current.result if current else {}), "text": reply.text[:4000],
+                  "fields": [[k, v[:2000]] for k, v in reply.fields]}  # the summary, kept with the operation
         done = self.svc.store.transition(op_id, "running", state, error=error, result=result)
         ctx.audit("outcome", state=state, error=error)
         tone = {"succeeded": Tone.GOOD, "cancelled": Tone.INFO}.get(state, Tone.DANGER)
-        ctx.step(reply.text, tone=tone, kind="finished", state=state)
+        text = reply.text
+        if ctx.recall("resumed") and reply.fields:  # nobody waits on a resumed operation: its summary goes out here
+            text += "\n" + "\n".join(f"{k}: {v}" for k, v in reply.fields)
+        ctx.step(text, tone=tone, kind="finished", state=state)
         return Outcome(reply if state == "succeeded" else _failed(reply), 0 if state == "succeeded" else 1, done)
 
     # -- restarts -------------------------------------------------------------------------------
@@ -291,7 +328,7 @@ class Operations:
         if _lost_secret(op.args):
             self._finish(ctx, "failed", Reply(text=LOST_SECRET, ok=False), LOST_SECRET)
             return self.svc.store.get_operation(op.id) or op
-        ctx.remember(owner=owner())
+        ctx.remember(owner=owner(), resumed=True)
         ctx.step(f"the bot restarted; resuming {op.kind} on {op.manager} at: {op.step}")
         self._execute(ctx)
         return self.svc.store.get_operation(op.id) or op
@@ -299,7 +336,8 @@ class Operations:
     def _settle_cancelled(self, op: Operation, sink: Sink) -> Operation:
         """A cancel was requested, then the process running the operation went away: end it cancelled, and cancel
         its Cloudify execution if that still runs (what the live process would have done at its next step)."""
-        what = (f"cancelled by {op.cancel_requested} before the point of no return; the process running it "
+        what = (f"cancelled by {decider(op, op.cancel_requested)} before the point of no return; the process "
+                f"running it "
                 f"({recorded_owner(op) or 'unknown'}) had stopped")
         client = self.svc.managers.get(op.manager)
         eid = op.execution_id or ""

@@ -207,8 +207,31 @@ def _scheduler(settings: Any, transport: Any) -> int:
             pass
     except KeyboardInterrupt:
         stop.set()
-    thread.join(timeout=30)
+    from bot.engine.liveness import RUNNING_HERE
+
+    if thread.is_alive() and RUNNING_HERE:
+        print(f"stopping: a running job gets {STOP_GRACE_S:.0f} s to finish; Ctrl-C again leaves it", flush=True)
+    try:
+        thread.join(timeout=STOP_GRACE_S)
+    except KeyboardInterrupt:
+        pass
+    _say_left(dispatcher)
     return 0
+
+
+STOP_GRACE_S = 30.0  # how long `scheduler` waits, once stopped, for the job it is running
+
+
+def _say_left(dispatcher: Any) -> None:
+    """Operations this process still runs as it exits: each named, with what the next start does with it."""
+    from bot.engine.liveness import RUNNING_HERE
+    from bot.front.shell import next_start
+
+    for op_id in sorted(RUNNING_HERE):
+        op = dispatcher.services.store.get_operation(op_id)
+        if op is not None and op["state"] == "running":
+            print(f"left {op_id} ({op['kind']} on {op['manager']}, step: {op.get('step') or '-'}) running in this "
+                  f"process, which exits now: {next_start(dispatcher, op)}", file=sys.stderr, flush=True)
 
 
 def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:

@@ -94,7 +94,8 @@ def reply_text(reply: Reply, color: bool = False, shown: str = "") -> str:
     if reply.title and reply.text.startswith(reply.title) and reply.text not in shown:
         parts.append(tone_head(reply.tone, reply.text, color))  # the text says the title again: say it once
     else:
-        if reply.title and reply.title not in shown:
+        restated = bool(shown) and reply.text in shown and reply.title.lower() in shown.lower()
+        if reply.title and reply.title not in shown and not restated:  # a title the streamed line already says
             parts.append(tone_head(reply.tone, reply.title, color).strip())
         if reply.text and reply.text != reply.title and reply.text not in shown:
             parts.append(reply.text)

@@ -52,6 +52,8 @@ class TerminalSink:
             other = event.data.get("operation")
             if other and other != event.op_id:  # a follow-up question another operation asks, answered after it
                 self.followups.append((str(other), event.text))
+            if self.as_json:  # with --json a card is progress: the one reply object is how the run ended
+                print(json.dumps(event_json(event)), file=self.out, flush=True)
             return
         if self.as_json:
             if event.kind != "transfer":
@@ -70,6 +72,21 @@ class TerminalSink:
         print(progress_line(event, self.color), file=self.out, flush=True)
 
 
+def next_start(dispatcher: Dispatcher, op: Operation) -> str:
+    """What the next start of cfy-bot on this data folder does with `op` if its process exits while it runs."""
+    current = dispatcher.services.store.get_operation(op.id) or op
+    if current.state == "approved":
+        return "the next start of cfy-bot on this data folder marks it failed (it had not started)."
+    if current.cancel_requested:
+        return ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to "
+                "cancel its execution if that still runs).")
+    cmd = dispatcher.services.registry.commands.get(tuple(str(op.kind).split()))
+    if cmd is not None and cmd.resumable:
+        return "the next start of cfy-bot on this data folder resumes it where it was."
+    return ("the next start of cfy-bot on this data folder marks it failed, saying what became of its Cloudify "
+            "execution.")
+
+
 def shell_actor(name: str | None = None) -> Actor:
     """The terminal user as an actor (`shell:$USER`)."""
     user = name or os.environ.get("USER") or _login()
@@ -83,12 +100,26 @@ def _login() -> str:
         return "operator"
 
 
-def _waiting(op_id: str, requester: Actor) -> Reply:
-    """Where a restore waits: who must act, and the command they run."""
-    return Reply(text=f"{op_id} waits for a second admin's approval. Another admin approves it with "
-                      f"`cfy-bot run \"approve {op_id}\"` under their own login (not {requester.name}), or with "
-                      f"the Approve button in Slack. `operations` shows it; it expires if nobody answers.",
+def _waiting(op_id: str, requester: Actor, demo: str = "") -> Reply:
+    """Where a restore waits: who must act, and the command they run (`demo`: "shell" or "run" with --demo, where
+    there is no other login and no Slack)."""
+    if demo == "shell":
+        how = (f"With --demo there is no other login and no Slack: type `approve {op_id}` in this shell and a "
+               f"simulated second admin ({DEMO_ADMIN}) approves it.")
+    elif demo == "run":
+        how = ("With --demo each `cfy-bot run` has its own throw-away data folder, so no other command can approve "
+               "it: run the same command again with `--approve-as NAME` (a simulated second admin), or use "
+               "`cfy-bot shell --demo`.")
+    else:
+        how = (f"Another admin approves it with `cfy-bot run \"approve {op_id}\"` under their own login (not "
+               f"{requester.name}), or with the Approve button in Slack.")
+    return Reply(text=f"{requester.name} confirmed. {op_id} waits for a second admin's approval. {how} "
+                      "`operations` shows it; it expires if nobody answers.",
                  title="Waiting for approval", tone=Tone.WARNING)
+
+
+DEMO_ADMIN = "demo-admin"  # the simulated second admin of `approve OP` typed in `cfy-bot shell --demo`
+EOF_ANSWER = "end of input"
 
 
 class Following:
@@ -156,6 +187,9 @@ class Terminal:
     def run(self, text: str, yes: bool = False, approver: str = "") -> int:
         """Run one command text; the exit code: 0 done, 1 failed or did not happen, 2 usage, 3 waiting for
         another person's approval, 130 left by Ctrl-C (`run`) or no longer followed (shell)."""
+        demo = self._demo_approve(text)
+        if demo is not None:
+            return demo
         clock = self.dispatcher.services.clock
         inv = Invocation(text=text, actor=self.actor, channel="terminal", transport="shell", received_at=clock.now())
         job = Job(text, Following(self.sink), yes, approver)
@@ -164,8 +198,13 @@ class Terminal:
 
     def _complete(self, job: Job, outcome: Outcome) -> int:
         """Answer the gates of a run on this thread, show its reply and ask its follow-up questions."""
+        carded: set[str] = set()
         while outcome.gate:
-            self._show(outcome)
+            op_id = outcome.operation.id if outcome.operation else ""
+            # the card once: after the requester confirmed, the approval gate repeats it; what waits is said below
+            if not self.as_json and op_id not in carded:
+                self._show(outcome)
+            carded.add(op_id)
             answered = self._answer(job, outcome)
             if answered is None:
                 return INTERRUPTED
@@ -265,17 +304,7 @@ class Terminal:
         """What the next start of cfy-bot does with `op` if this process exits while it runs."""
         if self.demo:
             return "with --demo its data folder is removed on exit, and the operation with it."
-        current = self.dispatcher.services.store.get_operation(op.id) or op
-        if current.state == "approved":
-            return "the next start of cfy-bot on this data folder marks it failed (it had not started)."
-        if current.cancel_requested:
-            return ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to "
-                    "cancel its execution if that still runs).")
-        cmd = self.dispatcher.services.registry.commands.get(tuple(str(op.kind).split()))
-        if cmd is not None and cmd.resumable:
-            return "the next start of cfy-bot on this data folder resumes it where it was."
-        return ("the next start of cfy-bot on this data folder marks it failed, saying what became of its Cloudify "
-                "execution.")
+        return next_start(self.dispatcher, op)
 
     def _ask_followups(self) -> None:
         """Questions an operation left (deactivate maintenance mode after a failed restore), asked here: at a
@@ -283,13 +312,23 @@ class Terminal:
         --yes never answers them: they come after something went wrong."""
         while self.sink.followups:
             op_id, question = self.sink.followups.pop(0)
+            if self.as_json:  # printed as a progress object (kind gate, data.operation) when it was asked
+                continue
             interactive = self.ask is not None or sys.stdin.isatty()
+            followup = self.dispatcher.services.store.get_operation(op_id)
+            owner = (followup.requester if followup else "") or self.actor.id
+            if owner != self.actor.id:  # the requester owns the cleanup (two-person rule): say who answers
+                name = (followup.requester_name if followup else "") or owner.split(":", 1)[-1]
+                print(f"{question}\nOperation {op_id} waits for {name}'s answer: only {name}, who requested it, "
+                      f"can confirm it: {name} runs `cfy-bot run \"confirm {op_id}\"` (or `reject {op_id}`); "
+                      "`operations` shows it.", file=self.out, flush=True)
+                continue
             if not interactive:
                 print(f"{question}\nOperation {op_id} waits for your answer: `cfy-bot run \"confirm {op_id}\"` "
                       f"or `cfy-bot run \"reject {op_id}\"`; `operations` shows it.", file=self.out, flush=True)
                 continue
             print(question, file=self.out, flush=True)
-            answer = self._prompt(f"Type yes to confirm {op_id} now (anything else leaves it waiting): ")
+            answer = self._prompt(f"Type yes to confirm {op_id} now (anything else leaves it waiting): ") or ""
             if answer.strip().lower() in ("y", "yes"):
                 self._show(self.dispatcher.decide(op_id, self.actor, "confirm", self.sink, "terminal", "shell"))
             else:
@@ -310,38 +349,73 @@ class Terminal:
                 return decide("confirm", self.actor)
             if self.ask is None and not sys.stdin.isatty():
                 return self.dispatcher.decline(op_id, "no terminal to ask and no --yes", job.sink, "shell")
-            answer = self._prompt(f"Type yes to confirm {op_id}: ").strip().lower()
+            typed = self._prompt(f"Type yes to confirm {op_id}: ")
+            if typed is None:  # nobody answered: no person is named as having cancelled it
+                return self.dispatcher.decline(op_id, EOF_ANSWER, job.sink, "shell")
+            answer = typed.strip().lower()
             if answer not in ("y", "yes"):
                 decided = self.dispatcher.decide(op_id, self.actor, "reject", job.sink, "terminal", "shell")
                 return Outcome(decided.reply, 1, decided.operation)  # what was asked did not happen
             return decide("confirm", self.actor)
         name = job.approver if self.simulated_approvals else ""
         if self.simulated_approvals and not name and not job.yes:
-            name = self._prompt("Name of the simulated second admin who approves (blank: leave it waiting): ").strip()
+            name = (self._prompt("Name of the simulated second admin who approves (blank: leave it waiting): ")
+                    or "").strip()
         if not name:
-            return Outcome(_waiting(op_id, self.actor), 3, op)
-        return decide("approve", Actor(f"shell:{name}", f"{name} (simulated second admin)", "shell"))
+            demo = ("shell" if self.shell else "run") if self.demo and self.simulated_approvals else ""
+            return Outcome(_waiting(op_id, self.actor, demo), 3, op)
+        return decide("approve", simulated_admin(name))
 
-    def _prompt(self, question: str) -> str:
-        if self.ask is not None:
-            return self.ask(question)
-        if not sys.stdin.isatty():
-            return ""
+    def _demo_approve(self, text: str) -> int | None:
+        """`approve OP` typed in `cfy-bot shell --demo` for the user's own restore: there is no other login, so a
+        simulated second admin approves it, and says so. None when `text` is not that."""
+        words = text.split()
+        if not (self.demo and self.simulated_approvals and len(words) == 2 and words[0] == "approve"):
+            return None
+        op = self.dispatcher.services.store.get_operation(words[1])
+        if not op or op.requester != self.actor.id or op.state != "pending" \
+                or op.gate != "approve":
+            return None
+        self._say(f"--demo: there is no other login here, so {DEMO_ADMIN} (a simulated second admin) approves "
+                  f"{words[1]}.")
+        job = Job(text, Following(self.sink))
+        outcome = self._follow(job, lambda sink: self.dispatcher.decide(words[1], simulated_admin(DEMO_ADMIN),
+                                                                        "approve", sink, "terminal", "shell"))
+        return INTERRUPTED if outcome is None else self._complete(job, outcome)
+
+    def _prompt(self, question: str) -> str | None:
+        """The answer typed; None at the end of input (nobody is there to answer)."""
         try:
+            if self.ask is not None:
+                return self.ask(question)
+            if not sys.stdin.isatty():
+                return ""
             return input(question)
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
+            return None
+        except KeyboardInterrupt:
             return ""
 
     def _show(self, outcome: Outcome) -> None:
         op_id = outcome.operation.id if outcome.operation else ""
-        if self.as_json:
-            obj = reply_json(outcome.reply, outcome.exit_code, op_id, outcome.gate or "")
-            print(json.dumps(obj), file=self.out, flush=True)
+        if self.as_json:  # exit 3 waits for a second admin's approval
+            gate = outcome.gate or ("approve" if outcome.exit_code == 3 else "")
+            print(json.dumps(reply_json(outcome.reply, outcome.exit_code, op_id, gate)), file=self.out, flush=True)
             return
         stream = self.err if outcome.exit_code in (1, 2) and not outcome.gate else self.out  # 3 waits: not a failure
-        text = reply_text(outcome.reply, self.color, shown=self.sink.finished.pop(op_id, "") if op_id else "")
+        text = reply_text(outcome.reply, self.color, shown=self._shown(op_id, outcome.reply.text))
         if text:
             print(text, file=stream, flush=True)
+
+    def _shown(self, op_id: str, text: str) -> str:
+        """The finished line already printed for this reply's operation (a typed `cancel OP` names no operation in
+        its outcome: the line that says the same is found by its text)."""
+        if op_id:
+            return self.sink.finished.pop(op_id, "")
+        for key, line in list(self.sink.finished.items()):
+            if text and text in line:
+                return self.sink.finished.pop(key)
+        return ""
 
     def repl(self, history: str | None = None, read: Callable[[str], str] | None = None,
              tty: bool | None = None) -> int:
@@ -409,8 +483,8 @@ class Terminal:
             self._say("No terminal to ask (standard input is not one), so the shell waits for it to end before "
                       "leaving; Ctrl-C leaves at once.")
             return self._wait_for(jobs, person)
-        answer = self._prompt("Wait for it (w), cancel it (c), or leave anyway (l)? Anything else goes back to the "
-                              "prompt: ").strip().lower()
+        answer = (self._prompt("Wait for it (w), cancel it (c), or leave anyway (l)? Anything else goes back to "
+                               "the prompt: ") or "").strip().lower()
         if answer in ("w", "wait"):
             return self._wait_for(jobs, person)
         if answer in ("c", "cancel"):
@@ -450,11 +524,16 @@ class Terminal:
 
 
 def _read_answer(question: str) -> str:
-    """One answer from standard input; end of input or Ctrl-C is no answer."""
+    """One answer from standard input; Ctrl-C is no answer; end of input raises EOFError (nobody is there)."""
     try:
         return input(question)
-    except (EOFError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         return ""
+
+
+def simulated_admin(name: str) -> Actor:
+    """A second admin simulated by name (--demo and test harnesses only); output and audit say so."""
+    return Actor(f"shell:{name}", f"{name} (simulated second admin)", "shell")
 
 
 class Completer:

@@ -125,10 +125,8 @@ class _OperationCalls(_StoreBase):
         holder = self.manager_lock_holder(manager)
         if holder is None:
             return
-        who = holder.requester_name or holder.requester or "someone"
-        error = OperationError(
-            f"{manager} is busy: {holder.kind} {holder.id}, started by {who}, is {holder.state}. "
-            "Only one restore or maintenance change runs on a manager at a time.")
+        error = OperationError(f"{manager} is busy: {_holding(holder)}. Only one restore or maintenance change runs "
+                               "on a manager at a time.")
         error.operation = holder  # type: ignore[attr-defined]  # for callers that want the details
         raise error
 
@@ -136,9 +134,24 @@ class _OperationCalls(_StoreBase):
         """Move pending operations whose gate expired to `expired` (one CAS statement); returns them."""
         when = iso(now) if now is not None else self._now()
         return [Operation.from_row(row) for row in self._write(
-            "UPDATE operations SET state = 'expired', updated_at = ?, finished_at = ? "
+            # it ended when its time was up, not when someone noticed
+            "UPDATE operations SET state = 'expired', updated_at = ?, finished_at = expires_at "
             "WHERE state = 'pending' AND expires_at != '' AND expires_at <= ? RETURNING *",
-            [when, when, when], OPERATION_COLUMNS)]
+            [when, when], OPERATION_COLUMNS)]
+
+
+def _holding(op: Operation) -> str:
+    """What holds a manager's lock, with what it waits for and how to end it."""
+    who = op.requester_name or str(op.requester or "someone").split(":", 1)[-1]
+    what = f"{op.kind} {op.id}, requested by {who},"
+    if op.state == "pending":
+        waiting = "a second admin's approval" if op.gate == "approve" else f"{who}'s confirmation"
+        expires = f" (expires at {str(op.expires_at)[11:16]} UTC)" if op.expires_at else ""
+        return f"{what} is waiting for {waiting}{expires}; `cancel {op.id}` ends it, `operations` shows it"
+    if op.state == "approved":
+        return f"{what} is approved and starting; `operations` shows it"
+    step = f" (step: {op.step})" if op.step else ""
+    return f"{what} is running{step}; `operations` shows it"
 
 
 def _strings(values: str | Iterable[str]) -> tuple[str, ...]:
