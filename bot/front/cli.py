@@ -180,8 +180,8 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
 def _reconcile(dispatcher: Any, sink: Any) -> None:
     """At start-up: finish or settle what a stopped bot left running, and say what became of each."""
     for op in dispatcher.operations.reconcile(sink_for=lambda _op: sink):
-        print(f"after a restart: operation {op['id']} ({op['kind']} on {op['manager']}) is {op['state']}"
-              + (f": {op['error']}" if op.get("error") else ""), file=sys.stderr)
+        print(f"after a restart: operation {op.id} ({op.kind} on {op.manager}) is {op.state}"
+              + (f": {op.error}" if op.error else ""), file=sys.stderr)
 
 
 def _scheduler(settings: Any, transport: Any) -> int:
@@ -229,8 +229,8 @@ def _say_left(dispatcher: Any) -> None:
 
     for op_id in sorted(RUNNING_HERE):
         op = dispatcher.services.store.get_operation(op_id)
-        if op is not None and op["state"] == "running":
-            print(f"left {op_id} ({op['kind']} on {op['manager']}, step: {op.get('step') or '-'}) running in this "
+        if op is not None and op.state == "running":
+            print(f"left {op_id} ({op.kind} on {op.manager}, step: {op.step or '-'}) running in this "
                   f"process, which exits now: {next_start(dispatcher, op)}", file=sys.stderr, flush=True)
 
 

@@ -139,7 +139,7 @@ class SlackFront(SlackDisplay):
     def _deliver(self, outcome: Any, sink: SlackSink, body: dict[str, Any]) -> None:
         op, url = outcome.operation, str(body.get("response_url", ""))
         if outcome.gate and op:
-            op = self.services.store.get_operation(op["id"]) or op
+            op = self.services.store.get_operation(op.id) or op
             card = sink.parent or self.card_of(op)
             if card is not None:
                 self.edit_card(card, op)
@@ -167,10 +167,10 @@ class SlackFront(SlackDisplay):
         card = self.card_of(op)
         if card is None and container.get("message_ts") and not container.get("is_ephemeral"):
             card = self.outbox.message(channel, str(container["message_ts"]))
-            self._remember(op["id"], card)
+            self._remember(op.id, card)
         if card is not None and container.get("thread_ts") and container["thread_ts"] != card.ts:
             card.root = self.outbox.message(channel, str(container["thread_ts"]))  # a card inside a thread
-        sink = SlackSink(self, op["channel"], parent=card)
+        sink = SlackSink(self, op.channel, parent=card)
         outcome = self.dispatcher.decide(op_id, actor, action, sink, channel, "slack")
         current = store.get_operation(op_id) or op
         if container.get("is_ephemeral"):  # a private card (the bot could not post in the channel)
@@ -196,7 +196,7 @@ class SlackFront(SlackDisplay):
         if operations is None or not hasattr(operations, "reconcile"):
             return []
         settled: list[Operation] = operations.reconcile(
-            sink_for=lambda op: SlackSink(self, op["channel"], parent=self.card_of(op)))
+            sink_for=lambda op: SlackSink(self, op.channel, parent=self.card_of(op)))
         for op in settled:  # the card shows the end state, and the channel hears it, as after any operation
             op = self.services.store.get_operation(op.id) or op
             card = self.card_of(op)
