@@ -58,6 +58,10 @@ class ArchiveError(BotError):
     """A snapshot archive copy could not be written, read or verified."""
 
 
+class CopyKept(ArchiveError):
+    """The archive keeps a verified copy of this snapshot id with other content: it is never replaced."""
+
+
 # --- errors that come from a Cloudify manager -------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from bot.engine.context import Ctx
 from bot.errors import UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
+from commands.common import count
 
 MAX_LIMIT = 200
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")  # how Slack escapes an @mention: <@U123|alice>
@@ -47,7 +48,7 @@ def audit(ctx: Ctx, args: Args) -> Reply:
                   tuple(_row(r) for r in rows),
                   note="newest first; `cfy-bot audit export` gives every field, `cfy-bot audit verify` checks "
                        "the chain")
-    return Reply(text=f"{len(rows)} audit rows, newest first ({described})", title="Audit log", table=table)
+    return Reply(text=f"{count(len(rows), 'audit row')}, newest first ({described})", title="Audit log", table=table)
 
 
 def _filters(ctx: Ctx, args: Args) -> dict[str, Any]:

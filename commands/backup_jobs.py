@@ -175,18 +175,24 @@ def _skipped(ctx: Ctx, day: date, status: str) -> Reply:
 
 def _choose_id(ctx: Ctx, day: date, attempt: int) -> tuple[str, bool]:
     """`daily-YYYYMMDD`, reused when the manager already has it (created or being created); after a failed
-    one, `daily-YYYYMMDD-N`. Returns (id, whether it already exists)."""
+    one, or when only the archive keeps a copy under that id (never overwritten), `daily-YYYYMMDD-N`. Returns
+    (id, whether it already exists)."""
     base = f"daily-{day:%Y%m%d}"
     for n in range(1, 10):
         sid = base if n == 1 else f"{base}-{n}"
         try:
             snap = ctx.manager.get_snapshot(sid)
         except ManagerNotFound:
-            return sid, False
+            if ctx.catalog.get_copy(ctx.manager_name, sid) is None:
+                return sid, False
+            ctx.step(f"the archive keeps a copy of {sid} that {ctx.manager_name} no longer has; a kept copy is "
+                     "never overwritten, so this run takes the next id")
+            continue
         if snap.get("status") in (*GOOD, "creating"):
             ctx.step(f"{ctx.manager_name} already has {sid} ({snap.get('status')}); using it")
             return sid, True
-    raise OperationError(f"{ctx.manager_name} already has failed snapshots {base} to {base}-9; delete some first")
+    raise OperationError(f"{ctx.manager_name} or its archive already has snapshots {base} to {base}-9 (failed on "
+                         "the manager, or kept only in the archive); delete some first")
 
 
 def _backup(ctx: Ctx, sid: str, day: date, adopt: bool) -> tuple[str, Reply] | None:

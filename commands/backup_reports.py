@@ -33,14 +33,18 @@ def _next_fires(ctx: Ctx, schedule: Schedule, now: datetime, managers: list[str]
     return fires[:n]
 
 
+def _check_next(value: int) -> str | None:
+    return None if 1 <= value <= 50 else f"-n/--next must be between 1 and 50, got {value}"
+
+
 @command("backups schedule", summary="When the daily backups run next, and how the last runs went",
-         group="backups", params=[Param("count", ("-n", "--next"), "how many next runs to show (5)", kind="int",
-                                         default=5, metavar="N")],
+         group="backups", params=[Param("count", ("-n", "--next"), "how many next runs to show (5, at most 50)",
+                                         kind="int", default=5, metavar="N", check=_check_next)],
          examples=["backups schedule", "backup schedule -n 10", "backups schedule -m staging"])
 def backups_schedule(ctx: Ctx, args: Args) -> Reply:
     """Answer `backups schedule`."""
     schedule, now = ctx.backups.schedule(), ctx.now()
-    fires = _next_fires(ctx, schedule, now, _managers(ctx), max(1, min(args.count, 50)))
+    fires = _next_fires(ctx, schedule, now, _managers(ctx), args.count)
     fields = [("schedule", f"{ctx.settings.backup_schedule} in {schedule.tz_name} (once a day per manager)"),
               ("retention", retention_text(ctx)), ("scheduler", _heartbeat(ctx, now))]
     fields += [("next run" if i == 0 else "then", f"{_local(schedule, f.at)} (in {age((f.at - now).total_seconds())})")

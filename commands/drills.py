@@ -258,14 +258,19 @@ def _reply(ctx: Ctx, d: DrillResult) -> Reply:
                  public=True, ok=False)
 
 
+def _check_count(value: int) -> str | None:
+    return None if 1 <= value <= 200 else f"-n must be between 1 and 200, got {value}"
+
+
 @command("backups drills", summary="Past restore drills: snapshot, target, result, mismatches, recovery time "
          "and its trend", group="backups",
-         params=[Param("count", ("-n",), "how many drills to show (10)", kind="int", default=10, metavar="N")],
+         params=[Param("count", ("-n",), "how many drills to show (10, at most 200)", kind="int", default=10,
+                       metavar="N", check=_check_count)],
          examples=["backups drills", "backups drills -m production -n 20"])
 def backups_drills(ctx: Ctx, args: Args) -> Reply:
     """Answer `backups drills`."""
     source = ctx.manager_name if ctx.manager_named else None
-    found = ctx.catalog.list_drills(source, limit=max(1, min(args.count, 200)))
+    found = ctx.catalog.list_drills(source, limit=args.count)
     where = f" of {source}" if source else ""
     if not found:
         return Reply(text=f"No restore drills{where} yet; `backups drill latest` runs one.", title="Restore drills")

@@ -18,7 +18,7 @@ from bot.engine.context import Ctx
 from bot.errors import ManagerError, ManagerNotFound, MaintenanceModeActive, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.common import last_line, when
+from commands.common import count, last_line, when
 
 FINAL = ("terminated", "failed", "cancelled")
 WAITING = ("queued", "scheduled")  # non-final, but never start while maintenance mode is activating (reference §4)
@@ -35,6 +35,14 @@ T = TypeVar("T")
 
 def _not_negative(value: int) -> str | None:
     return "must be 0 or more" if value < 0 else None
+
+
+MAX_PAGE = 1000  # the manager's own cap on a page (reference: pagination)
+
+
+def _check_size(value: int) -> str | None:
+    """A page of 0 would show nothing: refused, as `snapshots list` refuses it."""
+    return None if 1 <= value <= MAX_PAGE else f"-s/--pagination-size must be between 1 and {MAX_PAGE}, got {value}"
 
 
 def _tenant_param(what: str) -> Param:
@@ -119,7 +127,7 @@ def _read(ctx: Ctx, call: Callable[[bool], T]) -> tuple[T, str]:
              Param("offset", ("-o", "--pagination-offset"), "skip this many", kind="int", default=0, metavar="N",
                    check=_not_negative),
              Param("size", ("-s", "--pagination-size"), "at most this many (1000)", kind="int", default=1000,
-                   metavar="N", check=_not_negative),
+                   metavar="N", check=_check_size),
          ],
          examples=["executions list", "executions list -d web-prod -t prod-apps",
                    "executions list -a --include-system-workflows --descending -s 20"])
@@ -146,8 +154,8 @@ def executions_list(ctx: Ctx, args: Args) -> Reply:
     if not rows:
         text = _nothing_shown(args, page.total, scope)
         return Reply(text=" ".join([text, *notes]), title=title)
-    shown = f"Showing {len(rows)} of {page.total} executions" if page.total != len(rows) else \
-        f"{page.total} execution{'s' if page.total != 1 else ''}"
+    shown = f"Showing {len(rows)} of {count(page.total, 'execution')}" if page.total != len(rows) else \
+        count(page.total, "execution")
     header: tuple[str, ...] = ("id", "workflow", "status", "deployment", "created", "scheduled for", "tenant", "by")
     if not any(e.scheduled_for for e in page.items):
         header, rows = header[:5] + header[6:], [row[:5] + row[6:] for row in rows]
@@ -162,10 +170,8 @@ def _scope(ctx: Ctx, args: Args) -> str:
 
 
 def _nothing_shown(args: Args, total: int, scope: str) -> str:
-    if total and args.size == 0:
-        return f"{total} executions {scope}; --pagination-size 0 shows none of them."
     if total:
-        return f"No executions at offset {args.offset}: there are {total} {scope}."
+        return f"No executions at offset {args.offset}: there {'is' if total == 1 else 'are'} {total} {scope}."
     more = "" if args.include_system_workflows else " (--include-system-workflows adds snapshot create and restore)"
     return f"No executions {scope}{more}."
 

@@ -8,6 +8,7 @@ from datetime import date
 from bot.engine.context import Ctx
 from bot.core import ArchiveCopy, Table, Tone
 from bot.errors import BotError
+from commands.common import count
 from commands.retention import RULES, Backup, Plan, daily_day, select
 
 
@@ -55,8 +56,7 @@ def prune_backups(ctx: Ctx, allowed: set[str] | None, why: str) -> list[str]:
         ctx.audit("pruned", snapshot_id=sid, reason=plan.delete[sid], where=where, by=why)
         ctx.step(f"pruned {sid} {where}: {plan.delete[sid]}")
         notes.append(sid)
-    old = "old backup" if len(notes) == 1 else "old backups"
-    out = [f"Pruned {len(notes)} {old}: {', '.join(notes)}."] if notes else []
+    out = [f"Pruned {count(len(notes), 'old backup')}: {', '.join(notes)}."] if notes else []
     if failed:
         out.append("Could not prune: " + "; ".join(failed))
     return out

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Execution, Reply, Table, Tone
-from bot.errors import (ArchiveError, BotError, Cancelled, Conflict, ExecutionsRunning, MaintenanceModeActive,
-                        ManagerError, ManagerNotFound)
+from bot.errors import (ArchiveError, BotError, Cancelled, Conflict, CopyKept, ExecutionsRunning,
+                        MaintenanceModeActive, ManagerError, ManagerNotFound)
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off
@@ -19,6 +20,33 @@ NEW_FORMAT_ALONGSIDE = (7, 0, 4)  # from this version a --no-legacy create runs 
 LEGACY = Param("legacy", ("--legacy",), "legacy (pg_dump) format, the default as in cfy 7.0.5: every manager "
                "version restores it, with credentials and certificates; --no-legacy takes the 7.0+ JSON format, "
                "which 7.0.4+ managers run alongside other executions", kind="bool", default=True, negatable=True)
+
+
+def kept_copy_refusal(ctx: Ctx, sid: str) -> CopyKept | None:
+    """Why a new snapshot may not take the id `sid`: the archive keeps a copy under it (a verified copy is never
+    overwritten by other content); None when the id is free in the archive."""
+    kept = ctx.catalog.get_copy(ctx.manager_name, sid)
+    if kept is None:
+        return None
+    try:
+        ctx.manager.get_snapshot(sid)
+    except ManagerNotFound:
+        pass
+    else:
+        return None  # the manager has it too: the create is refused by the manager itself ("already exists")
+    state = "verified" if kept.verified else "NOT verified"
+    taken = f"taken {str(kept.created_at)[:16].replace('T', ' ')} UTC, " if kept.created_at else ""
+    return CopyKept(f"the archive keeps a copy of snapshot {sid} of {ctx.manager_name} ({state}, {taken}"
+                    f"{kept.location}), and a new snapshot {sid} would have other content: it was not created. "
+                    f"Choose another id, or delete that copy first with "
+                    f"{hint(ctx, f'snapshots delete {sid} --archive')}.")
+
+
+def _refuse_a_kept_id(ctx: Ctx, args: Args) -> dict[str, Any]:
+    """Before the operation exists: a new snapshot never takes the id of a kept archive copy."""
+    if args.snapshot_id and (refusal := kept_copy_refusal(ctx, args.snapshot_id)):
+        raise refusal
+    return {}
 
 
 @command("snapshots create", summary="Create a snapshot, follow it, then copy it off the manager and verify it",
@@ -36,7 +64,9 @@ LEGACY = Param("legacy", ("--legacy",), "legacy (pg_dump) format, the default as
          ],
          description="`legacy` is always sent to the manager explicitly, because its default changed between "
                      "releases. The snapshot is then streamed to the archive and checked (size, zip, "
-                     "metadata.json, sha256); `snapshots list` shows which snapshots have a verified copy.",
+                     "metadata.json, sha256); `snapshots list` shows which snapshots have a verified copy. An id "
+                     "the archive keeps a copy under is refused: a kept copy is never overwritten.",
+         prepare=_refuse_a_kept_id,
          examples=["snapshots create", "snapshot create daily-20261129 --queue",
                    "snapshots create --no-legacy --exclude-logs -m staging"])
 def snapshots_create(ctx: Ctx, args: Args) -> Reply:
@@ -63,6 +93,9 @@ def snapshots_create(ctx: Ctx, args: Args) -> Reply:
         raise Cancelled(f"{exc}. Snapshot {sid} was created on {ctx.manager_name}; its copy to the archive was "
                         f"stopped and nothing of it was kept there ({hint(ctx, f'snapshots download {sid}')} copies "
                         "it later).") from None
+    except CopyKept as exc:
+        return Reply(text=f"Snapshot {sid} was created on {ctx.manager_name}, but is not in the archive: {exc}.",
+                     title="Created, not archived", tone=Tone.DANGER, ok=False)
     except (ArchiveError, ManagerError) as exc:
         reason = str(exc)
         again = hint(ctx, f"snapshots download {sid}")

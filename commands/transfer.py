@@ -25,7 +25,8 @@ def _check_url(value: str) -> str | None:
          group="snapshots", permission="operator", long_running=True, params=[SNAPSHOT_ID],
          description="Streams the archive to a temporary file, checks its size against Content-Length, that it "
                      "is a zip whose metadata.json names a snapshot version, records its sha256, then puts it in "
-                     "place. A copy that already exists is replaced only by one that passes these checks.",
+                     "place. A verified copy the archive keeps is never replaced by other content (that is refused, "
+                     "and both stay as they are); the same content again is the same copy.",
          examples=["snapshots download daily-20261128", "snapshot download manual-20261129-101500 -m staging"])
 def snapshots_download(ctx: Ctx, args: Args) -> Reply:
     """Answer `snapshots download ID`."""

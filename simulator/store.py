@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -113,7 +114,16 @@ def _corrupt(data: bytes, offset: int, eocd: int) -> bytes:
     return bytes(buf)
 
 
+MAX_COMPONENT = 200  # below a file system's 255-byte name limit, leaving room for `.zip` and `.part-XXXXXXXX`
+
+
 def _safe(name: str) -> str:
-    """A path component that cannot escape the folder (upload ids are not validated by the manager)."""
+    """A path component that cannot escape the folder (upload ids are not validated by the manager) and fits a
+    file system's name limit: an id of up to 256 characters (the manager's limit) is shortened, kept unique by
+    its hash."""
     cleaned = name.replace("/", "_").replace("\\", "_")
-    return "_" + cleaned if cleaned in ("", ".", "..") else cleaned
+    cleaned = "_" + cleaned if cleaned in ("", ".", "..") else cleaned
+    if len(cleaned.encode()) <= MAX_COMPONENT:
+        return cleaned
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{cleaned.encode()[:MAX_COMPONENT - 17].decode(errors='ignore')}-{digest}"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bot.archive.folder import CHUNK_SIZE, FolderArchive, check_zip, open_archive, safe_name
 from bot.cloudify import Download
-from bot.errors import ArchiveError, ManagerUnreachable, NotFound
+from bot.errors import ArchiveError, CopyKept, ManagerUnreachable, NotFound
 from bot.store import Store
 from bot.archive.zipstream import StreamCheck
 
@@ -253,11 +253,32 @@ def test_a_failed_download_keeps_the_previous_copy_and_its_row(archive, store) -
     assert files(archive) == ["production/daily-1.zip"]
 
 
-def test_a_new_download_replaces_the_copy(archive, store) -> None:
-    save(archive, snapshot_zip(payload=b"a" * 10))
+def test_a_verified_copy_is_never_replaced_by_other_content(archive, store) -> None:
+    first = snapshot_zip(payload=b"a" * 10)
+    kept = replace(save(archive, first), layout="")
+    with pytest.raises(CopyKept, match=r"already keeps a verified copy of snapshot daily-1 of production with "
+                                       r"other content .*it was kept, and the new download was removed"):
+        save(archive, snapshot_zip(payload=b"b" * 20, version="7.0.5"))
+    assert store.get_copy("production", "daily-1") == replace(kept, verified_at=store.get_copy(
+        "production", "daily-1").verified_at)  # re-checked before refusing, otherwise unchanged
+    with open(kept.location, "rb") as fh:
+        assert fh.read() == first
+    assert files(archive) == ["production/daily-1.zip"]
+
+
+def test_the_same_content_again_is_the_same_copy(archive, store) -> None:
+    data = snapshot_zip(payload=b"a" * 10)
+    save(archive, data)
+    row = save(archive, data)
+    assert row.sha256 == hashlib.sha256(data).hexdigest() and row.verified and len(store.list_copies()) == 1
+
+
+def test_a_kept_copy_that_fails_its_check_is_replaced(archive, store) -> None:
+    kept = save(archive, snapshot_zip(payload=b"a" * 10))
+    os.unlink(kept.location)  # the catalog still says verified: the file is gone
     second = snapshot_zip(payload=b"b" * 20, version="7.0.5")
     row = save(archive, second)
-    assert row.snapshot_version == "7.0.5" and row.sha256 == hashlib.sha256(second).hexdigest()
+    assert row.snapshot_version == "7.0.5" and row.sha256 == hashlib.sha256(second).hexdigest() and row.verified
     assert len(store.list_copies()) == 1
 
 

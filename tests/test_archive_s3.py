@@ -12,7 +12,7 @@ pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
 
 from bot.archive.folder import open_archive  # noqa: E402
-from bot.errors import ArchiveError, ManagerUnreachable  # noqa: E402
+from bot.errors import ArchiveError, CopyKept, ManagerUnreachable  # noqa: E402
 from bot.store import Store  # noqa: E402
 from test_archive import download, snapshot_zip  # noqa: E402
 
@@ -93,6 +93,15 @@ def test_multipart_upload_of_a_verified_copy(archive, store) -> None:
     assert head["Metadata"]["sha256"] == row.sha256 and head["ContentLength"] == len(data)
     assert b"".join(archive.read(row)) == data
     assert archive.verify(row).verified
+
+
+def test_a_verified_copy_is_never_overwritten(archive, store) -> None:
+    first = snapshot_zip(payload=b"first" * 100)
+    kept = save(archive, first)
+    with pytest.raises(CopyKept, match="A verified copy is never replaced"):
+        save(archive, snapshot_zip(payload=b"other" * 100))
+    assert b"".join(archive.read(kept)) == first and store.get_copy("production", "daily-1").sha256 == kept.sha256
+    assert keys(archive) == ["cfy/backups/production/daily-1.zip"] and staged(archive) == []
 
 
 @pytest.mark.parametrize("bad", ["truncated", "not-a-zip", "gone"])

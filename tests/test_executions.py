@@ -28,7 +28,7 @@ def test_list_says_what_was_asked_when_it_shows_nothing(bot) -> None:
     code, out = bot.run("execution list -t prod-apps -o 500")
     assert code == 0 and "No executions at offset 500: there are" in out
     code, out = bot.run("executions list -s 0")
-    assert code == 0 and "--pagination-size 0 shows none of them" in out
+    assert code == 2 and "-s/--pagination-size must be between 1 and 1000, got 0" in out
     code, out = bot.run("executions list -d nope")
     assert code == 0 and "No executions of deployment nope on production in tenant default_tenant" in out
     code, out = bot.run("executions list -t prod-apps -a")

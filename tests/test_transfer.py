@@ -418,3 +418,57 @@ def test_a_bot_that_died_right_after_the_put_finds_its_execution(bot, monkeypatc
     assert bot.store.get_operation(op["id"])["state"] == "succeeded"
     assert len(create_executions(bot.sim)) == 1
     assert bot.store.get_copy("production", SID).verified
+
+
+# --- a kept archive copy is never overwritten (QA #36) ------------------------------------------------------
+
+
+def file_sha(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def test_a_new_snapshot_never_takes_the_id_of_a_kept_archive_copy(bot) -> None:
+    bot.run("snapshots create qa5 --no-legacy")
+    kept = bot.store.get_copy("production", "qa5")
+    code, out = bot.run("snapshots delete qa5", yes=True)
+    assert code == 0 and "kept its archive copy" in out, out
+    bot.clock.advance(3600)
+    code, out = bot.run("snapshots create qa5 --no-legacy")
+    assert code == 1, out
+    assert "the archive keeps a copy of snapshot qa5 of production (verified, taken 2026-11-29 09:00 UTC" in out
+    assert "it was not created" in out and "`snapshots delete qa5 --archive`" in out, out
+    assert "qa5" not in bot.sim.state.snapshots["default_tenant"]  # nothing was created on the manager
+    assert file_sha(kept.location) == kept.sha256 and bot.store.get_copy("production", "qa5") == kept
+    code, out = bot.run("snapshots delete qa5 --archive", yes=True)  # the hint runs, and then the id is free
+    assert code == 0 and "deleted its archive copy" in out, out
+    code, out = bot.run("snapshots create qa5 --no-legacy")
+    assert code == 0 and "copied off and verified" in out, out
+
+
+def test_a_download_never_overwrites_a_kept_copy_with_other_content(bot) -> None:
+    bot.run("snapshots create dl-1 --no-legacy")
+    kept = bot.store.get_copy("production", "dl-1")
+    bot.run("snapshots delete dl-1", yes=True)
+    bot.clock.advance(3600)
+    bot.run("snapshots create other-1 --no-legacy")  # different content, put on the manager under the kept id
+    bot.services.managers["production"].upload_snapshot("dl-1", iter([sim_zip(bot.sim, "other-1")]))
+    code, out = bot.run("snapshots download dl-1")
+    assert code == 1 and "already keeps a verified copy of snapshot dl-1 of production with other content" in out
+    assert "A verified copy is never replaced: it was kept, and the new download was removed" in out, out
+    assert file_sha(kept.location) == kept.sha256 and bot.store.get_copy("production", "dl-1").sha256 == kept.sha256
+    assert archive_files(bot) == ["production/dl-1.zip", "production/other-1.zip"]
+    code, out = bot.run("snapshots download other-1")  # the same content again is the same copy: fine
+    assert code == 0 and "copied to the archive and verified" in out, out
+
+
+def test_the_daily_run_takes_the_next_id_when_only_the_archive_keeps_the_days_copy(bot) -> None:
+    bot.run("snapshots create daily-20261129 --no-legacy")  # made by hand, then deleted keeping its copy
+    kept = bot.store.get_copy("production", "daily-20261129")
+    bot.run("snapshots delete daily-20261129", yes=True)
+    code, out = bot.run("backups run")
+    assert code == 0 and "Daily backup daily-20261129-2 of production created, copied off and verified" in out, out
+    assert "the archive keeps a copy of daily-20261129 that production no longer has" in out
+    assert bot.store.get_copy("production", "daily-20261129-2").sha256 != kept.sha256
+    # never overwritten: retention then keeps the newest copy of the day, and says so
+    assert "pruned daily-20261129 in the archive: not among the newest 7 daily" in out, out

@@ -7,6 +7,11 @@ stream could not follow is read back and checked) and whose `metadata.json` name
 then is it renamed into place and recorded in the catalog as verified. Anything else removes the partial
 file, leaves the catalog as it was, and raises ArchiveError saying what happened.
 
+A verified copy is never replaced by one with other content (the id was re-used on the manager: deleted there
+and created again, or brought back by a restore): that raises CopyKept and keeps the old copy and its row. The
+same content (same sha256) is the same copy and is simply recorded again; a kept copy that no longer passes its
+check (missing or changed file) is replaced by the new, verified one.
+
 Order of the last two steps: the copy is put in place first and recorded second, so the catalog never
 names a copy that is not there (a crash in between leaves an unrecorded file, which the next download of
 the same snapshot replaces).
@@ -30,7 +35,7 @@ from bot.archive.verify import HEAD_LIMIT, check_file, check_zip, head_format, r
 from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
 from bot.clock import Clock
 from bot.core import ArchiveCopy, Download
-from bot.errors import ArchiveError, BotError, ManagerError, NotFound
+from bot.errors import ArchiveError, BotError, CopyKept, ManagerError, NotFound
 from bot.archive.zipstream import StreamCheck
 
 if TYPE_CHECKING:
@@ -157,7 +162,10 @@ class Archive:
             with self._open_temp(temp) as out:
                 sha = receive(download.chunks, out, download.size, progress, counter, streamed)
             version, layout = check_zip(temp, streamed)
+            self._keep_other_copy(manager, snapshot_id, sha)
             location = self._place(temp, manager, snapshot_id, sha)
+        except CopyKept:
+            raise
         except ManagerError as exc:  # the client's message says how far it got and why it stopped
             raise self._failed(what, str(exc)) from exc
         except ArchiveError as exc:
@@ -177,6 +185,23 @@ class Archive:
             raise ArchiveError(f"could not record the copy of {what} in the catalog, so it was removed: "
                                f"{exc}") from exc
         return replace(row, layout=layout)
+
+    def _keep_other_copy(self, manager: str, snapshot_id: str, sha: str) -> None:
+        """CopyKept when the archive keeps a copy of (manager, snapshot_id) with other content that still passes
+        its check: a verified copy is never overwritten. Same content, or a kept copy that fails its check now
+        (missing, changed), is replaced."""
+        kept = self.store.get_copy(manager, snapshot_id)
+        if kept is None or not kept.sha256 or kept.sha256 == sha or not kept.verified:
+            return
+        if not self.verify(kept).verified:
+            log.warning("the kept copy %s of %s no longer passes its check; a new verified copy replaces it",
+                        kept.location, snapshot_id)
+            return
+        taken = f"{str(kept.created_at)[:16].replace('T', ' ')} UTC" if kept.created_at else "at an unknown time"
+        raise CopyKept(f"the archive already keeps a verified copy of snapshot {snapshot_id} of {manager} with "
+                       f"other content ({kept.location}, taken {taken}, sha256 {kept.sha256[:12]}…; this "
+                       f"download's sha256 is {sha[:12]}…). A verified copy is never replaced: it was kept, and "
+                       "the new download was removed")
 
     def _sweep(self, folder: str) -> int:
         """Remove temp files a killed bot left behind: at once when their owner (a process of this host) is

@@ -73,17 +73,21 @@ def verify(store: Any, out: TextIO, expect: tuple[int, str] | None = None) -> in
     """
     verdict = store.verify_audit(expect)
     if verdict.ok:
-        print(f"audit log intact: {verdict.rows} rows; head {verdict.rows}:{verdict.last_hash}", file=out)
+        print(f"audit log intact: {_rows(verdict.rows)}; head {verdict.rows}:{verdict.last_hash}", file=out)
         print(f"mode: {verdict.mode}", file=out)
         if expect:
             print(f"row {expect[0]} is the one seen before ({expect[0]}:{expect[1]})", file=out)
         return 0
     if verdict.first_bad_seq is None:  # the links hold, but keyed rows were not checked
-        print(f"audit log NOT VERIFIED: {verdict.reason} ({verdict.rows} rows)", file=out)
+        print(f"audit log NOT VERIFIED: {verdict.reason} ({_rows(verdict.rows)})", file=out)
         return 1
     print(f"audit log BROKEN at row {verdict.first_bad_seq}: {verdict.reason} "
-          f"({verdict.rows} rows before it are intact)", file=out)
+          f"({_rows(verdict.rows)} before it {'is' if verdict.rows == 1 else 'are'} intact)", file=out)
     return 1
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
 
 
 def export(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:

@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "scenario", None) and args.cmd in ("shell", "run") and not args.demo:
         parser.error("--scenario goes with --demo (it chooses the simulated managers' state)")
-    logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd not in ("shell", "run"):  # servers: stderr is their log; the terminal's is set up in _terminal
+        logging.basicConfig(level=_log_level(), format=LOG_FORMAT)
     if args.cmd == "simulator":
         return _simulator(args)
     if args.cmd == "docs":
@@ -87,6 +87,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+TERMINAL_HANDLER = "cfy-bot-terminal"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_level() -> str:
+    return os.environ.get("BOT_LOG_LEVEL", "WARNING").upper()
+
+
+class BriefFormatter(logging.Formatter):
+    """A terminal's log line: no traceback (that goes to the log file), but where to find it."""
+
+    def __init__(self, log_path: str) -> None:
+        super().__init__(LOG_FORMAT)
+        self.log_path = log_path
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not (record.exc_info or record.stack_info):
+            return super().format(record)
+        brief = logging.makeLogRecord(record.__dict__)
+        brief.exc_info, brief.exc_text, brief.stack_info = None, None, None
+        return f"{super().format(brief)} (traceback in {self.log_path})"
+
+
+def terminal_logging(log_path: str, stream: Any = None) -> list[logging.Handler]:
+    """Log the terminal's process: whole records with tracebacks to `log_path`, brief lines to stderr.
+
+    Returns the handlers added (a second call replaces the first call's)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == TERMINAL_HANDLER]:
+        root.removeHandler(old)
+        old.close()
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    os.close(os.open(log_path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))  # private before the first line
+    to_file = logging.FileHandler(log_path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    to_term = logging.StreamHandler(stream or sys.stderr)
+    to_term.setFormatter(BriefFormatter(log_path))
+    added: list[logging.Handler] = [to_file, to_term]
+    for handler in added:
+        handler.set_name(TERMINAL_HANDLER)
+        root.addHandler(handler)
+    root.setLevel(_log_level())
+    return added
+
+
+def _terminal_log_path(settings: Any, demo: bool) -> str:
+    """`<data>/cfy-bot.log`; a demo's data folder is removed on exit, so its log is kept in the temp folder."""
+    if not demo:
+        return os.path.join(settings.data_dir, "cfy-bot.log")
+    import getpass
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"cfy-bot-demo-{getpass.getuser()}.log")
 
 
 def _version() -> str:
@@ -249,7 +304,8 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         settings = replace(settings, managers=(first, *[m for m in settings.managers if m.name != args.manager]))
     from bot.front.render import use_color
 
-    dispatcher = build_dispatcher(settings, transport=transport)
+    dispatcher = build_dispatcher(settings, transport=transport)  # checks the data folder first
+    terminal_logging(_terminal_log_path(settings, bool(args.demo)))
     as_json = bool(getattr(args, "json", False))
     if getattr(args, "approve_as", "") and not args.demo:
         print("cfy-bot: --approve-as only works with --demo (a simulated second admin); against real managers "

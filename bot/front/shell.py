@@ -28,6 +28,7 @@ from bot.engine.dispatch import Dispatcher, Outcome
 from bot.spec.parser import MANAGER_FLAGS
 from bot.spec.registry import Registry
 from bot.front.render import event_json, progress_line, reply_json, reply_text
+from bot.redact import redact_url_secrets
 
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
@@ -592,6 +593,14 @@ def _line_editing(history: str | None, completer: Completer) -> None:
     atexit.register(_save_history, history)
 
 
+def redact_history(readline: Any) -> None:
+    """Typed URL credentials and signatures (`user:pw@`, `?X-Amz-Signature=`) never reach the history file."""
+    for index in range(readline.get_current_history_length()):
+        line = readline.get_history_item(index + 1)  # 1-based, while replace_history_item is 0-based
+        if line and redact_url_secrets(line) != line:
+            readline.replace_history_item(index, redact_url_secrets(line))
+
+
 def path_ok(path: str | None) -> bool:
     """A history file can be kept at `path` (its folder exists)."""
     return bool(path) and os.path.isdir(os.path.dirname(path or "") or ".")
@@ -600,6 +609,7 @@ def path_ok(path: str | None) -> bool:
 def _save_history(path: str) -> None:
     import readline
 
+    redact_history(readline)
     try:
         readline.write_history_file(path)
     except OSError:

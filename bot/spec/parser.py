@@ -144,9 +144,10 @@ def _unknown(words: list[str], registry: Registry) -> UsageError:
     children = registry.children(words[0])
     if children:
         sub = words[1] if len(words) > 1 else ""
-        names = ", ".join(c.path[1] for c in children)
+        subs = list(dict.fromkeys(c.path[1] for c in children))  # `backups prune` has two entries (--dry-run)
+        names = ", ".join(subs)
         head = f"`{words[0]}` needs a sub-command" if not sub else f"no command `{words[0]} {sub}`"
-        close = difflib.get_close_matches(sub, [c.path[1] for c in children], n=1) if sub else []
+        close = difflib.get_close_matches(sub, subs, n=1) if sub else []
         suggestion = f"{children[0].path[0]} {close[0]}" if close else ""
         return UsageError(f"{head}; try one of: {names}", suggestion=suggestion)
     hits = registry.suggest(words[:2]) or registry.suggest(words[:1])
