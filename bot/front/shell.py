@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.core import Actor, Invocation, Operation, ProgressEvent, Reply, Tone
 from bot.engine.context import NullSink
