@@ -146,9 +146,9 @@ def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None,
     return len(expired)
 
 
-def _alert(services: Any, outbox: Outbox, op: dict[str, Any], text: str) -> None:
+def _alert(services: Any, outbox: Outbox, op: Operation, text: str) -> None:
     """An expired gate's alert: in the operation's thread (where its card is) and in the alert channel."""
-    reply = Reply(text=text, title=f"{op['manager']} is left in maintenance mode", tone=Tone.DANGER, public=True)
+    reply = Reply(text=text, title=f"{op.manager} is left in maintenance mode", tone=Tone.DANGER, public=True)
     body, blocks = render.reply_blocks(reply)
     card = _thread_of(services, outbox, op)
     if card is not None:
@@ -158,12 +158,13 @@ def _alert(services: Any, outbox: Outbox, op: dict[str, Any], text: str) -> None
         outbox.post(channel, body, blocks)
 
 
-def _thread_of(services: Any, outbox: Outbox, op: dict[str, Any]) -> Msg | None:
+def _thread_of(services: Any, outbox: Outbox, op: Operation) -> Msg | None:
     """The thread `op`'s card is in: the restore's that opened it as a follow-up (its journal names it), else the
     card's own."""
-    opened_by = [o for o in services.store.list_operations(kinds=("restore",), manager=op["manager"], limit=20)
-                 if ((o.get("result") or {}).get("journal") or {}).get("deactivate_op") == op["id"]]
+    opened_by: list[Operation] = [
+        o for o in services.store.list_operations(kinds=("restore",), manager=op.manager, limit=20)
+        if o.journal.get("deactivate_op") == op.id]
     for parent in opened_by + [op]:
-        if parent.get("slack_channel") and parent.get("slack_ts"):
-            return outbox.message(parent["slack_channel"], parent["slack_ts"])
+        if parent.slack_channel and parent.slack_ts:
+            return outbox.message(parent.slack_channel, parent.slack_ts)
     return None
