@@ -9,7 +9,7 @@ from bot.core import Reply, Tone, size
 from bot.errors import BotError, ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.archive_copy import copy_fields, copy_off, need_archive, transfer_progress
+from commands.archive_copy import copy_fields, copy_off, need_archive, stored_size_text, transfer_progress
 from commands.common import SNAPSHOT_ID, hint, last_line, when
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
@@ -88,7 +88,8 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     copy = archive.find(sid, ctx.manager_name)
     source = copy.manager
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
-    ctx.step(f"checking {whose} of {sid} ({size(copy.size)}) before sending it to {ctx.manager_name}")
+    ctx.step(f"checking {whose} of {sid} ({stored_size_text(archive, copy)}) before sending it to "
+             f"{ctx.manager_name}")
     snap = archive.upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
     ctx.step(f"uploaded {sid} to {ctx.manager_name}", Tone.GOOD)
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
