@@ -326,7 +326,7 @@ class Archive:
         others.sort(key=lambda c: (c.verified, c.created_at), reverse=True)
         if not others:
             raise NotFound(f"the archive has no copy of snapshot {snapshot_id} (of any manager); "
-                           "`snapshots list` shows which snapshots have one")
+                           f"`snapshots list -m {manager}` shows which snapshots have one")
         return others[0]
 
 
