@@ -513,8 +513,7 @@ def _durations(ctx: Ctx, args: Args, phases: dict[str, float], total: float) -> 
 def _refused(ctx: Ctx, args: Args, exc: RestoreRefused, cancelled: str, maintenance: str,
              phases: dict[str, float], total: float) -> Reply:
     """The summary when the manager refused the restore call: nothing was restored; what the bot did is read back."""
-    approved = (ctx.op.get("approved_by") or "").split(":")[-1] if ctx.op else ""
-    who = f"requested by {ctx.inv.actor.name}" + (f", approved by {approved}" if approved else "")
+    who = _who(ctx)
     fields = (("snapshot", args.snapshot_id), ("execution", f"none started: {exc}"),
               ("cancelled by the bot", cancelled), ("maintenance mode", maintenance),
               ("durations", _durations(ctx, args, phases, total)))

@@ -66,3 +66,34 @@ def test_an_expired_gate_ended_when_its_time_was_up(make_bot) -> None:
     done = _op(bot)
     assert done["state"] == "expired"
     assert datetime.fromisoformat(str(done["finished_at"])) == datetime.fromisoformat(str(op["expires_at"]))
+
+
+def test_an_unanswered_deactivation_after_a_failed_restore_alerts_that_maintenance_is_still_on(make_bot) -> None:
+    bot = make_bot()
+    bot.sim.faults.fail_next("restore_snapshot", "pg_restore: could not connect")
+    code, _ = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
+    assert code == 1
+    follow = _op(bot, "maintenance-mode deactivate")
+    bot.clock.advance(bot.settings.gate_ttl + 60)
+    code, out = bot.run("snapshots list")
+    text = (f"ALERT {follow['id']} (maintenance-mode deactivate) expired at {follow['expires_at'][11:16]} UTC "
+            "unanswered: production is still in maintenance mode (activated), so its backups and changes wait; "
+            "`maintenance-mode deactivate` ends it.")
+    assert text in out, out
+    [row] = bot.store.query_audit(event="alert")
+    assert row["operation_id"] == follow["id"] and row["actor"] == "system:gates"
+    code, out = bot.run("operations -a")  # said once; the expired operation keeps why it matters
+    assert "ALERT" not in out, out
+    code, out = bot.run("maintenance-mode deactivate", yes=True)  # the command it names ends it
+    assert code == 0 and bot.sim.state.maintenance["status"] == "deactivated", out
+
+
+def test_an_expired_deactivation_after_maintenance_was_ended_otherwise_alerts_nothing(make_bot) -> None:
+    bot = make_bot()
+    bot.sim.faults.fail_next("restore_snapshot", "pg_restore: could not connect")
+    bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
+    bot.services.managers["production"].maintenance_deactivate()  # someone ended it with cfy
+    bot.clock.advance(bot.settings.gate_ttl + 60)
+    code, out = bot.run("operations -a")
+    assert "ALERT" not in out and "still in maintenance mode" not in out, out
+    assert not bot.store.query_audit(event="alert")

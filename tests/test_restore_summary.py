@@ -62,7 +62,7 @@ def test_success(make_bot) -> None:
         row("maintenance mode", "deactivated"),
         row("durations", "maintenance 1s, restore request 0s, restore 13s, deactivate 0s; total 14s"),
     ]
-    assert f"Restored {SNAP} on production (requested by alice, approved by bob)." in out
+    assert f"Restored {SNAP} on production (requested by alice, approved by bob (simulated second admin))." in out
     assert bot.sim.state.maintenance["status"] == "deactivated"
     schedules = [s for t in bot.sim.state.schedules.values() for s in t.values() if "_restored_" in s["id"]]
     assert len(schedules) == 3  # the 3 later ones are back as schedules, as the lines say
@@ -103,7 +103,7 @@ def test_refused_by_the_manager_with_a_400(make_bot) -> None:
         row("durations", "maintenance 1s, restore request 0s, restore not run, deactivate 0s; total 1s"),
     ]
     assert (f"The restore of {SNAP} on production did not start: the manager refused it, and nothing was restored "
-            "(requested by alice, approved by bob).") in out
+            "(requested by alice, approved by bob (simulated second admin)).") in out
     for e in journaled:  # each cancelled one, with what it takes to re-create it
         assert f"to re-create {e['id']}: run workflow {e['workflow_id']} on deployment {e['deployment_id']}" in out
     assert bot.sim.state.maintenance["status"] == "deactivated"

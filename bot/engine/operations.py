@@ -89,6 +89,9 @@ class Operations:
         # Arguments holding URL secrets (`https://u:pw@…`, `?X-Amz-Signature=…`) are stored redacted; the whole
         # value lives only here, in the memory of the process that received the command, until the run starts.
         self._kept_args: dict[str, dict[str, Any]] = {}
+        # (operation, alert text) for expired gates that leave a manager in maintenance mode; front ends take them
+        # (the terminal prints them, Slack posts them in the thread and the alert channel)
+        self.alerts: list[tuple[dict[str, Any], str]] = []
 
     # -- starting -----------------------------------------------------------------------------
     def start(self, ctx: Ctx) -> Outcome:
@@ -382,7 +385,40 @@ class Operations:
         for op in expired:
             self.svc.audit("outcome", actor="system:gates", manager=op["manager"], command=op["kind"],
                            operation_id=op["id"], detail={"state": "expired"})
+            alert = self._left_in_maintenance(op)
+            if alert:
+                self.svc.store.update_operation(op["id"], "expired", error=alert)
+                self.svc.audit("alert", actor="system:gates", manager=op["manager"], command=op["kind"],
+                               operation_id=op["id"], detail={"text": alert})
+                self.alerts.append(({**op, "error": alert}, alert))
         return expired
+
+    def take_alerts(self) -> list[tuple[dict[str, Any], str]]:
+        """The alerts of expired gates not yet shown (each is shown once, by whoever takes it)."""
+        taken = list(self.alerts)
+        del self.alerts[:len(taken)]
+        return taken
+
+    def _left_in_maintenance(self, op: dict[str, Any]) -> str:
+        """An unanswered `maintenance-mode deactivate` gate (the follow-up after a failed restore) leaves the
+        manager in maintenance mode, where backups and changes wait: the alert, read from the manager, or ""."""
+        if op["kind"] != "maintenance-mode deactivate":
+            return ""
+        manager = op["manager"]
+        flag = "" if manager == next(iter(self.svc.managers), manager) else f" -m {manager}"
+        ends = f"`maintenance-mode deactivate{flag}` ends it"
+        lapsed = (f"{op['id']} (maintenance-mode deactivate) expired at {str(op.get('expires_at'))[11:16]} UTC "
+                  "unanswered")
+        client = self.svc.managers.get(manager)
+        try:
+            status = str((client.maintenance_status() if client is not None else {}).get("status") or "unknown")
+        except BotError as exc:
+            return (f"{lapsed}, and whether {manager} is still in maintenance mode could not be read ({exc}); "
+                    f"`maintenance-mode status{flag}` tells; {ends}.")
+        if status == "deactivated":
+            return ""
+        return (f"{lapsed}: {manager} is still in maintenance mode ({status}), so its backups and changes wait; "
+                f"{ends}.")
 
     def _get(self, op_id: str) -> dict[str, Any]:
         op: dict[str, Any] | None = self.svc.store.get_operation(op_id)

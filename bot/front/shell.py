@@ -187,6 +187,8 @@ class Terminal:
     def run(self, text: str, yes: bool = False, approver: str = "") -> int:
         """Run one command text; the exit code: 0 done, 1 failed or did not happen, 2 usage, 3 waiting for
         another person's approval, 130 left by Ctrl-C (`run`) or no longer followed (shell)."""
+        self.dispatcher.operations.expire_due()  # an unanswered gate that left a manager in maintenance mode
+        self._alerts()
         demo = self._demo_approve(text)
         if demo is not None:
             return demo
@@ -194,7 +196,15 @@ class Terminal:
         inv = Invocation(text=text, actor=self.actor, channel="terminal", transport="shell", received_at=clock.now())
         job = Job(text, Following(self.sink), yes, approver)
         outcome = self._follow(job, lambda sink: self.dispatcher.handle(inv, sink))
-        return INTERRUPTED if outcome is None else self._complete(job, outcome)
+        code = INTERRUPTED if outcome is None else self._complete(job, outcome)
+        self._alerts()  # what this command's own expiry check found (`operations`, a decision)
+        return code
+
+    def _alerts(self) -> None:
+        """Print the alerts of expired gates this process noticed (each once)."""
+        for op, text in self.dispatcher.operations.take_alerts():
+            self.sink.emit(ProgressEvent(str(op["id"]), "step", text, Tone.DANGER,
+                                         self.dispatcher.services.clock.now()))
 
     def _complete(self, job: Job, outcome: Outcome) -> int:
         """Answer the gates of a run on this thread, show its reply and ask its follow-up questions."""

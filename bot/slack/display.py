@@ -8,7 +8,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.core import Reply
+from bot.core import Reply, Tone
 from bot.errors import BotError
 from bot.slack import render
 from bot.slack.client import error_text, retry_handlers
@@ -121,11 +121,17 @@ class SlackDisplay:
                          on_done=lambda m: None if m.ts else self.respond(url, reply))
 
 
-def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None) -> int:
-    """Expire gates whose time is up and edit their cards to say so; returns how many expired."""
+def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None, operations: Any = None) -> int:
+    """Expire gates whose time is up and edit their cards to say so; returns how many expired. An expiry that
+    leaves a manager in maintenance mode (also one another part of this process noticed, through `operations`)
+    is alerted in the operation's thread and in BOT_ALERT_CHANNEL."""
     from bot.engine.operations import Operations
 
-    expired = Operations(services).expire_due()
+    operations = operations or Operations(services)
+    expired = operations.expire_due()
+    if outbox is not None:
+        for op, text in operations.take_alerts():
+            _alert(services, outbox, op, text)
     for op in expired:
         if not (op.get("slack_channel") and op.get("slack_ts")):
             continue
@@ -138,3 +144,26 @@ def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None)
         except Exception as exc:  # noqa: BLE001 - logged; the operation is expired either way
             log.warning("could not mark the card of %s expired: %s", op["id"], error_text(exc))
     return len(expired)
+
+
+def _alert(services: Any, outbox: Outbox, op: dict[str, Any], text: str) -> None:
+    """An expired gate's alert: in the operation's thread (where its card is) and in the alert channel."""
+    reply = Reply(text=text, title=f"{op['manager']} is left in maintenance mode", tone=Tone.DANGER, public=True)
+    body, blocks = render.reply_blocks(reply)
+    card = _thread_of(services, outbox, op)
+    if card is not None:
+        outbox.post(card.channel, body, blocks, thread=card)
+    channel = services.settings.alert_channel
+    if channel and (card is None or channel != card.channel):
+        outbox.post(channel, body, blocks)
+
+
+def _thread_of(services: Any, outbox: Outbox, op: dict[str, Any]) -> Msg | None:
+    """The thread `op`'s card is in: the restore's that opened it as a follow-up (its journal names it), else the
+    card's own."""
+    opened_by = [o for o in services.store.list_operations(kinds=("restore",), manager=op["manager"], limit=20)
+                 if ((o.get("result") or {}).get("journal") or {}).get("deactivate_op") == op["id"]]
+    for parent in opened_by + [op]:
+        if parent.get("slack_channel") and parent.get("slack_ts"):
+            return outbox.message(parent["slack_channel"], parent["slack_ts"])
+    return None

@@ -191,7 +191,7 @@ class SlackFront(SlackDisplay):
     # housekeeping
     def recover(self) -> list[dict[str, Any]]:
         """After a (re)start: mark expired cards, then resume or settle unfinished operations in their threads."""
-        expire_cards(self.services, self.client, self.outbox)
+        expire_cards(self.services, self.client, self.outbox, getattr(self.dispatcher, "operations", None))
         operations = getattr(self.dispatcher, "operations", None)
         if operations is None or not hasattr(operations, "reconcile"):
             return []
@@ -217,7 +217,7 @@ class SlackFront(SlackDisplay):
                 log.exception("recovering unfinished operations failed")
             while not self._stop.wait(interval):
                 try:
-                    expire_cards(self.services, self.client, self.outbox)
+                    expire_cards(self.services, self.client, self.outbox, getattr(self.dispatcher, "operations", None))
                     self.forget_old_mentions()
                     self.forget_old_requests()
                 except Exception:  # noqa: BLE001 - try again next round

@@ -269,7 +269,9 @@ def card(op: dict[str, Any], gate_text: str = "", step: str = "") -> tuple[str, 
                    _button("reject", "Reject", op_id)]
     elif state == "pending":
         head = f"Confirm: {what}"
-        blocks += [_header(f":warning: {head}"), *text_sections(gate_text or what)[:3]]
+        requester = who(op.get("requester", ""), op.get("requester_name", ""))
+        blocks += [_header(f":warning: {head}"), *text_sections(gate_text or what)[:3],
+                   _section(f"Only {requester}, who requested it, can confirm; an admin can cancel it.")]
         buttons = [_button("confirm", "Confirm", op_id, "danger",
                            _dialog("Are you sure?", gate_text or what, "Yes, go ahead")),
                    _button("cancel", "Cancel", op_id)]
