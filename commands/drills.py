@@ -13,6 +13,7 @@ password), `wait_until_activated` (maintenance mode), and the archive's streamed
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -144,13 +145,13 @@ def _phases(ctx: Ctx, args: Args, run: _Run) -> None:
     if client.snapshot_status() == "running":
         raise BotError(f"a snapshot restore is already running on {args.target}; the drill did not start")
     t0 = ctx.clock.monotonic()
-    _upload(ctx, args)
+    sid = _upload(ctx, args)
     _timed(ctx, run, "upload", t0)
     t = ctx.clock.monotonic()
     _maintenance_on(ctx)
     _timed(ctx, run, "maintenance", t)
     t = ctx.clock.monotonic()
-    start_restore(ctx, Args(snapshot_id=args.snapshot_id, force=True, restore_certificates=False, no_reboot=False))
+    start_restore(ctx, Args(snapshot_id=sid, force=True, restore_certificates=False, no_reboot=False))
     try:
         client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     except BotError as exc:
@@ -167,25 +168,49 @@ def _phases(ctx: Ctx, args: Args, run: _Run) -> None:
     _check(ctx, args, client, run)
     run.recovery = ctx.clock.monotonic() - t0 if not run.reason else None
     _timed(ctx, run, "checks", t)
+    _remove_upload(ctx, client, sid)
 
 
-def _upload(ctx: Ctx, args: Args) -> None:
+def drill_snapshot_id(source: str, snapshot_id: str) -> str:
+    """The id a drill uploads `snapshot_id` of `source` under on its target: `drill-<source>-<id>`, never an id the
+    target's own snapshots use (its dailies have the same names as the source's); hashed when that is too long or
+    not a valid id."""
+    candidate = f"drill-{source}-{snapshot_id}"
+    if check_snapshot_id(candidate) is None:
+        return candidate
+    return "drill-" + hashlib.sha256(f"{source}\0{snapshot_id}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _upload(ctx: Ctx, args: Args) -> str:
+    """Upload the source's archive copy to the target under the drill's own id; that id."""
     copy = ctx.catalog.get_copy(args.copy_manager, args.snapshot_id)
     if copy is None:
         raise BotError(f"the archive copy of {args.snapshot_id} disappeared before the drill's upload")
+    sid = drill_snapshot_id(args.source, args.snapshot_id)
     try:
-        ctx.manager.get_snapshot(args.snapshot_id)
+        ctx.manager.get_snapshot(sid)
     except ManagerNotFound:
         pass
-    else:  # the target is disposable; the drill restores the archive copy, not whatever the target holds
-        ctx.manager.delete_snapshot(args.snapshot_id)
-        ctx.step(f"deleted the snapshot {args.snapshot_id} that {args.target} already had, so that the archive "
-                 "copy is what gets restored")
-    ctx.step(f"uploading {args.snapshot_id} to {args.target} from the archive copy of {copy.manager} "
-             f"({copy.size or '?'} bytes, streamed)")
-    need_archive(ctx).upload_copy(copy, ctx.manager, args.snapshot_id,
-                                  progress=transfer_progress(ctx, args.snapshot_id, "uploading"))
-    ctx.step(f"uploaded {args.snapshot_id}; sha256 {copy.sha256[:12]}… verified before sending")
+    else:  # an earlier drill's upload (the target's own snapshots never have a drill- id of this source)
+        ctx.manager.delete_snapshot(sid)
+        ctx.step(f"deleted {sid}, which an earlier drill left on {args.target}")
+    ctx.step(f"uploading {args.snapshot_id} to {args.target} as {sid} from the archive copy of {copy.manager} "
+             f"({copy.size or '?'} bytes, streamed); {args.target}'s own snapshots are not touched")
+    need_archive(ctx).upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
+    ctx.step(f"uploaded {sid}; sha256 {copy.sha256[:12]}… verified before sending")
+    return sid
+
+
+def _remove_upload(ctx: Ctx, client: Any, sid: str) -> None:
+    """After the checks: the drill's upload goes, so drills leave nothing behind on the target."""
+    try:
+        client.delete_snapshot(sid)
+    except ManagerNotFound:
+        return  # a legacy restore replaced the target's snapshot table: the upload is no longer listed
+    except BotError as exc:
+        ctx.step(f"the drill's upload {sid} could not be deleted from {ctx.manager_name}: {exc}", tone=Tone.WARNING)
+        return
+    ctx.step(f"deleted the drill's upload {sid} from {ctx.manager_name}")
 
 
 def _maintenance_on(ctx: Ctx) -> None:

@@ -43,7 +43,7 @@ def test_a_drill_restores_the_newest_copy_on_the_target_and_passes(make_bot, tmp
     assert d.verdict is DrillVerdict.PASSED and (d.source, d.target, d.snapshot_id) == ("production", "staging", SNAP)
     assert not d.mismatches and d.recovery_seconds and d.recovery_seconds > 0
     assert [p for p, _ in d.phases] == ["upload", "maintenance", "restore", "deactivate", "checks"]
-    assert f"uploading {SNAP} to staging from the archive copy of production" in out
+    assert f"uploading {SNAP} to staging as drill-production-{SNAP} from the archive copy of production" in out
     assert "verified: staging is in maintenance mode (activated)" in out and "Drill passed" in out
     staging = bot.sims["staging"]
     restores = [e for e in staging.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
@@ -63,6 +63,39 @@ def test_a_new_format_snapshot_is_checked_from_its_entity_files(make_bot, tmp_pa
     code, out = bot.run(f"backups drill {NEW} --target staging")
     assert code == 0, out
     assert "entity files" in out and drills(bot)[0].passed
+
+
+def test_a_drill_never_touches_the_targets_own_snapshot_of_the_same_name(make_bot, tmp_path) -> None:
+    """QA #35: the target's own snapshot with the source's id stays, with its own content; the drill uploads
+    under its own id and removes that upload afterwards."""
+    bot = drill_bot(make_bot, tmp_path, copies=(NEW,))
+    staging = bot.sims["staging"]
+    assert NEW in staging.state.snapshots["default_tenant"]  # the target has its own snapshot of that name
+    with open(staging.store.path("default_tenant", NEW), "rb") as fh:
+        own = fh.read()
+    code, out = bot.run(f"snapshots download {NEW} -m staging")  # and its own archive copy, paired with it
+    assert code == 0, out
+    code, out = bot.run(f"backups drill {NEW} --target staging")
+    assert code == 0 and drills(bot)[0].passed, out
+    assert "already had" not in out and "staging's own snapshots are not touched" in out
+    assert f"deleted the drill's upload drill-production-{NEW} from staging" in out, out
+    assert set(staging.state.snapshots["default_tenant"]) >= {NEW}
+    assert f"drill-production-{NEW}" not in staging.state.snapshots["default_tenant"]
+    with open(staging.store.path("default_tenant", NEW), "rb") as fh:
+        assert fh.read() == own
+    restores = [e for e in staging.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
+    assert [e["parameters"]["snapshot_id"] for e in restores] == [f"drill-production-{NEW}"]
+    code, out = bot.run(f"snapshots download {NEW} -m staging")  # the pairing holds: the same content again
+    assert code == 0, out
+
+
+def test_a_drill_id_is_always_a_valid_snapshot_id() -> None:
+    from commands.common import check_snapshot_id
+    from commands.drills import drill_snapshot_id
+
+    assert drill_snapshot_id("production", "daily-20261128") == "drill-production-daily-20261128"
+    long_id = drill_snapshot_id("production", "a" * 256)
+    assert check_snapshot_id(long_id) is None and long_id != drill_snapshot_id("staging", "a" * 256)
 
 
 @pytest.mark.parametrize(("switch", "kind", "ident", "named"), [
@@ -310,7 +343,8 @@ def test_a_drill_in_slack_reports_in_one_thread_and_broadcasts_the_result(make_b
         texts = [r.params["text"] for r in replies]
         joined = "\n".join(texts)
         for line in (f"drill: {SNAP} of production onto staging", f"uploading {SNAP} to staging",
-                     "verified: staging is in maintenance mode (activated)", f"restore of {SNAP} started",
+                     "verified: staging is in maintenance mode (activated)",
+                     f"restore of drill-production-{SNAP} started",
                      "staging answers with the restored data"):
             assert line in joined, joined
         final = replies[-1].params
