@@ -120,3 +120,48 @@ def test_the_demo_shell_says_how_to_approve_and_approve_there_works(make_bot) ->
     assert "approved by demo-admin (simulated second admin)" in text
     [row] = bot.store.query_audit(event="approved")
     assert "simulated second admin" in row["detail"]["by"]
+
+
+def test_a_restore_resumed_after_its_process_stopped_is_the_bots_in_the_audit_and_reported_here(make_bot, clock,
+                                                                                                capsys) -> None:
+    """QA 13: the process that finishes someone else's orphaned restore says whose it is and shows its report; the
+    steps after the restart are audited as system:reconcile; the requester stays the requester."""
+    from typing import Any
+
+    import pytest
+
+    from bot.cloudify import wsgi_transport
+    from bot.core import Actor
+    from bot.engine.dispatch import Dispatcher
+    from bot.front.cli import _reconcile
+    from bot.front.shell import TerminalSink
+    from bot.front.wiring import build_services
+
+    bot = make_bot()
+    assert bot.run(f"restore {SNAP} -f", yes=True)[0] == 3
+    op = _op(bot)
+
+    class Dies:
+        def emit(self, event: Any) -> None:
+            if "the restore is running" in event.text:
+                raise KeyboardInterrupt  # the process is gone here; the row stays `running`
+
+    with pytest.raises(KeyboardInterrupt):
+        bot.dispatcher.operations.decide(op["id"], Actor("shell:bob", "bob", "shell"), "approve", Dies())
+    [before] = bot.store.query_audit(limit=1)
+    clock.advance(60)
+    second = Dispatcher(build_services(bot.settings, clock=clock,
+                                       transport=wsgi_transport({"production.test": bot.sim.wsgi})))
+    capsys.readouterr()
+    _reconcile(second, TerminalSink(__import__("sys").stdout))
+    out = capsys.readouterr().out
+    assert out.startswith(f"after a restart: {op['id']} (restore on production, requested by alice) was left "
+                          "running by a bot process that stopped; this one settles it here:\n"), out
+    assert f"Restored {SNAP} on production (requested by alice, approved by bob)." in out
+    assert "maintenance mode: deactivated" in out
+    assert out.rstrip().endswith(f"after a restart: {op['id']} (restore on production, requested by alice) is "
+                                 "succeeded"), out
+    after = [r for r in bot.store.query_audit(limit=200, operation_id=op["id"]) if r["seq"] > before["seq"]]
+    assert after and {r["actor"] for r in after} == {"system:reconcile"}, {(r["event"], r["actor"]) for r in after}
+    assert {"step", "manager_call", "outcome"} <= {r["event"] for r in after}
+    assert bot.store.get_operation(op["id"])["requester"] == "shell:alice"

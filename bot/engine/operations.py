@@ -315,7 +315,9 @@ class Operations:
 
     def _reconcile_one(self, op: dict[str, Any], sink: Sink) -> dict[str, Any]:
         cmd = self.svc.registry.commands.get(tuple(op["kind"].split()))
-        actor = actor_of(op)
+        # the steps after a restart are the bot's, not the requester's (who may not be anywhere near): audited as
+        # system:reconcile; the operation keeps its requester (the summary and a follow-up gate name them)
+        actor = Actor("system:reconcile", "cfy-bot (resuming after a restart)", actor_of(op).source)
         inv = Invocation(text=op["kind"], actor=actor, channel=op["channel"], transport=op["transport"],
                          received_at=self.svc.clock.now())
         if op["state"] == "approved":
@@ -465,10 +467,12 @@ class EnginePort:
     def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """A new gated operation `kind` on ctx's manager for the same requester, waiting for confirmation."""
         expires = ctx.now() + timedelta(seconds=self._svc.settings.gate_ttl)
+        op = ctx.op or {}  # the running operation's requester, also when the bot resumed it after a restart
         return self._svc.store.create_operation(
-            kind=kind, args=dict(args or {}), manager=ctx.manager_name, requester=ctx.inv.actor.id,
-            requester_name=ctx.inv.actor.name, channel=ctx.inv.channel, transport=ctx.inv.transport,
-            state="pending", gate="confirm", expires_at=expires.isoformat())
+            kind=kind, args=dict(args or {}), manager=ctx.manager_name,
+            requester=op.get("requester") or ctx.inv.actor.id,
+            requester_name=op.get("requester_name") or ctx.inv.actor.name, channel=ctx.inv.channel,
+            transport=ctx.inv.transport, state="pending", gate="confirm", expires_at=expires.isoformat())
 
     def expire_due(self) -> list[dict[str, Any]]:
         """Expire every gate whose time is up."""

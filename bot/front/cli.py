@@ -232,11 +232,24 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
     return 2
 
 
-def _reconcile(dispatcher: Any, sink: Any) -> None:
-    """At start-up: finish or settle what a stopped bot left running, and say what became of each."""
-    for op in dispatcher.operations.reconcile(sink_for=lambda _op: sink):
-        print(f"after a restart: operation {op['id']} ({op['kind']} on {op['manager']}) is {op['state']}"
-              + (f": {op['error']}" if op.get("error") else ""), file=sys.stderr)
+def _reconcile(dispatcher: Any, sink: Any, as_json: bool = False) -> None:
+    """At start-up: finish or settle what a stopped bot left running, and say what became of each. Its progress
+    and report reach this terminal (the person who started it may be gone), under a line that says whose it is."""
+    from bot.core import person
+
+    def named(op: dict[str, Any]) -> str:
+        who = op.get("requester_name") or person(op["requester"])
+        return f"{op['id']} ({op['kind']} on {op['manager']}, requested by {who})"
+
+    def resuming(op: dict[str, Any]) -> Any:
+        print(f"after a restart: {named(op)} was left {op['state']} by a bot process that stopped; this one settles "
+              "it here:", file=sys.stderr if as_json else sys.stdout, flush=True)
+        return sink
+
+    for op in dispatcher.operations.reconcile(sink_for=resuming):
+        stream = sys.stdout if op["state"] == "succeeded" and not as_json else sys.stderr
+        print(f"after a restart: {named(op)} is {op['state']}" + (f": {op['error']}" if op.get("error") else ""),
+              file=stream, flush=True)
 
 
 def _scheduler(settings: Any, transport: Any) -> int:
@@ -313,7 +326,7 @@ def _terminal(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         return 2
     term = Terminal(dispatcher, color=not as_json and use_color(sys.stdout, dict(os.environ)), as_json=as_json,
                     simulated_approvals=bool(args.demo), demo=bool(args.demo))
-    _reconcile(dispatcher, term.sink)
+    _reconcile(dispatcher, term.sink, as_json)
     if args.cmd == "run":
         return term.run(args.text, yes=args.yes, approver=args.approve_as)
     return term.repl(history=os.path.join(settings.data_dir, "shell-history"))
