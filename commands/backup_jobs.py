@@ -14,11 +14,12 @@ from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Reply, Tone, age, size
-from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError, UsageError
+from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_off
-from commands.pruning import prune_backups, retention_text
+from commands.pruning import prune_backups, retention_plan, retention_text
+from commands.retention import Backup
 from commands.snapshot_create import CREATE_TIMEOUT, snapshots_create
 from commands.common import hint
 
@@ -44,8 +45,11 @@ def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
     today = schedule.today(ctx.now())
     day = date.fromisoformat(args.day) if args.day else today
     if day > today:
-        raise UsageError(f"--day {day} is in the future (today is {today} in {schedule.tz_name})",
-                         usage=ctx.command.usage())
+        raise OperationError(f"--day {day} is in the future (today is {today} in {schedule.tz_name}): a backup "
+                             "is taken on its day or later, never ahead of it")
+    held = ctx.catalog.get_run(ctx.manager_name, ctx.backups.run_key(day))
+    if day < today and (held is None or ctx.backups.is_failed(held.get("state"))):
+        _refuse_a_day_retention_prunes(ctx, day)  # a done or running day is answered by the claim below
     owner = ctx.backups.owner_id(ctx.inv.id)
     retry = ctx.inv.actor.source != "system"
     claim = ctx.backups.claim_day(ctx.manager_name, day, owner, ctx.now(), retry=retry)
@@ -60,6 +64,16 @@ def _claim(ctx: Ctx, args: Args) -> dict[str, Any]:
     if claim.took_over:
         ctx.audit("run_taken_over", run=claim.key, previous_owner=claim.took_over.get("owner"))
     return {"day": day.isoformat(), "run": claim.key, "owner": owner}
+
+
+def _refuse_a_day_retention_prunes(ctx: Ctx, day: date) -> None:
+    """A catch-up for a past day that retention would prune in the same run is refused before anything is made."""
+    sid = f"daily-{day:%Y%m%d}"
+    plan, _snaps, _copies = retention_plan(ctx, extra=Backup(sid, "created", archived=True, verified=True))
+    if sid in plan.delete:
+        raise OperationError(f"a daily backup for {day} would be pruned by retention ({retention_text(ctx)}) in "
+                             f"the same run: {plan.delete[sid]}. Nothing was created. {hint(ctx, 'snapshots create')} "
+                             "makes a snapshot that retention never prunes")
 
 
 FOLLOW_LIMIT_S = 6 * 3600.0  # a daily run that takes longer is reported as still running
@@ -82,12 +96,27 @@ def _follow(ctx: Ctx, op: dict[str, Any]) -> None:
                          f"{current.get('state')}: {current.get('error') or 'no reason recorded'}")
 
 
+def _since(ctx: Ctx, sid: str, row: dict[str, Any]) -> str:
+    """What became of a finished run's snapshot since (checked now): "" while its verified copy is there."""
+    copy = ctx.catalog.get_copy(ctx.manager_name, sid) if sid else None
+    if copy is not None:
+        return "" if copy.verified else f"; its archive copy has since failed its check: {copy.error or '?'}"
+    began = row.get("claimed_at") or row.get("finished_at") or None  # the run's own retention step counts
+    pruned = ctx.audit_log.query_audit(manager=ctx.manager_name, event="pruned", since=began, limit=1000)
+    why = next(((r.get("detail") or {}) for r in pruned if (r.get("detail") or {}).get("snapshot_id") == sid), None)
+    if why is not None:
+        return f", then pruned by retention ({why.get('reason') or 'no reason recorded'})"
+    return (f"; the archive no longer has {sid} (it was deleted since; {hint(ctx, 'snapshots list')} shows what "
+            "exists)")
+
+
 def _held(ctx: Ctx, row: dict[str, Any]) -> str:
     """Why the day cannot be claimed, naming what holds it."""
     what = f"the daily backup of {ctx.manager_name} for {row.get('day')}"
     if row.get("state") == "succeeded":
-        return (f"{what} is done: {row.get('snapshot_id') or 'its snapshot'} was copied off and verified "
-                f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC). "
+        sid = row.get("snapshot_id") or ""
+        return (f"{what} is done: {sid or 'its snapshot'} was copied off and verified "
+                f"(finished {row.get('finished_at', '')[:16].replace('T', ' ')} UTC){_since(ctx, sid, row)}. "
                 f"{hint(ctx, 'snapshots create')} makes an extra snapshot.")
     if ctx.backups.is_failed(row.get("state")):
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
@@ -104,7 +133,9 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
                        "passes it when it catches up a missed day", metavar="YYYY-MM-DD", check=_check_day)],
          prepare=_claim,
          description="Each manager's daily backup runs once a day: this claims the day first, so the schedule "
-                     "will not run it again. A day whose run failed or was skipped can be run again. A manager in "
+                     "will not run it again. A day whose run failed or was skipped can be run again; a past day "
+                     "whose backup retention would prune in the same run is refused before anything is made. A "
+                     "manager in "
                      "maintenance mode is skipped; a busy one is retried with backoff for up to "
                      f"{age(BUSY_GIVE_UP)}. The snapshot is made in the legacy format (cfy's default, which every "
                      "manager version restores); an existing daily-YYYYMMDD of that day is reused.",

@@ -14,7 +14,8 @@ from typing import Any
 
 from bot.engine.context import ChatPort, Ctx, Sink
 from bot.core import ProgressEvent, Reply, Tone, age
-from bot.errors import BotError, ChatError, MissingScope, NameTaken, NoChannels, NotFound, UsageError
+from bot.errors import (BotError, ChatError, MissingScope, NameTaken, NoChannels, NothingToDo, NotFound,
+                        OperationError)
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.cluster import verdict_line
@@ -138,9 +139,9 @@ def _find(ctx: Ctx, incident_id: str | None) -> dict[str, Any]:
     found = ctx.incidents.open_in(ctx.inv.channel)
     if found is None:
         if ctx.inv.transport == "slack":
-            raise UsageError("no incident is open in this channel; run this in the incident's channel, or name it "
+            raise NotFound("no incident is open in this channel; run this in the incident's channel, or name it "
                              "with `-i INCIDENT_ID`")
-        raise UsageError("no incident is open in the terminal; name one with `-i INCIDENT_ID` "
+        raise NotFound("no incident is open in the terminal; name one with `-i INCIDENT_ID` "
                          "(`incident status -i INCIDENT_ID`), or start one with `incident start TITLE`")
     return found
 
@@ -165,7 +166,8 @@ def incident_start(ctx: Ctx, args: Args) -> Reply:
     here = ctx.incidents.open_in(ctx.inv.channel)
     if here is not None:
         where = "this channel" if ctx.inv.transport == "slack" else "the terminal"
-        raise UsageError(f"incident {here['id']} is open in {where}; close it first (`incident close -i {here['id']}`)")
+        raise OperationError(f"incident {here['id']} is open in {where}; close it first "
+                             f"(`incident close -i {here['id']}`)")
     record, notes = open_incident(ctx, args.title, ctx.manager_name)
     port = _port(ctx)
     if record["mode"] == "channel":
@@ -191,7 +193,7 @@ def incident_note(ctx: Ctx, args: Args) -> Reply:
     """Answer `incident note TEXT`."""
     record = _find(ctx, args.incident)
     if record.get("state") != "open":
-        raise UsageError(f"incident {record['id']} is closed")
+        raise OperationError(f"incident {record['id']} is closed; notes go to an open incident")
     _audit(ctx, record, "incident_note", text=args.text)
     port = _port(ctx)
     port.say(record["room"], f"Note by {ctx.inv.actor.name}: {args.text}", record.get("thread", ""))
@@ -216,7 +218,7 @@ def incident_close(ctx: Ctx, args: Args) -> Reply:
     """Answer `incident close [SUMMARY]`."""
     record = _find(ctx, args.incident)
     if not ctx.catalog.claim_mark(f"incident-closed:{record['id']}", ctx.inv.actor.id):
-        raise UsageError(f"incident {record['id']} is closed already")
+        raise NothingToDo(f"incident {record['id']} is closed already")
     _audit(ctx, record, "incident_close", summary=args.summary or "")
     record.update(state="closed", closed_at=ctx.incidents.stamp(ctx.now()), closed_by=ctx.inv.actor.id,
                   closed_by_name=ctx.inv.actor.name, summary=args.summary or "")

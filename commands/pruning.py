@@ -12,8 +12,10 @@ from commands.common import count
 from commands.retention import RULES, Backup, Plan, daily_day, select
 
 
-def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str, ArchiveCopy]]:
-    """The retention plan of this manager, with its daily snapshots on the manager and in the archive."""
+def retention_plan(ctx: Ctx, extra: Backup | None = None) -> tuple[Plan, dict[str, dict[str, Any]],
+                                                                    dict[str, ArchiveCopy]]:
+    """The retention plan of this manager, with its daily snapshots on the manager and in the archive; `extra`
+    is a backup that does not exist yet (what the plan would say if it did)."""
     snaps: dict[str, dict[str, Any]] = {}
     offset = 0
     while True:
@@ -25,6 +27,8 @@ def retention_plan(ctx: Ctx) -> tuple[Plan, dict[str, dict[str, Any]], dict[str,
     copies = {c.snapshot_id: c for c in ctx.catalog.list_copies(manager=ctx.manager_name)}
     backups = [Backup(sid, str((snaps.get(sid) or {}).get("status") or ""), sid in copies,
                       bool(sid in copies and copies[sid].verified)) for sid in set(snaps) | set(copies)]
+    if extra is not None:
+        backups = [b for b in backups if b.snapshot_id != extra.snapshot_id] + [extra]
     return select(backups, ctx.settings.retention), snaps, copies
 
 

@@ -61,7 +61,7 @@ def test_the_day_is_the_date_in_the_bot_s_time_zone(make_bot, clock) -> None:
     assert archive_ids(bot) == [f"{daily(-1)}"]
     assert bot.store.get_run("production", "2026-11-30")["state"] == "succeeded"
     code, out = bot.run("backups run --day 2026-12-01")
-    assert code == 2 and "is in the future (today is 2026-11-30 in Asia/Tokyo)" in out
+    assert code == 1 and "is in the future (today is 2026-11-30 in Asia/Tokyo)" in out and "Usage error" not in out
 
 
 def test_a_failed_run_can_be_run_again_under_a_new_id(make_bot) -> None:
@@ -233,3 +233,35 @@ def test_summary_shows_the_audit_head_that_verify_can_expect_later(make_bot) -> 
     assert line.startswith(f"Audit log: {seq} row{'' if seq == 1 else 's'}, head {seq}:hmac:")
     bot.run("status")
     assert bot.store.verify_audit((seq, digest)).ok
+
+
+# --- catch-up days and retention (QA #30) -------------------------------------------------------------------
+
+
+def test_a_past_day_retention_would_prune_at_once_is_refused_before_anything_is_made(make_bot) -> None:
+    bot = make_bot(env={"BOT_RETENTION": "daily=2"})  # seed: daily(5)..daily(1), daily(1) and daily(2) kept
+    assert bot.run(f"snapshots download {daily(1)}")[0] == 0  # a newer verified copy than the day asked for
+    before = sim_ids(bot.sim)
+    code, out = bot.run("backups run --day 2026-11-20")
+    assert code == 1, out
+    assert "a daily backup for 2026-11-20 would be pruned by retention (daily=2) in the same run: not among the " \
+           "newest 2 daily. Nothing was created." in out and "`snapshots create`" in out, out
+    assert sim_ids(bot.sim) == before and not create_executions(bot.sim)
+    assert bot.store.get_run("production", "2026-11-20") is None  # not claimed: nothing ran
+    code, out = bot.run(f"backups run --day {daily(1)[6:10]}-{daily(1)[10:12]}-{daily(1)[12:14]}")
+    assert code == 0, out  # yesterday is within the window: made (or, here, its existing daily(1) reused)
+
+
+def test_a_done_day_whose_backup_retention_pruned_says_so(make_bot, clock) -> None:
+    bot = make_bot(seed=False, env={"BOT_RETENTION": "daily=1"})
+    code, out = bot.run("backups run")
+    assert code == 0, out
+    clock.advance(86400)
+    code, out = bot.run("backups run")  # the next day: retention keeps one daily, so yesterday's goes
+    assert code == 0 and f"pruned {SID}" in out, out
+    code, out = bot.run("backups run --day 2026-11-29")
+    assert code == 0, out
+    assert (f"The daily backup of production for 2026-11-29 is done: {SID} was copied off and verified (finished "
+            "2026-11-29 09:00 UTC), then pruned by retention (not among the newest 1 daily)") in out, out
+    code, out = bot.run("backups run --day 2026-11-30")  # still there: said as before
+    assert code == 0 and "was copied off and verified (finished 2026-11-30 09:00 UTC). `snapshots create`" in out, out

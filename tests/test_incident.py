@@ -33,7 +33,7 @@ def test_start_note_status_close_in_the_terminal(make_bot) -> None:
                    "newest verified backup  NONE", "running operations      none", "state                   open"):
         assert needed in out, needed
     code, out = bot.run("incident start another one")
-    assert code == 2 and f"incident {INC} is open in the terminal; close it first (`incident close -i {INC}`)" in out
+    assert code == 1 and f"incident {INC} is open in the terminal; close it first (`incident close -i {INC}`)" in out
     bot.clock.advance(60)
     code, out = bot.run("incident note db-2 disk full, cleaning up", user="bob")
     assert code == 0 and f"Noted in incident {INC} (production): db-2 disk full" in out
@@ -48,21 +48,27 @@ def test_start_note_status_close_in_the_terminal(make_bot) -> None:
     lines = out.split("Timeline (", 1)[1].splitlines()[1:]
     whats = [line.split(": ", 1)[1] for line in lines if line[:2].isdigit()]
     assert whats == [
-        "opened the incident (terminal): DB nodes down", "noted: db-2 disk full, cleaning up",
+        "opened the incident (terminal): DB nodes down",
+        f"incident start on production ended failed: incident {INC} is open in the terminal; close it first "
+        f"(`incident close -i {INC}`)",  # a refusal is a fact of the incident (usage errors were not recorded)
+        "noted: db-2 disk full, cleaning up",
         "ran `snapshots list`", f"started runbook node-down ({rid})",
         f"runbook {rid} step 1 done: removed db-2", "closed the incident: db-2 replaced, cluster healthy"]
-    assert lines[0].startswith("09:00:00 alice: opened") and lines[1].startswith("09:01:00 bob: noted")
+    assert lines[0].startswith("09:00:00 alice: opened") and lines[2].startswith("09:01:00 bob: noted")
     path = Path(out.split("Markdown export: ", 1)[1].strip())
     text = path.read_text()
     assert text.startswith(f"# Incident {INC}: DB nodes down\n")
     assert "- Closed: 2026-11-29 09:11:00 by alice" in text and "- Summary: db-2 replaced, cluster healthy" in text
     assert "| 2026-11-29 09:01:00 | bob | noted: db-2 disk full, cleaning up |" in text
     code, out = bot.run("incident close again")
-    assert code == 2 and "no incident is open in the terminal; name one with `-i INCIDENT_ID`" in out
+    assert code == 1 and "no incident is open in the terminal; name one with `-i INCIDENT_ID`" in out
+    assert "Usage error" not in out  # the text was valid: what was asked did not happen (README's exit codes)
     code, out = bot.run(f"incident close -i {INC}")
-    assert code == 2 and "closed already" in out
+    assert code == 0 and "closed already" in out  # what was asked is so already
+    code, out = bot.run(f"incident note -i {INC} too late")
+    assert code == 1 and "is closed; notes go to an open incident" in out
     code, out = bot.run("incident note too late")
-    assert code == 2
+    assert code == 1
     code, out = bot.run("incident start DB nodes down")  # the same title later that day: a new name
     assert code == 0 and f"{INC}-2" in out
 
