@@ -23,6 +23,7 @@ from commands.common import check_snapshot_id, count, hint, last_line, parse_tim
 from commands.executions import cancel_hints, describe
 from commands.incidents import restore_incident
 from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activated
+from commands.restore_snapshots import copy_off_first, snapshots_facts, snapshots_left, snapshots_line
 from commands.restore_watch import (
     ACTIVE,
     deactivate_after,
@@ -88,6 +89,7 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         **fmt,
     }
     facts["effect"] = EFFECT.get(facts["layout"], EFFECT["unknown"])
+    facts.update(snapshots_facts(ctx, target))
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
 
@@ -202,6 +204,9 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
         lines.append(f"{len(facts['active_before'])} executions are active; maintenance mode waits for them: "
                      f"{describe(_read_back(facts['active_before']))}.")
     lines.append(_format_line(facts))
+    snapshots = snapshots_line(ctx, facts)
+    if snapshots:
+        lines.append(snapshots)
     waiting = _read_back(facts["scheduled_before"] + facts["queued_before"])
     if waiting:
         lines.append(f"{len(waiting)} queued or scheduled executions would keep maintenance mode from ever "
@@ -219,8 +224,11 @@ def _format_line(facts: dict[str, Any]) -> str:
     sid, version = facts["snapshot_id"], facts["snapshot_version"]
     has = f"{count(facts['blueprints'], 'blueprint')} and {count(facts['deployments'], 'deployment')}"
     if facts["layout"] == "new":
+        source = ("its archive copy" if facts.get("has_copy") else
+                  "the archive copy the bot makes of it before maintenance mode")
         after = ("so afterwards the bot compares the tenants, blueprints, deployments, secrets and plugins the "
-                 "snapshot holds (its archive copy) with what the manager has" if facts.get("has_copy") else
+                 f"snapshot holds ({source}) with what the manager has"
+                 if facts.get("has_copy") or facts.get("will_copy_off") else
                  "and the bot has no archive copy of it to compare the result with, so afterwards it can only show "
                  "the errors the restore logs")
         return (f"{sid} is a new-format snapshot ({version}; metadata.json in {facts['format_source']}): the "
@@ -230,13 +238,25 @@ def _format_line(facts: dict[str, Any]) -> str:
         return (f"{sid} is a legacy-format snapshot ({version}; metadata.json in {facts['format_source']}): it "
                 "replaces the manager's database"
                 + (f"; -f deletes the {has} the manager has now." if facts["blueprints"] else "."))
-    return f"The bot cannot tell {sid}'s format ({facts['format_unknown']}); the manager has {has}."
+    server = facts.get("server_version") or "?"
+    text = (f"{sid}: version and format unchecked ({facts['format_unknown']}). What that risks: a snapshot taken on "
+            f"a Cloudify newer than {server} or older than 4.0 is refused by the manager only after maintenance mode "
+            "was entered if it is a legacy one, and not refused at all if it is a new-format one (that restore "
+            "checks no version); and whether it replaces the manager's database (legacy) or adds its entities "
+            f"(new) is not known. The manager has {has} now.")
+    if facts.get("will_copy_off"):
+        text += (" Before maintenance mode the bot copies it into the archive, reads its metadata.json, and stops, "
+                 "touching nothing, if it is newer than the manager or older than 4.0.")
+    return text
 
 
 def schedule_fate(server: str, layout: str) -> str:
     """What the restore does with `scheduled` executions in the snapshot's data, by manager version (§6)."""
     if layout == "new":
         return "A new-format restore re-creates the snapshot's execution schedules and marks no execution FAILED."
+    if layout != "legacy":
+        fate = schedule_fate(server, "legacy")
+        return fate and "If it is a legacy-format snapshot: " + fate[0].lower() + fate[1:]
     if version_tuple(server) >= (6, 0, 0):
         return ("A legacy restore on Cloudify 6.0 or later marks every `scheduled` execution in the snapshot's "
                 "data FAILED, and re-creates those due later as execution schedules (`<workflow>_restored_…`).")
@@ -274,6 +294,7 @@ def restore(ctx: Ctx, args: Args) -> Reply:
 
     if not ctx.recall("maintenance_requested") and not ctx.recall("execution_id"):
         recheck(ctx, args)  # the manager may have changed since the card: read it again before changing it
+        phases.update(ctx.recall("phases") or {})  # the copy-off step, when it ran
     t = ctx.clock.monotonic()
     if args.needs_upload and not ctx.recall("uploaded"):
         _upload(ctx, args)
@@ -314,8 +335,10 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     deactivation = deactivate_after(ctx, client, ok, args.maintenance_before)
     if deactivation == "deactivated":
         timed("deactivate", t)  # a step that did not run has no duration, not 0s
+    on_manager = snapshots_left(ctx, client, list(args.snapshots_before)) \
+        if args.get("snapshots_before") is not None else None
     return _summary(ctx, args, execution, schedules, cancelled, deactivation, phases,
-                    elapsed(), content, incomplete)
+                    elapsed(), content, incomplete, on_manager)
 
 
 def recheck(ctx: Ctx, args: Args) -> None:
@@ -345,14 +368,24 @@ def recheck(ctx: Ctx, args: Args) -> None:
     if snap is not None and snap.get("status") == "failed":
         raise BotError(f"snapshot {target} on {ctx.manager_name} is failed now ({last_line(snap.get('error'))}), "
                        f"since {card} was shown. Nothing was changed.")
+    if (ctx.command.name == "restore" and args.get("will_copy_off") and snap is not None
+            and _archive_copy(ctx, target) is None):
+        t = ctx.clock.monotonic()
+        copy_off_first(ctx, target)  # read-only on the manager: its metadata.json now tells format and version
+        ctx.remember(phases={**(ctx.recall("phases") or {}), "copy off": ctx.clock.monotonic() - t})
     server = str(client.version().get("version") or "?")
     changed = _changed_since_card(ctx, args, server)
     try:
         _refuse_what_cannot_work(ctx, args, target, _archive_copy(ctx, target), server,
                                  on_manager=snap is not None)
     except BotError as exc:
-        what = "; ".join(changed) if changed else "nothing the card counted changed, but"
-        raise BotError(f"stopped before changing anything: since {card}, {what}. {exc}") from None
+        if changed:
+            why = f"since {card}, " + "; ".join(changed) + "."
+        elif ctx.recall("copied_off"):
+            why = "the copy the bot just made tells what the card could not:"
+        else:
+            why = f"the manager is as {card} said, but this check fails now:"
+        raise BotError(f"stopped before changing anything: {why} {exc}") from None
     if ctx.command.name == "restore":  # only the guided restore asks for maintenance mode
         _refuse_new_waiting(ctx, args, card, again)
     if changed:  # -f was given, so the restore still works: say what it now replaces
@@ -373,7 +406,7 @@ def _changed_since_card(ctx: Ctx, args: Args, server: str) -> list[str]:
             changed.append(f"{ctx.manager_name} had {count(int(args.blueprints), 'blueprint')} and "
                            f"{count(int(args.deployments), 'deployment')} then and has {blueprints} and "
                            f"{deployments} now")
-    if args.layout in ("legacy", "new") and _archive_copy(ctx, args.snapshot_id) is None and not args.needs_upload:
+    if args.get("has_copy") and _archive_copy(ctx, args.snapshot_id) is None and not args.needs_upload:
         changed.append(f"the archive copy of {args.snapshot_id} that told its format is gone")
     return changed
 
@@ -500,11 +533,12 @@ class RestoreRefused(BotError):
     """The manager refused the restore call: no restore ran."""
 
 
-PHASES = ("upload", "maintenance", "restore request", "restore", "deactivate")
+PHASES = ("copy off", "upload", "maintenance", "restore request", "restore", "deactivate")
 
 
 def _durations(ctx: Ctx, args: Args, phases: dict[str, float], total: float) -> str:
-    shown = [p for p in PHASES if p != "upload" or args.needs_upload]
+    optional = {"upload": args.needs_upload, "copy off": args.get("will_copy_off")}
+    shown = [p for p in PHASES if optional.get(p, True)]
     done = ", ".join(f"{p} {age(phases[p])}" if p in phases else f"{p} not run" for p in shown)
     restarted = " (wall clock, the time the bot was down included)" if ctx.recall("resumed") else ""
     return f"{done}; total {age(total)}{restarted}"
@@ -523,13 +557,16 @@ def _refused(ctx: Ctx, args: Args, exc: RestoreRefused, cancelled: str, maintena
 
 
 def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancelled: str, deactivation: str,
-             phases: dict[str, float], total: float, content: str = "", incomplete: bool = False) -> Reply:
+             phases: dict[str, float], total: float, content: str = "", incomplete: bool = False,
+             left: tuple[str, Tone] | None = None) -> Reply:
     ok = execution.status == "terminated"
     fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.id} {execution.status}"),
               ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
               ("maintenance mode", deactivation), ("durations", _durations(ctx, args, phases, total))]
     if content:
         fields.insert(4, ("content", content))
+    if left is not None:  # read back after the restore: a legacy restore empties the snapshots table
+        fields.insert(-2, ("snapshots", left[0]))
     if not ok:
         fields.insert(2, ("error", last_line(execution.error) or "no error text"))
     who = _who(ctx)

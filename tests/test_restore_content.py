@@ -88,12 +88,13 @@ def test_entities_already_on_the_manager_are_there_by_name_and_the_logged_confli
                                             "4 plugins; production has 3 tenants, 4 blueprints")
 
 
-def test_without_an_archive_copy_the_card_and_the_report_say_what_cannot_be_compared(make_bot) -> None:
+def test_without_an_archive_copy_the_restore_copies_it_first_and_compares_against_that_copy(make_bot) -> None:
     bot = make_bot()
     code, out = bot.run(f"restore {NEW}", yes=True, approver="bob")  # only on the manager
     assert code == 0, out
     assert f"{NEW} is a new-format snapshot (7.0.5; metadata.json in the first " in out
-    assert "the bot has no archive copy of it to compare the result with" in out
-    assert field(out, "content") == (
-        f"not compared: the bot has no archive copy of {NEW}, so it cannot read what the snapshot holds; only the "
-        "restore's own log (in the thread) names entities it could not restore")
+    assert "the snapshot holds (the archive copy the bot makes of it before maintenance mode)" in out
+    assert f"copied {NEW} off production into the archive before the restore: " in out
+    assert out.index("into the archive before the restore") < out.index("maintenance mode requested")
+    assert bot.store.get_copy("production", NEW).verified
+    assert field(out, "content").startswith("the snapshot holds 3 tenants, 4 blueprints, 4 deployments")

@@ -123,6 +123,7 @@ def test_with_force_a_changed_manager_is_said_and_the_restore_goes_on(make_bot) 
 def test_the_snapshot_is_read_back_just_before_maintenance_mode(make_bot) -> None:
     bot = make_bot()
     snap = daily(1)
+    assert bot.run(f"snapshots download {snap}")[0] == 0  # so the operation makes no copy of its own first
     code, out = bot.run(f"restore {snap} -f", yes=True)
     op = waiting_op(bot)
     client = bot.services.managers["production"]
@@ -216,3 +217,65 @@ def test_the_plain_snapshots_restore_of_a_snapshot_the_manager_lacks_says_how_to
     code, out = bot.run(f"snapshots restore {snap} -f", yes=True, approver="bob")
     assert code == 1, out
     assert f"snapshot {snap} is not on production: `snapshots upload {snap}` puts the archive copy there" in out
+
+
+def field(out: str, name: str) -> str:
+    """The value of one field of the final report (`name  value` on its own line)."""
+    [line] = [ln for ln in out.splitlines() if ln.startswith(name + "  ")]
+    return line[len(name):].strip()
+
+
+def test_a_legacy_card_counts_the_snapshots_the_restore_deletes_and_the_report_reads_back_what_is_left(
+        make_bot) -> None:
+    bot = make_bot()
+    snap, other = daily(1), daily(2)
+    assert bot.run(f"snapshots download {other}")[0] == 0  # one of them has an archive copy
+    listed = bot.services.managers["production"].list_snapshots(size=1000, all_tenants=True).items
+    before = [str(s["id"]) for s in listed]  # as the manager lists them (oldest first)
+    uncopied = [sid for sid in before if sid != other]
+    code, out = bot.run(f"restore {snap} -f", yes=True, approver="bob")
+    assert code == 0, out
+    assert (f"A legacy restore deletes every snapshot on production ({len(before)} now, all tenants: the snapshots "
+            f"table is not part of a legacy snapshot), and the restored zip too; {len(uncopied)} of them have no "
+            f"archive copy (") in out
+    assert f"Before maintenance mode the bot copies {snap} into the archive and verifies it" in out
+    assert "lost unless copied first: `snapshots download " in out
+    # the copy is a step of the operation, before maintenance mode, with its progress line
+    assert out.index(f"copied {snap} off production into the archive before the restore") < \
+        out.index("maintenance mode requested")
+    assert bot.store.get_copy("production", snap).verified
+    left = [sid for per in bot.sim.state.snapshots.values() for sid in per]
+    gone = [sid for sid in before if sid not in left]
+    assert gone  # the simulator empties the table as a 7.0.5 legacy restore does
+    lost = len(gone) - 2  # snap (copied by the restore) and other (copied before) have archive copies
+    assert field(out, "snapshots") == (
+        f"{len(left)} snapshot{'s' if len(left) != 1 else ''} on production now ({len(before)} before the restore); "
+        f"{len(gone)} gone: 2 with an archive copy ({', '.join(s for s in before if s in (snap, other))}; "
+        f"`snapshots upload {[s for s in before if s in (snap, other)][0]}` puts one back); {lost} with no archive "
+        "copy, lost: " + ", ".join(s for s in gone if s not in (snap, other)))
+    assert "copy off " in field(out, "durations")
+
+
+def test_a_snapshot_whose_version_the_card_could_not_read_is_checked_on_the_copy_before_maintenance_mode(
+        make_bot) -> None:
+    from test_archive import snapshot_zip
+
+    bot = make_bot()
+    client = bot.services.managers["production"]
+    client.upload_snapshot("future-9", [snapshot_zip(layout="new", version="7.1.0")])  # a newer manager's
+    bot.sim.faults.truncate_downloads(after_bytes=20, count=1)  # the card's read of the first bytes fails
+    code, out = bot.run("restore future-9 -f", yes=True)
+    assert code == 3, out
+    assert "future-9: version and format unchecked (" in out
+    assert "What that risks: a snapshot taken on a Cloudify newer than 7.0.5 or older than 4.0" in out
+    assert "reads its metadata.json, and stops, touching nothing, if it is newer than the manager" in out
+    assert "If it is a legacy-format snapshot: a legacy restore on Cloudify 6.0 or later" in out
+    op = waiting_op(bot)
+    executions = {e["id"]: e["status"] for e in bot.sim.state.executions.values()}
+    row = last_row(bot)
+    code, out = bot.run(f"approve {op}", user="bob")
+    assert code == 1, out
+    nothing_changed(bot, row, executions)
+    assert ("stopped before changing anything: the copy the bot just made tells what the card could not: future-9 "
+            "was taken on Cloudify 7.1.0 (metadata.json in its archive copy of production), newer than "
+            "production's 7.0.5") in out

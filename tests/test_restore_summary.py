@@ -44,13 +44,34 @@ def restore_of(bot: Any) -> dict[str, Any]:
     return e
 
 
+def listed(bot: Any) -> list[str]:
+    """The ids of the manager's snapshots as it lists them (oldest first), read from the simulator."""
+    rows = [r for per in bot.sim.state.snapshots.values() for r in per.values()]
+    return [r["id"] for r in sorted(rows, key=lambda r: r["created_at"])]
+
+
+def snapshots_row(bot: Any, before: list[str]) -> str:
+    """The report's `snapshots` line, from the simulator's list and the catalog's verified copies."""
+    now = listed(bot)
+    gone = [i for i in before if i not in now]
+    text = f"{len(now)} snapshot{'' if len(now) == 1 else 's'} on production now ({len(before)} before the restore)"
+    if not gone:
+        return text
+    copied = {c.snapshot_id for c in bot.store.list_copies(manager="production", verified=True)}
+    kept, lost = [i for i in gone if i in copied], [i for i in gone if i not in copied]
+    return (f"{text}; {len(gone)} gone: {len(kept)} with an archive copy ({', '.join(kept)}; `snapshots upload "
+            f"{kept[0]}` puts one back); {len(lost)} with no archive copy, lost: {', '.join(lost)}")
+
+
 def test_success(make_bot) -> None:
     bot = make_bot(scheduled=True)  # 4 live scheduled executions: 1 overdue, 3 due later
     live = scheduled(bot)
     overdue = [i for i, e in live.items() if e["scheduled_for"] < "2026-11-29T09:00"]
     assert len(live) == 4 and len(overdue) == 1
+    before = listed(bot)
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 0, out
+    assert listed(bot) == []  # a legacy restore empties the snapshots table; the bot copied SNAP off first
     assert summary(out, "OK Restore of production succeeded") == [
         "OK Restore of production succeeded",
         row("snapshot", SNAP),
@@ -59,8 +80,9 @@ def test_success(make_bot) -> None:
                                     "re-scheduled"),
         row("cancelled by the bot", f"4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; "
                                     "see the thread)"),
+        row("snapshots", snapshots_row(bot, before)),
         row("maintenance mode", "deactivated"),
-        row("durations", "maintenance 1s, restore request 0s, restore 13s, deactivate 0s; total 14s"),
+        row("durations", "copy off 0s, maintenance 1s, restore request 0s, restore 13s, deactivate 0s; total 14s"),
     ]
     assert f"Restored {SNAP} on production (requested by alice, approved by bob (simulated second admin))." in out
     assert bot.sim.state.maintenance["status"] == "deactivated"
@@ -100,7 +122,8 @@ def test_refused_by_the_manager_with_a_400(make_bot) -> None:
         row("cancelled by the bot", "4 cancelled by the bot; 4 still gone, as nothing was restored ("
                                     + ", ".join(e["id"] for e in journaled) + "; see the thread)"),
         row("maintenance mode", "turned off again (it was off before, and nothing was restored)"),
-        row("durations", "maintenance 1s, restore request 0s, restore not run, deactivate 0s; total 1s"),
+        row("durations", "copy off 0s, maintenance 1s, restore request 0s, restore not run, deactivate 0s; "
+                         "total 1s"),
     ]
     assert (f"The restore of {SNAP} on production did not start: the manager refused it, and nothing was restored "
             "(requested by alice, approved by bob (simulated second admin)).") in out
@@ -115,6 +138,7 @@ def test_execution_failed(make_bot) -> None:
     bot = make_bot()
     bot.sim.faults.fail_next("restore_snapshot", "Traceback (most recent call last):\nRuntimeError: pg_restore: "
                                                  "could not connect")
+    before = listed(bot)
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 1, out
     [follow] = [o for o in bot.store.list_operations() if o["kind"] == "maintenance-mode deactivate"]
@@ -125,9 +149,10 @@ def test_execution_failed(make_bot) -> None:
         row("error", "RuntimeError: pg_restore: could not connect"),
         row("scheduled executions", "none were scheduled"),
         row("cancelled by the bot", "none"),
+        row("snapshots", snapshots_row(bot, before)),
         row("maintenance mode", f"still ON after the failed restore; deactivation waits for confirmation "
                                 f"({follow['id']})"),
-        row("durations", "maintenance 0s, restore request 0s, restore 8s, deactivate not run; total 8s"),
+        row("durations", "copy off 0s, maintenance 0s, restore request 0s, restore 8s, deactivate not run; total 8s"),
     ]
     assert restore_of(bot)["status"] == "failed" and bot.sim.state.maintenance["status"] == "activated"
     assert (f"Operation {follow['id']} waits for your answer: `cfy-bot run \"confirm {follow['id']}\"` or "
@@ -157,6 +182,7 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
     bot = make_bot(scheduled=True)
     live = scheduled(bot)
     overdue = [i for i, e in live.items() if e["scheduled_for"] < "2026-11-29T09:00"]
+    before = listed(bot)
     assert bot.run(f"restore {SNAP} -f", yes=True)[0] == 3
     [op] = [o for o in bot.store.list_operations() if o["kind"] == "restore"]
 
@@ -187,9 +213,10 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
         "scheduled executions: 1 overdue marked FAILED, 0 kept scheduled, 3 later ones marked FAILED and re-scheduled",
         f"cancelled by the bot: 4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; see the "
         "thread)",
+        f"snapshots: {snapshots_row(bot, before)}",
         "maintenance mode: deactivated",
-        "durations: maintenance 1s, restore request 0s, restore 1m, deactivate 0s; total 1m (wall clock, the time "
-        "the bot was down included)",
+        "durations: copy off 0s, maintenance 1s, restore request 0s, restore 1m, deactivate 0s; total 1m (wall "
+        "clock, the time the bot was down included)",
     ]
     fields = dict(bot.store.get_operation(op["id"])["result"]["fields"])  # kept with the operation
     assert fields["maintenance mode"] == "deactivated" and fields["snapshot"] == SNAP
