@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from bot.core import Role, parse_duration
 from bot.errors import ConfigError
 from bot.spec.registry import ROLES
-from bot.settings import Grant, ManagerSettings, Settings
+from bot.settings import AuditSettings, Grant, ManagerSettings, Settings
 
 # The words an environment variable may use for a boolean (any case); an empty value means "not set".
 TRUE = ("1", "true", "yes", "on")
@@ -372,6 +372,18 @@ def _drill_settings(r: _Reader) -> tuple[str, float]:
     except CronError as exc:
         r.problems.append(f"BOT_DRILL_SCHEDULE: {exc}")
     return schedule, r.duration("BOT_MAX_DRILL_AGE", 8 * 86400.0, AGE_RANGE)
+
+
+def load_audit_settings(env: Mapping[str, str] | None = None) -> AuditSettings:
+    """Only what reading the audit log needs (BOT_DB_PATH or BOT_DATA_DIR, BOT_AUDIT_KEY): an auditor's machine
+    with a copy of the database has no manager to configure."""
+    r = _Reader(os.environ if env is None else env)
+    data_dir = r.text("BOT_DATA_DIR") or default_data_dir(r.env)
+    settings = AuditSettings(db_path=r.text("BOT_DB_PATH") or os.path.join(data_dir, "cfy-bot.db"),
+                             audit_key=_audit_key(r))
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, managers: tuple[ManagerSettings, ...] = ()) -> Settings:

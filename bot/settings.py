@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.core import Grant, Role
 
-__all__ = ["Grant", "ManagerSettings", "Role", "Settings"]
+__all__ = ["AuditSettings", "Grant", "ManagerSettings", "Role", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,14 @@ class ManagerSettings:
     connect_timeout: float = 5.0
     fallback_password: str = field(default="", repr=False)
     drill_target: bool = False  # disposable: restore drills may overwrite it (`drill_target = true` in BOT_CONFIG)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """What `cfy-bot audit verify | export` needs: the database and the audit key (no manager, no Slack)."""
+
+    db_path: str
+    audit_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,9 @@ def judge(views: list[View], talking_to: str) -> Verdict:
             lines.append(f"{kind} nodes not OK: {', '.join(names)} (the {kind} service is "
                          f"{seen.status['services'][kind].get('status', '?')})")
     bad_managers = set(failed.get("manager", [])) | {v.node or v.url for v in down}
-    if bad_managers and len(bad_managers) >= len(seen.health.get("manager", {}) or views):
+    # every manager node known: those the cluster lists and each configured URL (named when it maps to one)
+    known_managers = set(seen.health.get("manager", {})) | {v.node or v.url for v in views}
+    if bad_managers and bad_managers >= known_managers:
         runbook = "cluster-down"
     elif bad_managers:
         was = next((v for v in views if v.url == talking_to), None)

@@ -41,7 +41,8 @@ def _label(label: dict[str, Any]) -> str:
          group="overview",
          params=[
              Param("tenant", ("-t", "--tenant-name"), "another tenant than the manager's default", metavar="TENANT"),
-             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False),
+             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False,
+                   excludes=("tenant",)),
          ],
          examples=["deployments list", "deployments list -a", "deployments list -t prod-apps -m production"])
 def deployments_list(ctx: Ctx, args: Args) -> Reply:

@@ -123,7 +123,8 @@ def _read(ctx: Ctx, call: Callable[[bool], T]) -> tuple[T, str]:
                    choices=SORT_FIELDS, metavar="FIELD"),
              Param("descending", ("--descending",), "newest first", kind="bool", default=False),
              _tenant_param("executions"),
-             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False),
+             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False,
+                   excludes=("tenant",)),
              Param("offset", ("-o", "--pagination-offset"), "skip this many", kind="int", default=0, metavar="N",
                    check=_not_negative),
              Param("size", ("-s", "--pagination-size"), "at most this many (1000)", kind="int", default=1000,
@@ -133,8 +134,6 @@ def _read(ctx: Ctx, call: Callable[[bool], T]) -> tuple[T, str]:
                    "executions list -a --include-system-workflows --descending -s 20"])
 def executions_list(ctx: Ctx, args: Args) -> Reply:
     """Answer `executions list`."""
-    if args.tenant and args.all_tenants:
-        raise UsageError("give either -t/--tenant-name or -a/--all-tenants, not both", usage=ctx.command.usage())
     sort = f"-{args.sort_by}" if args.descending else args.sort_by
     filters: dict[str, Any] = {"deployment_id": args.deployment_id or None, "_all_tenants": args.all_tenants,
                                "_include": ",".join(LIST_COLUMNS)}

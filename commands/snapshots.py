@@ -25,7 +25,8 @@ def _check_size(value: int) -> str | None:
                    choices=SORT_FIELDS, metavar="FIELD"),
              Param("descending", ("--descending",), "newest first", kind="bool", default=False),
              Param("tenant", ("-t", "--tenant-name"), "another tenant than the manager's default", metavar="TENANT"),
-             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False),
+             Param("all_tenants", ("-a", "--all-tenants"), "every tenant you can see", kind="bool", default=False,
+                   excludes=("tenant",)),
              Param("search", ("--search",), "only ids containing this text", metavar="TEXT"),
              Param("offset", ("-o", "--pagination-offset"), "skip this many", kind="int", default=0, metavar="N"),
              Param("size", ("-s", "--pagination-size"), "at most this many (1000)", kind="int", default=1000,
@@ -65,7 +66,24 @@ def _list_text(ctx: Ctx, args: Args, shown: int, total: int) -> str:
     if args.search:
         every = ctx.manager.list_snapshots(size=1, all_tenants=args.all_tenants, tenant=args.tenant).total
         return f"No snapshot id on {where} contains {args.search!r}; {where} has {count(every, 'snapshot')} in all."
-    return f"No snapshots on {where}."
+    return f"No snapshots on {where}.{'' if args.all_tenants else _elsewhere(ctx, args)}"
+
+
+def _elsewhere(ctx: Ctx, args: Args) -> str:
+    """For an empty tenant: what the other tenants the bot's user can see hold, and the command that lists it."""
+    page = ctx.manager.list_snapshots(size=MAX_PAGE, all_tenants=True)
+    mine = args.tenant or ctx.manager.settings.tenant
+    by_tenant: dict[str, int] = {}
+    for s in page.items:
+        name = str(s.get("tenant_name") or "?")
+        if name != mine:
+            by_tenant[name] = by_tenant.get(name, 0) + 1
+    if not by_tenant:
+        return " No other tenant you can see has any either."
+    listed = ", ".join(f"{name} {n}" for name, n in sorted(by_tenant.items()))
+    more = " (at least)" if page.total > len(page.items) else ""
+    return (f" Other tenants{more}: {listed}; {hint(ctx, 'snapshots list -a')} lists them all, "
+            f"{hint(ctx, 'snapshots list', tenant=next(iter(sorted(by_tenant))))} one tenant.")
 
 
 @command("snapshots show", summary="Show one snapshot, its archive copy and its last error", group="snapshots",

@@ -328,3 +328,21 @@ def test_verify_uses_bot_audit_key_from_the_environment(make_bot, tmp_path, monk
     monkeypatch.setenv("BOT_AUDIT_KEY", key)
     assert main(["audit", "verify"]) == 0
     assert "every row HMAC-SHA256 under BOT_AUDIT_KEY" in capsys.readouterr().out
+
+
+def test_verify_needs_only_the_database_and_the_key(make_bot, tmp_path, monkeypatch, capsys) -> None:
+    """QA #34: an auditor's machine with a copy of the database and BOT_AUDIT_KEY, and no manager configured."""
+    key = "0123456789abcdef" * 3
+    keyed = make_bot(env={"BOT_AUDIT_KEY": key})
+    keyed.run("status")
+    monkeypatch.chdir(tmp_path)
+    for name in ("CLOUDIFY_MANAGER_URL", "CLOUDIFY_PASSWORD", "CLOUDIFY_USERNAME", "BOT_CONFIG", "BOT_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BOT_DB_PATH", keyed.settings.db_path)
+    monkeypatch.setenv("BOT_AUDIT_KEY", key)
+    assert main(["audit", "verify"]) == 0
+    assert "every row HMAC-SHA256 under BOT_AUDIT_KEY" in capsys.readouterr().out
+    assert main(["audit", "export", "--format", "jsonl"]) == 0 and '"event"' in capsys.readouterr().out
+    monkeypatch.setenv("BOT_AUDIT_KEY", "short")  # a bad key is still a configuration problem, said as one
+    assert main(["audit", "verify"]) == 2
+    assert "BOT_AUDIT_KEY must be at least" in capsys.readouterr().err

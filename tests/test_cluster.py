@@ -181,3 +181,17 @@ def test_managers_lists_every_node_url(cbot: BotHarness) -> None:
     assert code == 0
     assert "http://mgr-1.test, http://mgr-2.test, http://mgr-3.test" in out
     assert "answering (7.0.5) at http://mgr-1.test" in out
+
+
+def test_one_of_two_configured_nodes_down_is_not_the_whole_cluster() -> None:
+    """QA #33: a configured URL that does not answer, beside a single-node manager that answers healthy."""
+    from commands.cluster import View, judge
+
+    status = {"status": "OK", "services": {"manager": {"status": "OK", "nodes": {"mgr-1": {"status": "OK"}}}}}
+    views = [View("http://127.0.0.1:1", error="connection refused"),
+             View("http://127.0.0.1:8123", "mgr-1", status=status, members={"manager": ("mgr-1",)})]
+    verdict = judge(views, "http://127.0.0.1:8123")
+    assert verdict.word == "Degraded" and verdict.runbook == "node-down", verdict
+    assert judge(views, "http://127.0.0.1:1").runbook == "active-node-down"
+    both_down = [views[0], View("http://127.0.0.1:2", error="connection refused")]
+    assert judge(both_down, "http://127.0.0.1:1").runbook == "cluster-down"

@@ -35,6 +35,24 @@ def test_a_search_without_match_is_not_an_empty_manager(make_bot) -> None:
     assert f"No snapshot id on staging contains 'zzz'; staging has {total} snapshots in all." in out
 
 
+def test_an_empty_tenant_says_what_the_other_tenants_hold_and_t_with_a_is_refused(make_bot) -> None:
+    """QA #38: `-t` and `-a` are mutually exclusive, as in cfy 7.0.5 (`[-t T | -a]`); an empty tenant is not an
+    empty manager."""
+    bot = make_bot()
+    total = len(bot.sim.state.snapshots["default_tenant"])
+    assert not bot.sim.state.snapshots.get("prod-apps")
+    for command in ("snapshots list -t prod-apps -a", "deployments list -a -t prod-apps",
+                    "executions list -t prod-apps -a"):
+        code, out = bot.run(command)
+        assert code == 2 and "give either -t/--tenant-name or -a/--all-tenants, not both" in out, (command, out)
+    code, out = bot.run("snapshots list -t prod-apps")
+    assert code == 0, out
+    assert (f"No snapshots on production (tenant prod-apps). Other tenants: default_tenant {total}; "
+            "`snapshots list -a` lists them all, `snapshots list -t default_tenant` one tenant.") in out, out
+    code, out = bot.run("snapshots list -t default_tenant")  # the hint runs as printed
+    assert code == 0 and f"{total} snapshots on production (tenant default_tenant)" in out, out
+
+
 def test_hints_name_the_manager_when_it_is_not_the_default(make_bot, clock) -> None:
     bot = make_bot(managers=("production", "staging"))
     snap = daily_name(clock.time(), 1)

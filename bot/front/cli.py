@@ -184,8 +184,13 @@ def _update_readme(path: str, table: str) -> int:
 
 
 def _with_settings(args: argparse.Namespace) -> int:
-    from bot.config import load_settings
+    from bot.config import load_audit_settings, load_settings
 
+    if args.cmd == "audit":  # the database and the key only: an auditor's copy needs no manager configured
+        from bot.front.audit import run_audit
+
+        _load_dotenv()
+        return run_audit(args, load_audit_settings())
     demo = None
     if getattr(args, "demo", False):
         from bot.front.demo import make_demo
@@ -215,10 +220,6 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
         from bot.front.check import run_check
 
         return run_check(settings, transport=transport)
-    if args.cmd == "audit":
-        from bot.front.audit import run_audit
-
-        return run_audit(args, settings)
     if args.cmd == "http":
         from bot.slack import serve_http
 

@@ -184,7 +184,19 @@ def _parse_params(cmd: Command, tokens: list[str]) -> tuple[Args, str | None]:
         free.append(tok)
         i += 1
     _bind_positionals(cmd, positionals, free, args)
+    _refuse_exclusive(cmd, args)
     return args, manager
+
+
+def _refuse_exclusive(cmd: Command, args: Args) -> None:
+    """Options cfy declares mutually exclusive (`[-t T | -a]`) are refused together, as cfy refuses them."""
+    given = {p.name: p for p in cmd.params if args.get(p.name) not in (None, "", False)}
+    for p in given.values():
+        for other in p.excludes:
+            if other in given:
+                mine, theirs = "/".join(p.flags), "/".join(given[other].flags)
+                raise UsageError(f"give either {theirs} or {mine}, not both: they are mutually exclusive",
+                                 usage=cmd.usage())
 
 
 def _is_number(tok: str) -> bool:

@@ -39,6 +39,7 @@ class Param:
     rest: bool = False  # positional that takes every remaining word (a title, a note)
     metavar: str = ""
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    excludes: tuple[str, ...] = ()  # names of parameters it cannot be given with (cfy's mutually exclusive options)
 
     @property
     def positional(self) -> bool:
