@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.core import DrillResult, DrillVerdict, Reply, Table, Tone
 from bot.engine.context import ContentUnreadable, Ctx
-from bot.errors import BotError, ManagerNotFound, NotModified, UsageError
+from bot.errors import BotError, Cancelled, ManagerNotFound, NotModified, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import need_archive, transfer_progress
@@ -100,6 +100,7 @@ class _Run:
     mismatches: list[str] = field(default_factory=list)
     recovery: float | None = None
     reason: str = ""
+    maintenance_asked: bool = False  # this drill asked the target for maintenance mode
 
 
 @command("backups drill", summary="Restore drill: restore the newest verified copy onto a disposable drill "
@@ -121,6 +122,8 @@ def backups_drill(ctx: Ctx, args: Args) -> Reply:
              "--force, no approval)")
     try:
         _phases(ctx, args, run)
+    except Cancelled as exc:  # someone cancelled it (before the restore was sent): not a failed drill
+        raise Cancelled(f"{exc}. {_undo_maintenance(ctx, args, run)}No drill result was recorded.") from None
     except BotError as exc:
         run.reason = run.reason or str(exc)
     verdict = DrillVerdict.PASSED if not (run.reason or run.problems or run.mismatches) else DrillVerdict.FAILED
@@ -136,6 +139,20 @@ def backups_drill(ctx: Ctx, args: Args) -> Reply:
     return _reply(ctx, result)
 
 
+def _undo_maintenance(ctx: Ctx, args: Args, run: _Run) -> str:
+    """A cancelled drill turns off the maintenance mode it asked for; what it did, as a sentence (or "")."""
+    if not run.maintenance_asked:
+        return ""
+    try:
+        ctx.manager.maintenance_deactivate()
+    except NotModified:
+        return f"Maintenance mode was already off on {args.target}. "
+    except BotError as exc:
+        return (f"Maintenance mode could not be turned off on {args.target} ({exc}): "
+                f"{hint(ctx, 'maintenance-mode deactivate')} does it. ")
+    return f"The maintenance mode the drill asked for was turned off again on {args.target}. "
+
+
 def _timed(ctx: Ctx, run: _Run, name: str, began: float) -> None:
     run.phases.append((name, ctx.clock.monotonic() - began))
 
@@ -148,7 +165,7 @@ def _phases(ctx: Ctx, args: Args, run: _Run) -> None:
     sid = _upload(ctx, args)
     _timed(ctx, run, "upload", t0)
     t = ctx.clock.monotonic()
-    _maintenance_on(ctx)
+    _maintenance_on(ctx, run)
     _timed(ctx, run, "maintenance", t)
     t = ctx.clock.monotonic()
     start_restore(ctx, Args(snapshot_id=sid, force=True, restore_certificates=False, no_reboot=False))
@@ -213,11 +230,12 @@ def _remove_upload(ctx: Ctx, client: Any, sid: str) -> None:
     ctx.step(f"deleted the drill's upload {sid} from {ctx.manager_name}")
 
 
-def _maintenance_on(ctx: Ctx) -> None:
+def _maintenance_on(ctx: Ctx, run: _Run) -> None:
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True}
     waiting = ctx.manager.list_executions(status=["queued", "scheduled"], **every).items
     try:
         ctx.manager.maintenance_activate()
+        run.maintenance_asked = True
         ctx.step(f"maintenance mode requested on {ctx.manager_name}")
     except NotModified:
         ctx.step(f"maintenance mode was already on (or activating) on {ctx.manager_name}")

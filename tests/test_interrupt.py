@@ -449,3 +449,29 @@ def test_the_scheduler_stopping_names_what_it_leaves_running(make_bot, capsys) -
     assert capsys.readouterr().err == (
         f"left {op['id']} (snapshots create on production, step: creating snapshot nightly-1) running in this "
         "process, which exits now: the next start of cfy-bot on this data folder resumes it where it was.\n")
+
+
+def test_a_cancelled_drill_is_not_a_failed_drill_and_turns_its_maintenance_mode_off(make_bot, tmp_path) -> None:
+    """Cancelled while the target's maintenance mode activates (its scheduled executions keep it `activating`): the
+    operation ends cancelled, no drill result is recorded (no failed-drill alarm), maintenance mode is off again."""
+    config = tmp_path / "bot.toml"
+    config.write_text('[managers.staging]\nurls = ["http://staging.test"]\ndrill_target = true\n')
+    bot = make_bot(managers=("production", "staging"), env={"BOT_CONFIG": str(config)}, scheduled=True)
+    snapshot = next(s for s in bot.sims["production"].state.snapshots["default_tenant"] if s.startswith("daily-"))
+    assert bot.run(f"snapshots download {snapshot} -m production")[0] == 0
+    out = io.StringIO()
+
+    def cancel() -> None:
+        [op] = bot.store.list_operations(kinds="backups drill")
+        assert terminal(bot, io.StringIO(), user="bob").run(f"cancel {op['id']}") == 0
+        hooked.resume.set()
+
+    term = terminal(bot, out)
+    term.sink = hooked = Hooked(out, "maintenance mode requested on staging", cancel)
+    assert term.run(f"backups drill {snapshot}") == 1, out.getvalue()
+    [op] = bot.store.list_operations(kinds="backups drill")
+    assert op["state"] == "cancelled"
+    assert op["error"].endswith("The maintenance mode the drill asked for was turned off again on staging. No drill "
+                                "result was recorded.")
+    assert bot.store.list_drills() == []
+    assert bot.sims["staging"].state.maintenance["status"] == "deactivated"
