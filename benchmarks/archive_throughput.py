@@ -10,9 +10,6 @@ Aims: the bot at >= 1.0x the throughput of `curl -o` followed by `sync` of the f
 as the bot's copy, which is on disk, fsync, before the catalog calls it verified), and peak memory under
 80 MiB whatever the size. Plain curl (the file left in the page cache) is printed next to them.
 
-`--malloc-env` adds a row: the bot with glibc's malloc thresholds set from the environment (MALLOC_ENV,
-as README's deployment notes give them), to show what that setting is worth on this machine.
-
     python benchmarks/archive_throughput.py                 # 1 GiB, best of 2 each
     python benchmarks/archive_throughput.py --size-mib 64 --repeat 3
 """
@@ -41,7 +38,6 @@ from simulator.server import make_server  # noqa: E402
 MIB = 1 << 20
 TENANT = "default_tenant"
 AIM_RATIO = 1.0  # against curl+sync
-MALLOC_ENV = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=8388608"}
 AIM_RSS_MIB = 80.0
 
 
@@ -79,25 +75,30 @@ def _vm_hwm_mib(pid: int) -> float:
     return 0.0
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
-    """Run `cmd`; (seconds, its peak RSS in MiB, exit code, its output).
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str, float]:
+    """Run `cmd`; (seconds, its peak RSS in MiB, exit code, its output, CPU seconds: user + system).
 
     The peak is the process's VmHWM sampled every 10 ms (a high-water mark, so sampling misses at most the
     last 10 ms). wait4()'s ru_maxrss would be wrong here: it keeps the high-water mark of the forked copy of
-    this (big) benchmark process from before exec.
+    this (big) benchmark process from before exec. Its CPU times are right (with the children it waited for:
+    curl and sync under the shell).
     """
     os.sync()  # start from a quiet disk: no run pays for the previous run's dirty pages
     out = tempfile.TemporaryFile()  # noqa: SIM115 - read back and closed below
     began = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     peak = 0.0
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         peak = max(peak, _vm_hwm_mib(proc.pid))
         time.sleep(0.01)
     seconds = time.perf_counter() - began
+    proc.returncode = os.waitstatus_to_exitcode(status)
     with out:
         out.seek(0)
-        return seconds, peak, proc.returncode, out.read().decode(errors="replace")
+        return seconds, peak, proc.returncode, out.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime
 
 
 def bot_command() -> list[str]:
@@ -112,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="snapshot size in MiB (1024)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each; the best counts (2)")
     parser.add_argument("--workdir", default=None, help="where the files go (a temporary folder)")
-    parser.add_argument("--malloc-env", action="store_true", help="also time the bot with MALLOC_ENV set")
     args = parser.parse_args(argv)
     if not shutil.which("curl"):
         print("curl is not installed", file=sys.stderr)
@@ -142,22 +142,21 @@ def main(argv: list[str] | None = None) -> int:
         # PYTHONDONTWRITEBYTECODE, which would make every run recompile the sources first).
         subprocess.run([sys.executable, "-m", "compileall", "-q", *(os.path.join(ROOT, d) for d in
                                                                   ("bot", "commands", "simulator"))], check=True)
-        startup, _, _, _ = timed([*bot_command(), "run", "help"], env)
+        startup, _, _, _, _ = timed([*bot_command(), "run", "help"], env)
         print(f"  bot start-up alone (`cfy-bot run help`): {startup:.2f} s")
         results: dict[str, list[tuple[float, float]]] = {"curl": [], "bot": [], "curl+sync": []}
+        cpu: dict[str, list[float]] = {name: [] for name in results}
         cases = [("bot", bot, env), ("curl", curl, None), ("curl+sync", durable, None)]
-        if args.malloc_env:
-            results["bot+malloc"] = []
-            cases.append(("bot+malloc", bot, {**env, **MALLOC_ENV}))
         for _ in range(args.repeat):
             for name, cmd, cmd_env in cases:
-                seconds, rss, code, output = timed(cmd, cmd_env)
+                seconds, rss, code, output, cpu_s = timed(cmd, cmd_env)
                 if code != 0:
                     print(f"{name} failed (exit {code}):\n{output}", file=sys.stderr)
                     return 1
                 results[name].append((seconds, rss))
+                cpu[name].append(cpu_s)
                 memory = f"  peak RSS {rss:5.1f} MiB" if name != "curl+sync" else ""  # (that one is the shell's)
-                print(f"  {name:9s} {seconds:6.2f} s  {size / MIB / seconds:7.1f} MiB/s{memory}")
+                print(f"  {name:9s} {seconds:6.2f} s  {size / MIB / seconds:7.1f} MiB/s  cpu {cpu_s:5.2f} s{memory}")
                 if name.startswith("curl"):
                     os.unlink(curl_file)
                 if name.startswith("bot"):
@@ -175,13 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"medians of {args.repeat}: " + ", ".join(f"{name} {m:.2f} s" for name, m in medians.items())
           + f"; ratio of medians {medians['curl+sync'] / medians['bot']:.2f}x curl+sync, "
           + f"{medians['curl'] / medians['bot']:.2f}x curl")
+    print("CPU (user + system) medians: " + ", ".join(f"{name} {statistics.median(c):.2f} s" for name, c in cpu.items())
+          + " (the server's sendfile, in this process, is not counted)")
     print(f"size {size / MIB:.0f} MiB; best of {args.repeat}:")
     print(f"curl  {curl_s:.2f} s  {size / MIB / curl_s:.1f} MiB/s")
     print(f"bot   {bot_s:.2f} s  {size / MIB / bot_s:.1f} MiB/s  (whole `cfy-bot run`, start-up included)")
     print(f"curl+sync {durable_s:.2f} s  {size / MIB / durable_s:.1f} MiB/s  (curl made durable)")
-    if "bot+malloc" in results:
-        malloc_s = min(s for s, _ in results["bot+malloc"])
-        print(f"bot+malloc {malloc_s:.2f} s  {size / MIB / malloc_s:.1f} MiB/s  (MALLOC_ENV set)")
     print(f"ratio {ratio:.2f}x curl+sync (aim >= {AIM_RATIO})  {'OK' if ratio >= AIM_RATIO else 'BELOW AIM'}")
     print(f"ratio {curl_s / bot_s:.2f}x curl (page cache only, context)")
     print(f"bot peak RSS {peak:.1f} MiB (aim < {AIM_RSS_MIB:.0f})  {'OK' if peak < AIM_RSS_MIB else 'ABOVE AIM'}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -209,11 +209,15 @@ Page = Listing[dict[str, Any]]  # a page of the manager's JSON objects, as the w
 
 @dataclass
 class Download:
-    """A streamed snapshot archive: `size` from Content-Length, `filename` from Content-Disposition."""
+    """A streamed snapshot archive: `size` from Content-Length, `filename` from Content-Disposition.
+
+    Read it one way: `chunks`, or (when the client offers it) `readinto`, which fills the caller's buffer with
+    the next bytes straight from the socket and returns how many (0 at the end): no copies on the way."""
 
     size: int | None
     filename: str | None
     chunks: Iterator[bytes]
+    readinto: Callable[[memoryview], int] | None = None
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def backups_schedule(ctx: Ctx, args: Args) -> Reply:
 def _heartbeat(ctx: Ctx, now: datetime) -> str:
     mark = ctx.catalog.get_mark("schedule:heartbeat")
     if not mark:
-        return "has not run on this database yet"
+        return ("no scheduler has ticked on this database (it runs inside `cfy-bot http`, `socket` or "
+                "`scheduler`)")
     at, _, where = mark.partition(" ")
     seen = parse_time(at)
     ago = f"{age((now - seen).total_seconds())} ago" if seen else at

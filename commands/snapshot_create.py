@@ -139,14 +139,22 @@ def _find_create_execution(ctx: Ctx, sid: str) -> Execution:
 
 
 def _follow(ctx: Ctx, sid: str, eid: str) -> Execution:
-    """Follow the create execution; in maintenance mode (executions unreadable) watch the snapshot instead."""
+    """Follow the create execution; in maintenance mode (which refuses executions calls) read it with
+    X-BYPASS-MAINTENANCE, as a sys-admin may; when even that is refused, watch the snapshot's status instead."""
     try:
         return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT)
     except Cancelled as exc:
         raise Cancelled(f"{exc}. {_left_behind(ctx, sid)}") from None
     except MaintenanceModeActive:
-        ctx.step(f"{ctx.manager_name} is in maintenance mode, where executions cannot be read; watching the "
-                 "snapshot's status instead", Tone.WARNING)
+        ctx.step(f"{ctx.manager_name} is in maintenance mode, which refuses executions calls; reading the create "
+                 "execution with X-BYPASS-MAINTENANCE (sys-admin)")
+    try:
+        return ctx.follower.follow_execution(ctx, eid, timeout=CREATE_TIMEOUT, bypass_maintenance=True)
+    except Cancelled as exc:
+        raise Cancelled(f"{exc}. {_left_behind(ctx, sid)}") from None
+    except MaintenanceModeActive:
+        ctx.step(f"{ctx.manager_name} refused X-BYPASS-MAINTENANCE too (the bot's user is not a sys-admin), so "
+                 "the create execution cannot be read; watching the snapshot's status instead", Tone.WARNING)
     snapshot = ctx.follower.wait_for_snapshot(ctx, sid, timeout=CREATE_TIMEOUT)
     ok = snapshot.get("status") == "created"
     return Execution(eid, status="terminated" if ok else "failed", error=str(snapshot.get("error") or ""))

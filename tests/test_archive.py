@@ -480,6 +480,38 @@ def test_partial_files_of_a_process_that_is_gone_are_removed_at_start_up(tmp_pat
     assert not dead.exists() and mine.exists() and other_host.exists()
 
 
+def test_the_temp_file_goes_around_the_page_cache_while_writes_allow_and_through_it_after(tmp_path) -> None:
+    """O_DIRECT for whole, page-aligned blocks; a tail that is not whole blocks, or a write the file system
+    refuses (here: memory that is not aligned), turns it off; the bytes are the same either way."""
+    import mmap
+
+    from bot.archive.receive import ALIGN, TempFile
+
+    block = mmap.mmap(-1, 2 * ALIGN)
+    block.write(os.urandom(2 * ALIGN))
+    with TempFile(str(tmp_path / "a.part")) as fh:
+        if not fh.direct:
+            pytest.skip("this file system has no O_DIRECT: every write goes through the page cache")
+        assert fh.write(memoryview(block)) == 2 * ALIGN and fh.direct  # whole aligned blocks: around the cache
+        assert fh.write(b"tail") == 4 and not fh.direct  # not whole blocks: through the cache from here on
+    with TempFile(str(tmp_path / "b.part")) as fh:
+        assert fh.direct
+        misaligned = memoryview(block)[1:ALIGN + 1]  # whole blocks, but at an odd address: EINVAL, then cached
+        assert fh.write(misaligned) == ALIGN and not fh.direct
+    assert (tmp_path / "a.part").read_bytes() == bytes(block) + b"tail"
+    assert (tmp_path / "b.part").read_bytes() == bytes(misaligned)
+    with pytest.raises(FileExistsError):
+        TempFile(str(tmp_path / "a.part"))
+
+
+def test_a_download_of_whole_buffers_and_a_tail_is_stored_byte_for_byte(archive, store) -> None:
+    data = snapshot_zip(payload=os.urandom(3 * CHUNK_SIZE - 77))
+    row = save(archive, download(data, chunk=CHUNK_SIZE + 3))
+    with open(row.location, "rb") as fh:
+        assert fh.read() == data
+    assert row.sha256 == hashlib.sha256(data).hexdigest() and row.size == len(data)
+
+
 def test_a_cancel_during_a_download_stops_it_and_keeps_nothing(archive, store, clock) -> None:
     """transfer_progress is a step boundary: a cancel asked while a copy streams stops it within a second of the
     bot's clock, and the archive keeps no partial file and no catalog row."""

@@ -189,7 +189,7 @@ def test_schedule_shows_the_next_runs_in_the_time_zone(make_bot) -> None:
     assert "30 2 * * * in Europe/Berlin (once a day per manager)" in out
     assert "next run   2026-11-30 02:30 CET (in 16h 30m)" in out
     assert "then       2026-12-01 02:30 CET (in 1d 16h)" in out
-    assert "has not run on this database yet" in out
+    assert "no scheduler has ticked on this database (it runs inside `cfy-bot http`, `socket` or `scheduler`)" in out
 
 
 def test_summary_alarms_without_a_recent_verified_backup(make_bot, clock) -> None:

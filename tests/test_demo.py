@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import pytest
 
@@ -86,3 +87,28 @@ def test_the_command_line_offers_exactly_the_simulator_scenarios(capsys) -> None
     assert exc.value.code == 2 and "--scenario goes with --demo" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["simulator", "--scenario", "nope"])
+
+
+def test_the_demo_s_schedule_shows_the_week_its_archive_copies_tell(demo, clock) -> None:
+    """QA #39: a run record for each daily the demo holds: succeeded with its verified copy, or failed."""
+    bot = harness(demo, clock)
+    code, out = bot.run("backups schedule")
+    assert code == 0, out
+    for name, sim in demo.simulators.items():
+        runs = {r["day"]: r for r in bot.store.list_runs(name)}
+        for sid, row in sim.state.snapshots["default_tenant"].items():
+            if not sid.startswith("daily-"):
+                continue
+            day = f"{sid[6:10]}-{sid[10:12]}-{sid[12:14]}"
+            run = runs.pop(day)
+            assert run["snapshot_id"] == sid
+            assert run["state"] == ("succeeded" if row["status"] == "created" else "failed")
+            if run["state"] == "succeeded":
+                assert bot.store.get_copy(name, sid).verified
+            else:
+                assert f"Snapshot {sid} failed on {name}: " in run["error"]
+            assert re.search(rf"{name}\s+{day}\s+{run['state']}\s+{sid}", out), out
+        assert not runs  # no run without its daily
+    assert "has not run on this database yet" not in out
+    code, out = bot.run("backups run")  # today's daily ran at 02:00: done, and its copy is there
+    assert code == 0 and f"is done: {daily(0)} was copied off and verified" in out, out

@@ -37,7 +37,7 @@ class ScriptedManager:
         self.statuses = [*self.statuses[:len(self.polls)], "cancelling", "cancelled"]
         return Execution(execution_id, status="cancelling")
 
-    def get_execution(self, execution_id: str) -> Execution:
+    def get_execution(self, execution_id: str, *, bypass_maintenance: bool = False) -> Execution:
         n = len(self.polls)
         self.polls.append(self.clock.time())
         if n in self.unreachable_polls:
@@ -47,7 +47,8 @@ class ScriptedManager:
         return Execution.from_wire({"id": execution_id, "workflow_id": "create_snapshot", "status": status,
                                     "error": self.error if status == "failed" else ""})
 
-    def list_events(self, execution_id: str, *, offset: int = 0, size: int = 100, include_logs: bool = True) -> Page:
+    def list_events(self, execution_id: str, *, offset: int = 0, size: int = 100, include_logs: bool = True,
+                    bypass_maintenance: bool = False) -> Page:
         self.event_calls.append((offset, size))
         items = self.events[offset:offset + size]
         return Page(items, len(self.events), offset, size)

@@ -386,13 +386,20 @@ def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> N
 
 
 
-def test_create_while_maintenance_mode_is_on_watches_the_snapshot_instead(make_bot) -> None:
+def test_create_while_maintenance_mode_is_on_reads_the_execution_past_it(make_bot) -> None:
+    """QA #32: the bot's sys-admin reads the create execution with X-BYPASS-MAINTENANCE, as `executions list`
+    does, instead of claiming that executions cannot be read."""
     bot = make_bot(seed=False)
     client = bot.services.managers["production"]
     assert client.maintenance_activate()["status"] == "activated"
     code, out = bot.run("snapshots create --no-legacy")
     assert code == 0, out
-    assert "in maintenance mode, where executions cannot be read; watching the snapshot's status instead" in out
+    assert ("production is in maintenance mode, which refuses executions calls; reading the create execution with "
+            "X-BYPASS-MAINTENANCE (sys-admin)") in out
+    assert "cannot be read" not in out and "watching the snapshot's status instead" not in out
+    eid = create_executions(bot.sim)[0]["id"]
+    assert f"execution {eid} (create_snapshot) finished" in out, out  # followed: its status and events
+    assert "Snapshot created successfully" in out
     assert bot.store.get_copy("production", SID).verified
 
 

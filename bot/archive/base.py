@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from bot.archive.verify import HEAD_LIMIT, check_file, check_zip, head_format, read_format
-from bot.archive.receive import CHUNK_SIZE, Progress, receive, unlink
+from bot.archive.receive import CHUNK_SIZE, Progress, TempFile, read_into, receive, unlink
 from bot.clock import Clock
 from bot.core import ArchiveCopy, Download, size_problem
 from bot.errors import ArchiveError, BotError, CopyKept, ManagerError, NotFound
@@ -147,7 +147,7 @@ class Archive:
 
     def _open_temp(self, path: str) -> BinaryIO:
         """The temp file a download is written to (a seam: tests swap it for one whose disk is full)."""
-        return open(path, "xb")  # noqa: SIM115 - closed by save()
+        return TempFile(path)
 
     # the common path ------------------------------------------------------------------------------
     def save(self, manager: str, snapshot_id: str, download: Download, *, manager_version: str = "",
@@ -160,7 +160,8 @@ class Archive:
         counter, streamed = [0], StreamCheck()
         try:
             with self._open_temp(temp) as out:
-                sha = receive(download.chunks, out, download.size, progress, counter, streamed)
+                readinto = download.readinto or read_into(download.chunks)
+                sha = receive(readinto, out, download.size, progress, counter, streamed)
             version, layout = check_zip(temp, streamed)
             self._keep_other_copy(manager, snapshot_id, sha)
             location = self._place(temp, manager, snapshot_id, sha)

@@ -20,7 +20,7 @@ from bot import errors
 from bot.clock import Clock
 from bot.cloudify import answers
 from bot.cloudify.nodes import _connect_failure, _Failure, _Nodes, _unreachable
-from bot.cloudify.wire import Page, _Call, _of, _OneShot, _parse_version
+from bot.cloudify.wire import DIRECT_BODY, Page, _Call, _DirectReader, _of, _OneShot, _parse_version
 from bot.settings import ManagerSettings
 
 log = logging.getLogger("cfy_bot.cloudify")
@@ -121,22 +121,44 @@ class _Exchange:
 
     def _chunks(self, call: _Call, response: httpx.Response, url: str, size: int | None) -> Iterator[bytes]:
         received = 0
-        where = f"manager {self.name} at {url}"
         try:
             for chunk in response.iter_bytes():  # as they arrive: re-chunking to a fixed size costs a copy
                 received += len(chunk)
                 yield chunk
-        except httpx.TimeoutException:
-            raise errors.ManagerTimeout(f"{where} stopped sending {call.subject} after {received} bytes "
-                                        f"(nothing for {self.settings.read_timeout:g} s)", manager=self.name) from None
-        except httpx.StreamError:
-            raise RuntimeError("the download is closed: read Download.chunks inside its `with` block") from None
-        except httpx.HTTPError as exc:
-            raise errors.ManagerUnreachable(f"{where} broke off the download of {call.subject} after {received}"
-                                            f"{_of(size)} bytes ({exc})", manager=self.name) from None
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            raise self._download_failed(call, url, received, size, exc) from None
         if size is not None and received != size:
-            raise errors.ManagerUnreachable(f"{where} ended the download of {call.subject} after {received}"
-                                            f"{_of(size)} bytes", manager=self.name)
+            raise errors.ManagerUnreachable(f"manager {self.name} at {url} ended the download of {call.subject} "
+                                            f"after {received}{_of(size)} bytes", manager=self.name)
+
+    def _readinto(self, call: _Call, response: httpx.Response, url: str,
+                  size: int | None) -> Callable[[memoryview], int] | None:
+        """The body straight from the socket into a buffer, when the transport offers it (bot.cloudify.sockets:
+        Content-Length framing, counted there: it never gives more, and fails if the server stops short)."""
+        direct: _DirectReader | None = response.extensions.get(DIRECT_BODY)
+        if direct is None:
+            return None
+
+        def readinto(buffer: memoryview) -> int:
+            try:
+                return direct.readinto(buffer)
+            except (httpx.HTTPError, httpx.StreamError) as exc:
+                raise self._download_failed(call, url, direct.received, size, exc) from None
+
+        return readinto
+
+    def _download_failed(self, call: _Call, url: str, received: int, size: int | None,
+                         exc: httpx.HTTPError | httpx.StreamError) -> Exception:
+        where = f"manager {self.name} at {url}"
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.ManagerTimeout(f"{where} stopped sending {call.subject} after {received} bytes "
+                                         f"(nothing for {self.settings.read_timeout:g} s)", manager=self.name)
+        if isinstance(exc, httpx.StreamClosed):
+            return RuntimeError("the download is closed: read Download.chunks inside its `with` block")
+        if isinstance(exc, httpx.StreamError):
+            return RuntimeError("a download is read one way: Download.chunks or Download.readinto, not both")
+        return errors.ManagerUnreachable(f"{where} broke off the download of {call.subject} after {received}"
+                                         f"{_of(size)} bytes ({exc})", manager=self.name)
 
     # --- sending, with failover -------------------------------------------------------------------
 
@@ -220,7 +242,8 @@ class _Exchange:
         try:
             return self._shared.client.build_request(call.method, url + call.full_path,
                                                      params=None if call.params is None else tuple(call.params),
-                                                     content=call.body, headers=headers)
+                                                     content=call.body, headers=headers,
+                                                     extensions={DIRECT_BODY: True} if call.direct else None)
         except httpx.InvalidURL as exc:
             raise errors.ConfigError([f"manager {self.name}: {url} is not a usable URL ({exc})"]) from None
 

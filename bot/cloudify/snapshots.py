@@ -89,10 +89,12 @@ class _SnapshotCalls(_Exchange):
 
     @contextmanager
     def download_snapshot(self, snapshot_id: str, tenant: str | None = None) -> Iterator[Download]:
-        """`GET /snapshots/<id>/archive`, streamed: read `Download.chunks` (1 MiB each) inside the `with`."""
+        """`GET /snapshots/<id>/archive`, streamed: read `Download.chunks` (1 MiB each) or, when the transport
+        offers it, `Download.readinto` (straight from the socket) inside the `with`."""
         call = _Call(f"download snapshot {snapshot_id}", "GET", f"/snapshots/{_seg(snapshot_id)}/archive",
                      tenant=tenant, subject=f"snapshot {snapshot_id}",
-                     headers={"Accept-Encoding": "identity"})  # so Content-Length is the archive's size
+                     headers={"Accept-Encoding": "identity"},  # so Content-Length is the archive's size
+                     direct=True)
         try:
             response, url = self._send(call, stream=True)
         except errors.ManagerNotFound as exc:
@@ -105,7 +107,8 @@ class _SnapshotCalls(_Exchange):
         try:
             size = _int_or_none(response.headers.get("content-length"))
             filename = _filename(response.headers.get("content-disposition", ""))
-            yield Download(size, filename, self._chunks(call, response, url, size))
+            yield Download(size, filename, self._chunks(call, response, url, size),
+                           self._readinto(call, response, url, size))
         finally:
             response.close()
 

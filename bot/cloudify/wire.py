@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from bot.core import Download, Page
@@ -20,6 +20,9 @@ __all__ = ["API", "CHUNK_SIZE", "EXECUTION_ACTIONS", "Download", "Page"]
 API = "/api/v3.1"
 CHUNK_SIZE = 1 << 20  # the most one download read holds, so an archive is never held in memory
 EXECUTION_ACTIONS = ("cancel", "force-cancel", "kill")
+# A request extension (the archive download: its body may be read straight from the socket) and the response
+# extension holding the reader when the bot's own transport offers one (bot/cloudify/sockets.py).
+DIRECT_BODY = "cfy_bot.direct_body"
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,19 @@ class _Call:
     tenant: str | None = None
     subject: str = ""  # "snapshot daily-1": names the thing in 404/409 messages
     headers: Mapping[str, str] = field(default_factory=dict)
+    direct: bool = False  # ask the transport for a body read straight from its socket (DIRECT_BODY)
 
     @property
     def full_path(self) -> str:
         return self.path if self.path.startswith("/api/") else API + self.path
+
+
+class _DirectReader(Protocol):
+    """What the transport offers as the DIRECT_BODY response extension (bot.cloudify.sockets.DirectBody)."""
+
+    received: int
+
+    def readinto(self, buffer: memoryview) -> int: ...
 
 
 class _OneShot:

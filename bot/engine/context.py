@@ -215,8 +215,10 @@ class OperationEngine(Protocol):
 class Follower(Protocol):
     """Following a Cloudify execution (its events become steps) or a snapshot's status (bot.engine.follow)."""
 
-    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> Execution:
-        """Poll the execution until it ends, reporting status changes and events; the final execution."""
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None,
+                         bypass_maintenance: bool = False) -> Execution:
+        """Poll the execution until it ends, reporting status changes and events; the final execution
+        (`bypass_maintenance`: read past maintenance mode with X-BYPASS-MAINTENANCE, as a sys-admin may)."""
     def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
         """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""
     def describe_failure(self, execution: Execution) -> str:

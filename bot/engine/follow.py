@@ -64,13 +64,15 @@ def event_line(event: dict[str, Any]) -> tuple[str, Tone] | None:
     return text, tone
 
 
-def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True) -> tuple[int, int]:
+def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: bool = True,
+                    bypass_maintenance: bool = False) -> tuple[int, int]:
     """Report every event after `offset` as a step; (the new offset, how many new events there were)."""
     secrets = ctx.audit_log.secrets
     lines: list[tuple[str, Tone]] = []
     start = offset
     while True:
-        page = ctx.manager.list_events(execution_id, offset=offset, size=EVENT_PAGE, include_logs=include_logs)
+        page = ctx.manager.list_events(execution_id, offset=offset, size=EVENT_PAGE, include_logs=include_logs,
+                                       bypass_maintenance=bypass_maintenance)
         for event in page.items:
             line = event_line(event)
             if line is not None:
@@ -86,8 +88,10 @@ def read_new_events(ctx: Ctx, execution_id: str, offset: int, *, include_logs: b
 
 
 def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = None, include_logs: bool = True,
-                     interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL) -> Execution:
-    """Poll execution `execution_id` until it ends, reporting status changes and events; the final execution."""
+                     interval: float = FIRST_INTERVAL, max_interval: float = MAX_INTERVAL,
+                     bypass_maintenance: bool = False) -> Execution:
+    """Poll execution `execution_id` until it ends, reporting status changes and events; the final execution.
+    `bypass_maintenance` reads past maintenance mode with X-BYPASS-MAINTENANCE (a sys-admin may)."""
     clock = ctx.clock
     began = clock.monotonic()
     offset, delay = 0, interval
@@ -99,8 +103,9 @@ def follow_execution(ctx: Ctx, execution_id: str, *, timeout: float | None = Non
         except Cancelled as exc:
             _cancel_execution(ctx, execution_id, exc)
         try:
-            execution = ctx.manager.get_execution(execution_id)
-            offset, new = read_new_events(ctx, execution_id, offset, include_logs=include_logs)
+            execution = ctx.manager.get_execution(execution_id, bypass_maintenance=bypass_maintenance)
+            offset, new = read_new_events(ctx, execution_id, offset, include_logs=include_logs,
+                                          bypass_maintenance=bypass_maintenance)
         except ManagerUnreachable as exc:
             lost_since = _lost_contact(ctx, exc, lost_since)
             delay = min(delay * BACKOFF, max_interval)
@@ -220,9 +225,10 @@ def wait_for_snapshot(ctx: Ctx, snapshot_id: str, *, timeout: float | None = Non
 class ExecutionFollower:
     """The `Follower` port of bot.engine.context: what commands may call of this module."""
 
-    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None) -> Execution:
+    def follow_execution(self, ctx: Ctx, execution_id: str, *, timeout: float | None = None,
+                         bypass_maintenance: bool = False) -> Execution:
         """Poll the execution until it ends, reporting status changes and events; the final execution."""
-        return follow_execution(ctx, execution_id, timeout=timeout)
+        return follow_execution(ctx, execution_id, timeout=timeout, bypass_maintenance=bypass_maintenance)
 
     def wait_for_snapshot(self, ctx: Ctx, snapshot_id: str, *, timeout: float | None = None) -> dict[str, Any]:
         """Poll a snapshot until it is created or failed; ExecutionTimeout after `timeout` seconds."""

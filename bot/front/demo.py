@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from bot.clock import Clock
@@ -68,13 +69,30 @@ def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None, sce
     return demo
 
 
+def _run_key(snapshot_id: str) -> str | None:
+    """The run key of the daily job's snapshot `daily-YYYYMMDD[-N]` (attempt N), None for any other id."""
+    from bot.schedule.runs import run_key
+
+    m = re.fullmatch(r"daily-(\d{4})(\d{2})(\d{2})(?:-(\d{1,3}))?", snapshot_id)
+    if not m:
+        return None
+    try:
+        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+    return run_key(day, int(m.group(4) or 1))
+
+
 def archive_dailies(settings: Settings, transport: Any, clock: Clock) -> list[ArchiveCopy]:
     """Copy every created `daily-*` snapshot of every manager into the archive, as the daily job does: downloaded
     through the client, checked and recorded (sha256, size, zip, metadata) by the archive code, each stored a few
-    minutes after its snapshot was created. The catalog rows made."""
+    minutes after its snapshot was created; and record the daily job's run of each day (succeeded with that
+    snapshot, or failed with the failed snapshot's error), so `backups schedule` shows the week the copies tell.
+    The catalog rows made."""
     from bot.archive.folder import open_archive
     from bot.clock import FakeClock
     from bot.cloudify import Manager
+    from bot.schedule.runs import owner_id
     from bot.store import Store
 
     then = FakeClock(clock.time())
@@ -86,14 +104,24 @@ def archive_dailies(settings: Settings, transport: Any, clock: Clock) -> list[Ar
             with Manager(manager_settings, transport=transport, clock=clock) as client:
                 version = str(client.version().get("version") or "")
                 for snap in client.list_snapshots(search=DAILY_PREFIX).items:
-                    if not str(snap.get("id", "")).startswith(DAILY_PREFIX) or snap.get("status") != "created":
+                    key = _run_key(str(snap.get("id", "")))
+                    if key is None or snap.get("status") not in ("created", "failed"):
                         continue
                     created = datetime.fromisoformat(str(snap["created_at"]).replace("Z", "+00:00"))
+                    then.set(created.timestamp())
+                    owner = owner_id("demo")
+                    store.claim_run(manager_settings.name, key, owner)  # the daily job's run of that day
                     then.set(created.timestamp() + COPIED_AFTER)
+                    if snap.get("status") == "failed":
+                        error = (str(snap.get("error") or "").strip().splitlines() or ["failed"])[-1]
+                        store.finish_run(manager_settings.name, key, "failed", owner=owner, snapshot_id=snap["id"],
+                                         error=f"Snapshot {snap['id']} failed on {manager_settings.name}: {error}")
+                        continue
                     with client.download_snapshot(snap["id"]) as download:
                         rows.append(archive.save(manager_settings.name, snap["id"], download,
                                                  manager_version=version, tenant=snap.get("tenant_name") or "",
                                                  created_at=snap["created_at"]))
+                    store.finish_run(manager_settings.name, key, "succeeded", owner=owner, snapshot_id=snap["id"])
     finally:
         store.close()
     return rows
