@@ -149,11 +149,20 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         lines.append(f"Archive copy ({state}, {size(copy.size)}, {copy.location}) {fate}.")
         latest = ctx.catalog.latest_verified(ctx.manager_name)
         if args.archive and latest and latest.snapshot_id == sid:
-            lines.append(f"It is the newest verified copy of {ctx.manager_name}: {hint(ctx, 'restore latest')} will "
-                         "then mean an older one.")
+            lines.append(_latest_after(ctx, sid))
     else:
         lines.append("There is no archive copy of it.")
     return {"on_manager": snap is not None, "gate_detail": "\n".join(lines)}
+
+
+def _latest_after(ctx: Ctx, sid: str) -> str:
+    """What `restore latest` means once `sid`, the newest verified copy, is gone: the next one, or nothing."""
+    others = [c for c in ctx.catalog.list_copies(manager=ctx.manager_name, verified=True) if c.snapshot_id != sid]
+    latest = hint(ctx, "restore latest")
+    if not others:
+        return (f"It is the only verified copy of {ctx.manager_name}: {latest} will then refuse, as there is no "
+                "other verified backup to restore.")
+    return f"It is the newest verified copy of {ctx.manager_name}: {latest} will then mean {others[0].snapshot_id}."
 
 
 @command("snapshots delete", summary="Delete a snapshot from the manager; --archive deletes its archive copy too",
