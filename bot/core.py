@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 
 class Tone(StrEnum):
@@ -58,6 +58,89 @@ class Gate(StrEnum):
 
     CONFIRM = "confirm"
     APPROVE = "approve"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One gated or long-running command as the store records it (DESIGN §2): built by the store from its row.
+
+    Times are ISO strings as the store writes them ("" when not set); `gate` is None for an ungated one. Changes go
+    through the store's compare-and-set calls, which return the new Operation; `dataclasses.replace` makes a copy.
+    """
+
+    id: str
+    kind: str
+    manager: str
+    state: OpState
+    args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    requester: str = ""
+    requester_name: str = ""
+    channel: str = ""
+    transport: str = ""
+    step: str = ""
+    gate: Gate | None = None
+    confirmed_by: str = ""
+    confirmed_at: str = ""
+    approved_by: str = ""
+    approved_at: str = ""
+    decided_by: str = ""
+    expires_at: str = ""
+    point_of_no_return: bool = False
+    exclusive: bool = False
+    slack_channel: str = ""
+    slack_ts: str = ""
+    execution_id: str = ""
+    result: Mapping[str, Any] = field(default_factory=dict, hash=False)  # its journal, and the reply's text
+    error: str = ""
+    cancel_requested: str = ""  # who asked to cancel it ("" when nobody did)
+    created_at: str = ""
+    updated_at: str = ""
+    finished_at: str = ""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Operation:
+        """The operation of a decoded `operations` row (JSON columns as dicts, flags as bools)."""
+        known = {f for f in cls.__dataclass_fields__}
+        values: dict[str, Any] = {k: ("" if v is None else v) for k, v in row.items() if k in known}
+        values["state"] = OpState(row["state"])
+        values["gate"] = Gate(row["gate"]) if row.get("gate") else None
+        values["args"] = dict(row.get("args") or {})
+        values["result"] = dict(row.get("result") or {})
+        values["point_of_no_return"] = bool(row.get("point_of_no_return"))
+        values["exclusive"] = bool(row.get("exclusive"))
+        return cls(**values)
+
+    @property
+    def journal(self) -> Mapping[str, Any]:
+        """What the operation remembered (`Ctx.remember`): it survives a restart of the bot."""
+        journal = self.result.get("journal")
+        return journal if isinstance(journal, Mapping) else {}
+
+    @property
+    def final(self) -> bool:
+        """It has ended: succeeded, failed, cancelled or expired."""
+        return self.state.final
+
+    @property
+    def requester_shown(self) -> str:
+        """Who asked, by name when the store has one."""
+        return self.requester_name or self.requester
+
+    if not TYPE_CHECKING:  # read-only dict-style access for code not yet written against the fields (tests)
+        def __getitem__(self, key: str) -> Any:
+            if key not in self.__dataclass_fields__:
+                raise KeyError(key)
+            value = getattr(self, key)
+            return "" if value is None else value
+
+        def get(self, key: str, default: Any = None) -> Any:
+            if key not in self.__dataclass_fields__:
+                return default
+            value = getattr(self, key)
+            return default if value is None else value
+
+        def __contains__(self, key: str) -> bool:
+            return key in self.__dataclass_fields__
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Tone, age, size
+from bot.core import Operation, Reply, Tone, age, size
 from bot.errors import BotError, ManagerNotFound, NothingToDo, OperationError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
@@ -79,21 +79,23 @@ def _refuse_a_day_retention_prunes(ctx: Ctx, day: date) -> None:
 FOLLOW_LIMIT_S = 6 * 3600.0  # a daily run that takes longer is reported as still running
 
 
-def _follow(ctx: Ctx, op: dict[str, Any]) -> None:
+def _follow(ctx: Ctx, op: Operation) -> None:
     """Wait for another process's run of the same day to end; NothingToDo when it succeeded, else its failure."""
-    ctx.step(f"the daily backup of {ctx.manager_name} is already running as operation {op['id']}; following it")
-    waited, current = 0.0, op
-    while current.get("state") in ("pending", "approved", "running") and waited < FOLLOW_LIMIT_S:
+    ctx.step(f"the daily backup of {ctx.manager_name} is already running as operation {op.id}; following it")
+    waited = 0.0
+    current: Operation | None = op
+    while current is not None and not current.final and waited < FOLLOW_LIMIT_S:
         ctx.clock.sleep(2.0)
         waited += 2.0
-        current = ctx.catalog.get_operation(op["id"]) or {"state": "gone"}
-    if current.get("state") == "succeeded":
-        raise NothingToDo(f"the daily backup of {ctx.manager_name} ran as operation {op['id']} and succeeded: "
-                          f"{current.get('step') or 'done'}")
-    if current.get("state") in ("pending", "approved", "running"):
-        raise OperationError(f"operation {op['id']} is still running after {age(waited)}; `operations` shows it")
-    raise OperationError(f"the daily backup of {ctx.manager_name} ran as operation {op['id']} and ended "
-                         f"{current.get('state')}: {current.get('error') or 'no reason recorded'}")
+        current = ctx.catalog.get_operation(op.id)
+    if current is not None and current.state == "succeeded":
+        raise NothingToDo(f"the daily backup of {ctx.manager_name} ran as operation {op.id} and succeeded: "
+                          f"{current.step or 'done'}")
+    if current is not None and not current.final:
+        raise OperationError(f"operation {op.id} is still running after {age(waited)}; `operations` shows it")
+    state, error = (current.state, current.error) if current else ("gone", "")
+    raise OperationError(f"the daily backup of {ctx.manager_name} ran as operation {op.id} and ended "
+                         f"{state}: {error or 'no reason recorded'}")
 
 
 def _since(ctx: Ctx, sid: str, row: dict[str, Any]) -> str:
@@ -122,8 +124,8 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
         return f"{what} ended {row['state']}: {row.get('error') or 'no reason recorded'}"
     op = ctx.backups.run_operation(ctx.manager_name, row.get("day", ""))
     if op:
-        who = op.get("requester_name") or op.get("requester")
-        return f"{what} is already running: operation {op['id']}, started by {who}, step: {op.get('step') or '-'}"
+        who = op.requester_name or op.requester
+        return f"{what} is already running: operation {op.id}, started by {who}, step: {op.step or '-'}"
     return f"{what} was just claimed by {row.get('owner')} and is starting"
 
 
@@ -155,7 +157,7 @@ def backups_run(ctx: Ctx, args: Args) -> Reply:
         _finish(ctx, args, "failed", str(exc))
         raise
     except Exception:
-        _finish(ctx, args, "failed", f"internal error (operation {(ctx.op or {}).get('id')}; see the bot's log)")
+        _finish(ctx, args, "failed", f"internal error (operation {ctx.op.id if ctx.op else None}; see the bot's log)")
         raise
     _finish(ctx, args, state, "" if state == "succeeded" else reply.text)
     return reply

@@ -164,9 +164,9 @@ def _failures(ctx: Ctx, name: str, now: datetime, since: datetime) -> list[str]:
         if ctx.backups.is_failed(r["state"]) and ended and ended >= since:
             out.append(f"{r['day']} {r['state']}: {_first_line(r.get('error'))}")
     for op in ctx.engine.list_operations(states="failed", manager=name, kinds="snapshots create", limit=50):
-        ended = parse_time(op.get("finished_at"))
+        ended = parse_time(op.finished_at)
         if ended and ended >= since:
-            out.append(f"snapshots create ({op['id']}): {_first_line(op.get('error'))}")
+            out.append(f"snapshots create ({op.id}): {_first_line(op.error)}")
     return out
 
 

@@ -45,7 +45,7 @@ def status_card(ctx: Ctx, record: dict[str, Any]) -> Reply:
     else:
         backup = "NONE: there is no verified archive copy of this manager"
     ops = ctx.engine.list_operations(states=UNFINISHED, manager=name, limit=10)
-    running = "; ".join(f"{o['id']} {o['kind']} {o['state']}" + (f" ({o['step']})" if o.get("step") else "")
+    running = "; ".join(f"{o.id} {o.kind} {o.state}" + (f" ({o.step})" if o.step else "")
                         for o in ops) or "none"
     state = "open" if record.get("state") == "open" else f"closed {_hm(record.get('closed_at', ''))}"
     fields = (("manager", name), ("cluster", cluster), ("newest verified backup", backup),
@@ -272,12 +272,12 @@ def restore_incident(ctx: Ctx) -> Sink:
     if record is None:
         title = f"restore {ctx.args.snapshot_id} on {ctx.manager_name}"
         record, notes = open_incident(ctx, title, ctx.manager_name, kind="restore")
-        record["operation_id"] = (ctx.op or {}).get("id", "")
+        record["operation_id"] = ctx.op.id if ctx.op else ""
         ctx.incidents.save(record)
         ctx.remember(incident_id=record["id"])
-        op = ctx.op or {}
         if record["mode"] == "channel":
-            _invite(ctx, _port(ctx), record["room"], [op.get("confirmed_by", ""), op.get("approved_by", "")])
+            op = ctx.op
+            _invite(ctx, _port(ctx), record["room"], [op.confirmed_by, op.approved_by] if op else [])
         ctx.step(f"incident {record['id']} opened: {_port(ctx).link(record['room'], record.get('thread', ''))}"
                  + (f" ({notes})" if notes else ""))
     return IncidentSink(ctx.sink, ctx, record)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table, age, person
+from bot.core import Operation, Reply, Table, age, person
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import clip, count, when
@@ -24,7 +23,7 @@ def operations(ctx: Ctx, args: Args) -> Reply:
     ctx.engine.expire_due()
     states = None if args.all else ("pending", "approved", "running")
     ops = ctx.engine.list_operations(states=states, limit=20)
-    rows = tuple((o["id"], o["kind"], o["manager"], _state(o), o.get("requester_name") or person(o["requester"]),
+    rows = tuple((o.id, o.kind, o.manager, _state(o), o.requester_name or person(o.requester),
                   _runs_in(o, ctx), clip(_now_or_end(o, ctx), 60))
                  for o in ops)
     if not rows:
@@ -34,16 +33,16 @@ def operations(ctx: Ctx, args: Args) -> Reply:
                               "step, or how it ended"), rows))
 
 
-def _state(op: dict[str, Any]) -> str:
+def _state(op: Operation) -> str:
     """The state, with the gate it waits at while it waits (a finished operation waits for nothing)."""
-    state = str(op["state"])
-    return f"{state} ({op['gate']})" if state == "pending" and op.get("gate") else state
+    state = str(op.state)
+    return f"{state} ({op.gate})" if state == "pending" and op.gate else state
 
 
-def _runs_in(op: dict[str, Any], ctx: Ctx) -> str:
+def _runs_in(op: Operation, ctx: Ctx) -> str:
     """For a running operation: the process that runs it (host:pid; "this shell" when it is this one) and how long
     since its last heartbeat or step; a process that is gone is said to be gone."""
-    if op.get("state") != "running":
+    if op.state != "running":
         return ""
     who = ctx.engine.runner(op)
     heard = f"{age(who.seen_s)} ago" if who.seen_s is not None else "never"
@@ -55,14 +54,14 @@ def _runs_in(op: dict[str, Any], ctx: Ctx) -> str:
     return f"{who.owner}, {heard}"
 
 
-def _now_or_end(op: dict[str, object], ctx: Ctx) -> str:
+def _now_or_end(op: Operation, ctx: Ctx) -> str:
     """What a live operation is doing, or how a finished one ended (never its last step as if still on it)."""
-    state = str(op.get("state"))
+    state = str(op.state)
     if state in ("pending", "approved", "running"):
-        cancel = f" (cancel requested by {person(str(op['cancel_requested']))})" if op.get("cancel_requested") else ""
-        return str(op.get("step") or "") + cancel
-    ended = when(str(op.get("finished_at") or op.get("updated_at") or ""), ctx.now())
-    reason = str(op.get("error") or "")
+        cancel = f" (cancel requested by {person(str(op.cancel_requested))})" if op.cancel_requested else ""
+        return str(op.step or "") + cancel
+    ended = when(str(op.finished_at or op.updated_at or ""), ctx.now())
+    reason = str(op.error or "")
     return f"{state} {ended}" + (f": {reason}" if reason else "")
 
 

@@ -63,7 +63,7 @@ def _manager_status(ctx: Ctx, name: str) -> tuple[list[str], bool]:
     lines.append(f"  last verified backup: {backup}")
     running = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=name)
     if running:
-        lines.append("  bot operations: " + "; ".join(f"{o['id']} {o['kind']} {o['state']}" for o in running))
+        lines.append("  bot operations: " + "; ".join(f"{o.id} {o.kind} {o.state}" for o in running))
     notices = client.take_notices()
     lines += [f"  note: {n}" for n in notices]
     return lines, good

@@ -345,8 +345,8 @@ def recheck(ctx: Ctx, args: Args) -> None:
     """The approved operation starts: the manager may have changed since the card (a blueprint uploaded, the
     snapshot deleted, an execution scheduled). Read it again, and refuse, touching nothing, what can no longer
     work, saying what changed since the card."""
-    client, target, op = ctx.manager, args.snapshot_id, ctx.op or {}
-    card = f"the card of {op.get('id', 'this operation')} ({str(op.get('created_at') or '')[11:16]} UTC)"
+    client, target, op = ctx.manager, args.snapshot_id, ctx.op
+    card = f"the card of {op.id if op else 'this operation'} ({(op.created_at if op else '')[11:16]} UTC)"
     again = hint(ctx, f"{ctx.command.name} {target}" + (" -f" if args.force else ""))
     if client.snapshot_status() == "running":
         raise BotError(f"a snapshot restore has been running on {ctx.manager_name} since {card} was shown "
@@ -415,7 +415,7 @@ def _refuse_new_waiting(ctx: Ctx, args: Args, card: str, again: str) -> None:
     """Queued or scheduled executions the card did not name keep maintenance mode activating: the bot cancels only
     those the card named, so refuse before asking for maintenance mode."""
     every: dict[str, Any] = {"include_system": True, "size": 500, "_all_tenants": True, "bypass_maintenance": True}
-    known = {e["id"] for e in (args.scheduled_before or []) + (args.queued_before or [])}
+    known = {e.id for e in _read_back((args.scheduled_before or []) + (args.queued_before or []))}
     waiting = [e for status in ("scheduled", "queued")
                for e in ctx.manager.list_executions(status=status, **every).items if e.id not in known]
     if not waiting:
@@ -525,7 +525,7 @@ def start_restore(ctx: Ctx, args: Args, on_refused: Callable[[], None] = lambda:
         raise RestoreRefused(f"{exc}.{extra}") from None
     ctx.remember(execution_id=execution.id, restore_posted_at=ctx.now().isoformat())
     if ctx.op is not None:  # always: restore runs as an operation
-        ctx.engine.update_operation(ctx.op["id"], "running", execution_id=execution.id)
+        ctx.engine.update_operation(ctx.op.id, "running", execution_id=execution.id)
     ctx.step(f"restore of {args.snapshot_id} started: execution {execution.id}")
 
 
@@ -587,11 +587,12 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
 def _who(ctx: Ctx) -> str:
     """`requested by R, approved by A`, both as the people were named when they decided (display names in Slack,
     logins in the terminal, "(simulated second admin)" with --demo), never a raw id."""
-    op = ctx.op or {}
-    result = op.get("result") if isinstance(op.get("result"), dict) else {}
-    names = {str(op.get("requester") or ""): str(op.get("requester_name") or ""), **((result or {}).get("names") or {})}
-    requester = person(str(op["requester"]), names) if op.get("requester") else ctx.inv.actor.name
-    approved = person(str(op["approved_by"]), names) if op.get("approved_by") else ""
+    op = ctx.op
+    if op is None:
+        return f"requested by {ctx.inv.actor.name}"
+    names = {op.requester: op.requester_name, **(op.result.get("names") or {})}
+    requester = person(op.requester, names) if op.requester else ctx.inv.actor.name
+    approved = person(op.approved_by, names) if op.approved_by else ""
     return f"requested by {requester}" + (f", approved by {approved}" if approved else "")
 
 

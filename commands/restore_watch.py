@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from typing import Any
 
 from bot.engine.context import ContentUnreadable, Ctx, ManagerAPI
-from bot.core import ArchiveCopy, Execution, ProgressEvent, Tone, age
+from bot.core import ArchiveCopy, Execution, Operation, ProgressEvent, Tone, age
 from bot.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -125,7 +124,7 @@ def kill_stray_restores(ctx: Ctx, snapshot_id: str, adopt: bool) -> str:
     """Find this snapshot's restore executions: adopt ours after a restart, or kill the stray pending ones."""
     page = ctx.manager.list_executions(include_system=True, workflow_id="restore_snapshot", size=100,
                                        bypass_maintenance=True)
-    since = parse_time((ctx.op or {}).get("created_at"))
+    since = parse_time(ctx.op.created_at if ctx.op else None)
     mine = [e for e in page.items if e.parameters.get("snapshot_id") == snapshot_id]
     if adopt:
         ours = [e for e in mine if since is None or (parse_time(e.created_at) or since) >= since]
@@ -334,16 +333,16 @@ def deactivate_after(ctx: Ctx, client: ManagerAPI, ok: bool, before: str) -> str
     if ctx.recall("deactivate_op"):
         return f"still ON; deactivation waits for confirmation ({ctx.recall('deactivate_op')})"
     op = open_followup_gate(ctx, "maintenance-mode deactivate")
-    ctx.remember(deactivate_op=op["id"])
-    return f"still ON after the failed restore; deactivation waits for confirmation ({op['id']})"
+    ctx.remember(deactivate_op=op.id)
+    return f"still ON after the failed restore; deactivation waits for confirmation ({op.id})"
 
 
-def open_followup_gate(ctx: Ctx, kind: str) -> dict[str, Any]:
+def open_followup_gate(ctx: Ctx, kind: str) -> Operation:
     """Create a gated operation for the same requester and show its card in this operation's thread."""
     op = ctx.engine.open_gate(ctx, kind)
     text = (f"The restore failed, so maintenance mode stays ON on {ctx.manager_name}. Confirm to take it out of "
-            f"maintenance mode (operation {op['id']}), or investigate first.")
-    ctx.audit("gate_shown", gate="confirm", text=text, followup=op["id"])
-    ctx.sink.emit(ProgressEvent((ctx.op or {}).get("id", op["id"]), "gate", text, Tone.WARNING, ctx.now(),
-                                {"gate": "confirm", "operation": op["id"]}))
+            f"maintenance mode (operation {op.id}), or investigate first.")
+    ctx.audit("gate_shown", gate="confirm", text=text, followup=op.id)
+    ctx.sink.emit(ProgressEvent(ctx.op.id if ctx.op else op.id, "gate", text, Tone.WARNING, ctx.now(),
+                                {"gate": "confirm", "operation": op.id}))
     return op

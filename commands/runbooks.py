@@ -91,9 +91,9 @@ def _operation_state(ctx: Ctx, op_id: str) -> str:
     op = ctx.engine.get_operation(op_id)
     if op is None:
         return f": operation {op_id}"
-    gate = f", waiting for {'approval' if op.get('gate') == 'approve' else 'confirmation'}" \
-        if op["state"] == "pending" else ""
-    return f": operation {op_id} is {op['state']}{gate}"
+    gate = f", waiting for {'approval' if op.gate == 'approve' else 'confirmation'}" \
+        if op.state == "pending" else ""
+    return f": operation {op_id} is {op.state}{gate}"
 
 
 @command("runbook", summary="A failure-recovery procedure of the guide as a live checklist", group="incidents",
@@ -175,21 +175,22 @@ def runbook_do(ctx: Ctx, args: Args) -> Reply:
     inv = Invocation(text=text, actor=ctx.inv.actor, channel=ctx.inv.channel, transport=ctx.inv.transport,
                      received_at=ctx.now())
     outcome = ctx.engine.handle(inv, ctx.sink)  # parse, authorize, gate, audit: as if typed
-    op = outcome.operation or {}
-    if outcome.exit_code != 0 and not op:
+    op = outcome.operation
+    if outcome.exit_code != 0 and op is None:
         return replace(outcome.reply, text=f"Step {step.number} of {run['id']}: `{text}` did not start.\n"
                                            + outcome.reply.text, ok=False)
-    ctx.runbooks.record_action(run, step.number, operation_id=op.get("id", ""), command=text,
+    op_id = op.id if op is not None else ""
+    ctx.runbooks.record_action(run, step.number, operation_id=op_id, command=text,
                      actor=ctx.inv.actor.id, actor_name=ctx.inv.actor.name, at=ctx.now().isoformat())
-    _audit(ctx, run, "runbook_step", step=step.number, state="started", command=text, operation_id=op.get("id", ""))
-    if not op:
+    _audit(ctx, run, "runbook_step", step=step.number, state="started", command=text, operation_id=op_id)
+    if op is None:
         return outcome.reply  # a quick command (e.g. `cluster status`): its answer is the point
     if outcome.gate:  # its card (Confirm / Approve) goes where the checklist is
         ctx.sink.emit(ProgressEvent(ctx.inv.id, "gate", outcome.reply.text, Tone.WARNING, ctx.now(),
-                                    {"operation": op["id"], "gate": outcome.gate}))
-    how = f" Type `confirm {op['id']}` to go on." if outcome.gate == "confirm" else ""
+                                    {"operation": op.id, "gate": outcome.gate}))
+    how = f" Type `confirm {op.id}` to go on." if outcome.gate == "confirm" else ""
     return checklist(ctx, run, f"Step {step.number}: {ctx.inv.actor.name} started `{text}` "
-                               f"(operation {op['id']}).{how}\n{outcome.reply.text}")
+                               f"(operation {op.id}).{how}\n{outcome.reply.text}")
 
 
 def action_text(ctx: Ctx, action: str, manager: str) -> str:

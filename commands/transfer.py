@@ -147,17 +147,17 @@ def _refuse_if_a_restore_needs_it(ctx: Ctx, sid: str) -> None:
     fail after it was approved. Refuse, naming the operation and how to cancel it first."""
     ops = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=ctx.manager_name,
                                      kinds=RESTORES)
-    using = [op for op in ops if (op.get("args") or {}).get("snapshot_id") == sid]
+    using = [op for op in ops if (op.args or {}).get("snapshot_id") == sid]
     if not using:
         return
     op = using[0]
-    stands = {"pending": "is waiting for " + ("confirmation" if op.get("gate") == "confirm" else
+    stands = {"pending": "is waiting for " + ("confirmation" if op.gate == "confirm" else
                                                 "a second admin's approval"),
-              "approved": "is approved and about to start", "running": f"is running ({op.get('step') or '?'})"}
-    cancel = f" Cancel it first with `cancel {op['id']}` if it is no longer wanted." if op["state"] != "running" \
+              "approved": "is approved and about to start", "running": f"is running ({op.step or '?'})"}
+    cancel = f" Cancel it first with `cancel {op.id}` if it is no longer wanted." if op.state != "running" \
         else " Wait for it to end (`operations`)."
-    raise BotError(f"snapshot {sid} is the one operation {op['id']} ({op['kind']} on {ctx.manager_name}, requested "
-                   f"by {op.get('requester_name') or op['requester']}) will restore, and it {stands[op['state']]}: "
+    raise BotError(f"snapshot {sid} is the one operation {op.id} ({op.kind} on {ctx.manager_name}, requested "
+                   f"by {op.requester_name or op.requester}) will restore, and it {stands[op.state]}: "
                    f"deleting it would make that restore fail. Nothing was deleted.{cancel}")
 
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_on_this_host_the_pid_decides(store, clock) -> None:
         assert owner_alive(mine, clock.now() + timedelta(days=1))  # executing it here: alive however quiet
     finally:
         RUNNING_HERE.discard(mine["id"])
-    assert not owner_alive({**mine, "result": {}}, clock.now())  # no owner recorded: nobody runs it
+    assert not owner_alive(replace(mine, result={}), clock.now())  # no owner recorded: nobody runs it
 
 
 def test_reconcile_leaves_a_live_peers_operation_and_takes_over_a_silent_ones(make_bot) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core import Reply, Table
+from bot.core import Operation, Reply, Table
 from bot.slack.render import (
     BLOCKS_BUDGET,
     MAX_BLOCKS,
     SECTION_MAX,
-    card,
+    card as render_card,
     esc,
     reply_blocks,
     unescape_command,
@@ -82,6 +82,11 @@ def test_small_table_is_whole() -> None:
 OP = {"id": "op-abc123", "kind": "snapshots delete", "manager": "production", "requester": "slack:U1",
       "requester_name": "alice", "channel": "C1", "state": "pending", "gate": "confirm",
       "created_at": "2026-11-29T09:00:00.000000Z", "expires_at": "2026-11-29T09:10:00.000000Z"}
+
+
+def card(row: dict[str, Any], gate_text: str = "", step: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The card of the operation the store builds from this row."""
+    return render_card(Operation.from_row(row), gate_text, step)
 
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
+from bot.core import Operation
 from bot.errors import BotError, NotFound, OperationError
 from bot.store import Store
 
@@ -185,7 +186,7 @@ def test_claim_manager_lock_on_an_existing_operation(store: Store) -> None:
 
 def test_exclusive_create_from_twenty_threads(store: Store) -> None:
     results = _together(20, lambda i: _restore(store, requester=f"slack:U{i}", requester_name=f"user{i}"))
-    winners = [r for r in results if isinstance(r, dict)]
+    winners = [r for r in results if isinstance(r, Operation)]
     losers = [r for r in results if isinstance(r, OperationError)]
     assert len(winners) == 1 and len(losers) == 19
     assert all(winners[0]["id"] in str(e) for e in losers)

@@ -31,7 +31,8 @@ from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.core import (
-    Actor, ArchiveCopy, Download, DrillResult, Execution, Invocation, Listing, Page, ProgressEvent, Tone, person,
+    Actor, ArchiveCopy, Download, DrillResult, Execution, Invocation, Listing, Operation, Page, ProgressEvent, Tone,
+    person,
 )
 from bot.redact import redact_url_secrets
 from bot.engine.liveness import Runner
@@ -169,8 +170,8 @@ class Catalog(Protocol):
     def claim_mark(self, key: str, value: str = "") -> bool: ...
     # operations, read-only: the daily job looks for its own unfinished run (bot.schedule.runs)
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
-                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
-    def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
+                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[Operation]: ...
+    def get_operation(self, op_id: str) -> Operation | None: ...
     # restore drills' results (bot.store.drills)
     def record_drill(self, drill: DrillResult) -> DrillResult: ...
     def list_drills(self, source: str | None = None, limit: int = 20) -> list[DrillResult]: ...
@@ -197,13 +198,13 @@ class OperationEngine(Protocol):
     """Operations (DESIGN §2): read them, record steps, open a gate, decide one, run another command."""
 
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
-             kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
-    def get_operation(self, op_id: str) -> dict[str, Any] | None: ...
-    def runner(self, op: dict[str, Any]) -> Runner: ...
+             kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[Operation]: ...
+    def get_operation(self, op_id: str) -> Operation | None: ...
+    def runner(self, op: Operation) -> Runner: ...
     def update_operation(self, op_id: str, expected_state: str | Iterable[str],
-                         **fields: Any) -> dict[str, Any] | None: ...
-    def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> dict[str, Any]: ...
-    def expire_due(self) -> list[dict[str, Any]]: ...
+                         **fields: Any) -> Operation | None: ...
+    def open_gate(self, ctx: Ctx, kind: str, args: dict[str, Any] | None = None) -> Operation: ...
+    def expire_due(self) -> list[Operation]: ...
     def decide(self, op_id: str, actor: Actor, action: str, sink: Sink, channel: str = "",
                transport: str = "") -> Outcome: ...
     def handle(self, inv: Invocation, sink: Sink) -> Outcome: ...
@@ -240,7 +241,7 @@ class Backups(Protocol):
         """Who holds a claim: this process and `tag`."""
     def claim_day(self, manager: str, day: date, owner: str, now: datetime, *, retry: bool = False) -> Claim:
         """Claim the run of (manager, day); with `retry`, a failed or skipped day gets a new attempt."""
-    def run_operation(self, manager: str, key: str) -> dict[str, Any] | None:
+    def run_operation(self, manager: str, key: str) -> Operation | None:
         """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
 
 
@@ -345,7 +346,7 @@ class Ctx:
     archive: ArchiveAPI | None = None
     chat: ChatPorts = field(default_factory=dict)
     sink: Sink = field(default_factory=NullSink)
-    op: dict[str, Any] | None = None
+    op: Operation | None = None
     manager_named: bool = False  # the user chose the manager with -m/--manager
 
     def chat_port(self) -> ChatPort:
@@ -364,33 +365,31 @@ class Ctx:
     def step(self, text: str, tone: Tone = Tone.INFO, kind: str = "step", **data: Any) -> None:
         """Report progress: one event to the sink, and an audit row when this is an operation."""
         text = redact_url_secrets(text)  # a URL's user:password or signed query never reaches a post or the store
-        op_id = self.op["id"] if self.op else self.inv.id
+        op_id = self.op.id if self.op else self.inv.id
         if self.op and kind == "step":  # recorded before it is shown: `operations` never lags what was printed
             self.audit("step", text=text, tone=tone)
-            updated = self.engine.update_operation(self.op["id"], "running", step=text[:200])
+            updated = self.engine.update_operation(self.op.id, "running", step=text[:200])
             if updated is not None:
                 self.op = updated
         self.sink.emit(ProgressEvent(op_id, kind, text, tone, self.now(), dict(data)))
 
     def recall(self, key: str, default: Any = None) -> Any:
         """A value this operation remembered earlier (survives a restart of the bot)."""
-        journal = ((self.op or {}).get("result") or {}).get("journal") or {}
-        return journal.get(key, default)
+        return self.op.journal.get(key, default) if self.op else default
 
     def remember(self, **values: Any) -> None:
         """Persist values in the operation's journal before acting on them, so a restart can resume."""
         if not self.op:
             return
-        result = dict(self.op.get("result") or {})
-        result["journal"] = {**(result.get("journal") or {}), **values}
-        updated = self.engine.update_operation(self.op["id"], "running", result=result)
+        result = {**self.op.result, "journal": {**self.op.journal, **values}}
+        updated = self.engine.update_operation(self.op.id, "running", result=result)
         if updated is not None:
             self.op = updated
 
     def record_execution(self, execution_id: str) -> None:
         """Name the Cloudify execution this operation started (later audit rows carry it)."""
         if self.op:
-            updated = self.engine.update_operation(self.op["id"], "running", execution_id=execution_id)
+            updated = self.engine.update_operation(self.op.id, "running", execution_id=execution_id)
             if updated is not None:
                 self.op = updated
 
@@ -398,15 +397,15 @@ class Ctx:
         """Stop here (raise Cancelled) when someone asked to cancel this operation."""
         if not self.op:
             return
-        current = self.engine.get_operation(self.op["id"]) or {}
-        if current.get("cancel_requested"):
-            raise Cancelled(f"cancelled by {person(current['cancel_requested'])} before the point of no return")
+        current = self.engine.get_operation(self.op.id)
+        if current is not None and current.cancel_requested:
+            raise Cancelled(f"cancelled by {person(current.cancel_requested)} before the point of no return")
 
     def point_of_no_return(self, what: str) -> None:
         """From here on the operation cannot be cancelled; recorded before the irreversible call."""
         self.check_cancel()
         if self.op:
-            updated = self.engine.update_operation(self.op["id"], "running", point_of_no_return=True, step=what)
+            updated = self.engine.update_operation(self.op.id, "running", point_of_no_return=True, step=what)
             if updated is not None:
                 self.op = updated
 
@@ -415,9 +414,9 @@ class Ctx:
         self.audit_log.append_audit(
             event, actor=self.inv.actor.id, transport=self.inv.transport, channel=self.inv.channel,
             manager=self.manager_name, command=self.command.name,
-            operation_id=self.op["id"] if self.op else "",
+            operation_id=self.op.id if self.op else "",
             # once the operation has a Cloudify execution, every later row names it (steps, outcome)
-            execution_id=detail.pop("execution_id", "") or (self.op or {}).get("execution_id") or "",
+            execution_id=detail.pop("execution_id", "") or (self.op.execution_id if self.op else ""),
             detail=detail or None,
         )
 

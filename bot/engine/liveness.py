@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.core import Operation
 from bot.errors import BotError
 
 log = logging.getLogger("cfy_bot.operations")
@@ -56,9 +57,9 @@ def heartbeat(store: Any, op_id: str, every: float = HEARTBEAT_S) -> Iterator[No
         thread.join()
 
 
-def recorded_owner(op: dict[str, Any]) -> str:
+def recorded_owner(op: Operation) -> str:
     """The process (host:pid) recorded as running `op`; "" when none was."""
-    return str((((op.get("result") or {}).get("journal") or {}).get("owner")) or "")
+    return str((((op.result or {}).get("journal") or {}).get("owner")) or "")
 
 
 @dataclass(frozen=True)
@@ -71,24 +72,24 @@ class Runner:
     seen_s: float | None  # seconds since its last sign of life (a heartbeat or a step); None when unknown
 
 
-def runner(op: dict[str, Any], now: datetime) -> Runner:
+def runner(op: Operation, now: datetime) -> Runner:
     """Who runs `op` and how recently it was heard from."""
     try:
-        seen: float | None = (now - datetime.fromisoformat(str(op.get("updated_at") or "").replace("Z", "+00:00"))
+        seen: float | None = (now - datetime.fromisoformat(str(op.updated_at or "").replace("Z", "+00:00"))
                               ).total_seconds()
     except ValueError:
         seen = None
-    here = recorded_owner(op) == owner() and op.get("id") in RUNNING_HERE
+    here = recorded_owner(op) == owner() and op.id in RUNNING_HERE
     return Runner(recorded_owner(op), here, owner_alive(op, now), seen)
 
 
-def owner_alive(op: dict[str, Any], now: datetime) -> bool:
+def owner_alive(op: Operation, now: datetime) -> bool:
     """Is the process that runs `op` alive? Same host: ask the OS; another host: a recent heartbeat."""
     recorded = recorded_owner(op)
     host, _, pid = recorded.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         if int(pid) == os.getpid():
-            return op["id"] in RUNNING_HERE
+            return op.id in RUNNING_HERE
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
@@ -97,7 +98,7 @@ def owner_alive(op: dict[str, Any], now: datetime) -> bool:
             return True
         return True
     try:
-        age = (now - datetime.fromisoformat((op.get("updated_at") or "").replace("Z", "+00:00"))).total_seconds()
+        age = (now - datetime.fromisoformat((op.updated_at or "").replace("Z", "+00:00"))).total_seconds()
     except ValueError:
         return False
     return bool(host) and age < OTHER_HOST_STALE

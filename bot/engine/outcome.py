@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from bot.core import Invocation, Reply, Tone
+from bot.core import Invocation, Operation, Reply, Tone
 from bot.errors import BotError, NothingToDo, UsageError
 
 log = logging.getLogger("cfy_bot.dispatch")
@@ -18,7 +17,7 @@ class Outcome:
 
     reply: Reply
     exit_code: int = 0
-    operation: dict[str, Any] | None = None
+    operation: Operation | None = None
     gate: str | None = None  # "confirm" | "approve" while the operation waits for a decision
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from bot.core import Actor
+from bot.core import Actor, Operation
 from bot.spec.registry import ROLES, Command
 from bot.settings import Settings
 
@@ -108,29 +107,29 @@ class Policy:
         return lambda cmd: (any(_at_least(r, cmd.permission) for r in roles.values()) if cmd.manager_scoped
                             else _at_least(unscoped, cmd.permission))
 
-    def may_decide(self, actor: Actor, op: dict[str, Any], action: str, cmd: Command, channel: str = ""
+    def may_decide(self, actor: Actor, op: Operation, action: str, cmd: Command, channel: str = ""
                    ) -> Decision:
         """May `actor` confirm, approve, reject or cancel operation `op` (authorized again on every click)?"""
-        channel = channel or op.get("channel", "")
-        manager = op.get("manager", "")
+        channel = channel or op.channel
+        manager = op.manager
         refusal = self.channel_refusal(actor, channel)
         if refusal:
             return Decision(False, None, refusal)
         role = self.role(actor, channel, manager)
         contact = self.settings.access_contact
-        requester = op.get("requester_name") or op.get("requester")
+        requester = op.requester_name or op.requester
         if action in ("reject", "cancel"):
-            if actor.id == op.get("requester") or role == "admin":
+            if actor.id == op.requester or role == "admin":
                 return Decision(True, role, needed="admin")
             return Decision(False, role, f"only the requester ({requester}) or an admin of {manager} can "
-                            f"{action} {op.get('id')}; ask {contact}", "admin")
-        if action == "confirm" and actor.id != op.get("requester"):
-            return Decision(False, role, f"only the requester ({requester}) can confirm {op.get('id')}",
+                            f"{action} {op.id}; ask {contact}", "admin")
+        if action == "confirm" and actor.id != op.requester:
+            return Decision(False, role, f"only the requester ({requester}) can confirm {op.id}",
                             cmd.permission)
         decision = self.check(actor, cmd, channel, manager)
         if not decision.allowed or action != "approve":
             return decision
-        if actor.id in (op.get("requester"), op.get("confirmed_by")):
+        if actor.id in (op.requester, op.confirmed_by):
             return Decision(False, role, "you requested this operation: a second admin must approve it", "admin")
         if role != "admin":
             have = f"you are {role}" if role else "you have no role"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock
-from bot.core import Invocation
+from bot.core import Invocation, Operation
 from bot.engine.context import RUNNING, Ctx, Drills, Follower, NullSink, OperationEngine, Sink
 from bot.engine.follow import ExecutionFollower
 from bot.engine.policy import Policy
@@ -57,14 +57,14 @@ class Services:
         if ctx is None:
             self.audit("manager_call", actor="system:bot", manager=manager, execution_id=execution_id, detail=detail)
             return
-        op = ctx.op or {}
+        op = ctx.op
         self.audit("manager_call", actor=ctx.inv.actor.id, transport=ctx.inv.transport, channel=ctx.inv.channel,
-                   manager=manager, command=ctx.command.name, operation_id=op.get("id", ""),
-                   execution_id=execution_id or op.get("execution_id") or "", detail=detail)
+                   manager=manager, command=ctx.command.name, operation_id=op.id if op else "",
+                   execution_id=execution_id or (op.execution_id if op else ""), detail=detail)
 
 
 def make_ctx(svc: Services, engine: OperationEngine, inv: Invocation, args: Args, command: Command,
-             manager_name: str, sink: Sink | None = None, *, op: dict[str, Any] | None = None,
+             manager_name: str, sink: Sink | None = None, *, op: Operation | None = None,
              manager_named: bool = False) -> Ctx:
     """The context of one command run: the services seen through the typed ports, nothing more."""
     data_dir = svc.settings.data_dir

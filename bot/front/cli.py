@@ -236,20 +236,21 @@ def _dispatch(args: argparse.Namespace, settings: Any, transport: Any) -> int:
 def _reconcile(dispatcher: Any, sink: Any, as_json: bool = False) -> None:
     """At start-up: finish or settle what a stopped bot left running, and say what became of each. Its progress
     and report reach this terminal (the person who started it may be gone), under a line that says whose it is."""
-    from bot.core import person
+    from bot.core import Operation, person
 
-    def named(op: dict[str, Any]) -> str:
-        who = op.get("requester_name") or person(op["requester"])
-        return f"{op['id']} ({op['kind']} on {op['manager']}, requested by {who})"
+    def named(op: Operation) -> str:
+        who = op.requester_name or person(op.requester)
+        return f"{op.id} ({op.kind} on {op.manager}, requested by {who})"
 
-    def resuming(op: dict[str, Any]) -> Any:
-        print(f"after a restart: {named(op)} was left {op['state']} by a bot process that stopped; this one settles "
+    def resuming(op: Operation) -> Any:
+        print(f"after a restart: {named(op)} was left {op.state} by a bot process that stopped; this one settles "
               "it here:", file=sys.stderr if as_json else sys.stdout, flush=True)
         return sink
 
-    for op in dispatcher.operations.reconcile(sink_for=resuming):
-        stream = sys.stdout if op["state"] == "succeeded" and not as_json else sys.stderr
-        print(f"after a restart: {named(op)} is {op['state']}" + (f": {op['error']}" if op.get("error") else ""),
+    settled: list[Operation] = dispatcher.operations.reconcile(sink_for=resuming)
+    for op in settled:
+        stream = sys.stdout if op.state == "succeeded" and not as_json else sys.stderr
+        print(f"after a restart: {named(op)} is {op.state}" + (f": {op.error}" if op.error else ""),
               file=stream, flush=True)
 
 
@@ -298,8 +299,8 @@ def _say_left(dispatcher: Any) -> None:
 
     for op_id in sorted(RUNNING_HERE):
         op = dispatcher.services.store.get_operation(op_id)
-        if op is not None and op["state"] == "running":
-            print(f"left {op_id} ({op['kind']} on {op['manager']}, step: {op.get('step') or '-'}) running in this "
+        if op is not None and op.state == "running":
+            print(f"left {op_id} ({op.kind} on {op.manager}, step: {op.step or '-'}) running in this "
                   f"process, which exits now: {next_start(dispatcher, op)}", file=sys.stderr, flush=True)
 
 

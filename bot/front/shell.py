@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from bot.core import Actor, Invocation, ProgressEvent, Reply, Tone
+from bot.core import Actor, Invocation, Operation, ProgressEvent, Reply, Tone
 from bot.engine.context import NullSink
 from bot.engine.dispatch import Dispatcher, Outcome
 from bot.spec.parser import MANAGER_FLAGS
@@ -73,15 +73,15 @@ class TerminalSink:
         print(progress_line(event, self.color), file=self.out, flush=True)
 
 
-def next_start(dispatcher: Dispatcher, op: dict[str, Any]) -> str:
+def next_start(dispatcher: Dispatcher, op: Operation) -> str:
     """What the next start of cfy-bot on this data folder does with `op` if its process exits while it runs."""
-    current = dispatcher.services.store.get_operation(op["id"]) or op
-    if current["state"] == "approved":
+    current = dispatcher.services.store.get_operation(op.id) or op
+    if current.state == "approved":
         return "the next start of cfy-bot on this data folder marks it failed (it had not started)."
-    if current.get("cancel_requested"):
+    if current.cancel_requested:
         return ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to "
                 "cancel its execution if that still runs).")
-    cmd = dispatcher.services.registry.commands.get(tuple(str(op["kind"]).split()))
+    cmd = dispatcher.services.registry.commands.get(tuple(str(op.kind).split()))
     if cmd is not None and cmd.resumable:
         return "the next start of cfy-bot on this data folder resumes it where it was."
     return ("the next start of cfy-bot on this data folder marks it failed, saying what became of its Cloudify "
@@ -160,7 +160,8 @@ class Job:
     def op_ids(self) -> list[str]:
         """The operations this run started (or answered)."""
         ids = list(self.sink.op_ids)
-        op_id = str(((self.outcome.operation if self.outcome else None) or {}).get("id") or "")
+        op = self.outcome.operation if self.outcome else None
+        op_id = op.id if op else ""
         return ids + [op_id] if op_id and op_id not in ids else ids
 
 
@@ -203,14 +204,14 @@ class Terminal:
     def _alerts(self) -> None:
         """Print the alerts of expired gates this process noticed (each once)."""
         for op, text in self.dispatcher.operations.take_alerts():
-            self.sink.emit(ProgressEvent(str(op["id"]), "step", text, Tone.DANGER,
+            self.sink.emit(ProgressEvent(str(op.id), "step", text, Tone.DANGER,
                                          self.dispatcher.services.clock.now()))
 
     def _complete(self, job: Job, outcome: Outcome) -> int:
         """Answer the gates of a run on this thread, show its reply and ask its follow-up questions."""
         carded: set[str] = set()
         while outcome.gate:
-            op_id = str((outcome.operation or {}).get("id") or "")
+            op_id = outcome.operation.id if outcome.operation else ""
             # the card once: after the requester confirmed, the approval gate repeats it; what waits is said below
             if not self.as_json and op_id not in carded:
                 self._show(outcome)
@@ -263,11 +264,11 @@ class Terminal:
             raise job.error
         return job.outcome
 
-    def _ops(self, job: Job, running_only: bool = True) -> list[dict[str, Any]]:
+    def _ops(self, job: Job, running_only: bool = True) -> list[Operation]:
         """The operations of a run, as the store has them now."""
         store = self.dispatcher.services.store
         found = [store.get_operation(op_id) for op_id in job.op_ids()]
-        return [op for op in found if op and (not running_only or op["state"] in ("approved", "running"))]
+        return [op for op in found if op and (not running_only or op.state in ("approved", "running"))]
 
     def _say(self, text: str) -> None:
         """A line of the terminal's own (what Ctrl-C did); with --json, `{"type": "notice", "text": …}`."""
@@ -285,7 +286,7 @@ class Terminal:
             if not ops:
                 self._say(f"\n`{job.text}` goes on in this shell; what it answers is shown at the next prompt.")
             for op in ops:
-                self._say(f"\n{op['id']} goes on in this shell; `operations` shows it, `cancel {op['id']}` stops it "
+                self._say(f"\n{op.id} goes on in this shell; `operations` shows it, `cancel {op.id}` stops it "
                           "at its next step. How it ends is shown at the next prompt.")
         except KeyboardInterrupt:  # pressed again: it is detached already, `operations` shows it
             pass
@@ -298,7 +299,7 @@ class Terminal:
             self._say(f"\ninterrupted: `{job.text}` had not started an operation; it is abandoned.")
             return False
         for op in ops:
-            answer = self.dispatcher.decide(op["id"], self.actor, "cancel", NullSink(), "terminal", "shell")
+            answer = self.dispatcher.decide(op.id, self.actor, "cancel", NullSink(), "terminal", "shell")
             self._say("\n" + answer.reply.text)
         self._say("Following it until it stops; Ctrl-C again leaves it to the next start of cfy-bot.")
         return True
@@ -307,10 +308,10 @@ class Terminal:
         """Second Ctrl-C in `run`: this process exits, leaving its operations to be settled at the next start."""
         job.sink.detached = True
         for op in self._ops(job):
-            self._say(f"\nleft {op['id']} ({op['kind']} on {op['manager']}, step: {op.get('step') or '-'}) in this "
+            self._say(f"\nleft {op.id} ({op.kind} on {op.manager}, step: {op.step or '-'}) in this "
                       f"process, which exits now: {self._next_start(op)}")
 
-    def _next_start(self, op: dict[str, Any]) -> str:
+    def _next_start(self, op: Operation) -> str:
         """What the next start of cfy-bot does with `op` if this process exits while it runs."""
         if self.demo:
             return "with --demo its data folder is removed on exit, and the operation with it."
@@ -325,10 +326,10 @@ class Terminal:
             if self.as_json:  # printed as a progress object (kind gate, data.operation) when it was asked
                 continue
             interactive = self.ask is not None or sys.stdin.isatty()
-            followup = self.dispatcher.services.store.get_operation(op_id) or {}
-            owner = str(followup.get("requester") or self.actor.id)
+            followup = self.dispatcher.services.store.get_operation(op_id)
+            owner = (followup.requester if followup else "") or self.actor.id
             if owner != self.actor.id:  # the requester owns the cleanup (two-person rule): say who answers
-                name = followup.get("requester_name") or owner.split(":", 1)[-1]
+                name = (followup.requester_name if followup else "") or owner.split(":", 1)[-1]
                 print(f"{question}\nOperation {op_id} waits for {name}'s answer: only {name}, who requested it, "
                       f"can confirm it: {name} runs `cfy-bot run \"confirm {op_id}\"` (or `reject {op_id}`); "
                       "`operations` shows it.", file=self.out, flush=True)
@@ -347,8 +348,8 @@ class Terminal:
 
     def _answer(self, job: Job, outcome: Outcome) -> Outcome | None:
         """Answer a gate on this thread; the decision (which may run the operation) runs on a worker."""
-        op = outcome.operation or {}
-        op_id = str(op.get("id") or "")
+        op = outcome.operation
+        op_id = op.id if op else ""
 
         def decide(action: str, actor: Actor) -> Outcome | None:
             return self._follow(job, lambda sink: self.dispatcher.decide(op_id, actor, action, sink, "terminal",
@@ -383,8 +384,8 @@ class Terminal:
         if not (self.demo and self.simulated_approvals and len(words) == 2 and words[0] == "approve"):
             return None
         op = self.dispatcher.services.store.get_operation(words[1])
-        if not op or op.get("requester") != self.actor.id or op.get("state") != "pending" \
-                or op.get("gate") != "approve":
+        if not op or op.requester != self.actor.id or op.state != "pending" \
+                or op.gate != "approve":
             return None
         self._say(f"--demo: there is no other login here, so {DEMO_ADMIN} (a simulated second admin) approves "
                   f"{words[1]}.")
@@ -407,7 +408,7 @@ class Terminal:
             return ""
 
     def _show(self, outcome: Outcome) -> None:
-        op_id = str((outcome.operation or {}).get("id") or "")
+        op_id = outcome.operation.id if outcome.operation else ""
         if self.as_json:  # exit 3 waits for a second admin's approval
             gate = outcome.gate or ("approve" if outcome.exit_code == 3 else "")
             print(json.dumps(reply_json(outcome.reply, outcome.exit_code, op_id, gate)), file=self.out, flush=True)
@@ -485,8 +486,8 @@ class Terminal:
         for job in jobs:
             ops = self._ops(job)
             for op in ops:
-                self._say(f"{op['id']} ({op['kind']} on {op['manager']}) is running in this shell, step: "
-                          f"{op.get('step') or '-'}")
+                self._say(f"{op.id} ({op.kind} on {op.manager}) is running in this shell, step: "
+                          f"{op.step or '-'}")
             if not ops:
                 self._say(f"`{job.text}` is still running in this shell")
         if not person:
@@ -500,13 +501,13 @@ class Terminal:
         if answer in ("c", "cancel"):
             for job in jobs:
                 for op in self._ops(job):
-                    self._show(self.dispatcher.decide(op["id"], self.actor, "cancel", NullSink(), "terminal", "shell"))
+                    self._show(self.dispatcher.decide(op.id, self.actor, "cancel", NullSink(), "terminal", "shell"))
             return self._wait_for(jobs, person)
         if answer in ("l", "leave"):
             for job in jobs:
                 job.sink.detached = True
                 for op in self._ops(job):
-                    self._say(f"{op['id']} is left running in this process, which ends now: {self._next_start(op)}")
+                    self._say(f"{op.id} is left running in this process, which ends now: {self._next_start(op)}")
             return True
         return False
 
@@ -524,7 +525,7 @@ class Terminal:
             if not person:
                 for job in jobs:
                     for op in self._ops(job):
-                        self._say(f"\n{op['id']} is left running in this process, which ends now: "
+                        self._say(f"\n{op.id} is left running in this process, which ends now: "
                                   f"{self._next_start(op)}")
                 return True
             self._say("\nstopped waiting; back to the prompt.")

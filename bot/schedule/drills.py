@@ -115,9 +115,9 @@ class DrillScheduler:
     def _blocked(self, source: str, target: str) -> str:
         """Why the pair must wait: its target is being drilled or restored, or its source backed up."""
         store = self.services.store
-        busy = [op for op in store.list_operations(states=UNFINISHED, manager=target) if op.get("exclusive")]
+        busy = [op for op in store.list_operations(states=UNFINISHED, manager=target) if op.exclusive]
         if busy:
-            return f"{target} is busy with {busy[0]['kind']} ({busy[0]['id']})"
+            return f"{target} is busy with {busy[0].kind} ({busy[0].id})"
         if any(r["state"] == "claimed" for r in store.list_runs(source)):
             return f"the daily backup of {source} is running"
         return ""

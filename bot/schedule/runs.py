@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.core import parse_time
+from bot.core import Operation, parse_time
 from bot.schedule.timetable import Schedule
 from bot.settings import Settings
 
@@ -41,12 +41,12 @@ def owner_id(tag: str) -> str:
     return f"{PROCESS}/{tag}"
 
 
-def run_operation(store: Any, manager: str, key: str) -> dict[str, Any] | None:
+def run_operation(store: Any, manager: str, key: str) -> Operation | None:
     """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
-    ops: list[dict[str, Any]] = store.list_operations(states=("pending", "approved", "running"), manager=manager,
+    ops: list[Operation] = store.list_operations(states=("pending", "approved", "running"), manager=manager,
                                                       kinds=JOB)
     for op in ops:
-        if (op.get("args") or {}).get("run") == key:
+        if (op.args or {}).get("run") == key:
             return op
     return None
 
@@ -130,7 +130,7 @@ class BackupRuns:
         """Claim the run of (manager, day); with `retry`, a failed or skipped day gets a new attempt."""
         return claim_day(self.catalog, manager, day, owner, now, retry=retry)
 
-    def run_operation(self, manager: str, key: str) -> dict[str, Any] | None:
+    def run_operation(self, manager: str, key: str) -> Operation | None:
         """The unfinished `backups run` operation working on run `key` of `manager`, if any."""
         return run_operation(self.catalog, manager, key)
 

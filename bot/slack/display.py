@@ -8,7 +8,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
-from bot.core import Reply, Tone
+from bot.core import Operation, Reply, Tone
 from bot.errors import BotError
 from bot.slack import render
 from bot.slack.client import error_text, retry_handlers
@@ -25,25 +25,25 @@ class SlackDisplay:
         self.services, self.dispatcher, self.client, self.outbox = services, dispatcher, client, outbox
 
     # the operation card
-    def card_of(self, op: dict[str, Any]) -> Msg | None:
+    def card_of(self, op: Operation) -> Msg | None:
         """The operation's parent message, when it was posted and stored."""
-        if op.get("slack_channel") and op.get("slack_ts"):
-            return self.outbox.message(op["slack_channel"], op["slack_ts"])
+        if op.slack_channel and op.slack_ts:
+            return self.outbox.message(op.slack_channel, op.slack_ts)
         return None
 
-    def post_card(self, op: dict[str, Any], step: str = "", fallback_url: str = "", thread: Msg | None = None
+    def post_card(self, op: Operation, step: str = "", fallback_url: str = "", thread: Msg | None = None
                   ) -> Msg:
         """Post the operation's parent message (or a card in `thread`); its ts is stored with the operation."""
         text, blocks = render.card(op, self._gate_text(op), step)
 
         def posted(msg: Msg) -> None:
             if msg.ts:
-                self._remember(op["id"], msg)
+                self._remember(op.id, msg)
             elif fallback_url:  # the bot may not post here (a DM, a private channel): show it privately
                 self.respond_raw(fallback_url, text, blocks)
 
-        thread = thread or self._incident_thread(op["channel"])
-        return self.outbox.post(thread.channel if thread else op["channel"], text, blocks, thread=thread,
+        thread = thread or self._incident_thread(op.channel)
+        return self.outbox.post(thread.channel if thread else op.channel, text, blocks, thread=thread,
                                 on_done=posted)
 
     def _incident_thread(self, channel: str) -> Msg | None:
@@ -54,13 +54,13 @@ class SlackDisplay:
             return self.outbox.message(channel, found["thread"])
         return None
 
-    def edit_card(self, msg: Msg, op: dict[str, Any], step: str = "") -> None:
+    def edit_card(self, msg: Msg, op: Operation, step: str = "") -> None:
         """Redraw the operation's parent message for its current state."""
         text, blocks = render.card(op, self._gate_text(op), step)
         self.outbox.edit(msg, text, blocks, final=render.is_final(op))
 
-    def _gate_text(self, op: dict[str, Any]) -> str:
-        if op.get("state") != "pending":
+    def _gate_text(self, op: Operation) -> str:
+        if op.state != "pending":
             return ""
         try:
             return str(self.dispatcher.operations.gate_text(op))
@@ -133,22 +133,22 @@ def expire_cards(services: Any, client: WebClient, outbox: Outbox | None = None,
         for op, text in operations.take_alerts():
             _alert(services, outbox, op, text)
     for op in expired:
-        if not (op.get("slack_channel") and op.get("slack_ts")):
+        if not (op.slack_channel and op.slack_ts):
             continue
         text, blocks = render.card(op)
         if outbox is not None:
-            outbox.edit(outbox.message(op["slack_channel"], op["slack_ts"]), text, blocks, final=True)
+            outbox.edit(outbox.message(op.slack_channel, op.slack_ts), text, blocks, final=True)
             continue
         try:
-            client.chat_update(channel=op["slack_channel"], ts=op["slack_ts"], text=text, blocks=blocks)
+            client.chat_update(channel=op.slack_channel, ts=op.slack_ts, text=text, blocks=blocks)
         except Exception as exc:  # noqa: BLE001 - logged; the operation is expired either way
-            log.warning("could not mark the card of %s expired: %s", op["id"], error_text(exc))
+            log.warning("could not mark the card of %s expired: %s", op.id, error_text(exc))
     return len(expired)
 
 
-def _alert(services: Any, outbox: Outbox, op: dict[str, Any], text: str) -> None:
+def _alert(services: Any, outbox: Outbox, op: Operation, text: str) -> None:
     """An expired gate's alert: in the operation's thread (where its card is) and in the alert channel."""
-    reply = Reply(text=text, title=f"{op['manager']} is left in maintenance mode", tone=Tone.DANGER, public=True)
+    reply = Reply(text=text, title=f"{op.manager} is left in maintenance mode", tone=Tone.DANGER, public=True)
     body, blocks = render.reply_blocks(reply)
     card = _thread_of(services, outbox, op)
     if card is not None:
@@ -158,12 +158,13 @@ def _alert(services: Any, outbox: Outbox, op: dict[str, Any], text: str) -> None
         outbox.post(channel, body, blocks)
 
 
-def _thread_of(services: Any, outbox: Outbox, op: dict[str, Any]) -> Msg | None:
+def _thread_of(services: Any, outbox: Outbox, op: Operation) -> Msg | None:
     """The thread `op`'s card is in: the restore's that opened it as a follow-up (its journal names it), else the
     card's own."""
-    opened_by = [o for o in services.store.list_operations(kinds=("restore",), manager=op["manager"], limit=20)
-                 if ((o.get("result") or {}).get("journal") or {}).get("deactivate_op") == op["id"]]
+    opened_by: list[Operation] = [
+        o for o in services.store.list_operations(kinds=("restore",), manager=op.manager, limit=20)
+        if o.journal.get("deactivate_op") == op.id]
     for parent in opened_by + [op]:
-        if parent.get("slack_channel") and parent.get("slack_ts"):
-            return outbox.message(parent["slack_channel"], parent["slack_ts"])
+        if parent.slack_channel and parent.slack_ts:
+            return outbox.message(parent.slack_channel, parent.slack_ts)
     return None

@@ -13,7 +13,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.core import Actor, Invocation, Reply, Tone
+from bot.core import Actor, Invocation, Operation, Reply, Tone
 from bot.errors import BotError, UsageError
 from bot.spec.parser import parse
 from bot.slack import render
@@ -139,7 +139,7 @@ class SlackFront(SlackDisplay):
     def _deliver(self, outcome: Any, sink: SlackSink, body: dict[str, Any]) -> None:
         op, url = outcome.operation, str(body.get("response_url", ""))
         if outcome.gate and op:
-            op = self.services.store.get_operation(op["id"]) or op
+            op = self.services.store.get_operation(op.id) or op
             card = sink.parent or self.card_of(op)
             if card is not None:
                 self.edit_card(card, op)
@@ -167,10 +167,10 @@ class SlackFront(SlackDisplay):
         card = self.card_of(op)
         if card is None and container.get("message_ts") and not container.get("is_ephemeral"):
             card = self.outbox.message(channel, str(container["message_ts"]))
-            self._remember(op["id"], card)
+            self._remember(op.id, card)
         if card is not None and container.get("thread_ts") and container["thread_ts"] != card.ts:
             card.root = self.outbox.message(channel, str(container["thread_ts"]))  # a card inside a thread
-        sink = SlackSink(self, op["channel"], parent=card)
+        sink = SlackSink(self, op.channel, parent=card)
         outcome = self.dispatcher.decide(op_id, actor, action, sink, channel, "slack")
         current = store.get_operation(op_id) or op
         if container.get("is_ephemeral"):  # a private card (the bot could not post in the channel)
@@ -189,23 +189,23 @@ class SlackFront(SlackDisplay):
         return SlackSink(self, channel)
 
     # housekeeping
-    def recover(self) -> list[dict[str, Any]]:
+    def recover(self) -> list[Operation]:
         """After a (re)start: mark expired cards, then resume or settle unfinished operations in their threads."""
         expire_cards(self.services, self.client, self.outbox, getattr(self.dispatcher, "operations", None))
         operations = getattr(self.dispatcher, "operations", None)
         if operations is None or not hasattr(operations, "reconcile"):
             return []
-        settled: list[dict[str, Any]] = operations.reconcile(
-            sink_for=lambda op: SlackSink(self, op["channel"], parent=self.card_of(op)))
+        settled: list[Operation] = operations.reconcile(
+            sink_for=lambda op: SlackSink(self, op.channel, parent=self.card_of(op)))
         for op in settled:  # the card shows the end state, and the channel hears it, as after any operation
-            op = self.services.store.get_operation(op["id"]) or op
+            op = self.services.store.get_operation(op.id) or op
             card = self.card_of(op)
             if card is not None:
                 self.edit_card(card, op)
                 if render.is_final(op):
-                    text = op.get("error") or (op.get("result") or {}).get("text") or op["state"]
-                    self._broadcast(Reply(text=text, title=f"{op['kind']} on {op['manager']}: {op['state']}",
-                                          tone=Tone.GOOD if op["state"] == "succeeded" else Tone.DANGER), card, "")
+                    text = op.error or (op.result or {}).get("text") or op.state
+                    self._broadcast(Reply(text=text, title=f"{op.kind} on {op.manager}: {op.state}",
+                                          tone=Tone.GOOD if op.state == "succeeded" else Tone.DANGER), card, "")
         return settled
 
     def start_housekeeping(self, interval: float = HOUSEKEEPING_S) -> threading.Thread:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.core import Action, ProgressEvent, Reply, Table, Tone
+from bot.core import Action, Operation, ProgressEvent, Reply, Table, Tone
 from bot.front.render import reply_text, table_text
 
 SECTION_MAX = 3000  # a section's text (Slack's limit)
@@ -239,26 +239,26 @@ def _dialog(title: str, text: str, yes: str) -> dict[str, Any]:
             "deny": {"type": "plain_text", "text": "Go back"}, "style": "danger"}
 
 
-def decisions(op: dict[str, Any]) -> str:
+def decisions(op: Operation) -> str:
     """Who asked, confirmed, approved or cancelled, and when."""
-    parts = [f"requested by {who(op.get('requester', ''), op.get('requester_name', ''))}"
-             f" {when(op.get('created_at', ''))}".rstrip()]
-    if op.get("confirmed_by"):
-        parts.append(f"confirmed by {who(op['confirmed_by'])} {when(op.get('confirmed_at', ''))}".rstrip())
-    if op.get("approved_by"):
-        parts.append(f"approved by {who(op['approved_by'])} {when(op.get('approved_at', ''))}".rstrip())
-    if op.get("state") == "cancelled":
-        by = f" by {who(op['decided_by'])}" if op.get("decided_by") else ""
-        parts.append(f"cancelled{by} {when(op.get('finished_at') or op.get('updated_at', ''))}".rstrip())
-    if op.get("state") == "expired":
-        parts.append(f"expired {when(op.get('finished_at') or op.get('expires_at', ''))}".rstrip())
-    return " · ".join(parts) + f" · `{esc(op.get('id', ''))}`"
+    parts = [f"requested by {who(op.requester, op.requester_name)}"
+             f" {when(op.created_at)}".rstrip()]
+    if op.confirmed_by:
+        parts.append(f"confirmed by {who(op.confirmed_by)} {when(op.confirmed_at)}".rstrip())
+    if op.approved_by:
+        parts.append(f"approved by {who(op.approved_by)} {when(op.approved_at)}".rstrip())
+    if op.state == "cancelled":
+        by = f" by {who(op.decided_by)}" if op.decided_by else ""
+        parts.append(f"cancelled{by} {when(op.finished_at or op.updated_at)}".rstrip())
+    if op.state == "expired":
+        parts.append(f"expired {when(op.finished_at or op.expires_at)}".rstrip())
+    return " · ".join(parts) + f" · `{esc(op.id)}`"
 
 
-def card(op: dict[str, Any], gate_text: str = "", step: str = "") -> tuple[str, list[dict[str, Any]]]:
+def card(op: Operation, gate_text: str = "", step: str = "") -> tuple[str, list[dict[str, Any]]]:
     """The operation's parent message for its current state: gate buttons, progress, or the outcome."""
-    what = f"{op.get('kind', '?')} on {op.get('manager') or 'the bot'}"
-    state, gate, op_id = op.get("state", ""), op.get("gate", ""), op.get("id", "")
+    what = f"{op.kind or '?'} on {op.manager or 'the bot'}"
+    state, gate, op_id = str(op.state), op.gate or "", op.id
     blocks: list[dict[str, Any]] = []
     if state == "pending" and gate == "approve":
         head = f"Approval needed: {what}"
@@ -269,7 +269,7 @@ def card(op: dict[str, Any], gate_text: str = "", step: str = "") -> tuple[str, 
                    _button("reject", "Reject", op_id)]
     elif state == "pending":
         head = f"Confirm: {what}"
-        requester = who(op.get("requester", ""), op.get("requester_name", ""))
+        requester = who(op.requester, op.requester_name)
         blocks += [_header(f":warning: {head}"), *text_sections(gate_text or what)[:3],
                    _section(f"Only {requester}, who requested it, can confirm; an admin can cancel it.")]
         buttons = [_button("confirm", "Confirm", op_id, "danger",
@@ -280,29 +280,29 @@ def card(op: dict[str, Any], gate_text: str = "", step: str = "") -> tuple[str, 
         head = f"{what}: {label}"
         blocks.append(_header(f"{emoji} {head}"))
         blocks += _state_body(op, state, step)
-        running = state in ("approved", "running") and not op.get("point_of_no_return")
-        buttons = [_button("cancel", "Cancel", op_id)] if running and not op.get("cancel_requested") else []
+        running = state in ("approved", "running") and not op.point_of_no_return
+        buttons = [_button("cancel", "Cancel", op_id)] if running and not op.cancel_requested else []
     blocks.append(_context(decisions(op)))
     if buttons:
         blocks.append({"type": "actions", "block_id": f"op:{op_id}", "elements": buttons})
     return cut(esc(head), FALLBACK_MAX), _fit(blocks)
 
 
-def _state_body(op: dict[str, Any], state: str, step: str) -> list[dict[str, Any]]:
+def _state_body(op: Operation, state: str, step: str) -> list[dict[str, Any]]:
     if state in ("approved", "running"):
-        now = step or op.get("step") or "starting"
-        extra = "\nCancel requested; it stops before its next step." if op.get("cancel_requested") else ""
+        now = step or op.step or "starting"
+        extra = "\nCancel requested; it stops before its next step." if op.cancel_requested else ""
         return [_section(cut(f"*Current step:* {esc(now)}{extra}", SECTION_MAX))]
     if state == "expired":
         return [_section("Nobody answered in time, so nothing was changed. Run the command again if it is "
                          "still needed.")]
     if state == "cancelled":
         return [_section("Cancelled; nothing more will be done.")]
-    result = (op.get("result") or {}).get("text", "") if isinstance(op.get("result"), dict) else ""
-    body = op.get("error") if state == "failed" and op.get("error") else result
+    result = str(op.result.get("text", ""))
+    body = op.error if state == "failed" and op.error else result
     return text_sections(cut(body, 2 * SECTION_MAX))[:2] if body else []
 
 
-def is_final(op: dict[str, Any]) -> bool:
+def is_final(op: Operation) -> bool:
     """True when the operation can change no more."""
-    return op.get("state") in ("succeeded", "failed", "cancelled", "expired")
+    return op.final

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from bot.core import ProgressEvent
+from bot.core import Operation, ProgressEvent
 from bot.slack import render
 from bot.slack.display import SlackDisplay
 from bot.slack.outbox import Msg
@@ -50,7 +49,7 @@ class SlackSink:
         if event.kind in ("started", "step"):
             self.front.outbox.post(parent.channel, render.step_text(event), thread=parent.root or parent)
 
-    def _transfer(self, op: dict[str, Any], event: ProgressEvent) -> None:
+    def _transfer(self, op: Operation, event: ProgressEvent) -> None:
         """A transfer's bytes, rate and time left: an edit of the card at most every TRANSFER_EDIT_S seconds."""
         parent = self.parent or self.front.card_of(op)
         at = event.at.timestamp() if event.at else 0.0
@@ -66,5 +65,6 @@ class SlackSink:
             return
         op = self.front.services.store.get_operation(other)
         if op is not None and self.front.card_of(op) is None:
-            parent = self.parent or self.front.card_of(self.front.services.store.get_operation(event.op_id) or {})
+            own = self.front.services.store.get_operation(event.op_id)
+            parent = self.parent or (self.front.card_of(own) if own is not None else None)
             self.front.post_card(op, thread=(parent.root or parent) if parent else None)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from bot.core import Operation
 from bot.errors import ConfigError
 from bot.store import audit
 from bot.store.audit import AuditVerdict
@@ -17,7 +18,7 @@ from bot.store.codec import iso
 class _AuditCalls(_StoreBase):
     """Each call borrows a connection and hands it to the chain's functions, which own the SQL."""
 
-    get_operation: Callable[[str], dict[str, Any] | None]  # from _OperationCalls: where an operation's rows begin
+    get_operation: Callable[[str], Operation | None]  # from _OperationCalls: where an operation's rows begin
 
     def append_audit(self, event: str, *, actor: str, transport: str = "", channel: str = "",
                      manager: str = "", command: str = "", operation_id: str = "", execution_id: str = "",
@@ -68,7 +69,7 @@ class _AuditCalls(_StoreBase):
         if operation_id and not since:
             # No index on operation_id: an operation's rows all come after its creation, so start there.
             op = self.get_operation(operation_id)
-            since = op["created_at"] if op else None
+            since = op.created_at if op else None
         with self._borrow() as db:
             return audit.query(db, user=user, command=command, manager=manager,
                                   since=iso(since) if since else None, until=iso(until) if until else None,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from bot.core import Operation
 from bot.errors import BotError, NotFound, OperationError
 from bot.store.base import _StoreBase
 from bot.store.codec import _encode, iso
@@ -16,7 +17,7 @@ from bot.store.schema import _UNFINISHED_SQL, FINAL_STATES, OPERATION_COLUMNS, S
 class _OperationCalls(_StoreBase):
     """The operation methods of `Store`: every state change is one atomic UPDATE … WHERE state IN (…)."""
 
-    def create_operation(self, *, exclusive: bool = False, **fields: Any) -> dict[str, Any]:
+    def create_operation(self, *, exclusive: bool = False, **fields: Any) -> Operation:
         """Insert an operation (state pending unless given); `exclusive` ones are one per manager."""
         if not fields.get("kind"):
             raise ValueError("an operation needs a kind")
@@ -29,7 +30,7 @@ class _OperationCalls(_StoreBase):
             sql = (f"INSERT INTO operations ({', '.join(values)}) VALUES ({', '.join('?' * len(values))}) "
                    "RETURNING *")
             try:
-                return self._write(sql, values.values(), OPERATION_COLUMNS)[0]
+                return Operation.from_row(self._write(sql, values.values(), OPERATION_COLUMNS)[0])
             except BotError as exc:
                 conflict = str(exc.__cause__ or "")
                 if "operations.manager" in conflict:
@@ -38,13 +39,13 @@ class _OperationCalls(_StoreBase):
                     raise
         raise OperationError("could not find a free operation id; try again")
 
-    def get_operation(self, op_id: str) -> dict[str, Any] | None:
+    def get_operation(self, op_id: str) -> Operation | None:
         """The operation, or None."""
         rows = self._rows("SELECT * FROM operations WHERE id = ?", [op_id], OPERATION_COLUMNS)
-        return rows[0] if rows else None
+        return Operation.from_row(rows[0]) if rows else None
 
     def transition(self, op_id: str, from_states: str | Iterable[str], to_state: str, *,
-                   expect_gate: str | None = None, **fields: Any) -> dict[str, Any] | None:
+                   expect_gate: str | None = None, **fields: Any) -> Operation | None:
         """Compare-and-set the state (and the gate, if `expect_gate`): the updated row, or None."""
         _check_state(to_state)
         states = _states(from_states)
@@ -57,14 +58,14 @@ class _OperationCalls(_StoreBase):
         return self._cas(op_id, states, changes, expect_gate)
 
     def update_operation(self, op_id: str, expected_state: str | Iterable[str], *,
-                         expect_gate: str | None = None, **fields: Any) -> dict[str, Any] | None:
+                         expect_gate: str | None = None, **fields: Any) -> Operation | None:
         """Change fields (step, execution_id, slack_ts…) only while the state is `expected_state`."""
         if "state" in fields:
             raise ValueError("use transition() to change the state")
         return self._cas(op_id, _states(expected_state), {**fields, "updated_at": self._now()}, expect_gate)
 
     def _cas(self, op_id: str, states: tuple[str, ...], changes: dict[str, Any], gate: str | None = None
-             ) -> dict[str, Any] | None:
+             ) -> Operation | None:
         """One UPDATE … WHERE id = ? AND state IN (…) [AND gate = ?]: atomic without a transaction."""
         values = _encode(changes, OPERATION_COLUMNS, forbid=("id", "created_at"))
         sql = (f"UPDATE operations SET {', '.join(f'{k} = ?' for k in values)} "
@@ -76,13 +77,13 @@ class _OperationCalls(_StoreBase):
         except BotError as exc:
             if "operations.manager" not in str(exc.__cause__ or ""):
                 raise
-            current = self.get_operation(op_id) or {}
-            self._raise_busy(current.get("manager", ""))
+            current = self.get_operation(op_id)
+            self._raise_busy(current.manager if current else "")
             raise
-        return rows[0] if rows else None
+        return Operation.from_row(rows[0]) if rows else None
 
     def list_operations(self, states: str | Iterable[str] | None = None, manager: str | None = None,
-                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+                        kinds: str | Iterable[str] | None = None, limit: int | None = None) -> list[Operation]:
         """Operations, newest first, filtered by state, manager and kind."""
         where: list[str] = ["1"]
         params: list[Any] = []
@@ -97,26 +98,26 @@ class _OperationCalls(_StoreBase):
         sql = f"SELECT * FROM operations WHERE {' AND '.join(where)} ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return self._rows(sql, params, OPERATION_COLUMNS)
+        return [Operation.from_row(row) for row in self._rows(sql, params, OPERATION_COLUMNS)]
 
-    def unfinished_operations(self) -> list[dict[str, Any]]:
+    def unfinished_operations(self) -> list[Operation]:
         """Operations that are pending, approved or running (what start-up must reconcile)."""
         return self.list_operations(states=UNFINISHED_STATES)
 
-    def manager_lock_holder(self, manager: str) -> dict[str, Any] | None:
+    def manager_lock_holder(self, manager: str) -> Operation | None:
         """The unfinished exclusive operation on `manager`, if any."""
         rows = self._rows(f"SELECT * FROM operations WHERE manager = ? AND exclusive = 1 AND state IN "
                           f"{_UNFINISHED_SQL} LIMIT 1", [manager], OPERATION_COLUMNS)
-        return rows[0] if rows else None
+        return Operation.from_row(rows[0]) if rows else None
 
-    def claim_manager_lock(self, op_id: str) -> dict[str, Any]:
+    def claim_manager_lock(self, op_id: str) -> Operation:
         """Make an unfinished operation exclusive on its manager; OperationError names the holder if busy."""
         row = self._cas(op_id, UNFINISHED_STATES, {"exclusive": True, "updated_at": self._now()})
         if row is None:
             current = self.get_operation(op_id)
             if current is None:
                 raise NotFound(f"no operation {op_id}")
-            raise OperationError(f"{op_id} is already {current['state']}")
+            raise OperationError(f"{op_id} is already {current.state}")
         return row
 
     def _raise_busy(self, manager: str) -> None:
@@ -129,27 +130,27 @@ class _OperationCalls(_StoreBase):
         error.operation = holder  # type: ignore[attr-defined]  # for callers that want the details
         raise error
 
-    def expire_gates(self, now: datetime | str | None = None) -> list[dict[str, Any]]:
+    def expire_gates(self, now: datetime | str | None = None) -> list[Operation]:
         """Move pending operations whose gate expired to `expired` (one CAS statement); returns them."""
         when = iso(now) if now is not None else self._now()
-        return self._write(
+        return [Operation.from_row(row) for row in self._write(
             # it ended when its time was up, not when someone noticed
             "UPDATE operations SET state = 'expired', updated_at = ?, finished_at = expires_at "
             "WHERE state = 'pending' AND expires_at != '' AND expires_at <= ? RETURNING *",
-            [when, when], OPERATION_COLUMNS)
+            [when, when], OPERATION_COLUMNS)]
 
 
-def _holding(op: dict[str, Any]) -> str:
+def _holding(op: Operation) -> str:
     """What holds a manager's lock, with what it waits for and how to end it."""
-    who = op["requester_name"] or str(op["requester"] or "someone").split(":", 1)[-1]
-    what = f"{op['kind']} {op['id']}, requested by {who},"
-    if op["state"] == "pending":
-        waiting = "a second admin's approval" if op.get("gate") == "approve" else f"{who}'s confirmation"
-        expires = f" (expires at {str(op['expires_at'])[11:16]} UTC)" if op.get("expires_at") else ""
-        return f"{what} is waiting for {waiting}{expires}; `cancel {op['id']}` ends it, `operations` shows it"
-    if op["state"] == "approved":
+    who = op.requester_name or str(op.requester or "someone").split(":", 1)[-1]
+    what = f"{op.kind} {op.id}, requested by {who},"
+    if op.state == "pending":
+        waiting = "a second admin's approval" if op.gate == "approve" else f"{who}'s confirmation"
+        expires = f" (expires at {str(op.expires_at)[11:16]} UTC)" if op.expires_at else ""
+        return f"{what} is waiting for {waiting}{expires}; `cancel {op.id}` ends it, `operations` shows it"
+    if op.state == "approved":
         return f"{what} is approved and starting; `operations` shows it"
-    step = f" (step: {op['step']})" if op.get("step") else ""
+    step = f" (step: {op.step})" if op.step else ""
     return f"{what} is running{step}; `operations` shows it"
 
 
