@@ -6,11 +6,12 @@ from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Reply, Tone, size
-from bot.errors import BotError, ManagerNotFound, NotFound, UsageError
+from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.archive_copy import copy_fields, copy_off, need_archive, stored_size_text, transfer_progress
 from commands.common import SNAPSHOT_ID, check_snapshot_id, hint, last_line, when
+from commands.restore_snapshots import refuse_if_a_restore_needs_it
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
 
@@ -139,32 +140,10 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
 # --- delete ---------------------------------------------------------------------------------------------
 
 
-RESTORES = ("restore", "snapshots restore")
-
-
-def _refuse_if_a_restore_needs_it(ctx: Ctx, sid: str) -> None:
-    """A restore waiting for its approval (or running) uses this snapshot: deleting it would make that restore
-    fail after it was approved. Refuse, naming the operation and how to cancel it first."""
-    ops = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=ctx.manager_name,
-                                     kinds=RESTORES)
-    using = [op for op in ops if (op.args or {}).get("snapshot_id") == sid]
-    if not using:
-        return
-    op = using[0]
-    stands = {"pending": "is waiting for " + ("confirmation" if op.gate == "confirm" else
-                                                "a second admin's approval"),
-              "approved": "is approved and about to start", "running": f"is running ({op.step or '?'})"}
-    cancel = f" Cancel it first with `cancel {op.id}` if it is no longer wanted." if op.state != "running" \
-        else " Wait for it to end (`operations`)."
-    raise BotError(f"snapshot {sid} is the one operation {op.id} ({op.kind} on {ctx.manager_name}, requested "
-                   f"by {op.requester_name or op.requester}) will restore, and it {stands[op.state]}: "
-                   f"deleting it would make that restore fail. Nothing was deleted.{cancel}")
-
-
 def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
     """Before the gate: what exists where, so the confirmation says exactly what will go."""
     sid = args.snapshot_id
-    _refuse_if_a_restore_needs_it(ctx, sid)
+    refuse_if_a_restore_needs_it(ctx, sid)
     try:
         snap: dict[str, Any] | None = ctx.manager.get_snapshot(sid)
     except ManagerNotFound:
@@ -215,7 +194,7 @@ def _latest_after(ctx: Ctx, sid: str) -> str:
 def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
     """Answer `snapshots delete ID [--archive]` once confirmed."""
     sid, done = args.snapshot_id, []
-    _refuse_if_a_restore_needs_it(ctx, sid)  # again: a restore may have been requested since this card
+    refuse_if_a_restore_needs_it(ctx, sid)  # again: a restore may have been requested since this card
     try:
         ctx.manager.delete_snapshot(sid)
         done.append(f"deleted snapshot {sid} from {ctx.manager_name}")
