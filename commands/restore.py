@@ -57,14 +57,15 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     target = _resolve(ctx, args.snapshot_id)
     version = client.version()
     if client.snapshot_status() == "running":
-        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} "
+                       f"({hint(ctx, 'snapshots status')})")
     needs_upload = ""
     copy = _archive_copy(ctx, target)
     try:
         snap = client.get_snapshot(target)
         if snap.get("status") == "failed":
             raise BotError(f"snapshot {target} on {ctx.manager_name} failed and cannot be restored: "
-                           f"{last_line(snap.get('error'))}. Pick another with `snapshots list`.")
+                           f"{last_line(snap.get('error'))}. Pick another with {hint(ctx, 'snapshots list')}.")
         if snap.get("status") == "creating":
             raise BotError(f"snapshot {target} is still being created on {ctx.manager_name}; wait for it")
     except ManagerNotFound:
@@ -181,7 +182,7 @@ def _resolve(ctx: Ctx, requested: str) -> str:
     copy = ctx.catalog.latest_verified(ctx.manager_name)
     if not copy:
         raise BotError(f"there is no verified archive copy for {ctx.manager_name}, so `latest` means nothing; "
-                       "take one with `snapshots create` or name a snapshot")
+                       f"take one with {hint(ctx, 'snapshots create')} or name a snapshot")
     return str(copy.snapshot_id)
 
 
@@ -382,7 +383,7 @@ def recheck(ctx: Ctx, args: Args) -> None:
     again = hint(ctx, f"{ctx.command.name} {target}" + (" -f" if args.force else ""))
     if client.snapshot_status() == "running":
         raise BotError(f"a snapshot restore has been running on {ctx.manager_name} since {card} was shown "
-                       f"(`snapshots status`). Nothing was changed.")
+                       f"({hint(ctx, 'snapshots status')}). Nothing was changed.")
     try:
         snap: dict[str, Any] | None = client.get_snapshot(target)
     except ManagerNotFound:
@@ -638,7 +639,8 @@ def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         raise UsageError("--no-reboot only applies with --restore-certificates")
     client, sid = ctx.manager, args.snapshot_id
     if client.snapshot_status() == "running":
-        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} "
+                       f"({hint(ctx, 'snapshots status')})")
     copy = _archive_copy(ctx, sid)
     try:
         snap = client.get_snapshot(sid)

@@ -68,7 +68,8 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[ManagerAPI, Execution]:
                     return client, execution
         if ctx.clock.monotonic() - began > WATCH_LIMIT:
             raise BotError(f"the restore on {ctx.manager_name} has not finished after {age(WATCH_LIMIT)}; "
-                           f"check `snapshots status` and execution {execution_id}; the manager is still in "
+                           f"check {hint(ctx, 'snapshots status')} and execution {execution_id}; the manager is "
+                           "still in "
                            "maintenance mode")
         ctx.clock.sleep(delay)
         delay = min(delay * 1.5, 5.0)
@@ -157,8 +158,8 @@ def read_execution(ctx: Ctx, client: ManagerAPI, execution_id: str) -> tuple[Man
         raise CredentialsRejected(
             f"{ctx.manager_name} now rejects the configured password: a legacy restore brings back the admin "
             "credentials stored in the snapshot. Set CLOUDIFY_FALLBACK_PASSWORD (the snapshot's admin password) "
-            f"or update CLOUDIFY_PASSWORD, then check `snapshots status` and execution {execution_id}. The manager "
-            "is still in maintenance mode.")
+            f"or update CLOUDIFY_PASSWORD, then check {hint(ctx, 'snapshots status')} and execution {execution_id}. "
+            "The manager is still in maintenance mode.")
     other = client.with_password(fallback)
     try:
         execution = other.get_execution(execution_id, bypass_maintenance=True)
