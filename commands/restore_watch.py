@@ -220,22 +220,30 @@ def report_schedules(ctx: Ctx, client: ManagerAPI, execution: Execution, before:
     later = [e for e in failed if e not in overdue]
     known = {e.id for e in before}
     restored = {eid: due for eid, due in logged.items() if eid not in known}  # rows from the snapshot's own data
+    again, named = _schedule_lines(ctx, client) if later or restored else ([], [])
     for label, items, tone in (("marked FAILED: it was overdue", overdue, Tone.WARNING),
                                ("marked FAILED although it was due later; the manager re-creates such runs as an "
                                 "execution schedule (`<workflow>_restored_…`)", later, Tone.WARNING),
                                ("kept scheduled", kept, Tone.INFO), ("gone after the restore", gone, Tone.INFO)):
         lines = [f"scheduled execution {e.id} ({e.workflow_id} on {e.deployment_id}, due "
                  f"{e.scheduled_for}): {label}" for e in items]
+        if items is later:  # the schedules read back go with the runs they replace: no extra Slack message
+            lines, again = lines + again, []
         if lines:  # one thread message per group (issue 14's Slack budget), one line per execution
             ctx.step("\n".join(lines), tone=tone)
+    if again:
+        ctx.step("\n".join(again), tone=Tone.WARNING)
     parts = [f"{len(overdue)} overdue marked FAILED", f"{len(kept)} kept scheduled"]
     parts += [f"{len(later)} later ones marked FAILED and re-scheduled"] if later else []
     parts += [f"{len(gone)} gone"] if gone else []
+    if named:  # read back from the manager, not inferred from the log
+        parts += [f"re-created as execution schedules: {', '.join(named)}"]
     if restored:
         late = sum(1 for due in restored.values() if (parse_time(due) or restored_at) <= restored_at)
         from_snapshot = (f"{len(restored)} from the snapshot's data marked FAILED by the restore ({late} overdue, "
                          f"{len(restored) - late} due later)")
-        return ", ".join(parts + [from_snapshot]) if before else f"none were scheduled before; {from_snapshot}"
+        return ", ".join(parts + [from_snapshot]) if before else \
+            f"none were scheduled before; {from_snapshot}" + "".join(f"; {p}" for p in parts[2:])
     return ", ".join(parts) if before else "none were scheduled"
 
 
@@ -336,6 +344,22 @@ def _logged_errors(ctx: Ctx, client: ManagerAPI, execution: Execution) -> int | 
         return int(client.list_events(execution.id, size=1, level="error", bypass_maintenance=True).total)
     except ManagerError:
         return None
+
+
+def _schedule_lines(ctx: Ctx, client: ManagerAPI) -> tuple[list[str], list[str]]:
+    """The `<workflow>_restored_…` execution schedules on the manager after a 6.0+ legacy restore (read back, all
+    tenants), grouped by tenant and deployment: a line each, saying what they will run and when; and their ids."""
+    try:
+        page = client.list_execution_schedules(size=1000, _all_tenants=True, bypass_maintenance=True)
+    except ManagerError as exc:
+        return [f"could not read the execution schedules after the restore: {exc}"], []
+    found = sorted((str(s.get("tenant_name") or "?"), str(s.get("deployment_id") or "?"), str(s.get("id") or ""),
+                    str(s.get("workflow_id") or ""), str(s.get("next_occurrence") or s.get("since") or "?"))
+                   for s in page.items if str(s.get("id") or "").startswith(f"{s.get('workflow_id')}_restored_"))
+    if not found:
+        return ["no `<workflow>_restored_…` execution schedule is on the manager after the restore (read back)"], []
+    return ([f"execution schedule {sid} re-created by the restore, tenant {tenant}, deployment {dep}: runs "
+             f"{workflow} at {due}" for tenant, dep, sid, workflow, due in found], [row[2] for row in found])
 
 
 def _restored_schedules(ctx: Ctx, client: ManagerAPI) -> dict[tuple[str, str, str], str]:

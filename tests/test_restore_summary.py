@@ -63,6 +63,13 @@ def snapshots_row(bot: Any, before: list[str]) -> str:
             f"{kept[0]}` puts one back); {len(lost)} with no archive copy, lost: {', '.join(lost)}")
 
 
+def restored_schedules(bot: Any) -> list[dict[str, Any]]:
+    """The simulator's `<workflow>_restored_…` schedules, sorted as the report groups them."""
+    rows = [s for per in bot.sim.state.schedules.values() for s in per.values()]
+    found = [s for s in rows if str(s["id"]).startswith(f"{s['workflow_id']}_restored_")]
+    return sorted(found, key=lambda s: (s["tenant_name"], s["deployment_id"], s["id"]))
+
+
 def test_success(make_bot) -> None:
     bot = make_bot(scheduled=True)  # 4 live scheduled executions: 1 overdue, 3 due later
     live = scheduled(bot)
@@ -77,7 +84,8 @@ def test_success(make_bot) -> None:
         row("snapshot", SNAP),
         row("execution", f"{restore_of(bot)['id']} terminated"),
         row("scheduled executions", "1 overdue marked FAILED, 0 kept scheduled, 3 later ones marked FAILED and "
-                                    "re-scheduled"),
+                                    "re-scheduled, re-created as execution schedules: "
+                                    + ", ".join(s["id"] for s in restored_schedules(bot))),
         row("cancelled by the bot", f"4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; "
                                     "listed above)"),
         row("snapshots", snapshots_row(bot, before)),
@@ -210,7 +218,8 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
         f"Restored {SNAP} on production (requested by alice, approved by bob).",
         f"snapshot: {SNAP}",
         f"execution: {restore_of(bot)['id']} terminated",
-        "scheduled executions: 1 overdue marked FAILED, 0 kept scheduled, 3 later ones marked FAILED and re-scheduled",
+        "scheduled executions: 1 overdue marked FAILED, 0 kept scheduled, 3 later ones marked FAILED and re-scheduled, "
+        "re-created as execution schedules: " + ", ".join(s["id"] for s in restored_schedules(bot)),
         f"cancelled by the bot: 4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; listed "
         "above)",  # a terminal operation, resumed as one: no thread (QA #32)
         f"snapshots: {snapshots_row(bot, before)}",
