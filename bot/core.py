@@ -397,6 +397,17 @@ def size(n: int | None) -> str:
     return f"{n} B"
 
 
+def file_size(n: int) -> str:
+    """A file's size as a person reads it: `0 bytes`, `1 byte`, `900 bytes`, `5.8 KiB`."""
+    return ("1 byte" if n == 1 else f"{n} bytes") if n < 1024 else size(n)
+
+
+def size_problem(actual: int, expected: int) -> str:
+    """`it is 0 bytes, 5.8 KiB expected: truncated`: a stored file whose size is not the recorded one."""
+    why = "truncated" if actual < expected else "it grew, so the file changed"
+    return f"it is {file_size(actual)}, {file_size(expected)} expected: {why}"
+
+
 def transfer_text(done: int, total: int | None, elapsed: float) -> str:
     """`37.5 MiB of 1.0 GiB (4%), 52.1 MiB/s, 19s left` — bytes, rate and time left of a transfer."""
     rate = done / elapsed if elapsed > 0 else 0.0

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.engine.context import ArchiveAPI, Ctx
 from bot.errors import ArchiveError, ManagerError
-from bot.core import ArchiveCopy, Tone, size, transfer_text
+from bot.core import ArchiveCopy, Tone, file_size, size, transfer_text
 
 
 def need_archive(ctx: Ctx) -> ArchiveAPI:
@@ -70,3 +70,13 @@ def copy_fields(row: ArchiveCopy) -> tuple[tuple[str, str], ...]:
             ("sha256", row.sha256), ("snapshot version", row.snapshot_version or "?"),
             ("manager version", row.manager_version or "?"))
 
+
+
+def stored_size_text(archive: ArchiveAPI, copy: ArchiveCopy) -> str:
+    """The copy's file size as it is now, with the recorded one when they differ: `0 bytes, 5.8 KiB expected`."""
+    actual = archive.stored_size(copy)
+    if actual is None:
+        return "its file is missing"
+    if copy.size and actual != copy.size:
+        return f"{file_size(actual)}, {file_size(copy.size)} expected"
+    return file_size(actual)

@@ -132,7 +132,9 @@ def _held(ctx: Ctx, row: dict[str, Any]) -> str:
 @command("backups run", summary="Run today's daily backup now: create daily-YYYYMMDD, copy it off and verify it, "
          "then apply retention", group="backups", permission="operator", long_running=True, resumable=True,
          params=[Param("day", ("--day",), "the day the run is for (default: today in BOT_TIMEZONE); the scheduler "
-                       "passes it when it catches up a missed day", metavar="YYYY-MM-DD", check=_check_day)],
+                       "passes it when it catches up a missed day. A snapshot taken now is named by today "
+                       "(it holds today's data); one made on a past day is reused", metavar="YYYY-MM-DD",
+                       check=_check_day)],
          prepare=_claim,
          description="Each manager's daily backup runs once a day: this claims the day first, so the schedule "
                      "will not run it again. A day whose run failed or was skipped can be run again; a past day "
@@ -175,7 +177,7 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
         status = _maintenance(ctx)
         if status != "deactivated":
             return "skipped", _skipped(ctx, day, status)
-        sid, adopt = _choose_id(ctx, day, ctx.backups.parse_key(args.run)[1])
+        sid, adopt = _choose_id(ctx, _name_day(ctx, day), ctx.backups.parse_key(args.run)[1])
         ctx.remember(daily_id=sid, adopt=adopt)
     sid = ctx.recall("daily_id")
     if not ctx.recall("archived"):
@@ -186,6 +188,9 @@ def _daily(ctx: Ctx, args: Args) -> tuple[str, Reply]:
     notes = prune_backups(ctx, None, "the daily job")
     copy = ctx.catalog.get_copy(ctx.manager_name, sid)
     text = f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified."
+    if not sid.startswith(f"daily-{day:%Y%m%d}"):
+        text = (f"Daily backup {sid} of {ctx.manager_name} created, copied off and verified, for the run of {day} "
+                f"(taken later, so named by the day it was taken).")
     text += "\n" + ("\n".join(notes) if notes else f"Retention ({retention_text(ctx)}): nothing to prune.")
     return "succeeded", Reply(text=text, title=f"Daily backup of {ctx.manager_name}", tone=Tone.GOOD,
                               fields=(("snapshot", sid), ("archive copy", copy.location if copy else ""),
@@ -202,6 +207,24 @@ def _skipped(ctx: Ctx, day: date, status: str) -> Reply:
             f"Run `backups run -m {ctx.manager_name}` once it is out of maintenance mode.")
     ctx.step(text, Tone.WARNING)
     return Reply(text=text, title=f"Daily backup of {ctx.manager_name} skipped", tone=Tone.WARNING, ok=False)
+
+
+def _name_day(ctx: Ctx, day: date) -> date:
+    """The day a daily backup is named by: the day its data is from. A past day's snapshot made on that day is
+    adopted; one taken now holds today's data, so it is named by today (retention, `restore latest` and the
+    monthly/yearly slots read the day from the name), and the run of `day` records which snapshot filled it."""
+    today = ctx.backups.schedule().today(ctx.now())
+    if day >= today:
+        return day
+    try:
+        made = ctx.manager.get_snapshot(f"daily-{day:%Y%m%d}").get("status") in (*GOOD, "creating")
+    except ManagerNotFound:
+        made = False
+    if made:
+        return day
+    ctx.step(f"the backup for {day} is taken now, on {today}: it holds {today}'s data, so it is named "
+             f"daily-{today:%Y%m%d}, not after {day}")
+    return today
 
 
 def _choose_id(ctx: Ctx, day: date, attempt: int) -> tuple[str, bool]:

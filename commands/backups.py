@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table, Tone, size
+from bot.core import Reply, Table, Tone
 from bot.errors import ArchiveError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.common import check_snapshot_id
+from commands.archive_copy import stored_size_text
+from commands.common import check_snapshot_id, count
 
 
 @command("backups verify", summary="Re-check archive copies (sha256, size, zip, metadata) and update the catalog",
@@ -31,20 +32,22 @@ def backups_verify(ctx: Ctx, args: Args) -> Reply:
                      title="Nothing to verify")
     rows, bad = [], 0
     for copy in copies:
-        ctx.step(f"checking {copy.snapshot_id} of {copy.manager} ({size(copy.size)})")
+        stored = stored_size_text(archive, copy)
+        ctx.step(f"checking {copy.snapshot_id} of {copy.manager} ({stored})")
         result = archive.verify(copy)
         ok = result.verified
         bad += not ok
         if not ok:
             ctx.step(f"{copy.snapshot_id}: {result.error}", Tone.DANGER)
-        rows.append((copy.snapshot_id, copy.manager, size(copy.size),
+        rows.append((copy.snapshot_id, copy.manager, stored,
                      copy.snapshot_version or "?", "ok" if ok else f"FAILED: {result.error}"))
     table = Table(("snapshot", "manager", "size", "snapshot version", "check"), tuple(rows))
     latest = ctx.catalog.latest_verified(ctx.manager_name)
     newest = f" The newest verified copy of {ctx.manager_name} is {latest.snapshot_id}." if latest else (
         f" {ctx.manager_name} has NO verified copy now.")
     if bad:
-        return Reply(text=f"{bad} of {len(rows)} archive copies failed the check.{newest}",
+        return Reply(text=f"{bad} of {count(len(rows), 'archive copy', 'archive copies')} failed the check.{newest}",
                      title="Archive copies damaged", tone=Tone.DANGER, table=table, ok=False)
-    return Reply(text=f"All {len(rows)} archive copies checked out.{newest}", title="Archive verified", tone=Tone.GOOD,
+    checked = "The archive copy" if len(rows) == 1 else f"All {len(rows)} archive copies"
+    return Reply(text=f"{checked} checked out.{newest}", title="Archive verified", tone=Tone.GOOD,
                  table=table)

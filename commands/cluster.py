@@ -25,7 +25,7 @@ SPLIT_BRAIN_ADVICE = (
     "the node with the NEWEST PostgreSQL database wins, every other node is synced from it and becomes a "
     "standby, and all data, installed deployments and plugins that exist only on the other side(s) are LOST. "
     "Before connectivity returns, take a snapshot of each side (on a node of that side) and copy it off; "
-    "then follow `runbook split-brain`.")
+    "then follow the recovery procedure named below.")
 
 
 @dataclass

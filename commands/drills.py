@@ -82,7 +82,7 @@ def drill_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         copy = ctx.catalog.get_copy(source, requested)
         if not copy or not copy.verified:
             raise BotError(f"{source} has no verified archive copy of {requested}; `backups verify -m {source}` "
-                           "checks the copies, `snapshots list` shows which exist")
+                           f"checks the copies, `snapshots list -m {source}` shows which exist")
     if _backup_running(ctx, source):
         raise BotError(f"the daily backup of {source} is running; a drill waits until it has ended")
     ctx.manager_name = target  # the operation holds the target's lock: no drill or restore runs beside it
@@ -316,7 +316,8 @@ def backups_drills(ctx: Ctx, args: Args) -> Reply:
     found = ctx.catalog.list_drills(source, limit=args.count)
     where = f" of {source}" if source else ""
     if not found:
-        return Reply(text=f"No restore drills{where} yet; `backups drill latest` runs one.", title="Restore drills")
+        return Reply(text=f"No restore drills{where} yet; {hint(ctx, 'backups drill latest')} runs one.",
+                     title="Restore drills")
     rows = tuple((f"{d.finished_at:%Y-%m-%d %H:%M}", d.source, d.snapshot_id, d.target, d.verdict.value,
                   str(len(d.mismatches)), ctx.drills.duration(d.recovery_seconds)) for d in found)
     trend = ctx.drills.sparkline([d.recovery_seconds for d in reversed(found)])

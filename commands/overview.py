@@ -58,7 +58,9 @@ def _manager_status(ctx: Ctx, name: str) -> tuple[list[str], bool]:
             text, fine = f"could not read: {exc}", False
         good &= fine
         lines.append(f"  {label}: {text}")
-    lines.append(f"  last verified backup: {_last_backup(ctx, name, now)}")
+    backup = _last_backup(ctx, name, now)
+    good &= ctx.catalog.latest_verified(name) is not None  # no verified backup is never OK
+    lines.append(f"  last verified backup: {backup}")
     running = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=name)
     if running:
         lines.append("  bot operations: " + "; ".join(f"{o.id} {o.kind} {o.state}" for o in running))

@@ -9,6 +9,7 @@ from bot.engine.context import Ctx
 from bot.core import ArchiveCopy, Table, Tone
 from bot.errors import BotError
 from commands.common import count
+from commands.restore_snapshots import kept_for_a_restore
 from commands.retention import RULES, Backup, Plan, daily_day, select
 
 
@@ -47,6 +48,10 @@ def prune_backups(ctx: Ctx, allowed: set[str] | None, why: str) -> list[str]:
     plan, snaps, copies = retention_plan(ctx)
     notes, failed = [], []
     for sid in sorted(set(plan.delete) if allowed is None else set(plan.delete) & allowed):
+        needed = kept_for_a_restore(ctx, sid)
+        if needed:  # deleting it would make that restore fail after its approval
+            ctx.step(f"kept {sid} although retention would prune it: {needed}", Tone.WARNING)
+            continue
         try:
             if sid in snaps:
                 ctx.manager.delete_snapshot(sid)

@@ -26,6 +26,7 @@ from commands.maintenance import TIMEOUT, MaintenanceTimeout, wait_until_activat
 from commands.restore_snapshots import copy_off_first, snapshots_facts, snapshots_left, snapshots_line
 from commands.restore_watch import (
     ACTIVE,
+    await_reboot,
     deactivate_after,
     kill_stray_restores,
     report_cancelled,
@@ -56,14 +57,15 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     target = _resolve(ctx, args.snapshot_id)
     version = client.version()
     if client.snapshot_status() == "running":
-        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} "
+                       f"({hint(ctx, 'snapshots status')})")
     needs_upload = ""
     copy = _archive_copy(ctx, target)
     try:
         snap = client.get_snapshot(target)
         if snap.get("status") == "failed":
             raise BotError(f"snapshot {target} on {ctx.manager_name} failed and cannot be restored: "
-                           f"{last_line(snap.get('error'))}. Pick another with `snapshots list`.")
+                           f"{last_line(snap.get('error'))}. Pick another with {hint(ctx, 'snapshots list')}.")
         if snap.get("status") == "creating":
             raise BotError(f"snapshot {target} is still being created on {ctx.manager_name}; wait for it")
     except ManagerNotFound:
@@ -89,6 +91,7 @@ def preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     }
     facts["effect"] = EFFECT.get(facts["layout"], EFFECT["unknown"])
     facts.update(snapshots_facts(ctx, target))
+    facts["certificates"] = certificates_line(args, facts["layout"])
     facts["gate_detail"] = _gate_detail(ctx, facts, now)
     return facts
 
@@ -179,7 +182,7 @@ def _resolve(ctx: Ctx, requested: str) -> str:
     copy = ctx.catalog.latest_verified(ctx.manager_name)
     if not copy:
         raise BotError(f"there is no verified archive copy for {ctx.manager_name}, so `latest` means nothing; "
-                       "take one with `snapshots create` or name a snapshot")
+                       f"take one with {hint(ctx, 'snapshots create')} or name a snapshot")
     return str(copy.snapshot_id)
 
 
@@ -215,7 +218,29 @@ def _gate_detail(ctx: Ctx, facts: dict[str, Any], now: Any) -> str:
     fate = schedule_fate(facts["server_version"], facts["layout"])
     if fate:
         lines.append(fate)
+    if facts.get("certificates"):
+        lines.append(facts["certificates"])
     return "\n".join(lines)
+
+
+def certificates_line(args: Args, layout: str) -> str:
+    """What --restore-certificates (and --no-reboot) will do, for the card both admins decide on (reference
+    §2.7: the legacy restore's post-restore job moves the certificates and runs `sudo shutdown -r now`; a
+    new-format restore ignores both flags)."""
+    if not args.restore_certificates:
+        return ""
+    if layout == "new":
+        return ("--restore-certificates has no effect here: a new-format restore ignores it (and --no-reboot), so "
+                "no certificates are restored and the manager does not reboot.")
+    what = ("the restore also puts the snapshot's certificates in place of the manager's (clients that trust only "
+            "the current CA must be given the snapshot's)")
+    then = ("; --no-reboot: the manager is not rebooted." if args.no_reboot else
+            ", and the manager REBOOTS a few seconds after the restore ends (`sudo shutdown -r now`), answering "
+            "nothing until it is up again; the bot waits for it to answer again and reports whether it did.")
+    if layout == "legacy":
+        return what[0].upper() + what[1:] + then
+    return "--restore-certificates: if it is a legacy-format snapshot, " + what + then + \
+        " If it is a new-format one, the manager ignores the flag."
 
 
 def _format_line(facts: dict[str, Any]) -> str:
@@ -322,6 +347,9 @@ def restore(ctx: Ctx, args: Args) -> Reply:
         ctx.remember(phases=phases)
     else:
         timed("restore", t)
+    reboot = ""
+    if _reboot_expected(args, execution):  # before anything else is read: the manager goes down a moment after
+        reboot = await_reboot(ctx, client, execution)
     before = _read_back(args.scheduled_before or [])
     schedules = report_schedules(ctx, client, execution, before)
     cancelled = report_cancelled(ctx, client)
@@ -337,7 +365,13 @@ def restore(ctx: Ctx, args: Args) -> Reply:
     on_manager = snapshots_left(ctx, client, list(args.snapshots_before)) \
         if args.get("snapshots_before") is not None else None
     return _summary(ctx, args, execution, schedules, cancelled, deactivation, phases,
-                    elapsed(), content, incomplete, on_manager)
+                    elapsed(), content, incomplete, on_manager, reboot)
+
+
+def _reboot_expected(args: Args, execution: Execution) -> bool:
+    """A successful restore that is not known to be new-format, with --restore-certificates, without --no-reboot."""
+    return (bool(args.restore_certificates) and not args.no_reboot and execution.status == "terminated"
+            and args.get("layout") != "new")
 
 
 def recheck(ctx: Ctx, args: Args) -> None:
@@ -349,7 +383,7 @@ def recheck(ctx: Ctx, args: Args) -> None:
     again = hint(ctx, f"{ctx.command.name} {target}" + (" -f" if args.force else ""))
     if client.snapshot_status() == "running":
         raise BotError(f"a snapshot restore has been running on {ctx.manager_name} since {card} was shown "
-                       f"(`snapshots status`). Nothing was changed.")
+                       f"({hint(ctx, 'snapshots status')}). Nothing was changed.")
     try:
         snap: dict[str, Any] | None = client.get_snapshot(target)
     except ManagerNotFound:
@@ -557,7 +591,7 @@ def _refused(ctx: Ctx, args: Args, exc: RestoreRefused, cancelled: str, maintena
 
 def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancelled: str, deactivation: str,
              phases: dict[str, float], total: float, content: str = "", incomplete: bool = False,
-             left: tuple[str, Tone] | None = None) -> Reply:
+             left: tuple[str, Tone] | None = None, reboot: str = "") -> Reply:
     ok = execution.status == "terminated"
     fields = [("snapshot", args.snapshot_id), ("execution", f"{execution.id} {execution.status}"),
               ("scheduled executions", schedules), ("cancelled by the bot", cancelled),
@@ -568,6 +602,8 @@ def _summary(ctx: Ctx, args: Args, execution: Execution, schedules: str, cancell
         fields.insert(-2, ("snapshots", left[0]))
     if not ok:
         fields.insert(2, ("error", last_line(execution.error) or "no error text"))
+    if reboot:  # read back after --restore-certificates without --no-reboot
+        fields.insert(2, ("reboot", reboot))
     who = _who(ctx)
     if ok and incomplete:
         text = (f"The restore of {args.snapshot_id} on {ctx.manager_name} ended terminated, but the manager does not "
@@ -603,7 +639,8 @@ def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
         raise UsageError("--no-reboot only applies with --restore-certificates")
     client, sid = ctx.manager, args.snapshot_id
     if client.snapshot_status() == "running":
-        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} (`snapshots status`)")
+        raise BotError(f"a snapshot restore is already running on {ctx.manager_name} "
+                       f"({hint(ctx, 'snapshots status')})")
     copy = _archive_copy(ctx, sid)
     try:
         snap = client.get_snapshot(sid)
@@ -618,7 +655,7 @@ def plain_preflight(ctx: Ctx, args: Args) -> dict[str, Any]:
     server = str(client.version().get("version") or "?")
     facts: dict[str, Any] = {"snapshot_id": sid, "server_version": server, "needs_upload": "",
                              **_refuse_what_cannot_work(ctx, args, sid, copy, server, on_manager=True)}
-    facts["gate_detail"] = _format_line(facts)
+    facts["gate_detail"] = "\n".join(filter(None, (_format_line(facts), certificates_line(args, facts["layout"]))))
     return facts
 
 
@@ -635,9 +672,10 @@ def snapshots_restore(ctx: Ctx, args: Args) -> Reply:
     if not ctx.recall("execution_id") and not ctx.recall("posting"):
         recheck(ctx, args)  # the manager may have changed since the card
     start_restore(ctx, args)
-    _client, execution = watch_restore(ctx, ctx.recall("execution_id"))
+    client, execution = watch_restore(ctx, ctx.recall("execution_id"))
     ok = execution.status == "terminated"
-    text = (f"Restored {args.snapshot_id} on {ctx.manager_name}." if ok else
+    reboot = f" Reboot: {await_reboot(ctx, client, execution)}." if _reboot_expected(args, execution) else ""
+    text = (f"Restored {args.snapshot_id} on {ctx.manager_name}.{reboot}" if ok else
             f"The restore of {args.snapshot_id} on {ctx.manager_name} ended {execution.status}: "
             f"{last_line(execution.error)}")
     return Reply(text=text, title="Restore " + ("succeeded" if ok else "failed"), tone=Tone.GOOD if ok else Tone.DANGER,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import Tone, size
+from bot.core import Operation, Tone, size
 from bot.engine.context import Ctx
 from bot.errors import ArchiveError, BotError, ManagerError
 from commands.common import count, hint
@@ -120,3 +120,39 @@ def snapshots_left(ctx: Ctx, client: Any, before: list[str]) -> tuple[str, Tone]
     if lost:
         text += f"{';' if kept else ':'} {len(lost)} with no archive copy, lost: {_names(lost)}"
     return text, Tone.WARNING if lost else Tone.INFO
+
+
+RESTORES = ("restore", "snapshots restore")
+
+
+def restore_using(ctx: Ctx, sid: str) -> Operation | None:
+    """The restore operation (waiting for a decision, approved or running) on this manager that will restore
+    `sid`, or None."""
+    ops = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=ctx.manager_name,
+                                     kinds=RESTORES)
+    return next((op for op in ops if (op.args or {}).get("snapshot_id") == sid), None)
+
+
+def _stands(op: Operation) -> str:
+    waiting = "confirmation" if op.gate == "confirm" else "a second admin's approval"
+    return {"pending": f"is waiting for {waiting}", "approved": "is approved and about to start",
+            "running": f"is running ({op.step or '?'})"}.get(op.state, f"is {op.state}")
+
+
+def refuse_if_a_restore_needs_it(ctx: Ctx, sid: str) -> None:
+    """A restore waiting for its approval (or running) uses this snapshot: deleting it would make that restore
+    fail after it was approved. Refuse, naming the operation and how to cancel it first."""
+    op = restore_using(ctx, sid)
+    if op is None:
+        return
+    cancel = (f" Cancel it first with `cancel {op.id}` if it is no longer wanted." if op.state != "running"
+              else " Wait for it to end (`operations`).")
+    raise BotError(f"snapshot {sid} is the one operation {op.id} ({op.kind} on {ctx.manager_name}, requested "
+                   f"by {op.requester_name or op.requester}) will restore, and it {_stands(op)}: "
+                   f"deleting it would make that restore fail. Nothing was deleted.{cancel}")
+
+
+def kept_for_a_restore(ctx: Ctx, sid: str) -> str:
+    """Why retention must not prune `sid` now ("" when nothing needs it): a restore operation will use it."""
+    op = restore_using(ctx, sid)
+    return "" if op is None else f"operation {op.id} ({op.kind}) {_stands(op)} and will restore it"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-
+from datetime import datetime, timedelta
 
 from bot.engine.context import ContentUnreadable, Ctx, ManagerAPI
 from bot.core import ArchiveCopy, Execution, Operation, ProgressEvent, Tone, age
@@ -20,7 +20,7 @@ from bot.errors import (
     ArchiveError,
 )
 from commands.archive_copy import need_archive
-from commands.common import count, parse_time
+from commands.common import count, hint, parse_time
 
 ACTIVE = ("pending", "started", "cancelling", "force_cancelling", "kill_cancelling")
 FINAL = ("terminated", "failed", "cancelled")
@@ -52,8 +52,12 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[ManagerAPI, Execution]:
             state = "unreachable"
         else:
             if outage_since is not None:
-                ctx.step(f"the manager's API is back after {age(ctx.clock.monotonic() - outage_since)}")
+                down = ctx.clock.monotonic() - outage_since
+                ctx.step(f"the manager's API is back after {age(down)}")
                 outage_since = None
+                back = ctx.now()  # journaled: the reboot check tells a reboot from the restore's own restarts
+                ctx.remember(outages=[*(ctx.recall("outages") or []),
+                                      [(back - timedelta(seconds=down)).isoformat(), back.isoformat()]])
             if state == "running" and not seen_running:
                 seen_running = True
                 ctx.step("the restore is running (snapshot-status: running)")
@@ -64,10 +68,61 @@ def watch_restore(ctx: Ctx, execution_id: str) -> tuple[ManagerAPI, Execution]:
                     return client, execution
         if ctx.clock.monotonic() - began > WATCH_LIMIT:
             raise BotError(f"the restore on {ctx.manager_name} has not finished after {age(WATCH_LIMIT)}; "
-                           f"check `snapshots status` and execution {execution_id}; the manager is still in "
+                           f"check {hint(ctx, 'snapshots status')} and execution {execution_id}; the manager is "
+                           "still in "
                            "maintenance mode")
         ctx.clock.sleep(delay)
         delay = min(delay * 1.5, 5.0)
+
+
+REBOOT_WAIT = 900.0  # how long the bot waits for the manager to answer again after the reboot
+REBOOT_QUIET = 60.0  # answering this long after the restore ended, never seen down: no reboot seen
+
+
+def await_reboot(ctx: Ctx, client: ManagerAPI, execution: Execution) -> str:
+    """After a legacy restore with --restore-certificates and without --no-reboot the manager reboots a few
+    seconds after the restore ends (reference §2.7). Whether it went down and answered again, read back: an
+    outage the watch saw after the execution ended, or one seen here, then an authenticated read of its version.
+    The report's line; BotError when it does not answer again within REBOOT_WAIT."""
+    ended = parse_time(execution.ended_at) or ctx.now()
+    went_down: datetime | None = None
+    came_back: datetime | None = None
+    for start, end in ctx.recall("outages") or []:
+        began_at, back_at = parse_time(start), parse_time(end)
+        if began_at is not None and began_at >= ended:
+            went_down, came_back = went_down or began_at, back_at
+    began, delay, last_error = ctx.clock.monotonic(), 1.0, ""
+    while True:
+        try:
+            version = str(client.version().get("version") or "?")
+        except OUTAGE as exc:
+            last_error = _short(exc)
+            if went_down is None or came_back is not None:  # a new outage
+                went_down, came_back = ctx.now(), None
+                ctx.step(f"{ctx.manager_name} does not answer after the restore ({last_error}): the reboot; "
+                         "waiting for it to answer again", tone=Tone.WARNING)
+        else:
+            now = ctx.now()
+            if went_down is not None:
+                back = came_back or now
+                return (f"{ctx.manager_name} stopped answering (first seen {_hms(went_down)} UTC, "
+                        f"{age((went_down - ended).total_seconds())} after the restore ended: the reboot) and "
+                        f"answered again {_hms(back)} UTC (version {version} read back {_hms(now)} UTC)")
+            if (now - ended).total_seconds() >= REBOOT_QUIET:
+                return (f"not seen: {ctx.manager_name} answered every read the bot made from the end of the restore to "
+                        f"{_hms(now)} UTC ({age((now - ended).total_seconds())}; version {version}), so whether it "
+                        "has rebooted is not known")
+        if ctx.clock.monotonic() - began > REBOOT_WAIT:
+            raise BotError(f"the restore ended terminated, but {ctx.manager_name} has not answered again after "
+                           f"the reboot: not in the {age(REBOOT_WAIT)} the bot waited since it stopped answering "
+                           f"(first seen {_hms(went_down or ended)} UTC; last: {last_error}). It is still in "
+                           f"maintenance mode; check the VM, then run {hint(ctx, 'maintenance-mode deactivate')}")
+        ctx.clock.sleep(delay)
+        delay = min(delay * 1.5, 5.0)
+
+
+def _hms(when: datetime) -> str:
+    return when.strftime("%H:%M:%S")
 
 
 def _read_when_idle(ctx: Ctx, client: ManagerAPI, execution_id: str,
@@ -103,8 +158,8 @@ def read_execution(ctx: Ctx, client: ManagerAPI, execution_id: str) -> tuple[Man
         raise CredentialsRejected(
             f"{ctx.manager_name} now rejects the configured password: a legacy restore brings back the admin "
             "credentials stored in the snapshot. Set CLOUDIFY_FALLBACK_PASSWORD (the snapshot's admin password) "
-            f"or update CLOUDIFY_PASSWORD, then check `snapshots status` and execution {execution_id}. The manager "
-            "is still in maintenance mode.")
+            f"or update CLOUDIFY_PASSWORD, then check {hint(ctx, 'snapshots status')} and execution {execution_id}. "
+            "The manager is still in maintenance mode.")
     other = client.with_password(fallback)
     try:
         execution = other.get_execution(execution_id, bypass_maintenance=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.engine.context import Ctx
-from bot.core import Reply, Table, Tone
+from bot.core import ArchiveCopy, Reply, Table, Tone
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
 from commands.common import SNAPSHOT_ID, clip, count, hint, last_line, when
@@ -16,6 +16,11 @@ MAX_PAGE = 1000  # the manager's own cap on a page (reference: pagination)
 
 def _check_size(value: int) -> str | None:
     return None if 1 <= value <= MAX_PAGE else f"-s/--pagination-size must be between 1 and {MAX_PAGE}, got {value}"
+
+
+def _unverified(copy: ArchiveCopy) -> str:
+    """A copy that failed its check is FAILED (damaged), not merely unverified."""
+    return "FAILED check (damaged)" if copy.error else "unverified"
 
 
 @command("snapshots list", summary="List the manager's snapshots and whether each has a verified archive copy",
@@ -43,7 +48,7 @@ def snapshots_list(ctx: Ctx, args: Args) -> Reply:
     rows = []
     for s in page.items:
         copy = copies.get(str(s.get("id")))
-        archived = "verified" if copy and copy.verified else ("unverified" if copy else "-")
+        archived = "verified" if copy and copy.verified else (_unverified(copy) if copy else "-")
         rows.append((s.get("id", ""), when(s.get("created_at"), now), s.get("status", ""),
                      clip(last_line(s.get("error")), 60), s.get("tenant_name", ""), s.get("created_by", ""), archived))
     table = Table(("id", "created", "status", "error", "tenant", "by", "archive copy"), tuple(rows))

@@ -6,11 +6,12 @@ from typing import Any
 
 from bot.engine.context import Ctx
 from bot.core import Reply, Tone, size
-from bot.errors import BotError, ManagerNotFound, NotFound, UsageError
+from bot.errors import ManagerNotFound, NotFound, UsageError
 from bot.spec.parser import Args
 from bot.spec.registry import Param, command
-from commands.archive_copy import copy_fields, copy_off, need_archive, transfer_progress
-from commands.common import SNAPSHOT_ID, hint, last_line, when
+from commands.archive_copy import copy_fields, copy_off, need_archive, stored_size_text, transfer_progress
+from commands.common import SNAPSHOT_ID, check_snapshot_id, hint, last_line, when
+from commands.restore_snapshots import refuse_if_a_restore_needs_it
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
 
@@ -45,24 +46,62 @@ def snapshots_download(ctx: Ctx, args: Args) -> Reply:
 
 
 def _upload_usage(ctx: Ctx, args: Args) -> dict[str, Any]:
-    """Before the operation starts: the source is the archive or a URL, not both."""
-    if args.url and args.from_archive:
-        raise UsageError("give either --from-archive or a URL, not both", usage=ctx.command.usage())
-    return {}
+    """Before the operation starts: which snapshot id and which source (the archive, or a URL), from cfy's form
+    `URL -s ID` or the bot's `ID [URL | --from-archive]`; anything ambiguous is refused."""
+    def refuse(text: str) -> UsageError:
+        return UsageError(text, usage=ctx.command.usage())
+
+    source, sid, url = args.source or "", args.snapshot_id or "", args.url or ""
+    if "://" in source:  # cfy's form: the URL first, the id after -s
+        if problem := _check_url(source):
+            raise refuse(problem)
+        if url:
+            raise refuse(f"after a URL the id goes after -s, as cfy spells it: `snapshots upload URL -s {url}`"
+                         if not check_snapshot_id(url) else "give one URL")
+        if not sid:
+            raise refuse(f"name the snapshot id the manager keeps it as, as cfy does: `snapshots upload {source} "
+                         "-s SNAPSHOT_ID`")
+        url = source
+    elif source:
+        if "/" in source or source.lower().endswith(".zip"):
+            raise refuse(f"{source!r} looks like a file path: the bot does not read files from its host. Give a URL "
+                         "the manager can fetch (`snapshots upload URL -s SNAPSHOT_ID`) or upload the archive copy "
+                         "(`snapshots upload SNAPSHOT_ID`)")
+        if sid and sid != source:
+            raise refuse(f"two snapshot ids ({source} and -s {sid}): give it once")
+        if problem := check_snapshot_id(source):
+            raise refuse(problem)
+        if url and (problem := _check_url(url)):
+            raise refuse(problem)
+        sid = source
+    elif not sid:
+        raise refuse("name the snapshot: `snapshots upload SNAPSHOT_ID` (from the archive) or "
+                     "`snapshots upload URL -s SNAPSHOT_ID`")
+    if url and args.from_archive:
+        raise refuse("give either --from-archive or a URL, not both")
+    return {"snapshot_id": sid, "url": url}
 
 
 @command("snapshots upload", summary="Upload a snapshot to the manager, streamed from the archive or fetched from "
          "a URL", group="snapshots", permission="admin", long_running=True,
-         params=[SNAPSHOT_ID,
-                 Param("url", metavar="URL", check=_check_url,
-                       help="an http(s) or ftp URL the manager fetches itself (instead of the archive)"),
+         params=[Param("source", metavar="SNAPSHOT_ID|URL",
+                       help="the snapshot id (its archive copy is uploaded), or, as cfy spells it, the URL the "
+                            "manager fetches, with -s ID"),
+                 Param("url", metavar="URL",
+                       help="after a snapshot id: an http(s) or ftp URL the manager fetches itself"),
+                 Param("snapshot_id", ("-s", "--snapshot-id"), "the id the manager keeps it as (cfy's form)",
+                       metavar="SNAPSHOT_ID", check=check_snapshot_id),
                  Param("from_archive", ("--from-archive",), "stream the archive copy (the default without a URL); "
                        "another manager's copy is used when this one has none", kind="bool", default=False)],
-         description="The archive copy is re-checked (sha256, size, zip) before a byte is sent. The manager must "
-                     "not already have a snapshot with this id: delete it first to replace it.",
+         description="Two spellings: cfy's `snapshots upload URL -s SNAPSHOT_ID` (the manager fetches the URL), and "
+                     "the bot's `snapshots upload SNAPSHOT_ID` (the archive copy, also with --from-archive) or "
+                     "`snapshots upload SNAPSHOT_ID URL`. The bot reads no local file path: give a URL or use the "
+                     "archive. The archive copy is re-checked (sha256, size, zip) before a byte is sent. The "
+                     "manager must not already have a snapshot with this id: delete it first to replace it.",
          prepare=_upload_usage,
          examples=["snapshots upload daily-20261128", "snapshot upload daily-20261128 --from-archive -m staging",
-                   "snapshots upload nightly-1 https://backups.example.com/nightly-1.zip"])
+                   "snapshots upload nightly-1 https://backups.example.com/nightly-1.zip",
+                   "snapshots upload https://backups.example.com/nightly-1.zip -s nightly-1"])
 def snapshots_upload(ctx: Ctx, args: Args) -> Reply:
     """Answer `snapshots upload ID [--from-archive | URL]`."""
     sid = args.snapshot_id
@@ -88,7 +127,8 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
     copy = archive.find(sid, ctx.manager_name)
     source = copy.manager
     whose = "its own archive copy" if source == ctx.manager_name else f"the archive copy taken from {source}"
-    ctx.step(f"checking {whose} of {sid} ({size(copy.size)}) before sending it to {ctx.manager_name}")
+    ctx.step(f"checking {whose} of {sid} ({stored_size_text(archive, copy)}) before sending it to "
+             f"{ctx.manager_name}")
     snap = archive.upload_copy(copy, ctx.manager, sid, progress=transfer_progress(ctx, sid, "uploading"))
     ctx.step(f"uploaded {sid} to {ctx.manager_name}", Tone.GOOD)
     return Reply(text=f"Snapshot {sid} uploaded to {ctx.manager_name} from {whose} "
@@ -100,32 +140,10 @@ def _upload_from_archive(ctx: Ctx, sid: str) -> Reply:
 # --- delete ---------------------------------------------------------------------------------------------
 
 
-RESTORES = ("restore", "snapshots restore")
-
-
-def _refuse_if_a_restore_needs_it(ctx: Ctx, sid: str) -> None:
-    """A restore waiting for its approval (or running) uses this snapshot: deleting it would make that restore
-    fail after it was approved. Refuse, naming the operation and how to cancel it first."""
-    ops = ctx.engine.list_operations(states=("pending", "approved", "running"), manager=ctx.manager_name,
-                                     kinds=RESTORES)
-    using = [op for op in ops if (op.args or {}).get("snapshot_id") == sid]
-    if not using:
-        return
-    op = using[0]
-    stands = {"pending": "is waiting for " + ("confirmation" if op.gate == "confirm" else
-                                                "a second admin's approval"),
-              "approved": "is approved and about to start", "running": f"is running ({op.step or '?'})"}
-    cancel = f" Cancel it first with `cancel {op.id}` if it is no longer wanted." if op.state != "running" \
-        else " Wait for it to end (`operations`)."
-    raise BotError(f"snapshot {sid} is the one operation {op.id} ({op.kind} on {ctx.manager_name}, requested "
-                   f"by {op.requester_name or op.requester}) will restore, and it {stands[op.state]}: "
-                   f"deleting it would make that restore fail. Nothing was deleted.{cancel}")
-
-
 def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
     """Before the gate: what exists where, so the confirmation says exactly what will go."""
     sid = args.snapshot_id
-    _refuse_if_a_restore_needs_it(ctx, sid)
+    refuse_if_a_restore_needs_it(ctx, sid)
     try:
         snap: dict[str, Any] | None = ctx.manager.get_snapshot(sid)
     except ManagerNotFound:
@@ -148,11 +166,20 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
         lines.append(f"Archive copy ({state}, {size(copy.size)}, {copy.location}) {fate}.")
         latest = ctx.catalog.latest_verified(ctx.manager_name)
         if args.archive and latest and latest.snapshot_id == sid:
-            lines.append(f"It is the newest verified copy of {ctx.manager_name}: {hint(ctx, 'restore latest')} will "
-                         "then mean an older one.")
+            lines.append(_latest_after(ctx, sid))
     else:
         lines.append("There is no archive copy of it.")
     return {"on_manager": snap is not None, "gate_detail": "\n".join(lines)}
+
+
+def _latest_after(ctx: Ctx, sid: str) -> str:
+    """What `restore latest` means once `sid`, the newest verified copy, is gone: the next one, or nothing."""
+    others = [c for c in ctx.catalog.list_copies(manager=ctx.manager_name, verified=True) if c.snapshot_id != sid]
+    latest = hint(ctx, "restore latest")
+    if not others:
+        return (f"It is the only verified copy of {ctx.manager_name}: {latest} will then refuse, as there is no "
+                "other verified backup to restore.")
+    return f"It is the newest verified copy of {ctx.manager_name}: {latest} will then mean {others[0].snapshot_id}."
 
 
 @command("snapshots delete", summary="Delete a snapshot from the manager; --archive deletes its archive copy too",
@@ -167,7 +194,7 @@ def _delete_facts(ctx: Ctx, args: Args) -> dict[str, Any]:
 def snapshots_delete(ctx: Ctx, args: Args) -> Reply:
     """Answer `snapshots delete ID [--archive]` once confirmed."""
     sid, done = args.snapshot_id, []
-    _refuse_if_a_restore_needs_it(ctx, sid)  # again: a restore may have been requested since this card
+    refuse_if_a_restore_needs_it(ctx, sid)  # again: a restore may have been requested since this card
     try:
         ctx.manager.delete_snapshot(sid)
         done.append(f"deleted snapshot {sid} from {ctx.manager_name}")

@@ -157,6 +157,10 @@ class Faults:
             damage, self._entity_damage = self._entity_damage, []
         return damage
 
+    def reboot(self, at: float, seconds: float) -> None:
+        """The manager's VM reboots at `at`: every request (snapshot-status too) is refused for `seconds`."""
+        self._add("refuse", seconds, None, start=at)
+
     def begin_unreachable(self) -> None:
         """Called when a restore's post-restore job ends: switch on `unreachable_after_restore` (one-shot)."""
         if self.unreachable_after:

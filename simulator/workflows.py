@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 # How long the flag file outlives a legacy restore: the post-restore job sleeps 3 s.
 POST_RESTORE_DELAY = 3.0
+# A legacy restore with restore_certificates and without no_reboot ends in `sudo shutdown -r now` (reference
+# §2.7): the VM answers nothing (snapshot-status included) while it reboots.
+REBOOT_SECONDS = 45.0
 
 _MODULES = {
     "create_snapshot": ("cloudify_system_workflows/snapshots/snapshot_create.py", "create"),
@@ -55,7 +58,9 @@ def on_finish(sim: Simulator, record: dict[str, Any], at: float) -> str | None:
         if failure is None:
             failure, admin_hash, legacy = restore.run(sim, record, at)
             if failure is None:
-                finish_restore_flag(sim, at, admin_hash, legacy)
+                params = record["parameters"]
+                reboot = legacy and bool(params.get("restore_certificates")) and not params.get("no_reboot")
+                finish_restore_flag(sim, at, admin_hash, legacy, reboot)
                 return None
         _schedule_flag_clear(sim, at, None)
         return failure
@@ -85,20 +90,24 @@ def _post_restore(sim: Simulator, at: float) -> None:
     if flag.get("admin_hash") and "admin" in sim.state.users:
         sim.state.users["admin"]["password_hash"] = flag["admin_hash"]
     sim.state.restore = None
+    if flag.get("reboot"):  # the job's `sudo shutdown -r now`; the flag file in /tmp does not outlive it
+        sim.faults.reboot(at, REBOOT_SECONDS)
     sim.faults.begin_unreachable()
 
 
-def _schedule_flag_clear(sim: Simulator, at: float, admin_hash: str | None) -> None:
-    """Remove the flag file at `at`, setting the admin password hash first if given."""
-    sim.state.restore = {"execution_id": None, "clear_at": at, "admin_hash": admin_hash}
+def _schedule_flag_clear(sim: Simulator, at: float, admin_hash: str | None, reboot: bool = False) -> None:
+    """Remove the flag file at `at`, setting the admin password hash first if given (and reboot if asked)."""
+    sim.state.restore = {"execution_id": None, "clear_at": at, "admin_hash": admin_hash, "reboot": reboot}
 
 
-def finish_restore_flag(sim: Simulator, at: float, admin_hash: str | None, legacy: bool) -> None:
-    """After a successful restore: the flag (and credential switch) end now, or 3 s later for legacy."""
+def finish_restore_flag(sim: Simulator, at: float, admin_hash: str | None, legacy: bool,
+                        reboot: bool = False) -> None:
+    """After a successful restore: the flag (and credential switch) end now, or 3 s later for legacy, where
+    `reboot` (restore_certificates without no_reboot) then takes the VM down for REBOOT_SECONDS."""
     override = sim.faults.take_password_change()
     if override is not None:
         admin_hash = sim.hash_password(override)
-    _schedule_flag_clear(sim, at + (POST_RESTORE_DELAY if legacy else 0.0), admin_hash)
+    _schedule_flag_clear(sim, at + (POST_RESTORE_DELAY if legacy else 0.0), admin_hash, reboot)
 
 
 def _snapshot_failed(sim: Simulator, record: dict[str, Any], message: str) -> None:

@@ -279,3 +279,18 @@ def test_a_snapshot_whose_version_the_card_could_not_read_is_checked_on_the_copy
     assert ("stopped before changing anything: the copy the bot just made tells what the card could not: future-9 "
             "was taken on Cloudify 7.1.0 (metadata.json in its archive copy of production), newer than "
             "production's 7.0.5") in out
+
+
+def test_retention_keeps_the_snapshot_a_waiting_restore_will_use(make_bot) -> None:
+    bot = make_bot(env={"BOT_RETENTION": "daily=1"})
+    old = daily(4)
+    assert bot.run(f"restore {old} -f", yes=True)[0] == 3
+    op = waiting_op(bot)
+    code, out = bot.run("backups prune", yes=True, user="carol")
+    assert code == 0, out
+    assert (f"kept {old} although retention would prune it: operation {op} (restore) is waiting for a second "
+            "admin's approval and will restore it") in out
+    assert old in bot.sim.state.snapshots["default_tenant"]
+    assert daily(5) not in bot.sim.state.snapshots["default_tenant"]  # the rest of the plan went ahead
+    pruned = {r["detail"]["snapshot_id"] for r in bot.store.query_audit(event="pruned", limit=10)}
+    assert old not in pruned and daily(5) in pruned

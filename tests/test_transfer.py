@@ -302,7 +302,7 @@ def test_delete_asks_first_and_says_exactly_what_goes(bot) -> None:
     assert "Archive copy (verified" in out and "is kept (add --archive to delete it too)" in out
     assert questions and "del-1" in bot.sim.state.snapshots["default_tenant"]  # answered no: nothing happened
     code, out = bot.run("snapshots delete del-1 --archive", yes=True)
-    assert code == 0 and "will be deleted too" in out and "`restore latest` will then mean an older one" in out
+    assert code == 0 and "will be deleted too" in out and "`restore latest` will then refuse" in out
     assert "deleted snapshot del-1 from production; deleted its archive copy" in out.lower()
     assert "del-1" not in bot.sim.state.snapshots["default_tenant"]
     assert bot.store.get_copy("production", "del-1") is None and archive_files(bot) == []
@@ -341,9 +341,9 @@ def test_backups_verify(bot) -> None:
     assert not bot.store.get_copy("production", "v-2").verified
     assert bot.store.latest_verified("production").snapshot_id == "v-1"
     code, out = bot.run("backups verify v-1")
-    assert code == 0 and "All 1 archive copies" in out
+    assert code == 0 and "The archive copy checked out." in out
     code, out = bot.run("snapshots list --search v-")
-    assert "unverified" in out
+    assert "FAILED check (damaged)" in out  # v-2 failed its check: not merely unverified
 
 
 def test_backups_verify_with_nothing(bot) -> None:

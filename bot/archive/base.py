@@ -34,7 +34,7 @@ from urllib.parse import quote
 from bot.archive.verify import HEAD_LIMIT, check_file, check_zip, head_format, read_format
 from bot.archive.receive import CHUNK_SIZE, Progress, TempFile, read_into, receive, unlink
 from bot.clock import Clock
-from bot.core import ArchiveCopy, Download
+from bot.core import ArchiveCopy, Download, size_problem
 from bot.errors import ArchiveError, BotError, CopyKept, ManagerError, NotFound
 from bot.archive.zipstream import StreamCheck
 
@@ -243,8 +243,23 @@ class Archive:
             return f"the disk quota of {folder} is exhausted after {received} bytes"
         return f"could not write to {folder}: {exc.strerror or exc}"
 
+    def _stored_size(self, location: str) -> int | None:
+        """The size of the stored file at `location` (read without reading the file); None when it is missing."""
+        raise NotImplementedError
+
+    def stored_size(self, copy: ArchiveCopy) -> int | None:
+        """The size of the copy's file as it is now (not the catalog's); None when it is missing."""
+        return self._stored_size(copy.location or self.location(copy.manager, copy.snapshot_id))
+
     def verify(self, copy: ArchiveCopy) -> ArchiveCopy:
-        """Re-check a stored copy (sha256, size, zip, metadata) and record the verdict; the catalog row."""
+        """Re-check a stored copy (size first, then sha256, zip, metadata) and record the verdict; the catalog
+        row. A file whose size is not the recorded one is named so (truncated), before any byte is read."""
+        try:
+            actual = self.stored_size(copy)
+        except ArchiveError:
+            actual = None  # the whole check below says what is wrong
+        if actual is not None and copy.size and actual != copy.size:
+            return self.store.mark_verified(copy.manager, copy.snapshot_id, False, size_problem(actual, copy.size))
         problem = ""
         try:
             with self._local_copy(copy) as path:
@@ -255,7 +270,7 @@ class Archive:
             problem = f"it cannot be read: {exc.strerror or exc}"
         else:
             if copy.size and checked.size != copy.size:
-                problem = f"it is {checked.size} bytes, but {copy.size} were stored"
+                problem = size_problem(checked.size, copy.size)
             elif copy.sha256 and checked.sha256 != copy.sha256:
                 problem = "its sha256 differs from the one recorded when it was stored (the file changed)"
         return self.store.mark_verified(copy.manager, copy.snapshot_id, not problem, problem)
@@ -312,7 +327,7 @@ class Archive:
         others.sort(key=lambda c: (c.verified, c.created_at), reverse=True)
         if not others:
             raise NotFound(f"the archive has no copy of snapshot {snapshot_id} (of any manager); "
-                           "`snapshots list` shows which snapshots have one")
+                           f"`snapshots list -m {manager}` shows which snapshots have one")
         return others[0]
 
 

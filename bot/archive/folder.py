@@ -52,6 +52,12 @@ class FolderArchive(Archive):
             return False
         return True
 
+    def _stored_size(self, location: str) -> int | None:
+        try:
+            return os.path.getsize(location)
+        except OSError:
+            return None
+
     @contextmanager
     def _local_copy(self, copy: ArchiveCopy) -> Iterator[str]:
         path = copy.location or self.location(copy.manager, copy.snapshot_id)

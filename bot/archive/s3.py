@@ -130,6 +130,18 @@ class S3Archive(Archive):
         finally:
             body.close()
 
+    def _stored_size(self, location: str) -> int | None:
+        bucket, key = self._split(location)
+        try:
+            length = self.client.head_object(Bucket=bucket, Key=key).get("ContentLength")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise ArchiveError(f"cannot read {location} ({_why(exc)})") from exc
+        except BotoCoreError as exc:
+            raise ArchiveError(f"cannot read {location} ({_why(exc)})") from exc
+        return length if isinstance(length, int) else None
+
     @contextmanager
     def _local_copy(self, copy: ArchiveCopy) -> Iterator[str]:
         location = copy.location or self.location(copy.manager, copy.snapshot_id)

@@ -145,7 +145,7 @@ def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
         if status in FINAL:
             raise Cancelled(f"{why}; execution {execution_id} had already ended {status} on {where}") from None
         raise Cancelled(f"{why}; {where} refused to cancel execution {execution_id} ({exc}): it is {status} "
-                        f"there; `executions cancel {execution_id}` tries again") from None
+                        f"there; {_typed(ctx, f'executions cancel {execution_id}')} tries again") from None
     clock = ctx.clock
     began, delay = clock.monotonic(), FIRST_INTERVAL
     status = "cancelling"
@@ -162,7 +162,14 @@ def _cancel_execution(ctx: Ctx, execution_id: str, why: Cancelled) -> None:
             raise Cancelled(f"{why}; execution {execution_id} ended {status} on {where} before the cancel took "
                             "effect")
     raise Cancelled(f"{why}; execution {execution_id} was asked to cancel on {where} and is still {status} after "
-                    f"{age(CANCEL_WAIT)}; `executions get {execution_id}` shows how it ends")
+                    f"{age(CANCEL_WAIT)}; {_typed(ctx, f'executions get {execution_id}')} shows how it ends")
+
+
+def _typed(ctx: Ctx, command: str) -> str:
+    """`command` as it runs against this operation's manager: `-m NAME` when it is not the default one."""
+    managers = ctx.settings.managers
+    default = managers[0].name if managers else ctx.manager_name
+    return f"`{command}`" if ctx.manager_name == default else f"`{command} -m {ctx.manager_name}`"
 
 
 def _lost_contact(ctx: Ctx, exc: ManagerUnreachable, since: float | None) -> float:

@@ -78,6 +78,9 @@ def verify(store: Any, out: TextIO, expect: tuple[int, str] | None = None) -> in
         if expect:
             print(f"row {expect[0]} is the one seen before ({expect[0]}:{expect[1]})", file=out)
         return 0
+    if verdict.lost:  # the chain that is left holds, but the store shows rows that are gone
+        print(f"audit log BROKEN: {verdict.reason} ({_rows(verdict.rows)} left, chain intact)", file=out)
+        return 1
     if verdict.first_bad_seq is None:  # the links hold, but keyed rows were not checked
         print(f"audit log NOT VERIFIED: {verdict.reason} ({_rows(verdict.rows)})", file=out)
         return 1

@@ -67,6 +67,7 @@ class AuditVerdict:
     keyed_rows: int = 0  # rows whose hash is an HMAC under BOT_AUDIT_KEY
     unchecked_rows: int = 0  # keyed rows whose content could not be checked (no key given)
     expected_head: str = ""  # "SEQ:HASH" that was asked to be found, when given
+    lost: bool = False  # rows are gone that the store shows existed (where in the chain is unknown)
 
     @property
     def mode(self) -> str:
@@ -332,6 +333,18 @@ class _Walk:
             return self.verdict(False, self.expect[0], f"row {self.expect[0]} (the head seen before) is missing: "
                                 f"the log has {self.rows} rows")
         return None
+
+
+def unaudited_operations(conn: sqlite3.Connection) -> tuple[int, str]:
+    """How many of the store's operations no audit row names, and the oldest one: every operation is audited
+    from its creation, so with a keyed log (which cannot be rewritten to name them) their rows were deleted."""
+    try:
+        row = conn.execute(
+            "SELECT COUNT(*), MIN(id || ' of ' || created_at) FROM operations WHERE id NOT IN "
+            "(SELECT operation_id FROM audit WHERE operation_id != '')").fetchone()
+    except sqlite3.OperationalError:  # a store without operations (an audit-only file)
+        return 0, ""
+    return int(row[0]), str(row[1] or "")
 
 
 def key_problem(conn: sqlite3.Connection, key: bytes | None) -> str:

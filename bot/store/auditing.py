@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,16 @@ class _AuditCalls(_StoreBase):
         """Check every row's hash (HMAC under `audit_key` for keyed rows) and link, the head record, and that
         the head `expect` (seq, hash) seen before is still there; streams, so memory stays flat."""
         with self._borrow() as db:
-            return audit.verify(db, self.audit_key, expect)
+            verdict = audit.verify(db, self.audit_key, expect)
+            if not verdict.ok or self.audit_key is None:
+                return verdict
+            missing, example = audit.unaudited_operations(db)
+        if missing:
+            return replace(verdict, ok=False, lost=True, reason=(
+                f"the store holds {missing} operation{'s' if missing != 1 else ''} that no audit row names "
+                f"(e.g. {example}): their rows were deleted (rows keyed with BOT_AUDIT_KEY cannot be rewritten "
+                "to name them, and the head record is not keyed)"))
+        return verdict
 
     def start_audit_chain(self) -> None:
         """At start-up: refuse a key that does not fit the log (ConfigError); when the key is new to a log of
