@@ -277,9 +277,15 @@ def report_cancelled(ctx: Ctx, client: ManagerAPI, restored: bool = True) -> str
     if not lost:
         return f"{n} cancelled by the bot, all back (scheduled again, or re-created as execution schedules)"
     if not restored:
-        return f"{n} cancelled by the bot; {len(lost)} still gone, as nothing was restored ({', '.join(lost)}; see " \
-               "the thread)"
-    return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; see the thread)"
+        return f"{n} cancelled by the bot; {len(lost)} still gone, as nothing was restored ({', '.join(lost)}; " \
+               f"{listed(ctx)})"
+    return f"{n} cancelled by the bot; {len(lost)} not brought back by the restore ({', '.join(lost)}; {listed(ctx)})"
+
+
+def listed(ctx: Ctx) -> str:
+    """Where the report's details are, for the transport the command came through: the operation's thread in
+    Slack, the lines printed above the report in the terminal (which has no thread)."""
+    return "in the thread" if ctx.inv.transport == "slack" else "listed above"
 
 
 def report_content(ctx: Ctx, client: ManagerAPI, execution: Execution, snapshot_id: str,
@@ -290,7 +296,7 @@ def report_content(ctx: Ctx, client: ManagerAPI, execution: Execution, snapshot_
     errors = _logged_errors(ctx, client, execution)
     if copy is None:
         return (f"not compared: the bot has no archive copy of {snapshot_id}, so it cannot read what the snapshot "
-                "holds; only the restore's own log (in the thread) names entities it could not restore"), False
+                f"holds; only the restore's own log ({listed(ctx)}) names entities it could not restore"), False
     try:
         with need_archive(ctx).local_copy(copy) as path:
             expected = ctx.drills.snapshot_content(path)
@@ -312,10 +318,10 @@ def report_content(ctx: Ctx, client: ManagerAPI, execution: Execution, snapshot_
         if check.extra else ""
     if problems:
         return (f"{held}: {count(len(problems), 'entity', 'entities')} of the snapshot missing or different after "
-                f"the restore (see the thread){extra}"), True
+                f"the restore ({listed(ctx)}){extra}"), True
     if errors:  # reference §2.7: an entity that was already there is not replaced; the restore logs an error
         return (f"{held}: each of the snapshot's is there by name, but the restore logged "
-                f"{count(errors, 'error')} (in the thread): an entity that was already on {ctx.manager_name} keeps "
+                f"{count(errors, 'error')} ({listed(ctx)}): an entity that was already on {ctx.manager_name} keeps "
                 f"its own content, not the snapshot's{extra}"), False
     if errors is None:
         return (f"{held}: each of the snapshot's is there by name (the restore's log could not be read, so "

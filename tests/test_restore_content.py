@@ -69,7 +69,7 @@ def test_an_entity_the_restore_did_not_bring_is_named_and_the_restore_is_reporte
     assert field(out, "content") == (
         "the snapshot holds 2 tenants, 2 blueprints, 1 deployment, 2 secrets, 1 plugin; production has 2 tenants, "
         "1 blueprint, 1 deployment, 2 secrets, 1 plugin: 1 entity of the snapshot missing or different after the "
-        "restore (see the thread)")
+        "restore (listed above)")
     assert field(out, "maintenance mode") == "deactivated"  # the restore itself ended terminated
 
 
@@ -82,7 +82,7 @@ def test_entities_already_on_the_manager_are_there_by_name_and_the_logged_confli
     [restore] = [e for e in bot.sim.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
     logged = [e for e in bot.sim.state.events if e.get("level") == "error" and e.get("execution_id") == restore["id"]]
     assert logged and len([e for e in bot.sim.state.events if e.get("level") == "error"]) > errors_before
-    assert f"but the restore logged {len(logged)} errors (in the thread): an entity that was already on " \
+    assert f"but the restore logged {len(logged)} errors (listed above): an entity that was already on " \
            "production keeps its own content, not the snapshot's" in field(out, "content")
     assert field(out, "content").startswith("the snapshot holds 3 tenants, 4 blueprints, 4 deployments, 5 secrets, "
                                             "4 plugins; production has 3 tenants, 4 blueprints")

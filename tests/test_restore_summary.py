@@ -79,7 +79,7 @@ def test_success(make_bot) -> None:
         row("scheduled executions", "1 overdue marked FAILED, 0 kept scheduled, 3 later ones marked FAILED and "
                                     "re-scheduled"),
         row("cancelled by the bot", f"4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; "
-                                    "see the thread)"),
+                                    "listed above)"),
         row("snapshots", snapshots_row(bot, before)),
         row("maintenance mode", "deactivated"),
         row("durations", "copy off 0s, maintenance 1s, restore request 0s, restore 13s, deactivate 0s; total 14s"),
@@ -120,7 +120,7 @@ def test_refused_by_the_manager_with_a_400(make_bot) -> None:
                          f"executions are running: {started[0]}. The manager left a stray pending restore execution "
                          f"({stray['id']}); the bot killed it."),
         row("cancelled by the bot", "4 cancelled by the bot; 4 still gone, as nothing was restored ("
-                                    + ", ".join(e["id"] for e in journaled) + "; see the thread)"),
+                                    + ", ".join(e["id"] for e in journaled) + "; listed above)"),
         row("maintenance mode", "turned off again (it was off before, and nothing was restored)"),
         row("durations", "copy off 0s, maintenance 1s, restore request 0s, restore not run, deactivate 0s; "
                          "total 1s"),
@@ -211,8 +211,8 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
         f"snapshot: {SNAP}",
         f"execution: {restore_of(bot)['id']} terminated",
         "scheduled executions: 1 overdue marked FAILED, 0 kept scheduled, 3 later ones marked FAILED and re-scheduled",
-        f"cancelled by the bot: 4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; see the "
-        "thread)",
+        f"cancelled by the bot: 4 cancelled by the bot; 1 not brought back by the restore ({overdue[0]}; listed "
+        "above)",  # a terminal operation, resumed as one: no thread (QA #32)
         f"snapshots: {snapshots_row(bot, before)}",
         "maintenance mode: deactivated",
         "durations: copy off 0s, maintenance 1s, restore request 0s, restore 1m, deactivate 0s; total 1m (wall "

@@ -124,6 +124,9 @@ def test_a_whole_guided_restore_costs_at_most_twenty_slack_messages(make_bot: An
         assert replies[-1]["reply_broadcast"] is True  # the result, broadcast to the channel
         [cancels] = [r for r in replies if "cancelled scheduled execution" in r["text"]]
         assert cancels["text"].count("cancelled scheduled execution") == 4 + extra  # one message, a line each
+        result = json.dumps(replies[-1])  # QA #32: Slack's report points to the thread, the terminal's does not
+        assert "not brought back by the restore (" in result and "; in the thread)" in result, result
+        assert "listed above" not in result
         messages = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.postEphemeral", "response_url")]
         edits = [c for c in fake.calls_to("chat.update") if c.params.get("ts") == op.slack_ts]
         assert len(messages) <= SLACK_MESSAGE_BUDGET, [(c.method, str(c.params.get("text"))[:80]) for c in messages]
