@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 
 class Tone(StrEnum):
@@ -125,22 +125,6 @@ class Operation:
     def requester_shown(self) -> str:
         """Who asked, by name when the store has one."""
         return self.requester_name or self.requester
-
-    if not TYPE_CHECKING:  # read-only dict-style access for code not yet written against the fields (tests)
-        def __getitem__(self, key: str) -> Any:
-            if key not in self.__dataclass_fields__:
-                raise KeyError(key)
-            value = getattr(self, key)
-            return "" if value is None else value
-
-        def get(self, key: str, default: Any = None) -> Any:
-            if key not in self.__dataclass_fields__:
-                return default
-            value = getattr(self, key)
-            return default if value is None else value
-
-        def __contains__(self, key: str) -> bool:
-            return key in self.__dataclass_fields__
 
 
 @dataclass(frozen=True)

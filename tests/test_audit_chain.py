@@ -291,7 +291,7 @@ def test_query_by_operation_starts_at_its_creation(store: Store, clock: FakeCloc
     op = store.create_operation(kind="restore", manager="prod")
     for step in ("preflight", "restore", "done"):
         clock.advance(5)
-        store.append_audit("step", actor="slack:U1", operation_id=op["id"], detail={"step": step})
+        store.append_audit("step", actor="slack:U1", operation_id=op.id, detail={"step": step})
     store.append_audit("step", actor="slack:U1", operation_id="op-gone")
-    assert [r["detail"]["step"] for r in store.query_audit(operation_id=op["id"])] == ["done", "restore", "preflight"]
+    assert [r["detail"]["step"] for r in store.query_audit(operation_id=op.id)] == ["done", "restore", "preflight"]
     assert len(store.query_audit(operation_id="op-gone")) == 1  # no operation row: the whole log is searched

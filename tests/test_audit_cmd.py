@@ -41,14 +41,14 @@ def test_a_guided_restore_leaves_a_complete_trail(make_bot) -> None:
     code, out = bot.run("restore before-change -f", yes=True, approver="bob")
     assert code == 0, out
     op = bot.store.list_operations(kinds="restore")[0]
-    rows = oldest_first(bot, operation_id=op["id"])
+    rows = oldest_first(bot, operation_id=op.id)
     events = [r["event"] for r in rows]
     for event in ("gate_shown", "gate_answered", "approved", "manager_call", "step", "outcome"):
         assert event in events, event
     assert events.count("gate_shown") == 2  # the confirmation, then the second admin's approval
     for r in rows:
         assert (r["transport"], r["channel"], r["manager"], r["command"], r["operation_id"]) == (
-            "shell", "terminal", "production", "restore", op["id"]), r
+            "shell", "terminal", "production", "restore", op.id), r
     answered = next(r for r in rows if r["event"] == "gate_answered")
     approved = next(r for r in rows if r["event"] == "approved")
     assert answered["actor"] == "shell:alice" and approved["actor"] == "shell:bob"
@@ -59,9 +59,9 @@ def test_a_guided_restore_leaves_a_complete_trail(make_bot) -> None:
     assert ("POST", "/snapshots/before-change/restore", 200) in calls
     assert ("POST", "/maintenance/deactivate", 200) in calls
     restore_call = next(r for r in rows if r["event"] == "manager_call" and r["detail"]["path"].endswith("/restore"))
-    assert restore_call["execution_id"] == op["execution_id"] != ""
+    assert restore_call["execution_id"] == op.execution_id != ""
     assert rows[-1]["event"] == "outcome" and rows[-1]["detail"]["state"] == "succeeded"
-    assert rows[-1]["execution_id"] == op["execution_id"]  # rows after the execution started name it
+    assert rows[-1]["execution_id"] == op.execution_id  # rows after the execution started name it
     assert bot.store.verify_audit().ok
 
 

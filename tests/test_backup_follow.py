@@ -32,7 +32,7 @@ def _ends_after(bot, op: dict[str, Any], sleeps: int, state: str, error: str = "
         if len(seen) == sleeps:
             bot.store.finish_run("production", DAY, state, owner=OTHER, error=error,
                                  snapshot_id=daily(0) if state == "succeeded" else "")
-            bot.store.transition(op["id"], "running", state, step="done" if state == "succeeded" else "failed",
+            bot.store.transition(op.id, "running", state, step="done" if state == "succeeded" else "failed",
                                  error=error or None)
 
     bot.clock.sleep = sleep  # type: ignore[method-assign]
@@ -45,8 +45,8 @@ def test_a_run_already_in_progress_is_followed_and_its_success_exits_0(make_bot)
     seen = _ends_after(bot, op, 3, "succeeded")
     code, out = bot.run("backups run")
     assert code == 0, out
-    assert f"the daily backup of production is already running as operation {op['id']}; following it" in out
-    assert f"The daily backup of production ran as operation {op['id']} and succeeded: done" in out
+    assert f"the daily backup of production is already running as operation {op.id}; following it" in out
+    assert f"The daily backup of production ran as operation {op.id} and succeeded: done" in out
     assert "ALERT" not in out and "Failed" not in out
     assert seen == [2.0, 2.0, 2.0]  # it polled the store every 2 s on the injected clock until the run ended
     assert bot.sim.state.executions == {} or all(e["workflow_id"] != "create_snapshot"
@@ -60,7 +60,7 @@ def test_a_followed_run_that_fails_exits_1_with_its_reason(make_bot) -> None:
     _ends_after(bot, op, 2, "failed", error="the archive folder is full")
     code, out = bot.run("backups run")
     assert code == 1, out
-    assert (f"the daily backup of production ran as operation {op['id']} and ended failed: the archive folder is "
+    assert (f"the daily backup of production ran as operation {op.id} and ended failed: the archive folder is "
             "full") in out
     assert all(e["workflow_id"] != "create_snapshot" for e in bot.sim.state.executions.values())
 
@@ -73,5 +73,5 @@ def test_a_followed_run_still_running_after_the_limit_exits_1_and_names_it(make_
     seen = _ends_after(bot, op, 10 ** 9, "succeeded")  # never ends
     code, out = bot.run("backups run")
     assert code == 1, out
-    assert f"operation {op['id']} is still running after 6h 0m; `operations` shows it" in out
+    assert f"operation {op.id} is still running after 6h 0m; `operations` shows it" in out
     assert sum(seen) == FOLLOW_LIMIT_S

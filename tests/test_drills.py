@@ -51,9 +51,9 @@ def test_a_drill_restores_the_newest_copy_on_the_target_and_passes(make_bot, tmp
     assert staging.state.maintenance["status"] == "deactivated"
     assert not [e for e in bot.sims["production"].state.executions.values()
                 if e["workflow_id"] == "restore_snapshot"]  # the source is never touched
-    [op] = [o for o in bot.store.list_operations() if o["kind"] == "backups drill"]
-    assert op["manager"] == "staging" and op["state"] == "succeeded" and op["exclusive"]
-    events = {r["event"] for r in bot.store.query_audit(limit=1000) if r.get("operation_id") == op["id"]}
+    [op] = [o for o in bot.store.list_operations() if o.kind == "backups drill"]
+    assert op.manager == "staging" and op.state == "succeeded" and op.exclusive
+    events = {r["event"] for r in bot.store.query_audit(limit=1000) if r.get("operation_id") == op.id}
     assert {"step", "manager_call", "drill", "outcome"} <= events
     assert "secret" not in out.lower() or "value" not in out  # keys are compared, values never read
 
@@ -167,14 +167,14 @@ def test_a_manager_that_is_not_a_drill_target_is_refused_and_nothing_is_touched(
     qa = bot.sims["qa"]
     assert qa.state.maintenance["status"] == "deactivated"
     assert not [e for e in qa.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
-    assert not drills(bot) and not [o for o in bot.store.list_operations() if o["kind"] == "backups drill"]
+    assert not drills(bot) and not [o for o in bot.store.list_operations() if o.kind == "backups drill"]
 
 
 def test_the_source_itself_is_refused_as_target(make_bot, tmp_path) -> None:
     bot = drill_bot(make_bot, tmp_path)
     code, out = bot.run("backups drill latest -m staging --target staging")
     assert code == 1 and "refused: staging is the drill's source" in out, out
-    assert not drills(bot) and not [o for o in bot.store.list_operations() if o["kind"] == "backups drill"]
+    assert not drills(bot) and not [o for o in bot.store.list_operations() if o.kind == "backups drill"]
 
 
 def test_no_verified_copy_means_no_drill(make_bot, tmp_path) -> None:
@@ -306,7 +306,7 @@ def test_a_slot_missed_while_down_is_caught_up_and_waits_for_a_busy_target(make_
                                       requester_name="bob", channel="", transport="shell", state="running",
                                       gate="", exclusive=True)
     assert sched.tick(clock.now()) == [] and not drills(bot)  # the target is being restored: wait
-    bot.store.transition(busy["id"], "running", "failed", error="test: it ended")
+    bot.store.transition(busy.id, "running", "failed", error="test: it ended")
     assert sched.tick(clock.now()) == ["drill:production>staging"]  # the bot was down at 04:00: caught up at 09:00
     assert drills(bot)[0].slot == "2026-11-29T04:00:00+00:00"
 
@@ -337,9 +337,9 @@ def test_a_drill_in_slack_reports_in_one_thread_and_broadcasts_the_result(make_b
         slack.command("backups drill latest --target staging", user=OPERATOR)
         slack.settle(timeout=60.0)
         parent, *replies = fake.calls_to("chat.postMessage")
-        [op] = [o for o in bot.store.list_operations() if o["kind"] == "backups drill"]
-        assert op["state"] == "succeeded" and op["slack_ts"]
-        assert replies and all(r.params["thread_ts"] == op["slack_ts"] for r in replies)
+        [op] = [o for o in bot.store.list_operations() if o.kind == "backups drill"]
+        assert op.state == "succeeded" and op.slack_ts
+        assert replies and all(r.params["thread_ts"] == op.slack_ts for r in replies)
         texts = [r.params["text"] for r in replies]
         joined = "\n".join(texts)
         for line in (f"drill: {SNAP} of production onto staging", f"uploading {SNAP} to staging",

@@ -72,8 +72,8 @@ def test_without_simulation_a_restore_waits_with_exit_3_and_says_how_to_approve(
     text = out.getvalue()
     assert code == 3, text
     op = bot.store.list_operations(limit=1)[0]
-    assert op["state"] == "pending" and op["gate"] == "approve"
-    assert f'`cfy-bot run "approve {op["id"]}"` under their own login (not alice)' in text
+    assert op.state == "pending" and op.gate == "approve"
+    assert f'`cfy-bot run "approve {op.id}"` under their own login (not alice)' in text
     assert text.count("Waiting for approval") == 1  # the card once (under Confirm), then where it waits
 
 
@@ -87,8 +87,8 @@ def test_the_follow_up_question_is_asked_where_the_user_is(make_bot) -> None:
     assert code == 1, out
     assert "maintenance mode stays ON" in out and "Type yes to confirm" not in out  # (the prompt goes to ask)
     assert bot.sim.state.maintenance["status"] == "deactivated"
-    followup = [o for o in bot.store.list_operations(limit=5) if o["kind"] == "maintenance-mode deactivate"]
-    assert followup and followup[0]["state"] == "succeeded"
+    followup = [o for o in bot.store.list_operations(limit=5) if o.kind == "maintenance-mode deactivate"]
+    assert followup and followup[0].state == "succeeded"
 
 
 def test_without_a_terminal_the_follow_up_prints_its_id_and_answer(make_bot) -> None:
@@ -101,9 +101,9 @@ def test_without_a_terminal_the_follow_up_prints_its_id_and_answer(make_bot) -> 
     code = term.run(f"restore {daily(1)} -f", yes=True, approver="bob")
     text = out.getvalue()
     assert code == 1, text
-    op = next(o for o in bot.store.list_operations(limit=5) if o["kind"] == "maintenance-mode deactivate")
-    assert f'Operation {op["id"]} waits for your answer: `cfy-bot run "confirm {op["id"]}"`' in text
-    assert op["state"] == "pending" and bot.sim.state.maintenance["status"] == "activated"
+    op = next(o for o in bot.store.list_operations(limit=5) if o.kind == "maintenance-mode deactivate")
+    assert f'Operation {op.id} waits for your answer: `cfy-bot run "confirm {op.id}"`' in text
+    assert op.state == "pending" and bot.sim.state.maintenance["status"] == "activated"
 
 
 def test_the_shell_reads_answers_where_it_reads_commands(make_bot, monkeypatch) -> None:

@@ -103,13 +103,13 @@ def test_restore_with_incident_in_the_terminal(make_bot) -> None:
     name = f"inc-20261129-restore-{SNAP}-on-production"
     assert f"incident {name} opened: this terminal" in out
     record = inc.get(bot.store, name)
-    [op] = [o for o in bot.store.list_operations() if o["kind"] == "restore"]
-    assert record["kind"] == "restore" and record["operation_id"] == op["id"] and record["mode"] == "terminal"
-    assert op["result"]["journal"]["incident_id"] == name
+    [op] = [o for o in bot.store.list_operations() if o.kind == "restore"]
+    assert record["kind"] == "restore" and record["operation_id"] == op.id and record["mode"] == "terminal"
+    assert op.journal["incident_id"] == name
     code, out = bot.run("incident close restored")
     assert code == 0, out
-    assert f"{op['id']}: verified: production is in maintenance mode (activated)" in out
-    assert f"restore {op['id']} on production ended succeeded" in out
+    assert f"{op.id}: verified: production is in maintenance mode (activated)" in out
+    assert f"restore {op.id} on production ended succeeded" in out
 
 
 def test_terminal_chat_has_no_channels() -> None:

@@ -96,8 +96,8 @@ def test_the_room_hears_notes_operations_and_the_close(slack: Any) -> None:
     assert any("Note by" in p["text"] and "db-2 disk is full" in p["text"] for p in posts(slack, room))
     assert any(c.params.get("ts") == record["card_ts"] for c in slack.fake.calls_to("chat.update"))
     run(slack, f"restore {SNAP} -f", user=ADMIN, channel=room)  # an operation started in the room reports there
-    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
-    assert op["channel"] == room and op["slack_channel"] == room
+    [op] = [o for o in slack.store.list_operations() if o.kind == "restore"]
+    assert op.channel == room and op.slack_channel == room
     run(slack, "incident close db-2 cleaned up", channel=room)
     texts = [p["text"] for p in posts(slack, room)]
     assert any("Timeline of incident" in t for t in texts)
@@ -120,8 +120,8 @@ def test_without_channels_manage_it_runs_in_a_thread_and_says_so(slack: Any) -> 
     note = next(p for p in posts(slack, "C100") if "looking at db-2" in p["text"])
     assert note["thread_ts"] == record["thread"]
     run(slack, f"restore {SNAP} -f", user=ADMIN)  # its card goes into the incident's thread
-    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
-    gate = next(p for p in posts(slack, "C100") if op["id"] in blocks_text(p))
+    [op] = [o for o in slack.store.list_operations() if o.kind == "restore"]
+    gate = next(p for p in posts(slack, "C100") if op.id in blocks_text(p))
     assert gate["thread_ts"] == record["thread"]
 
 
@@ -153,19 +153,19 @@ def test_runbook_buttons_record_who_and_redraw_the_checklist(slack: Any) -> None
 
 def test_restore_with_incident_opens_the_room_when_it_starts(slack: Any) -> None:
     run(slack, f"restore {SNAP} -f --incident", user=ADMIN)
-    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
+    [op] = [o for o in slack.store.list_operations() if o.kind == "restore"]
     assert not slack.fake.calls_to("conversations.create")  # nothing is opened for a restore nobody approved
     for action, user in (("confirm", ADMIN), ("approve", ADMIN2)):
-        assert slack.click(action, op["id"], user=user) == (200, "")
+        assert slack.click(action, op.id, user=user) == (200, "")
         slack.settle(30)
-    op = slack.store.get_operation(op["id"])
-    assert op["state"] == "succeeded", op["error"]
+    op = slack.store.get_operation(op.id)
+    assert op.state == "succeeded", op.error
     name = f"inc-20261129-restore-{SNAP}-on-production"
     [created] = [c.params["name"] for c in slack.fake.calls_to("conversations.create")]
     assert created == name
     record = json.loads(slack.store.get_mark(f"incident:{name}"))
     invited = {c.params["users"] for c in slack.fake.calls_to("conversations.invite")}
-    assert invited == {ADMIN, ADMIN2} and record["operation_id"] == op["id"]
+    assert invited == {ADMIN, ADMIN2} and record["operation_id"] == op.id
     room_texts = [p["text"] for p in posts(slack, record["room"])]
     assert any("verified: production is in maintenance mode (activated)" in t for t in room_texts)
     assert any(f"Restored {SNAP} on production" in t for t in room_texts)
@@ -184,12 +184,12 @@ def test_the_restore_button_of_cluster_down_puts_the_gate_card_in_the_channel(sl
     url = slack.fake.response_url("click-restore")
     slack.click(restore["action_id"].removeprefix("cfy_"), restore["value"], user=ADMIN, response_url=url)
     slack.settle()
-    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
-    assert op["state"] == "pending" and op["args"]["snapshot_id"] == SNAP and op["requester"] == f"slack:{ADMIN}"
-    card = next(p for p in posts(slack, "C100") if op["id"] in blocks_text(p))
+    [op] = [o for o in slack.store.list_operations() if o.kind == "restore"]
+    assert op.state == "pending" and op.args["snapshot_id"] == SNAP and op.requester == f"slack:{ADMIN}"
+    card = next(p for p in posts(slack, "C100") if op.id in blocks_text(p))
     assert '"cfy_confirm"' in blocks_text(card)  # the gate card, with its Confirm button, in the channel
     [redrawn] = slack.responses("click-restore")
-    assert redrawn["replace_original"] is True and f"operation {op['id']} is pending" in blocks_text(redrawn)
+    assert redrawn["replace_original"] is True and f"operation {op.id} is pending" in blocks_text(redrawn)
 
 
 def test_a_replayed_signed_incident_start_opens_one_incident(slack: Any) -> None:

@@ -90,26 +90,26 @@ def test_ctrl_c_in_the_shell_stops_following_and_the_operation_goes_on_to_its_en
 
     assert code == INTERRUPTED
     op = only_op(bot)
-    assert op["state"] == "running"
-    assert f"{op['id']} goes on in this shell; `operations` shows it, `cancel {op['id']}` stops it at its next " \
+    assert op.state == "running"
+    assert f"{op.id} goes on in this shell; `operations` shows it, `cancel {op.id}` stops it at its next " \
            "step" in out.getvalue()
     # while it is paused mid-way, `operations` names its owner (this shell, host:pid), its step, its last heartbeat
     listing = io.StringIO()
     assert terminal(bot, listing).run("operations") == 0
-    row = next(line for line in listing.getvalue().splitlines() if line.startswith(op["id"]))
+    row = next(line for line in listing.getvalue().splitlines() if line.startswith(op.id))
     assert f"this shell ({socket.gethostname()}:" in row and "0s ago" in row and "creating snapshot nightly-1" in row
     printed = len(out.getvalue())
     hooked.resume.set()
     wait_done(term)
     assert out.getvalue()[printed:] == ""  # nobody follows it: its later steps are not printed
-    done = bot.store.get_operation(op["id"])
-    assert done["state"] == "succeeded" and done["error"] == ""
-    outcome = bot.store.query_audit(event="outcome", operation_id=op["id"])
+    done = bot.store.get_operation(op.id)
+    assert done.state == "succeeded" and done.error == ""
+    outcome = bot.store.query_audit(event="outcome", operation_id=op.id)
     assert [row["detail"]["state"] for row in outcome] == ["succeeded"]
     assert bot.sim.state.snapshots["default_tenant"]["nightly-1"]["status"] == "created"
     assert bot.store.get_copy("production", "nightly-1").verified
     term._report_background()  # what the next prompt prints first
-    assert f"{op['id']} (no longer followed) has ended:" in out.getvalue()[printed:]
+    assert f"{op.id} (no longer followed) has ended:" in out.getvalue()[printed:]
     assert "Snapshot nightly-1 created on production, copied off and verified." in out.getvalue()[printed:]
 
 
@@ -158,9 +158,9 @@ def test_exit_with_work_running_says_what_runs_and_asks_then_waits_for_it(make_b
     assert code == 0
     op = only_op(bot)
     text = out.getvalue()
-    assert f"{op['id']} (snapshots create on production) is running in this shell, step: creating snapshot " \
+    assert f"{op.id} (snapshots create on production) is running in this shell, step: creating snapshot " \
            "nightly-1" in text
-    assert bot.store.get_operation(op["id"])["state"] == "succeeded"
+    assert bot.store.get_operation(op.id).state == "succeeded"
     after = text.split("is running in this shell, step:")[1]
     assert "execution" in after and "finished" in after  # it was followed again while the shell waited
 
@@ -180,7 +180,7 @@ def test_exit_with_work_running_and_no_terminal_waits_and_says_so(make_bot) -> N
 
     assert term.repl(read=read, tty=False) == 0
     assert "No terminal to ask (standard input is not one), so the shell waits for it to end" in out.getvalue()
-    assert only_op(bot)["state"] == "succeeded"
+    assert only_op(bot).state == "succeeded"
 
 
 def test_exit_then_cancel_stops_the_operation_and_its_execution(make_bot) -> None:
@@ -188,12 +188,12 @@ def test_exit_then_cancel_stops_the_operation_and_its_execution(make_bot) -> Non
     code, text, hooked, term = shell_session(bot, ["snapshots create nightly-1", "exit"], ["c"], tty=True)
     # the shell asked, cancel was requested, then it waited: the operation went on only to its next step
     op = only_op(bot)
-    assert code == 0 and op["state"] == "cancelled"
-    assert f"cancel requested by alice: {op['id']} stops at its next step boundary" in text
-    execution = bot.sim.state.executions[op["execution_id"]]
+    assert code == 0 and op.state == "cancelled"
+    assert f"cancel requested by alice: {op.id} stops at its next step boundary" in text
+    execution = bot.sim.state.executions[op.execution_id]
     assert execution["status"] == "cancelled"
-    assert f"execution {op['execution_id']} was cancelled on production" in op["error"]
-    assert "Snapshot nightly-1 is failed on production; `snapshots delete nightly-1` removes it." in op["error"]
+    assert f"execution {op.execution_id} was cancelled on production" in op.error
+    assert "Snapshot nightly-1 is failed on production; `snapshots delete nightly-1` removes it." in op.error
 
 
 def test_leaving_anyway_says_what_the_next_start_does(make_bot) -> None:
@@ -201,7 +201,7 @@ def test_leaving_anyway_says_what_the_next_start_does(make_bot) -> None:
     code, text, hooked, term = shell_session(bot, ["snapshots create nightly-1", "exit"], ["l"], tty=True)
     op = only_op(bot)
     assert code == 0
-    assert (f"{op['id']} is left running in this process, which ends now: the next start of cfy-bot on this data "
+    assert (f"{op.id} is left running in this process, which ends now: the next start of cfy-bot on this data "
             "folder resumes it where it was.") in text
     hooked.resume.set()  # (the test process goes on: let the worker end)
     wait_done(term)
@@ -213,7 +213,7 @@ def test_blank_answer_to_exit_goes_back_to_the_prompt(make_bot) -> None:
                                              tty=True)
     assert code == 0
     assert text.count("Wait for it (w)") == 1  # the second exit found nothing running
-    assert only_op(bot)["state"] == "succeeded"
+    assert only_op(bot).state == "succeeded"
 
 
 def test_ctrl_c_in_run_cancels_at_the_next_step_and_a_second_one_leaves(make_bot) -> None:
@@ -232,13 +232,13 @@ def test_ctrl_c_in_run_cancels_at_the_next_step_and_a_second_one_leaves(make_bot
     term._cancel_on_interrupt = cancel_then_resume  # type: ignore[method-assign]
     code = term.run("snapshots create nightly-1")
     op = only_op(bot)
-    assert code == 1 and op["state"] == "cancelled"
+    assert code == 1 and op.state == "cancelled"
     text = out.getvalue()
     assert "Following it until it stops; Ctrl-C again leaves it to the next start of cfy-bot." in text
-    assert bot.sim.state.executions[op["execution_id"]]["status"] == "cancelled"
+    assert bot.sim.state.executions[op.execution_id]["status"] == "cancelled"
     # the clock the bot runs on: the cancel took effect within seconds of being asked
-    asked = bot.store.query_audit(event="gate_answered", operation_id=op["id"])[0]["at"]
-    ended = bot.store.query_audit(event="outcome", operation_id=op["id"])[0]["at"]
+    asked = bot.store.query_audit(event="gate_answered", operation_id=op.id)[0]["at"]
+    ended = bot.store.query_audit(event="outcome", operation_id=op.id)[0]["at"]
     assert (datetime.fromisoformat(ended) - datetime.fromisoformat(asked)).total_seconds() <= 10
 
 
@@ -257,12 +257,12 @@ def test_a_second_ctrl_c_in_run_leaves_the_operation_to_the_next_start(make_bot)
     term._cancel_on_interrupt = cancel_then_press_again  # type: ignore[method-assign]
     code = term.run("snapshots create nightly-1")
     op = only_op(bot)
-    assert code == INTERRUPTED and op["state"] == "running" and op["cancel_requested"] == "shell:alice"
-    assert (f"left {op['id']} (snapshots create on production, step: creating snapshot nightly-1") in out.getvalue()
+    assert code == INTERRUPTED and op.state == "running" and op.cancel_requested == "shell:alice"
+    assert (f"left {op.id} (snapshots create on production, step: creating snapshot nightly-1") in out.getvalue()
     assert ("the next start of cfy-bot on this data folder settles it as cancelled (and asks the manager to cancel "
             "its execution if that still runs).") in out.getvalue()
     hooked.resume.set()
-    assert bot.store.get_operation(op["id"]) is not None
+    assert bot.store.get_operation(op.id) is not None
 
 
 def dead_owner() -> str:
@@ -279,7 +279,7 @@ def left_running(bot: Any, **fields: Any) -> dict[str, Any]:
                                     transport="shell", state="approved")
     journal = {"owner": dead_owner(), "snapshot_id": "nightly-1", "create_sent": True,
                "execution_id": started.id}
-    return bot.store.transition(op["id"], "approved", "running", step="creating snapshot nightly-1",
+    return bot.store.transition(op.id, "approved", "running", step="creating snapshot nightly-1",
                                 execution_id=started.id, result={"journal": journal}, **fields)
 
 
@@ -288,24 +288,24 @@ def test_operations_says_a_gone_owner_is_gone_and_the_next_start_resumes_its_ope
     op = left_running(bot)
     listing = io.StringIO()
     terminal(bot, listing).run("operations")
-    row = next(line for line in listing.getvalue().splitlines() if line.startswith(op["id"]))
-    assert f"{op['result']['journal']['owner']}: gone (last heard 0s ago); settled at the next start" in row
+    row = next(line for line in listing.getvalue().splitlines() if line.startswith(op.id))
+    assert f"{op.journal['owner']}: gone (last heard 0s ago); settled at the next start" in row
     [settled] = bot.dispatcher.operations.reconcile()  # the next start
-    assert settled["state"] == "succeeded"
+    assert settled.state == "succeeded"
 
 
 def test_a_cancel_of_a_gone_owners_operation_is_recorded_and_settled_at_the_next_start(make_bot) -> None:
     bot = make_bot()
     op = left_running(bot)
     out = io.StringIO()
-    assert terminal(bot, out, user="bob").run(f"cancel {op['id']}") == 0
-    assert f"the process that ran it ({op['result']['journal']['owner']}) is gone" in out.getvalue()
+    assert terminal(bot, out, user="bob").run(f"cancel {op.id}") == 0
+    assert f"the process that ran it ({op.journal['owner']}) is gone" in out.getvalue()
     [settled] = bot.dispatcher.operations.reconcile()
-    assert settled["state"] == "cancelled"
-    assert "the bot asked production to cancel it" in settled["error"]
+    assert settled.state == "cancelled"
+    assert "the bot asked production to cancel it" in settled.error
     bot.sim.advance()
     bot.clock.advance(5)
-    status = bot.services.managers["production"].get_execution(op["execution_id"]).status
+    status = bot.services.managers["production"].get_execution(op.execution_id).status
     assert status == "cancelled"
 
 
@@ -326,17 +326,17 @@ def test_cancel_from_another_bot_on_the_same_database_stops_the_operation_at_its
 
     def cancel_from_the_other_bot() -> None:
         op = only_op(bot)
-        assert terminal(bot, answer, user="bob", dispatcher=other).run(f"cancel {op['id']}") == 0
+        assert terminal(bot, answer, user="bob", dispatcher=other).run(f"cancel {op.id}") == 0
         hooked.resume.set()
 
     term = terminal(bot, out)
     term.sink = hooked = Hooked(out, "creating snapshot nightly-1", cancel_from_the_other_bot)
     assert term.run("snapshots create nightly-1") == 1
     op = only_op(bot)
-    assert op["state"] == "cancelled" and op["cancel_requested"] == "shell:bob"
+    assert op.state == "cancelled" and op.cancel_requested == "shell:bob"
     assert "cancel requested by bob" in answer.getvalue()
-    assert bot.sim.state.executions[op["execution_id"]]["status"] == "cancelled"
-    steps = [row["detail"]["text"] for row in bot.store.query_audit(event="step", operation_id=op["id"], limit=100)]
+    assert bot.sim.state.executions[op.execution_id]["status"] == "cancelled"
+    steps = [row["detail"]["text"] for row in bot.store.query_audit(event="step", operation_id=op.id, limit=100)]
     assert not any("finished" in s for s in steps)  # stopped at the next poll, not at the end
     other.services.store.close()
 
@@ -361,7 +361,7 @@ def test_cancel_over_http_from_another_bot(tmp_path, clock) -> None:
 
         def cancel() -> None:
             [op] = first.services.store.list_operations(kinds="snapshots create")
-            code = Terminal(other, out=answer, actor=shell_actor("bob")).run(f"cancel {op['id']}")
+            code = Terminal(other, out=answer, actor=shell_actor("bob")).run(f"cancel {op.id}")
             assert code == 0
             hooked.resume.set()
 
@@ -369,9 +369,9 @@ def test_cancel_over_http_from_another_bot(tmp_path, clock) -> None:
         term.sink = hooked = Hooked(out, "creating snapshot nightly-1", cancel)
         assert term.run("snapshots create nightly-1") == 1
         [op] = first.services.store.list_operations(kinds="snapshots create")
-        assert op["state"] == "cancelled"
-        assert f"execution {op['execution_id']} was cancelled on production" in op["error"]
-        assert sim.state.executions[op["execution_id"]]["status"] == "cancelled"
+        assert op.state == "cancelled"
+        assert f"execution {op.execution_id} was cancelled on production" in op.error
+        assert sim.state.executions[op.execution_id]["status"] == "cancelled"
         first.services.store.close()
         other.services.store.close()
 
@@ -415,7 +415,7 @@ def test_cancel_from_slack_stops_the_terminals_operation_at_its_next_step(make_b
         clicked: list[tuple[int, str]] = []
 
         def click_cancel_in_slack() -> None:
-            clicked.append(slack.click("cancel", only_op(bot)["id"]))
+            clicked.append(slack.click("cancel", only_op(bot).id))
             slack.settle()
             hooked.resume.set()
 
@@ -425,9 +425,9 @@ def test_cancel_from_slack_stops_the_terminals_operation_at_its_next_step(make_b
         assert term.run("snapshots create nightly-1") == 1
         assert clicked[0][0] == 200
         op = only_op(bot)
-        assert op["state"] == "cancelled" and op["cancel_requested"] == f"slack:{ADMIN}"
-        assert bot.sim.state.executions[op["execution_id"]]["status"] == "cancelled"
-        assert f"cancelled by {ADMIN} before the point of no return" in op["error"]
+        assert op.state == "cancelled" and op.cancel_requested == f"slack:{ADMIN}"
+        assert bot.sim.state.executions[op.execution_id]["status"] == "cancelled"
+        assert f"cancelled by {ADMIN} before the point of no return" in op.error
     finally:
         slack.close()
         other.services.store.close()
@@ -441,13 +441,13 @@ def test_the_scheduler_stopping_names_what_it_leaves_running(make_bot, capsys) -
 
     bot = make_bot()
     op = left_running(bot)
-    RUNNING_HERE.add(op["id"])
+    RUNNING_HERE.add(op.id)
     try:
         _say_left(bot.dispatcher)
     finally:
-        RUNNING_HERE.discard(op["id"])
+        RUNNING_HERE.discard(op.id)
     assert capsys.readouterr().err == (
-        f"left {op['id']} (snapshots create on production, step: creating snapshot nightly-1) running in this "
+        f"left {op.id} (snapshots create on production, step: creating snapshot nightly-1) running in this "
         "process, which exits now: the next start of cfy-bot on this data folder resumes it where it was.\n")
 
 
@@ -463,15 +463,15 @@ def test_a_cancelled_drill_is_not_a_failed_drill_and_turns_its_maintenance_mode_
 
     def cancel() -> None:
         [op] = bot.store.list_operations(kinds="backups drill")
-        assert terminal(bot, io.StringIO(), user="bob").run(f"cancel {op['id']}") == 0
+        assert terminal(bot, io.StringIO(), user="bob").run(f"cancel {op.id}") == 0
         hooked.resume.set()
 
     term = terminal(bot, out)
     term.sink = hooked = Hooked(out, "maintenance mode requested on staging", cancel)
     assert term.run(f"backups drill {snapshot}") == 1, out.getvalue()
     [op] = bot.store.list_operations(kinds="backups drill")
-    assert op["state"] == "cancelled"
-    assert op["error"].endswith("The maintenance mode the drill asked for was turned off again on staging. No drill "
+    assert op.state == "cancelled"
+    assert op.error.endswith("The maintenance mode the drill asked for was turned off again on staging. No drill "
                                 "result was recorded.")
     assert bot.store.list_drills() == []
     assert bot.sims["staging"].state.maintenance["status"] == "deactivated"

@@ -30,7 +30,7 @@ def gated(bot: Any, text: str, user: str, channel: str = "COPS") -> bool:
     out = slack(bot, text, user=user, channel=channel)
     if out.gate is None:
         return False
-    assert decide(bot, out.operation["id"], user, "reject", channel=channel).exit_code == 0
+    assert decide(bot, out.operation.id, user, "reject", channel=channel).exit_code == 0
     return True
 
 
@@ -238,7 +238,7 @@ def test_shell_role_defaults_to_viewer_and_demo_is_admin(tmp_path) -> None:
 def _pending_restore(bot: Any) -> str:
     out = slack(bot, f"restore {daily(1)} -f", user="UADMIN")
     assert out.gate == "confirm", out.reply.text
-    return out.operation["id"]
+    return out.operation.id
 
 
 def test_only_the_requester_confirms_and_only_a_second_admin_approves(team) -> None:
@@ -250,7 +250,7 @@ def test_only_the_requester_confirms_and_only_a_second_admin_approves(team) -> N
     assert "a second admin must approve" in out.reply.text
     out = decide(team, op_id, "UOPER", "approve")
     assert "needs the admin role (you are operator on production" in out.reply.text
-    assert team.store.get_operation(op_id)["state"] == "pending"
+    assert team.store.get_operation(op_id).state == "pending"
     events = [(r["event"], r["actor"], r["detail"].get("decision")) for r in reversed(
         team.store.query_audit(operation_id=op_id, limit=50))]
     assert events[:6] == [("gate_shown", "slack:UADMIN", None), ("denied", "slack:UADMIN2", "confirm"),
@@ -271,17 +271,17 @@ def test_who_may_reject_or_cancel(team) -> None:
     assert out.exit_code == 1 and "only the requester (uadmin) or an admin of production" in out.reply.text
     assert rows(team, "denied")[0]["detail"]["decision"] == "reject"
     assert decide(team, op_id, "UADMIN2", "reject").exit_code == 0
-    assert team.store.get_operation(op_id)["state"] == "cancelled"
+    assert team.store.get_operation(op_id).state == "cancelled"
 
 
 def test_a_running_operation_is_cancelled_only_by_its_requester_or_an_admin(team) -> None:
     op = team.store.create_operation(kind="maintenance-mode activate", manager="production", requester="slack:UOPER",
                                      requester_name="oper", channel="COPS", transport="slack", state="running")
-    out = decide(team, op["id"], "USTRANGER", "cancel")
+    out = decide(team, op.id, "USTRANGER", "cancel")
     assert out.exit_code == 1 and out.reply.title == "Not allowed"
-    assert not team.store.get_operation(op["id"])["cancel_requested"]
-    assert decide(team, op["id"], "UOPER", "cancel").exit_code == 0
-    assert team.store.get_operation(op["id"])["cancel_requested"] == "slack:UOPER"
+    assert not team.store.get_operation(op.id).cancel_requested
+    assert decide(team, op.id, "UOPER", "cancel").exit_code == 0
+    assert team.store.get_operation(op.id).cancel_requested == "slack:UOPER"
 
 
 def test_system_actors_are_admins(team) -> None:

@@ -135,5 +135,5 @@ def test_a_stored_operation_whose_url_secret_is_gone_fails_clearly(make_bot) -> 
                                     channel="terminal", transport="shell", state="approved")
     outcome = Operations(bot.services).run(op, NullSink())
     assert outcome.exit_code == 1 and outcome.reply.text == LOST_SECRET
-    assert bot.store.get_operation(op["id"])["state"] == "failed"
-    assert bot.store.query_audit(operation_id=op["id"], event="manager_call") == []  # the manager was not asked
+    assert bot.store.get_operation(op.id).state == "failed"
+    assert bot.store.query_audit(operation_id=op.id, event="manager_call") == []  # the manager was not asked

@@ -13,7 +13,7 @@ SNAP = f"{daily(1)}"
 
 
 def latest_op(bot, kind: str = "restore") -> dict:
-    ops = [o for o in bot.store.list_operations() if o["kind"] == kind]
+    ops = [o for o in bot.store.list_operations() if o.kind == kind]
     return ops[0]
 
 
@@ -30,14 +30,14 @@ def test_happy_path_needs_both_decisions_and_reports_everything(make_bot) -> Non
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 0, out
     op = latest_op(bot)
-    assert op["state"] == "succeeded" and op["confirmed_by"] == "shell:alice" and op["approved_by"] == "shell:bob"
+    assert op.state == "succeeded" and op.confirmed_by == "shell:alice" and op.approved_by == "shell:bob"
     assert "verified: production is in maintenance mode (activated)" in out
     assert f"restore of {daily(1)} started" in out
     assert "cancelled scheduled execution" in out  # they would have kept maintenance mode activating forever
     assert "marked FAILED" in out and "overdue" in out
     assert "production has left maintenance mode" in out and "durations" in out
     assert bot.sim.state.maintenance["status"] == "deactivated"
-    events = audit_events(bot, op["id"])
+    events = audit_events(bot, op.id)
     for needed in ("gate_shown", "gate_answered", "approved", "step", "manager_call", "outcome"):
         assert needed in events, needed
     assert bot.store.verify_audit().ok
@@ -58,35 +58,35 @@ def test_healthy_manager_activates_at_once_and_the_older_weekly_still_reports_sc
 def test_requester_cannot_approve_and_a_viewer_cannot_either(make_bot) -> None:
     bot = make_bot(env={"BOT_ADMINS": "shell:alice,shell:bob", "BOT_SHELL_ROLE": "viewer"})
     code, out = bot.run(f"restore {SNAP} -f", yes=True)  # confirmed, waiting for approval
-    assert code == 3 and f"{latest_op(bot)['id']} waits for a second admin's approval" in out
+    assert code == 3 and f"{latest_op(bot).id} waits for a second admin's approval" in out
     assert "cfy-bot run \"approve op-" in out
     op = latest_op(bot)
-    code, out = bot.run(f"approve {op['id']}", user="alice")
+    code, out = bot.run(f"approve {op.id}", user="alice")
     assert code == 1 and "second admin" in out
-    code, out = bot.run(f"approve {op['id']}", user="mallory")
+    code, out = bot.run(f"approve {op.id}", user="mallory")
     assert code == 1 and "admin" in out
-    assert latest_op(bot)["state"] == "pending" and not restore_executions(bot.sim)
-    code, out = bot.run(f"approve {op['id']}", user="bob")
-    assert code == 0 and latest_op(bot)["state"] == "succeeded"
+    assert latest_op(bot).state == "pending" and not restore_executions(bot.sim)
+    code, out = bot.run(f"approve {op.id}", user="bob")
+    assert code == 0 and latest_op(bot).state == "succeeded"
 
 
 def test_gate_expires_and_a_late_approval_starts_nothing(bot) -> None:
     bot.run(f"restore {SNAP} -f", yes=True)
     op = latest_op(bot)
     bot.clock.advance(601)
-    code, out = bot.run(f"approve {op['id']}", user="bob")
+    code, out = bot.run(f"approve {op.id}", user="bob")
     assert code == 1 and "expired" in out
-    assert latest_op(bot)["state"] == "expired" and not restore_executions(bot.sim)
+    assert latest_op(bot).state == "expired" and not restore_executions(bot.sim)
     assert bot.sim.state.maintenance["status"] == "deactivated"
 
 
 def test_reject_before_anything_happens(bot) -> None:
     bot.run(f"restore {SNAP} -f", yes=True)
     op = latest_op(bot)
-    code, out = bot.run(f"reject {op['id']}", user="bob")
+    code, out = bot.run(f"reject {op.id}", user="bob")
     assert code == 0 and "nothing was changed" in out
-    assert latest_op(bot)["state"] == "cancelled"
-    code, out = bot.run(f"approve {op['id']}", user="bob")
+    assert latest_op(bot).state == "cancelled"
+    code, out = bot.run(f"approve {op.id}", user="bob")
     assert code == 1 and "cancelled" in out
 
 
@@ -98,7 +98,7 @@ def test_twenty_concurrent_approvals_start_one_restore(bot) -> None:
 
     def click(i: int) -> None:
         barrier.wait()
-        outcome = bot.dispatcher.decide(op["id"], Actor(f"shell:admin{i}", f"admin{i}", "shell"), "approve")
+        outcome = bot.dispatcher.decide(op.id, Actor(f"shell:admin{i}", f"admin{i}", "shell"), "approve")
         results.append(outcome.exit_code)
 
     threads = [threading.Thread(target=click, args=(i,)) for i in range(20)]
@@ -108,7 +108,7 @@ def test_twenty_concurrent_approvals_start_one_restore(bot) -> None:
         t.join()
     assert results.count(0) == 1 and results.count(1) == 19
     assert len(restore_executions(bot.sim)) == 1
-    assert latest_op(bot)["state"] == "succeeded"
+    assert latest_op(bot).state == "succeeded"
 
 
 def test_second_restore_on_the_same_manager_is_told_who_runs_the_first(bot) -> None:
@@ -124,8 +124,8 @@ def test_failed_restore_keeps_maintenance_and_asks_before_deactivating(bot) -> N
     assert "database dump is corrupt" in out and "FAILED" in out
     assert bot.sim.state.maintenance["status"] == "activated"
     follow = latest_op(bot, "maintenance-mode deactivate")
-    assert follow["state"] == "pending" and follow["gate"] == "confirm"
-    code, out = bot.run(f"confirm {follow['id']}")
+    assert follow.state == "pending" and follow.gate == "confirm"
+    code, out = bot.run(f"confirm {follow.id}")
     assert code == 0 and bot.sim.state.maintenance["status"] == "deactivated"
 
 
@@ -145,7 +145,7 @@ def test_credential_change_without_fallback_says_what_to_do(bot) -> None:
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 1
     assert "CLOUDIFY_FALLBACK_PASSWORD" in out and "maintenance mode" in out
-    assert latest_op(bot)["state"] == "failed"
+    assert latest_op(bot).state == "failed"
 
 
 def test_latest_needs_a_verified_archive_copy(bot) -> None:
@@ -203,9 +203,9 @@ def test_cancel_before_the_point_of_no_return(make_bot) -> None:
 
     bot.run(f"restore {SNAP} -f", yes=True)
     op = latest_op(bot)
-    outcome = bot.dispatcher.decide(op["id"], Actor("shell:bob", "bob", "shell"), "approve", CancelWhenWaiting())
+    outcome = bot.dispatcher.decide(op.id, Actor("shell:bob", "bob", "shell"), "approve", CancelWhenWaiting())
     assert cancelled and "cancel requested" in cancelled[0].reply.text
-    assert latest_op(bot)["state"] == "cancelled" and outcome.exit_code == 1
+    assert latest_op(bot).state == "cancelled" and outcome.exit_code == 1
     assert not restore_executions(bot.sim)
     assert bot.sim.state.maintenance["status"] == "deactivated"
 
@@ -220,9 +220,9 @@ def test_cancel_after_the_point_of_no_return_is_refused(bot) -> None:
 
     bot.run(f"restore {SNAP} -f", yes=True)
     op = latest_op(bot)
-    outcome = bot.dispatcher.decide(op["id"], Actor("shell:bob", "bob", "shell"), "approve", CancelAfterStart())
+    outcome = bot.dispatcher.decide(op.id, Actor("shell:bob", "bob", "shell"), "approve", CancelAfterStart())
     assert answers and "point of no return" in answers[0].reply.text
-    assert outcome.exit_code == 0 and latest_op(bot)["state"] == "succeeded"
+    assert outcome.exit_code == 0 and latest_op(bot).state == "succeeded"
 
 
 def test_plain_snapshots_restore_refused_while_busy_kills_the_stray_execution(make_bot) -> None:
@@ -255,10 +255,10 @@ def test_restart_resumes_a_running_operation(make_bot, kind: str) -> None:
         decider, decision = alice, "confirm"
     op = latest_op(bot, kind)
     with pytest.raises(KeyboardInterrupt):
-        bot.dispatcher.operations.decide(op["id"], decider, decision, DieAfterStart())
-    assert died and latest_op(bot, kind)["state"] == "running"
+        bot.dispatcher.operations.decide(op.id, decider, decision, DieAfterStart())
+    assert died and latest_op(bot, kind).state == "running"
     settled = bot.dispatcher.operations.reconcile()
-    assert [o["state"] for o in settled] == ["succeeded"]
+    assert [o.state for o in settled] == ["succeeded"]
     assert len(restore_executions(bot.sim)) == (1 if kind == "restore" else 0)
     assert bot.store.verify_audit().ok
 

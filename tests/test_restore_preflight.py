@@ -185,7 +185,7 @@ def test_each_execution_the_bot_cancels_is_journaled_whole_and_reported_after(ma
     code, out = bot.run(f"restore {daily(1)} -f", yes=True, approver="bob")
     assert code == 0, out
     op = bot.store.list_operations(limit=1)[0]
-    journaled = op["result"]["journal"]["cancelled"]
+    journaled = op.journal["cancelled"]
     assert {e["id"] for e in journaled} == live
     for e in journaled:
         assert e["workflow_id"] and e["deployment_id"] and e["tenant_name"] and e["scheduled_for"]

@@ -42,8 +42,8 @@ def emptied(bot: Any) -> dict[str, Any]:
 
 def waiting_op(bot: Any) -> str:
     op = bot.store.list_operations(limit=1)[0]
-    assert op["state"] == "pending" and op["kind"] == "restore", op
-    return str(op["id"])
+    assert op.state == "pending" and op.kind == "restore", op
+    return str(op.id)
 
 
 def test_a_blueprint_uploaded_during_the_approval_window_stops_the_restore_before_maintenance_mode(make_bot) -> None:
@@ -67,7 +67,7 @@ def test_a_blueprint_uploaded_during_the_approval_window_stops_the_restore_befor
             f"{blueprints} and {deployments} now") in out
     assert "Nothing was changed." in out and f"`restore {snap} -f`" in out
     assert "maintenance mode requested" not in out
-    assert bot.store.get_operation(op)["state"] == "failed"
+    assert bot.store.get_operation(op).state == "failed"
 
 
 def test_the_snapshot_deleted_during_the_approval_window_stops_the_restore_touching_nothing(make_bot) -> None:
@@ -200,7 +200,7 @@ def test_the_plain_snapshots_restore_card_says_the_format_and_rechecks_after_app
     saved = emptied(bot)
     code, out = bot.run(f"snapshots restore {snap}", yes=True)
     assert code == 3 and f"{snap} is a legacy-format snapshot (7.0.5; " in out, out
-    op = bot.store.list_operations(limit=1)[0]["id"]
+    op = bot.store.list_operations(limit=1)[0].id
     bot.sim.state.blueprints.update(saved["blueprints"])
     executions = {e["id"]: e["status"] for e in bot.sim.state.executions.values()}
     row = last_row(bot)

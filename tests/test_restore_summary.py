@@ -117,8 +117,8 @@ def test_refused_by_the_manager_with_a_400(make_bot) -> None:
     client.restore_snapshot = someone_starts_a_workflow_first
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 1, out
-    [op] = [o for o in bot.store.list_operations() if o["kind"] == "restore"]
-    journaled = bot.store.get_operation(op["id"])["result"]["journal"]["cancelled"]
+    [op] = [o for o in bot.store.list_operations() if o.kind == "restore"]
+    journaled = bot.store.get_operation(op.id).journal["cancelled"]
     assert {e["id"] for e in journaled} == set(live)
     [stray] = [e for e in bot.sim.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
     assert summary(out, "ALERT Restore of production refused") == [
@@ -149,7 +149,7 @@ def test_execution_failed(make_bot) -> None:
     before = listed(bot)
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
     assert code == 1, out
-    [follow] = [o for o in bot.store.list_operations() if o["kind"] == "maintenance-mode deactivate"]
+    [follow] = [o for o in bot.store.list_operations() if o.kind == "maintenance-mode deactivate"]
     assert summary(out, "ALERT Restore of production failed") == [
         "ALERT Restore of production failed",
         row("snapshot", SNAP),
@@ -159,12 +159,12 @@ def test_execution_failed(make_bot) -> None:
         row("cancelled by the bot", "none"),
         row("snapshots", snapshots_row(bot, before)),
         row("maintenance mode", f"still ON after the failed restore; deactivation waits for confirmation "
-                                f"({follow['id']})"),
+                                f"({follow.id})"),
         row("durations", "copy off 0s, maintenance 0s, restore request 0s, restore 8s, deactivate not run; total 8s"),
     ]
     assert restore_of(bot)["status"] == "failed" and bot.sim.state.maintenance["status"] == "activated"
-    assert (f"Operation {follow['id']} waits for your answer: `cfy-bot run \"confirm {follow['id']}\"` or "
-            f"`cfy-bot run \"reject {follow['id']}\"`") in out
+    assert (f"Operation {follow.id} waits for your answer: `cfy-bot run \"confirm {follow.id}\"` or "
+            f"`cfy-bot run \"reject {follow.id}\"`") in out
 
 
 def test_version_refused_up_front(make_bot) -> None:
@@ -192,7 +192,7 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
     overdue = [i for i, e in live.items() if e["scheduled_for"] < "2026-11-29T09:00"]
     before = listed(bot)
     assert bot.run(f"restore {SNAP} -f", yes=True)[0] == 3
-    [op] = [o for o in bot.store.list_operations() if o["kind"] == "restore"]
+    [op] = [o for o in bot.store.list_operations() if o.kind == "restore"]
 
     class Dies:
         def emit(self, event: Any) -> None:
@@ -200,8 +200,8 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
                 raise KeyboardInterrupt  # the process is gone here; the row stays `running`
 
     with pytest.raises(KeyboardInterrupt):
-        bot.dispatcher.operations.decide(op["id"], Actor("shell:bob", "bob", "shell"), "approve", Dies())
-    assert bot.store.get_operation(op["id"])["state"] == "running"
+        bot.dispatcher.operations.decide(op.id, Actor("shell:bob", "bob", "shell"), "approve", Dies())
+    assert bot.store.get_operation(op.id).state == "running"
     clock.advance(60)  # the bot is down for a minute
     second = Dispatcher(build_services(bot.settings, clock=clock,
                                        transport=wsgi_transport({"production.test": bot.sim.wsgi})))
@@ -212,7 +212,7 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
             seen.append(event.text)
 
     [settled] = second.operations.reconcile(sink_for=lambda _op: Keeps())
-    assert settled["state"] == "succeeded" and len([restore_of(bot)]) == 1  # one restore, never posted twice
+    assert settled.state == "succeeded" and len([restore_of(bot)]) == 1  # one restore, never posted twice
     assert seen[0].startswith("the bot restarted; resuming restore on production at: the restore is running")
     assert seen[-1].splitlines() == [
         f"Restored {SNAP} on production (requested by alice, approved by bob).",
@@ -227,6 +227,6 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
         "durations: copy off 0s, maintenance 1s, restore request 0s, restore 1m, deactivate 0s; total 1m (wall "
         "clock, the time the bot was down included)",
     ]
-    fields = dict(bot.store.get_operation(op["id"])["result"]["fields"])  # kept with the operation
+    fields = dict(bot.store.get_operation(op.id).result["fields"])  # kept with the operation
     assert fields["maintenance mode"] == "deactivated" and fields["snapshot"] == SNAP
     assert bot.sim.state.maintenance["status"] == "deactivated"

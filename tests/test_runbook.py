@@ -152,22 +152,22 @@ def test_cluster_down_last_step_starts_the_guided_restore_of_latest(make_bot) ->
         bot.sim.state.executions = {k: e for k, e in bot.sim.state.executions.items() if e["status"] != "scheduled"}
     rid = run_id(bot.run("runbook cluster-down", user="olga")[1])
     code, out = bot.run(f"runbook do {rid} 5", user="olga")  # an operator may not restore
-    assert code == 1 and "admin" in out and not [o for o in bot.store.list_operations() if o["kind"] == "restore"]
+    assert code == 1 and "admin" in out and not [o for o in bot.store.list_operations() if o.kind == "restore"]
     code, out = bot.run(f"runbook do {rid} 5", user="alice")
     assert code == 0, out
-    [op] = [o for o in bot.store.list_operations() if o["kind"] == "restore"]
-    assert op["state"] == "pending" and op["args"]["snapshot_id"] == SNAP and op["requester"] == "shell:alice"
-    assert op["manager"] == "production"
-    assert f"alice started `restore latest -m production` (operation {op['id']})" in out
-    assert f"Type `confirm {op['id']}`" in out
-    assert f"operation {op['id']} is pending, waiting for confirmation" in out
-    assert bot.run(f"confirm {op['id']}", user="alice")[0] == 0
-    code, out = bot.run(f"approve {op['id']}", user="bob")
+    [op] = [o for o in bot.store.list_operations() if o.kind == "restore"]
+    assert op.state == "pending" and op.args["snapshot_id"] == SNAP and op.requester == "shell:alice"
+    assert op.manager == "production"
+    assert f"alice started `restore latest -m production` (operation {op.id})" in out
+    assert f"Type `confirm {op.id}`" in out
+    assert f"operation {op.id} is pending, waiting for confirmation" in out
+    assert bot.run(f"confirm {op.id}", user="alice")[0] == 0
+    code, out = bot.run(f"approve {op.id}", user="bob")
     assert code == 0, out
     assert f"uploading {daily(1)} to production from the archive copy" in out
     assert f"Restored {SNAP} on production" in out
     out = bot.run(f"runbook show {rid}")[1]
-    assert f"operation {op['id']} is succeeded" in out
+    assert f"operation {op.id} is succeeded" in out
     invoked = [r["detail"]["text"] for r in bot.store.query_audit(event="invoke", limit=50)]
     assert "restore latest -m production" in invoked  # it went through the dispatcher, as if typed
 

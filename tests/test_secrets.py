@@ -215,10 +215,10 @@ def test_no_canary_reaches_slack(tmp_path, clock, caplog) -> None:
             assert status == 200, text
             _settle(front, fake)
         op = services.store.list_operations(kinds="snapshots delete")[0]
-        send_click(url, SIGNING, "confirm", op["id"], user="UADMIN", user_name="ana", channel="COPS",
+        send_click(url, SIGNING, "confirm", op.id, user="UADMIN", user_name="ana", channel="COPS",
                    response_url=fake.response_url("click"))
         _settle(front, fake)
-        assert services.store.get_operation(op["id"])["state"] == "succeeded"
+        assert services.store.get_operation(op.id).state == "succeeded"
     finally:
         server.stop()
         front.close()

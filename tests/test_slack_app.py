@@ -96,9 +96,9 @@ def _watch(ctx: Any, args: Any) -> Reply:
 
     ctx.step("restore failed")
     op = ctx.engine.open_gate(ctx, "drop", {"snapshot_id": "leftover"})
-    ctx.sink.emit(ProgressEvent(ctx.op["id"], "gate", "confirm the clean-up", "warning", ctx.now(),
-                                {"gate": "confirm", "operation": op["id"]}))
-    return Reply(text=f"failed; clean-up waits for confirmation ({op['id']})", title="Restore failed", ok=False)
+    ctx.sink.emit(ProgressEvent(ctx.op.id, "gate", "confirm the clean-up", "warning", ctx.now(),
+                                {"gate": "confirm", "operation": op.id}))
+    return Reply(text=f"failed; clean-up waits for confirmation ({op.id})", title="Restore failed", ok=False)
 
 
 
@@ -158,9 +158,9 @@ def test_long_command_gets_parent_thread_edits_and_broadcast(slack: Any) -> None
     parent, *replies = posts
     assert "thread_ts" not in parent.params and parent.params["channel"] == "C100"
     [op] = ops(slack)
-    assert op["state"] == "succeeded"
-    assert (op["slack_channel"], op["slack_ts"]) == ("C100", "1764000000.000200")
-    assert all(r.params["thread_ts"] == op["slack_ts"] for r in replies)
+    assert op.state == "succeeded"
+    assert (op.slack_channel, op.slack_ts) == ("C100", "1764000000.000200")
+    assert all(r.params["thread_ts"] == op.slack_ts for r in replies)
     texts = [r.params["text"] for r in replies]
     assert [t.split(" ", 1)[1] for t in texts[:4]] == [
         "work on production started by uoper1", "creating snapshot", "waiting for execution",
@@ -168,7 +168,7 @@ def test_long_command_gets_parent_thread_edits_and_broadcast(slack: Any) -> None
     final = replies[-1].params
     assert final["reply_broadcast"] is True and "snapshot snap-1 created" in final["text"]
     edits = slack.fake.calls_to("chat.update")
-    assert edits and all(e.params["ts"] == op["slack_ts"] for e in edits)
+    assert edits and all(e.params["ts"] == op.slack_ts for e in edits)
     assert "succeeded" in edits[-1].params["text"]
     assert len(edits) < 5  # coalesced, not one per step
     assert slack.responses(f"cmd-{OPERATOR}") == []
@@ -241,7 +241,7 @@ def gate(slack: Any, text: str = "drop snap-1", user: str = ADMIN) -> dict[str, 
     slack.command(text, user=user)
     slack.settle()
     [op] = ops(slack)
-    assert op["state"] == "pending" and op["slack_ts"]
+    assert op.state == "pending" and op.slack_ts
     return op
 
 
@@ -259,7 +259,7 @@ def test_gate_card_is_posted_in_channel_with_only_the_id_in_buttons(slack: Any) 
     assert card.params["channel"] == "C100" and "thread_ts" not in card.params
     found = buttons(card)
     assert set(found) == {"cfy_confirm", "cfy_cancel"}
-    assert {b["value"] for b in found.values()} == {op["id"]}
+    assert {b["value"] for b in found.values()} == {op.id}
     assert found["cfy_confirm"]["confirm"]["title"]["text"] == "Are you sure?"
     assert "delete snapshot snap-1 on production" in card_text(card)
     assert slack.responses(f"cmd-{ADMIN}") == []
@@ -267,12 +267,12 @@ def test_gate_card_is_posted_in_channel_with_only_the_id_in_buttons(slack: Any) 
 
 def test_confirm_click_runs_and_edits_the_card(slack: Any) -> None:
     op = gate(slack)
-    assert slack.click("confirm", op["id"], message_ts=op["slack_ts"]) == (200, "")
+    assert slack.click("confirm", op.id, message_ts=op.slack_ts) == (200, "")
     slack.settle()
-    done = slack.store.get_operation(op["id"])
-    assert done["state"] == "succeeded" and done["confirmed_by"] == f"slack:{ADMIN}"
+    done = slack.store.get_operation(op.id)
+    assert done.state == "succeeded" and done.confirmed_by == f"slack:{ADMIN}"
     last = slack.fake.calls_to("chat.update")[-1]
-    assert last.params["ts"] == op["slack_ts"] and "succeeded" in last.params["text"]
+    assert last.params["ts"] == op.slack_ts and "succeeded" in last.params["text"]
     assert f"confirmed by <@{ADMIN}>" in card_text(last) and not buttons(last)
     replies = [c.params for c in slack.fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     assert "deleting snap-1" in replies[1]["text"] and replies[-1]["reply_broadcast"] is True
@@ -282,31 +282,31 @@ def test_confirm_click_runs_and_edits_the_card(slack: Any) -> None:
 def test_double_and_concurrent_clicks_run_once(slack: Any) -> None:
     op = gate(slack)
     users = [ADMIN] * 6
-    threads = [threading.Thread(target=slack.click, args=("confirm", op["id"]), kwargs={"user": u,
-                                "message_ts": op["slack_ts"]}) for u in users]
+    threads = [threading.Thread(target=slack.click, args=("confirm", op.id), kwargs={"user": u,
+                                "message_ts": op.slack_ts}) for u in users]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    slack.click("confirm", op.id, message_ts=op.slack_ts)
     slack.settle()
     started = [c for c in slack.fake.calls_to("chat.postMessage") if "started by" in c.params["text"]]
     assert len(started) == 1
-    steps = slack.store.query_audit(operation_id=op["id"], event="outcome")
+    steps = slack.store.query_audit(operation_id=op.id, event="outcome")
     assert len(steps) == 1
     told = slack.responses(f"click-{ADMIN}")
     assert len(told) == 6  # the clicks that lost were told where the operation stands, privately
-    assert all(t["text"].startswith("Nothing to do") and op["id"] in t["text"] for t in told)
+    assert all(t["text"].startswith("Nothing to do") and op.id in t["text"] for t in told)
     assert {t["response_type"] for t in told} == {"ephemeral"} and not any(t["replace_original"] for t in told)
     assert "succeeded" in slack.fake.calls_to("chat.update")[-1].params["text"]
 
 
 def test_click_by_someone_without_the_right(slack: Any) -> None:
     op = gate(slack)
-    slack.click("confirm", op["id"], user=OPERATOR, message_ts=op["slack_ts"])
-    slack.click("confirm", op["id"], user=ADMIN2, message_ts=op["slack_ts"])
+    slack.click("confirm", op.id, user=OPERATOR, message_ts=op.slack_ts)
+    slack.click("confirm", op.id, user=ADMIN2, message_ts=op.slack_ts)
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "pending"
+    assert slack.store.get_operation(op.id).state == "pending"
     assert "only the requester" in slack.responses(f"click-{OPERATOR}")[0]["text"]
     assert "only the requester" in slack.responses(f"click-{ADMIN2}")[0]["text"]
     for call in slack.fake.calls_to("chat.update"):  # redrawn, still waiting, buttons intact
@@ -315,21 +315,21 @@ def test_click_by_someone_without_the_right(slack: Any) -> None:
 
 def test_two_person_approval_card(slack: Any) -> None:
     op = gate(slack, "wipe snap-7")
-    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    slack.click("confirm", op.id, message_ts=op.slack_ts)
     slack.settle()
     approval = slack.fake.calls_to("chat.update")[-1]
     assert set(buttons(approval)) == {"cfy_approve", "cfy_reject"}
     assert "Approval needed" in approval.params["text"] and f"confirmed by <@{ADMIN}>" in card_text(approval)
-    slack.click("approve", op["id"], message_ts=op["slack_ts"])  # the requester cannot approve
-    slack.click("approve", op["id"], user=OPERATOR, message_ts=op["slack_ts"])  # nor a non-admin
+    slack.click("approve", op.id, message_ts=op.slack_ts)  # the requester cannot approve
+    slack.click("approve", op.id, user=OPERATOR, message_ts=op.slack_ts)  # nor a non-admin
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "pending"
+    assert slack.store.get_operation(op.id).state == "pending"
     assert "second admin" in slack.responses(f"click-{ADMIN}")[0]["text"]
     assert "needs the admin role" in slack.responses(f"click-{OPERATOR}")[0]["text"]
-    slack.click("approve", op["id"], user=ADMIN2, message_ts=op["slack_ts"])
+    slack.click("approve", op.id, user=ADMIN2, message_ts=op.slack_ts)
     slack.settle()
-    done = slack.store.get_operation(op["id"])
-    assert done["state"] == "succeeded" and done["approved_by"] == f"slack:{ADMIN2}"
+    done = slack.store.get_operation(op.id)
+    assert done.state == "succeeded" and done.approved_by == f"slack:{ADMIN2}"
     final = slack.fake.calls_to("chat.update")[-1]
     assert f"approved by <@{ADMIN2}>" in card_text(final) and "succeeded" in final.params["text"]
     assert slack.fake.calls_to("chat.postMessage")[-1].params["reply_broadcast"] is True
@@ -337,11 +337,11 @@ def test_two_person_approval_card(slack: Any) -> None:
 
 def test_reject_cancels_and_says_who(slack: Any) -> None:
     op = gate(slack, "wipe snap-7")
-    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    slack.click("confirm", op.id, message_ts=op.slack_ts)
     slack.settle()
-    slack.click("reject", op["id"], user=ADMIN2, message_ts=op["slack_ts"])
+    slack.click("reject", op.id, user=ADMIN2, message_ts=op.slack_ts)
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "cancelled"
+    assert slack.store.get_operation(op.id).state == "cancelled"
     last = slack.fake.calls_to("chat.update")[-1]
     assert "cancelled" in last.params["text"] and f"cancelled by <@{ADMIN2}>" in card_text(last)
     assert not buttons(last)
@@ -351,9 +351,9 @@ def test_reject_cancels_and_says_who(slack: Any) -> None:
 def test_click_on_an_expired_card(slack: Any, clock: Any) -> None:
     op = gate(slack)
     clock.advance(601)
-    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    slack.click("confirm", op.id, message_ts=op.slack_ts)
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "expired"
+    assert slack.store.get_operation(op.id).state == "expired"
     last = slack.fake.calls_to("chat.update")[-1]
     assert "expired" in last.params["text"] and not buttons(last)
     assert "is expired" in slack.responses(f"click-{ADMIN}")[0]["text"]
@@ -369,7 +369,7 @@ def test_expire_cards_edits_cards_of_expired_gates(slack: Any, clock: Any) -> No
     assert expire_cards(slack.services, slack.front.client, slack.front.outbox) == 1
     slack.settle()
     [edit] = slack.fake.calls_to("chat.update")
-    assert edit.params["ts"] == op["slack_ts"] and "expired" in edit.params["text"] and not buttons(edit)
+    assert edit.params["ts"] == op.slack_ts and "expired" in edit.params["text"] and not buttons(edit)
     assert expire_cards(slack.services, slack.front.client) == 0  # once
 
 
@@ -385,26 +385,26 @@ def test_click_on_an_unknown_operation(slack: Any) -> None:
 def test_follow_up_gate_card_goes_into_the_thread(slack: Any) -> None:
     slack.command("watch")
     slack.settle()
-    first, followup = sorted(ops(slack), key=lambda o: o["kind"] != "watch")
-    root = first["slack_ts"]
+    first, followup = sorted(ops(slack), key=lambda o: o.kind != "watch")
+    root = first.slack_ts
     [card] = [c for c in slack.fake.calls_to("chat.postMessage") if "cfy_confirm" in buttons(c)]
-    assert card.params["thread_ts"] == root and {b["value"] for b in buttons(card).values()} == {followup["id"]}
-    followup = slack.store.get_operation(followup["id"])
-    assert followup["slack_ts"] and followup["slack_ts"] != root
-    slack.click("confirm", followup["id"], message_ts=followup["slack_ts"])
+    assert card.params["thread_ts"] == root and {b["value"] for b in buttons(card).values()} == {followup.id}
+    followup = slack.store.get_operation(followup.id)
+    assert followup.slack_ts and followup.slack_ts != root
+    slack.click("confirm", followup.id, message_ts=followup.slack_ts)
     slack.settle()
-    assert slack.store.get_operation(followup["id"])["state"] == "succeeded"
+    assert slack.store.get_operation(followup.id).state == "succeeded"
     later = [c.params for c in slack.fake.calls_to("chat.postMessage") if "deleting leftover" in c.params["text"]]
     assert [p["thread_ts"] for p in later] == [root]  # steps of the follow-up stay in the one thread
     edited = {c.params["ts"] for c in slack.fake.calls_to("chat.update")}
-    assert followup["slack_ts"] in edited
+    assert followup.slack_ts in edited
 
 
 def test_a_confirmed_operation_that_fails_is_broadcast(slack: Any) -> None:
     op = gate(slack, "burn")
-    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    slack.click("confirm", op.id, message_ts=op.slack_ts)
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "failed"
+    assert slack.store.get_operation(op.id).state == "failed"
     final = slack.fake.calls_to("chat.postMessage")[-1].params
     assert final["reply_broadcast"] is True and "production refused: 409" in final["text"]
     assert "failed" in slack.fake.calls_to("chat.update")[-1].params["text"]
@@ -421,8 +421,8 @@ def test_recover_after_a_restart_edits_the_same_cards(slack: Any, clock: Any) ->
     clock.advance(1000)  # the other host has not touched them for long: orphaned
     slack.front.recover()
     slack.settle()
-    states = {o["id"]: o["state"] for o in ops(slack)}
-    assert states == {resumed["id"]: "succeeded", settled["id"]: "failed", unstarted["id"]: "failed"}
+    states = {o.id: o.state for o in ops(slack)}
+    assert states == {resumed.id: "succeeded", settled.id: "failed", unstarted.id: "failed"}
     last = {}
     for c in slack.fake.calls_to("chat.update"):
         last[c.params["ts"]] = c.params["text"]
@@ -464,7 +464,7 @@ def test_announce_and_a_sink_for_scheduled_work(slack: Any) -> None:
     posts = [c.params for c in slack.fake.calls_to("chat.postMessage")]
     assert posts[0]["channel"] == "CSUMMARY" and "last good backup" in posts[0]["text"]
     [op] = ops(slack)
-    assert op["slack_channel"] == "CSUMMARY" and any(p.get("thread_ts") == op["slack_ts"] for p in posts)
+    assert op.slack_channel == "CSUMMARY" and any(p.get("thread_ts") == op.slack_ts for p in posts)
 
 
 def test_a_reply_button_runs_its_command_as_the_clicker(slack: Any) -> None:
@@ -476,5 +476,5 @@ def test_a_reply_button_runs_its_command_as_the_clicker(slack: Any) -> None:
         assert post(slack.url, body, signed_headers(SECRET, body)) == (200, "")
     slack.settle()
     [op] = ops(slack)
-    assert op["requester"] == f"slack:{OPERATOR}" and op["state"] == "succeeded"
+    assert op.requester == f"slack:{OPERATOR}" and op.state == "succeeded"
     assert "needs the operator role" in slack.responses(f"run-{VIEWER}")[0]["text"]

@@ -59,15 +59,15 @@ def test_a_gated_command_posts_its_card_and_the_confirm_click_runs_it(slack: Any
     slack.settle()
     [op] = ops(slack)
     [card] = posts(slack)
-    assert op["requester"] == f"slack:{ADMIN}" and op["state"] == "pending" and op["slack_ts"]
+    assert op.requester == f"slack:{ADMIN}" and op.state == "pending" and op.slack_ts
     assert "thread_ts" not in card and card["channel"] == "C100"  # in the channel, as /cfy posts it
     assert set(buttons(slack.fake.calls_to("chat.postMessage")[0])) == {"cfy_confirm", "cfy_cancel"}
-    assert body["event"]["ts"] != op["slack_ts"]
-    slack.click("confirm", op["id"], user=ADMIN, message_ts=op["slack_ts"])
+    assert body["event"]["ts"] != op.slack_ts
+    slack.click("confirm", op.id, user=ADMIN, message_ts=op.slack_ts)
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "succeeded"
+    assert slack.store.get_operation(op.id).state == "succeeded"
     assert "succeeded" in slack.fake.calls_to("chat.update")[-1].params["text"]
-    assert any(p.get("thread_ts") == op["slack_ts"] and p.get("reply_broadcast") for p in posts(slack))
+    assert any(p.get("thread_ts") == op.slack_ts and p.get("reply_broadcast") for p in posts(slack))
 
 
 def test_a_viewer_asking_for_an_admin_command_is_told_as_with_cfy(slack: Any) -> None:

@@ -150,7 +150,7 @@ def test_ack_does_not_wait_for_slow_slack(slack: Any, fake: FakeSlack) -> None:
     finally:
         fake.paused.set()
     slack.settle(20)
-    assert ops(slack)[0]["state"] == "succeeded"
+    assert ops(slack)[0].state == "succeeded"
 
 
 def test_busy_operations_do_not_starve_commands(slack: Any) -> None:
@@ -158,15 +158,15 @@ def test_busy_operations_do_not_starve_commands(slack: Any) -> None:
     try:
         for _ in range(8):  # more than Bolt's five listener threads
             assert slack.command("hold", user=OPERATOR) == (200, "")
-        assert slack.fake.wait_for(lambda f: len([o for o in ops(slack) if o["state"] == "running"]) == 8)
+        assert slack.fake.wait_for(lambda f: len([o for o in ops(slack) if o.state == "running"]) == 8)
         assert slack.command("ping", user=OPERATOR) == (200, "")
         # answered while all eight still hold their threads: nothing waits for them
         assert slack.fake.wait_for(lambda f: f.calls_to("response_url"), timeout=5)
-        assert len([o for o in ops(slack) if o["state"] == "running"]) == 8
+        assert len([o for o in ops(slack) if o.state == "running"]) == 8
     finally:
         RELEASE.set()
     slack.settle()
-    assert {o["state"] for o in ops(slack)} == {"succeeded"}
+    assert {o.state for o in ops(slack)} == {"succeeded"}
 
 
 def test_operations_beyond_the_pool_are_told_they_wait(tmp_path: Any, clock: Any, fake: FakeSlack) -> None:
@@ -175,7 +175,7 @@ def test_operations_beyond_the_pool_are_told_they_wait(tmp_path: Any, clock: Any
     try:
         for _ in range(2):
             bot.command("hold", user=OPERATOR)
-        assert fake.wait_for(lambda f: len([o for o in ops(bot) if o["state"] == "running"]) == 2)
+        assert fake.wait_for(lambda f: len([o for o in ops(bot) if o.state == "running"]) == 2)
         bot.command("hold", user=OPERATOR)
         assert fake.wait_for(lambda f: bot.responses(f"cmd-{OPERATOR}"))
         [queued] = bot.responses(f"cmd-{OPERATOR}")
@@ -183,7 +183,7 @@ def test_operations_beyond_the_pool_are_told_they_wait(tmp_path: Any, clock: Any
     finally:
         RELEASE.set()
     bot.settle()
-    assert [o["state"] for o in ops(bot)] == ["succeeded"] * 3
+    assert [o.state for o in ops(bot)] == ["succeeded"] * 3
     bot.close()
 
 
@@ -192,7 +192,7 @@ def test_web_api_errors_never_break_the_operation(slack: Any, fake: FakeSlack, c
     fake.fail("chat.update", "message_not_found", times=5)
     slack.command("work", user=OPERATOR)
     slack.settle()
-    assert ops(slack)[0]["state"] == "succeeded"
+    assert ops(slack)[0].state == "succeeded"
     [private] = slack.responses(f"cmd-{OPERATOR}")  # the result reached the requester anyway
     assert "snapshot snap-1 created" in private["text"]
     assert "not_in_channel" in caplog.text
@@ -204,10 +204,10 @@ def test_gate_card_falls_back_to_a_private_card(slack: Any, fake: FakeSlack) -> 
     slack.settle()
     [card] = slack.responses(f"cmd-{ADMIN}")
     [op] = ops(slack)
-    assert {b["value"] for b in _buttons(card)} == {op["id"]} and not op["slack_ts"]
-    slack.click("confirm", op["id"], message_ts="1.1", ephemeral=True)
+    assert {b["value"] for b in _buttons(card)} == {op.id} and not op.slack_ts
+    slack.click("confirm", op.id, message_ts="1.1", ephemeral=True)
     slack.settle()
-    assert slack.store.get_operation(op["id"])["state"] == "succeeded"
+    assert slack.store.get_operation(op.id).state == "succeeded"
     replaced = [r for r in slack.responses(f"click-{ADMIN}") if r.get("replace_original")]
     assert replaced and "succeeded" in replaced[-1]["text"]
 

@@ -29,14 +29,14 @@ def _failed_restore(slack: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     slack.sim.faults.fail_next("restore_snapshot", "pg_restore: could not connect")
     slack.command(f"restore {daily(1)} -f")
     slack.settle(30)
-    [op] = [o for o in slack.store.list_operations() if o["kind"] == "restore"]
-    slack.click("confirm", op["id"], message_ts=op["slack_ts"])
+    [op] = [o for o in slack.store.list_operations() if o.kind == "restore"]
+    slack.click("confirm", op.id, message_ts=op.slack_ts)
     slack.settle(30)
-    slack.click("approve", op["id"], user=ADMIN2, message_ts=op["slack_ts"])
+    slack.click("approve", op.id, user=ADMIN2, message_ts=op.slack_ts)
     slack.settle(60)
-    done = slack.store.get_operation(op["id"])
-    assert done["state"] == "failed", done
-    follow = next(o for o in slack.store.list_operations() if o["kind"] == "maintenance-mode deactivate")
+    done = slack.store.get_operation(op.id)
+    assert done.state == "failed", done
+    follow = next(o for o in slack.store.list_operations() if o.kind == "maintenance-mode deactivate")
     return done, follow
 
 
@@ -46,7 +46,7 @@ def test_the_failed_restore_names_both_people_alike_and_the_follow_up_says_who_c
     broadcast = [c.params for c in fake.calls_to("chat.postMessage") if c.params.get("reply_broadcast")][-1]
     assert (f"The restore of {daily(1)} on production FAILED (requested by {ADMIN.lower()}, approved by "
             f"{ADMIN2.lower()}).") in broadcast["text"], broadcast["text"]
-    card = next(c.params for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts") == done["slack_ts"]
+    card = next(c.params for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts") == done.slack_ts
                 and "maintenance-mode deactivate" in c.params["text"])
     assert f"Only <@{ADMIN}>, who requested it, can confirm" in json.dumps(card["blocks"])
 
@@ -61,14 +61,14 @@ def test_an_unanswered_deactivation_alerts_in_the_thread_and_the_alert_channel(s
                         slack.front.dispatcher.operations) == 1
     slack.settle(30)
     said = f"{slack.sim.state.maintenance['status']}"
-    text = (f"{follow['id']} (maintenance-mode deactivate) expired at {follow['expires_at'][11:16]} UTC unanswered: "
+    text = (f"{follow.id} (maintenance-mode deactivate) expired at {follow.expires_at[11:16]} UTC unanswered: "
             f"production is still in maintenance mode ({said}), so its backups and changes wait; "
             "`maintenance-mode deactivate` ends it.")
     posts = [c.params for c in fake.calls_to("chat.postMessage") if text in c.params["text"]]
     assert {p["channel"] for p in posts} == {"C100", ALERTS}, posts
-    assert [p.get("thread_ts") for p in posts if p["channel"] == "C100"] == [done["slack_ts"]]  # the restore's
-    expired = slack.store.get_operation(follow["id"])
-    assert expired["state"] == "expired" and expired["error"] == text
+    assert [p.get("thread_ts") for p in posts if p["channel"] == "C100"] == [done.slack_ts]  # the restore's
+    expired = slack.store.get_operation(follow.id)
+    assert expired.state == "expired" and expired.error == text
     assert expire_cards(slack.services, slack.front.client, slack.front.outbox,
                         slack.front.dispatcher.operations) == 0
     slack.settle(30)

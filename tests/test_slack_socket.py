@@ -136,14 +136,14 @@ def test_envelopes_are_acked_at_once_and_answered(socket_bot: Any, fake: FakeSla
     socket_bot.settle()
     assert "pong" in socket_bot.responses("s")[0]["text"]
     [op] = ops(socket_bot)
-    assert op["requester"] == f"slack:{ADMIN}" and op["state"] == "pending"
+    assert op.requester == f"slack:{ADMIN}" and op.state == "pending"
     from bot.slack.fake import action_payload
 
-    click = ws.push("interactive", action_payload("confirm", op["id"], user=ADMIN, message_ts=op["slack_ts"],
+    click = ws.push("interactive", action_payload("confirm", op.id, user=ADMIN, message_ts=op.slack_ts,
                                                   response_url=fake.response_url("c")))
     assert ws.wait_ack(click, timeout=3) == {"envelope_id": click}
     socket_bot.settle()
-    assert socket_bot.store.get_operation(op["id"])["state"] == "succeeded"
+    assert socket_bot.store.get_operation(op.id).state == "succeeded"
 
 
 def test_connection_drops_are_logged_down_then_back(fake: FakeSlack, ws: SocketSlack, caplog: Any) -> None:
@@ -293,7 +293,7 @@ def test_sigterm_does_not_wait_for_a_running_operation(tmp_path: Path, fake: Fak
     store = Store(tmp_path / "bot" / "cfy-bot.db")
     try:
         [op] = store.list_operations()
-        assert op["state"] == "running"  # left for the next start to pick up, as after a crash
+        assert op.state == "running"  # left for the next start to pick up, as after a crash
     finally:
         store.close()
     sim.close()

@@ -43,11 +43,11 @@ def test_socket_mode_command_and_click(tmp_path: Any, clock: Any, fake: FakeSlac
         assert resp.status == 200
         bot.settle()
         [op] = ops(bot)
-        click = action_payload("confirm", op["id"], user=ADMIN, message_ts=op["slack_ts"],
+        click = action_payload("confirm", op.id, user=ADMIN, message_ts=op.slack_ts,
                                response_url=fake.response_url("sock-click"))
         assert bot.app.dispatch(BoltRequest(body=click, mode="socket_mode")).status == 200
         bot.settle()
-        assert bot.store.get_operation(op["id"])["state"] == "succeeded"
+        assert bot.store.get_operation(op.id).state == "succeeded"
         assert "succeeded" in fake.calls_to("chat.update")[-1].params["text"]
     finally:
         bot.close()
@@ -70,7 +70,7 @@ def test_user_group_grants_are_read_from_slack_and_cached(tmp_path: Any, clock: 
         bot.command("drop snap-1", user="UGROUPIE")
         bot.command("drop snap-2", user="UNOBODY")
         bot.settle()
-        assert [o["requester"] for o in ops(bot)] == ["slack:UGROUPIE"]
+        assert [o.requester for o in ops(bot)] == ["slack:UGROUPIE"]
         assert "needs the admin role" in bot.responses("cmd-UNOBODY")[0]["text"]
         assert len(fake.calls_to("usergroups.list")) == 1
         assert fake.calls_to("usergroups.list")[0].params["include_users"] in (True, "true", "1")
@@ -95,7 +95,7 @@ def test_missing_usergroups_scope_fails_closed(tmp_path: Any, clock: Any, fake: 
         clock.advance(60)  # a failed read is tried again after a minute; the scope was granted meanwhile
         bot.command("drop snap-1", user="UGROUPIE")
         bot.settle()
-        assert [o["requester"] for o in ops(bot)] == ["slack:UGROUPIE"]
+        assert [o.requester for o in ops(bot)] == ["slack:UGROUPIE"]
     finally:
         bot.close()
 

@@ -65,13 +65,13 @@ def test_schema_is_created_once_and_versioned(tmp_path: Path) -> None:
 def test_create_and_read_back_an_operation(store: Store, clock: FakeClock) -> None:
     op = store.create_operation(kind="snapshots create", manager="prod", requester="shell:bob",
                                 args={"snapshot_id": "s1", "flags": ["-f"]}, point_of_no_return=False)
-    assert op["id"].startswith("op-") and len(op["id"]) == 9
-    assert op["state"] == "pending" and op["args"] == {"snapshot_id": "s1", "flags": ["-f"]}
-    assert op["result"] == {} and op["point_of_no_return"] is False and op["exclusive"] is False
-    assert op["created_at"] == op["updated_at"] == "2026-11-18T11:06:40.000000Z"
-    assert store.get_operation(op["id"]) == op
+    assert op.id.startswith("op-") and len(op.id) == 9
+    assert op.state == "pending" and op.args == {"snapshot_id": "s1", "flags": ["-f"]}
+    assert op.result == {} and op.point_of_no_return is False and op.exclusive is False
+    assert op.created_at == op.updated_at == "2026-11-18T11:06:40.000000Z"
+    assert store.get_operation(op.id) == op
     assert store.get_operation("op-nope") is None
-    assert store.create_operation(kind="x", state="approved")["state"] == "approved"
+    assert store.create_operation(kind="x", state="approved").state == "approved"
 
 
 def test_bad_fields_and_states_are_programming_errors(store: Store) -> None:
@@ -79,59 +79,59 @@ def test_bad_fields_and_states_are_programming_errors(store: Store) -> None:
     with pytest.raises(ValueError):
         store.create_operation(manager="prod")  # no kind
     with pytest.raises(ValueError):
-        store.transition(op["id"], "pending", "done")
+        store.transition(op.id, "pending", "done")
     with pytest.raises(ValueError):
-        store.transition(op["id"], "succeeded", "running")  # final states are final
+        store.transition(op.id, "succeeded", "running")  # final states are final
     with pytest.raises(ValueError):
-        store.update_operation(op["id"], "pending", colour="red")
+        store.update_operation(op.id, "pending", colour="red")
     with pytest.raises(ValueError):
-        store.update_operation(op["id"], "pending", state="running")
+        store.update_operation(op.id, "pending", state="running")
     with pytest.raises(TypeError):
-        store.update_operation(op["id"], "pending", result=["not", "a", "dict"])
+        store.update_operation(op.id, "pending", result=["not", "a", "dict"])
 
 
 def test_transition_is_compare_and_set(store: Store, clock: FakeClock) -> None:
     op = _restore(store)
     clock.advance(5)
-    approved = store.transition(op["id"], "pending", "approved", approved_by="slack:U2",
+    approved = store.transition(op.id, "pending", "approved", approved_by="slack:U2",
                                 approved_at=clock.now())
-    assert approved["state"] == "approved" and approved["approved_by"] == "slack:U2"
-    assert approved["updated_at"] > op["updated_at"] and approved["finished_at"] == ""
-    assert store.transition(op["id"], "pending", "approved") is None  # second click: nothing changes
-    running = store.transition(op["id"], ("approved", "pending"), "running", step="preflight")
-    assert running["step"] == "preflight"
-    done = store.transition(op["id"], "running", "succeeded", result={"restored": "s1"})
-    assert done["finished_at"] == done["updated_at"] and done["result"] == {"restored": "s1"}
+    assert approved.state == "approved" and approved.approved_by == "slack:U2"
+    assert approved.updated_at > op.updated_at and approved.finished_at == ""
+    assert store.transition(op.id, "pending", "approved") is None  # second click: nothing changes
+    running = store.transition(op.id, ("approved", "pending"), "running", step="preflight")
+    assert running.step == "preflight"
+    done = store.transition(op.id, "running", "succeeded", result={"restored": "s1"})
+    assert done.finished_at == done.updated_at and done.result == {"restored": "s1"}
     assert store.transition("op-unknown", "pending", "approved") is None
 
 
 def test_gate_is_part_of_the_compare_and_set(store: Store) -> None:
     op = _restore(store)
-    assert store.transition(op["id"], "pending", "pending", expect_gate="approve", gate="") is None
-    new = store.transition(op["id"], "pending", "pending", expect_gate="confirm", gate="approve",
+    assert store.transition(op.id, "pending", "pending", expect_gate="approve", gate="") is None
+    new = store.transition(op.id, "pending", "pending", expect_gate="confirm", gate="approve",
                            confirmed_by="slack:U1")
-    assert new["gate"] == "approve" and new["confirmed_by"] == "slack:U1"
-    assert store.transition(op["id"], "pending", "approved", expect_gate="confirm") is None
+    assert new.gate == "approve" and new.confirmed_by == "slack:U1"
+    assert store.transition(op.id, "pending", "approved", expect_gate="confirm") is None
 
 
 def test_update_operation_only_in_the_expected_state(store: Store) -> None:
     op = _restore(store, state="running")
-    updated = store.update_operation(op["id"], "running", step="restoring", execution_id="e1", slack_ts="1.2",
+    updated = store.update_operation(op.id, "running", step="restoring", execution_id="e1", slack_ts="1.2",
                                      point_of_no_return=True, cancel_requested="slack:U3")
-    assert updated["step"] == "restoring" and updated["point_of_no_return"] is True
-    assert updated["state"] == "running" and updated["cancel_requested"] == "slack:U3"
-    assert store.update_operation(op["id"], "pending", step="nope") is None
-    assert store.get_operation(op["id"])["step"] == "restoring"
+    assert updated.step == "restoring" and updated.point_of_no_return is True
+    assert updated.state == "running" and updated.cancel_requested == "slack:U3"
+    assert store.update_operation(op.id, "pending", step="nope") is None
+    assert store.get_operation(op.id).step == "restoring"
 
 
 def test_twenty_threads_one_winner(store: Store) -> None:
     for _round in range(5):
         op = store.create_operation(kind="snapshots delete", manager="prod")
-        results = _together(20, lambda i, op=op: store.transition(op["id"], "pending", "approved",
+        results = _together(20, lambda i, op=op: store.transition(op.id, "pending", "approved",
                                                                    approved_by=f"slack:U{i}"))
         winners = [r for r in results if r is not None]
         assert len(winners) == 1
-        assert store.get_operation(op["id"])["approved_by"] == winners[0]["approved_by"]
+        assert store.get_operation(op.id).approved_by == winners[0].approved_by
 
 
 def test_list_and_unfinished_operations(store: Store, clock: FakeClock) -> None:
@@ -139,12 +139,12 @@ def test_list_and_unfinished_operations(store: Store, clock: FakeClock) -> None:
     for state, manager, kind in [("pending", "prod", "restore"), ("running", "prod", "snapshots create"),
                                  ("succeeded", "prod", "restore"), ("approved", "staging", "restore")]:
         clock.advance(1)
-        ids.append(store.create_operation(kind=kind, manager=manager, state=state)["id"])
-    assert [o["id"] for o in store.list_operations()] == ids[::-1]  # newest first
-    assert [o["id"] for o in store.unfinished_operations()] == [ids[3], ids[1], ids[0]]
-    assert [o["id"] for o in store.list_operations(manager="prod", kinds=["restore"])] == [ids[2], ids[0]]
-    assert [o["id"] for o in store.list_operations(states="running")] == [ids[1]]
-    assert [o["id"] for o in store.list_operations(kinds="restore", states=["approved"])] == [ids[3]]
+        ids.append(store.create_operation(kind=kind, manager=manager, state=state).id)
+    assert [o.id for o in store.list_operations()] == ids[::-1]  # newest first
+    assert [o.id for o in store.unfinished_operations()] == [ids[3], ids[1], ids[0]]
+    assert [o.id for o in store.list_operations(manager="prod", kinds=["restore"])] == [ids[2], ids[0]]
+    assert [o.id for o in store.list_operations(states="running")] == [ids[1]]
+    assert [o.id for o in store.list_operations(kinds="restore", states=["approved"])] == [ids[3]]
     assert len(store.list_operations(limit=2)) == 2
 
 
@@ -157,31 +157,31 @@ def test_one_exclusive_operation_per_manager(store: Store) -> None:
         store.create_operation(kind="maintenance-mode activate", manager="prod", requester="slack:U9",
                                exclusive=True)
     message = str(caught.value)
-    assert first["id"] in message and "restore" in message and "Alice" in message
-    assert caught.value.operation["id"] == first["id"]
-    assert store.manager_lock_holder("prod")["id"] == first["id"]
+    assert first.id in message and "restore" in message and "Alice" in message
+    assert caught.value.operation.id == first.id
+    assert store.manager_lock_holder("prod").id == first.id
     # other managers and non-exclusive work are not blocked
     _restore(store, manager="staging")
     store.create_operation(kind="snapshots list", manager="prod")
     # the lock goes with the operation's end
-    store.transition(first["id"], "pending", "cancelled", decided_by="slack:U1")
+    store.transition(first.id, "pending", "cancelled", decided_by="slack:U1")
     assert store.manager_lock_holder("prod") is None
-    assert _restore(store)["state"] == "pending"
+    assert _restore(store).state == "pending"
 
 
 def test_claim_manager_lock_on_an_existing_operation(store: Store) -> None:
     holder = _restore(store)
     other = store.create_operation(kind="maintenance-mode activate", manager="prod")
-    with pytest.raises(OperationError, match=holder["id"]):
-        store.claim_manager_lock(other["id"])
-    assert store.get_operation(other["id"])["exclusive"] is False
-    store.transition(holder["id"], "pending", "expired")
-    assert store.claim_manager_lock(other["id"])["exclusive"] is True
+    with pytest.raises(OperationError, match=holder.id):
+        store.claim_manager_lock(other.id)
+    assert store.get_operation(other.id).exclusive is False
+    store.transition(holder.id, "pending", "expired")
+    assert store.claim_manager_lock(other.id).exclusive is True
     with pytest.raises(NotFound):
         store.claim_manager_lock("op-000000")
-    store.transition(other["id"], "pending", "cancelled")
+    store.transition(other.id, "pending", "cancelled")
     with pytest.raises(OperationError, match="already cancelled"):
-        store.claim_manager_lock(other["id"])
+        store.claim_manager_lock(other.id)
 
 
 def test_exclusive_create_from_twenty_threads(store: Store) -> None:
@@ -189,7 +189,7 @@ def test_exclusive_create_from_twenty_threads(store: Store) -> None:
     winners = [r for r in results if isinstance(r, Operation)]
     losers = [r for r in results if isinstance(r, OperationError)]
     assert len(winners) == 1 and len(losers) == 19
-    assert all(winners[0]["id"] in str(e) for e in losers)
+    assert all(winners[0].id in str(e) for e in losers)
     assert len(store.list_operations()) == 1
 
 
@@ -249,12 +249,12 @@ def test_expire_gates(store: Store, clock: FakeClock) -> None:
     assert store.expire_gates() == []
     clock.advance(600)
     expired = store.expire_gates()
-    assert [o["id"] for o in expired] == [due["id"]]
-    assert expired[0]["state"] == "expired" and expired[0]["finished_at"] == expired[0]["updated_at"]
+    assert [o.id for o in expired] == [due.id]
+    assert expired[0].state == "expired" and expired[0].finished_at == expired[0].updated_at
     assert store.expire_gates() == []  # already done: nothing twice
-    assert [o["id"] for o in store.expire_gates((now + timedelta(seconds=901)).isoformat())] == [later["id"]]
-    assert store.get_operation(running["id"])["state"] == "running"
-    assert store.get_operation(no_expiry["id"])["state"] == "pending"
+    assert [o.id for o in store.expire_gates((now + timedelta(seconds=901)).isoformat())] == [later.id]
+    assert store.get_operation(running.id).state == "running"
+    assert store.get_operation(no_expiry.id).state == "pending"
     assert store.manager_lock_holder("prod") is None  # an expired gate frees the manager
 
 
@@ -263,7 +263,7 @@ def test_concurrent_expiry_reports_each_operation_once(store: Store, clock: Fake
         store.create_operation(kind="x", expires_at=clock.now() + timedelta(seconds=i))
     clock.advance(60)
     results = _together(8, lambda i: store.expire_gates())
-    ids = [o["id"] for batch in results for o in batch]
+    ids = [o.id for batch in results for o in batch]
     assert len(ids) == len(set(ids)) == 30
 
 
@@ -284,7 +284,7 @@ def test_sqlite_errors_become_bot_errors(tmp_path: Path, monkeypatch: pytest.Mon
         store.create_operation(kind="x")
     other.execute("ROLLBACK")
     other.close()
-    assert store.create_operation(kind="x")["state"] == "pending"
+    assert store.create_operation(kind="x").state == "pending"
     store.close()
     with pytest.raises(BotError, match="closed"):
         store.get_operation("op-1")

@@ -13,7 +13,7 @@ SNAP = daily(1)
 
 
 def _op(bot, kind: str = "restore") -> dict:
-    return next(o for o in bot.store.list_operations() if o["kind"] == kind)
+    return next(o for o in bot.store.list_operations() if o.kind == kind)
 
 
 def test_end_of_input_at_a_confirmation_names_nobody(make_bot, monkeypatch) -> None:
@@ -32,7 +32,7 @@ def test_end_of_input_at_a_confirmation_names_nobody(make_bot, monkeypatch) -> N
     op = _op(bot, "maintenance-mode activate")
     assert "not confirmed (end of input); nothing was changed on production" in text, text
     assert "cancelled by" not in text and "root" not in text, text
-    assert op["state"] == "cancelled" and op["decided_by"] == "system:unanswered"
+    assert op.state == "cancelled" and op.decided_by == "system:unanswered"
     [row] = bot.store.query_audit(event="gate_unanswered")
     assert row["actor"] == "system:unanswered" and row["detail"]["why"] == "end of input"
     assert bot.sim.state.maintenance["status"] == "deactivated"
@@ -53,7 +53,7 @@ def test_a_typed_cancel_says_its_line_once_without_a_title_repeating_it(make_bot
     bot = make_bot()
     bot.run(f"restore {SNAP} -f", yes=True)
     op = _op(bot)
-    code, out = bot.run(f"cancel {op['id']}", user="carol")
+    code, out = bot.run(f"cancel {op.id}", user="carol")
     assert code == 0
     assert out.count("cancelled by carol; nothing was changed on production") == 1, out
     assert "Cancelled" not in out, out
@@ -68,7 +68,7 @@ def test_json_of_a_restore_left_waiting_is_one_reply_waiting_for_approval_exit_3
     replies = [o for o in objects if o["type"] == "reply"]
     assert len(replies) == 1, replies
     assert replies[0]["waiting_for"] == "approve" and replies[0]["exit_status"] == 3
-    assert replies[0]["operation_id"] == _op(bot)["id"]
+    assert replies[0]["operation_id"] == _op(bot).id
     gates = [o for o in objects if o["type"] == "progress" and o["kind"] == "gate"]
     assert [g["data"]["gate"] for g in gates] == ["confirm", "approve"]
 
@@ -79,15 +79,15 @@ def test_the_follow_up_shown_to_the_approver_names_the_requester_who_answers_it(
     assert code == 3
     bot.sim.faults.fail_next("restore_snapshot", "pg_restore: could not connect")
     asked: list[str] = []
-    code, out = bot.run(f"approve {_op(bot)['id']}", user="bob", ask=lambda q: asked.append(q) or "yes")
+    code, out = bot.run(f"approve {_op(bot).id}", user="bob", ask=lambda q: asked.append(q) or "yes")
     assert code == 1, out
     follow = _op(bot, "maintenance-mode deactivate")
     assert not [q for q in asked if "confirm" in q], asked  # bob is not asked what only alice may answer
     assert "waits for your answer" not in out
-    assert (f"Operation {follow['id']} waits for alice's answer: only alice, who requested it, can confirm it: "
-            f'alice runs `cfy-bot run "confirm {follow["id"]}"`') in out, out
-    assert follow["state"] == "pending" and bot.sim.state.maintenance["status"] == "activated"
-    code, out = bot.run(f"confirm {follow['id']}", user="alice")  # the hint runs as printed, by whom it names
+    assert (f"Operation {follow.id} waits for alice's answer: only alice, who requested it, can confirm it: "
+            f'alice runs `cfy-bot run "confirm {follow.id}"`') in out, out
+    assert follow.state == "pending" and bot.sim.state.maintenance["status"] == "activated"
+    code, out = bot.run(f"confirm {follow.id}", user="alice")  # the hint runs as printed, by whom it names
     assert code == 0 and bot.sim.state.maintenance["status"] == "deactivated", out
 
 
@@ -108,15 +108,15 @@ def test_the_demo_shell_says_how_to_approve_and_approve_there_works(make_bot) ->
 
     def read(_prompt: str) -> str:
         line = next(typed)
-        return f"approve {_op(bot)['id']}" if line == "APPROVE" else line
+        return f"approve {_op(bot).id}" if line == "APPROVE" else line
 
     assert term.repl(read=read, tty=True) == 0
     text = out.getvalue()
     op = _op(bot)
-    assert f"type `approve {op['id']}` in this shell and a simulated second admin (demo-admin) approves it" in text
+    assert f"type `approve {op.id}` in this shell and a simulated second admin (demo-admin) approves it" in text
     assert "under their own login" not in text and "Slack" not in text.split("approves it.", 1)[1].split("\n")[0]
-    assert f"demo-admin (a simulated second admin) approves {op['id']}" in text
-    assert op["state"] == "succeeded" and op["approved_by"] == "shell:demo-admin"
+    assert f"demo-admin (a simulated second admin) approves {op.id}" in text
+    assert op.state == "succeeded" and op.approved_by == "shell:demo-admin"
     assert "approved by demo-admin (simulated second admin)" in text
     [row] = bot.store.query_audit(event="approved")
     assert "simulated second admin" in row["detail"]["by"]
@@ -147,7 +147,7 @@ def test_a_restore_resumed_after_its_process_stopped_is_the_bots_in_the_audit_an
                 raise KeyboardInterrupt  # the process is gone here; the row stays `running`
 
     with pytest.raises(KeyboardInterrupt):
-        bot.dispatcher.operations.decide(op["id"], Actor("shell:bob", "bob", "shell"), "approve", Dies())
+        bot.dispatcher.operations.decide(op.id, Actor("shell:bob", "bob", "shell"), "approve", Dies())
     [before] = bot.store.query_audit(limit=1)
     clock.advance(60)
     second = Dispatcher(build_services(bot.settings, clock=clock,
@@ -155,13 +155,13 @@ def test_a_restore_resumed_after_its_process_stopped_is_the_bots_in_the_audit_an
     capsys.readouterr()
     _reconcile(second, TerminalSink(__import__("sys").stdout))
     out = capsys.readouterr().out
-    assert out.startswith(f"after a restart: {op['id']} (restore on production, requested by alice) was left "
+    assert out.startswith(f"after a restart: {op.id} (restore on production, requested by alice) was left "
                           "running by a bot process that stopped; this one settles it here:\n"), out
     assert f"Restored {SNAP} on production (requested by alice, approved by bob)." in out
     assert "maintenance mode: deactivated" in out
-    assert out.rstrip().endswith(f"after a restart: {op['id']} (restore on production, requested by alice) is "
+    assert out.rstrip().endswith(f"after a restart: {op.id} (restore on production, requested by alice) is "
                                  "succeeded"), out
-    after = [r for r in bot.store.query_audit(limit=200, operation_id=op["id"]) if r["seq"] > before["seq"]]
+    after = [r for r in bot.store.query_audit(limit=200, operation_id=op.id) if r["seq"] > before["seq"]]
     assert after and {r["actor"] for r in after} == {"system:reconcile"}, {(r["event"], r["actor"]) for r in after}
     assert {"step", "manager_call", "outcome"} <= {r["event"] for r in after}
-    assert bot.store.get_operation(op["id"])["requester"] == "shell:alice"
+    assert bot.store.get_operation(op.id).requester == "shell:alice"

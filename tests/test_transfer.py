@@ -377,10 +377,10 @@ def test_a_restarted_bot_resumes_following_and_copies_off(bot, monkeypatch) -> N
         bot.run("snapshots create --no-legacy")
     monkeypatch.undo()
     op = bot.store.list_operations(states=("running",))[0]
-    assert op["execution_id"] and op["kind"] == "snapshots create"
+    assert op.execution_id and op.kind == "snapshots create"
     bot.dispatcher.operations.reconcile()
-    done = bot.store.get_operation(op["id"])
-    assert done["state"] == "succeeded", done
+    done = bot.store.get_operation(op.id)
+    assert done.state == "succeeded", done
     assert len(create_executions(bot.sim)) == 1  # resumed: no second snapshot was started
     assert bot.store.get_copy("production", SID).verified
 
@@ -422,7 +422,7 @@ def test_a_bot_that_died_right_after_the_put_finds_its_execution(bot, monkeypatc
     monkeypatch.undo()
     [op] = bot.store.list_operations(states=("running",))
     bot.dispatcher.operations.reconcile()
-    assert bot.store.get_operation(op["id"])["state"] == "succeeded"
+    assert bot.store.get_operation(op.id).state == "succeeded"
     assert len(create_executions(bot.sim)) == 1
     assert bot.store.get_copy("production", SID).verified
 

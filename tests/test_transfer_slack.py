@@ -36,8 +36,8 @@ def test_create_reports_in_a_thread_and_broadcasts_the_result(slack: Any) -> Non
     slack.settle()
     parent, *replies = slack.fake.calls_to("chat.postMessage")
     [op] = slack.store.list_operations()
-    assert op["state"] == "succeeded" and op["execution_id"]
-    assert all(r.params["thread_ts"] == op["slack_ts"] for r in replies)
+    assert op.state == "succeeded" and op.execution_id
+    assert all(r.params["thread_ts"] == op.slack_ts for r in replies)
     texts = "\n".join(r.params["text"] for r in replies)
     for line in ("creating snapshot weekly-1 on production", "Creating snapshot `weekly-1`",
                  "verified the copy of weekly-1"):
