@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
@@ -72,15 +71,10 @@ def make_demo(env: dict[str, str] | None = None, clock: Clock | None = None, sce
 def _run_key(snapshot_id: str) -> str | None:
     """The run key of the daily job's snapshot `daily-YYYYMMDD[-N]` (attempt N), None for any other id."""
     from bot.schedule.runs import run_key
+    from commands.retention import daily_day
 
-    m = re.fullmatch(r"daily-(\d{4})(\d{2})(\d{2})(?:-(\d{1,3}))?", snapshot_id)
-    if not m:
-        return None
-    try:
-        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-    return run_key(day, int(m.group(4) or 1))
+    parsed = daily_day(snapshot_id)
+    return run_key(*parsed) if parsed else None
 
 
 def archive_dailies(settings: Settings, transport: Any, clock: Clock) -> list[ArchiveCopy]:
