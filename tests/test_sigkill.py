@@ -90,6 +90,21 @@ def test_killed_at_each_step_then_started_again(served, tmp_path, marker: str) -
     assert final["state"] == "succeeded", (final, again.stdout, again.stderr)
     restores = [e for e in sim.state.executions.values() if e["workflow_id"] == "restore_snapshot"]
     assert len(restores) == 1, "a restart must never post a second restore"
+    # the resumed restore's report, every line read back from the simulator and the store, reaches this process
+    summary = again.stdout.split(f"OK Restored {snap} on production (requested by alice, approved by bob).\n", 1)
+    assert len(summary) == 2, again.stdout
+    lines = dict(line.split(": ", 1) for line in summary[1].split("\nafter a restart:", 1)[0].splitlines())
+    assert lines["snapshot"] == snap
+    assert lines["execution"] == f"{restores[0]['id']} terminated" and restores[0]["status"] == "terminated"
+    assert lines["scheduled executions"] == "none were scheduled"
+    assert lines["cancelled by the bot"] == "none"
+    left = sum(len(per_tenant) for per_tenant in sim.state.snapshots.values())
+    assert lines["snapshots"].startswith(f"{left} snapshots on production now"), lines["snapshots"]
+    assert lines["maintenance mode"] == "deactivated"
+    assert re.fullmatch(r"copy off \d+s, maintenance \d+s, restore request \d+s, restore \d+s, deactivate \d+s; "
+                        r"total \d+s \(wall clock, the time the bot was down included\)", lines["durations"])
+    assert set(lines) == {"snapshot", "execution", "scheduled executions", "cancelled by the bot", "snapshots",
+                          "maintenance mode", "durations"}, lines
     assert sim.state.maintenance["status"] == "deactivated"
     verify = _bot(["audit", "verify"], _env(tmp_path, port, "alice"))
     assert verify.returncode == 0, verify.stdout + verify.stderr
