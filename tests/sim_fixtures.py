@@ -153,6 +153,15 @@ def served(sim: Simulator) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def served_settings(url: str, data_dir: str) -> Any:
+    """Bot settings for one manager `production` at `url` (a served simulator), admin in the terminal."""
+    from bot.config import load_settings
+
+    return load_settings({"CLOUDIFY_MANAGER_URL": url, "CLOUDIFY_MANAGER_NAME": "production",
+                          "CLOUDIFY_USERNAME": "admin", "CLOUDIFY_PASSWORD": "admin",
+                          "BOT_DATA_DIR": data_dir, "BOT_SHELL_ROLE": "admin"})
+
+
 def eventually(check: Callable[[], Any], timeout: float = 5.0) -> bool:
     """Poll `check` until it is true (True) or `timeout` seconds pass (False)."""
     end = time.monotonic() + timeout

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sim_fixtures import served
+from sim_fixtures import served, served_settings
 
 from bot.core import ProgressEvent
 from bot.front.shell import INTERRUPTED, Terminal, TerminalSink, shell_actor
@@ -343,7 +343,6 @@ def test_cancel_from_another_bot_on_the_same_database_stops_the_operation_at_its
 
 def test_cancel_over_http_from_another_bot(tmp_path, clock) -> None:
     """The same across real sockets: the simulator served on 127.0.0.1, two bots with the real client."""
-    from bot.config import load_settings
     from bot.engine.dispatch import Dispatcher
     from bot.front.wiring import build_services
     from simulator import Simulator
@@ -352,9 +351,7 @@ def test_cancel_over_http_from_another_bot(tmp_path, clock) -> None:
     sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=str(tmp_path / "sim"))
     seed_demo(sim, "healthy")
     with served(sim) as url:
-        settings = load_settings({"CLOUDIFY_MANAGER_URL": url, "CLOUDIFY_MANAGER_NAME": "production",
-                                  "CLOUDIFY_USERNAME": "admin", "CLOUDIFY_PASSWORD": "admin",
-                                  "BOT_DATA_DIR": str(tmp_path / "bot"), "BOT_SHELL_ROLE": "admin"})
+        settings = served_settings(url, str(tmp_path / "bot"))
         first = Dispatcher(build_services(settings, clock=clock))
         other = Dispatcher(build_services(settings, clock=clock))
         out, answer = io.StringIO(), io.StringIO()

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_fixtures import daily, served
+from sim_fixtures import daily, served, served_settings
 
-from bot.config import load_settings
 from bot.engine.dispatch import Dispatcher
 from bot.front.shell import Terminal, shell_actor
 from bot.front.wiring import build_services
@@ -27,9 +26,7 @@ def http_bot(tmp_path: Path, clock: Any) -> Iterator[tuple[Simulator, Dispatcher
     sim = Simulator(now=clock.time, sleep=clock.sleep, data_dir=str(tmp_path / "sim"))
     seed_demo(sim, "healthy")
     with served(sim) as url:
-        settings = load_settings({"CLOUDIFY_MANAGER_URL": url, "CLOUDIFY_MANAGER_NAME": "production",
-                                  "CLOUDIFY_USERNAME": "admin", "CLOUDIFY_PASSWORD": "admin",
-                                  "BOT_DATA_DIR": str(tmp_path / "bot"), "BOT_SHELL_ROLE": "admin"})
+        settings = served_settings(url, str(tmp_path / "bot"))
         dispatcher = Dispatcher(build_services(settings, clock=clock))
         try:
             yield sim, dispatcher
