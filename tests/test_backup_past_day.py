@@ -3,20 +3,24 @@ it; a snapshot made on the past day itself is still adopted under its own name (
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sim_fixtures import START, daily_name
 
 
 def test_a_past_day_s_new_snapshot_is_named_by_the_day_it_is_taken(make_bot) -> None:
     bot = make_bot(seed=False)
     today = daily_name(START.timestamp(), 0)
-    code, out = bot.run("backups run --day 2026-11-27")
+    past = (START - timedelta(days=2)).date().isoformat()
+    past_name = daily_name(START.timestamp(), 2)
+    code, out = bot.run(f"backups run --day {past}")
     assert code == 0, out
-    assert f"named {today}, not after 2026-11-27" in out
-    assert f"Daily backup {today} of production created, copied off and verified, for the run of 2026-11-27" in out
-    assert "daily-20261127" not in bot.sim.state.snapshots["default_tenant"]
-    assert bot.store.get_run("production", "2026-11-27")["snapshot_id"] == today
+    assert f"named {today}, not after {past}" in out
+    assert f"Daily backup {today} of production created, copied off and verified, for the run of {past}" in out
+    assert past_name not in bot.sim.state.snapshots["default_tenant"]
+    assert bot.store.get_run("production", past)["snapshot_id"] == today
     code, out = bot.run("backups prune --dry-run")
-    assert "daily-20261127" not in out
+    assert past_name not in out
     code, out = bot.run("backups run")  # today's own run finds today's snapshot and keeps it
     assert code == 0 and f"already has {today}" in out, out
     assert bot.store.latest_verified("production").snapshot_id == today

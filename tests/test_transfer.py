@@ -9,6 +9,7 @@ import os
 import zipfile
 
 import pytest
+from sim_fixtures import daily
 
 SID = "manual-20261129-090000"  # the default id at the harness's start time (2026-11-29 09:00:00 UTC)
 
@@ -470,12 +471,13 @@ def test_a_download_never_overwrites_a_kept_copy_with_other_content(bot) -> None
 
 
 def test_the_daily_run_takes_the_next_id_when_only_the_archive_keeps_the_days_copy(bot) -> None:
-    bot.run("snapshots create daily-20261129 --no-legacy")  # made by hand, then deleted keeping its copy
-    kept = bot.store.get_copy("production", "daily-20261129")
-    bot.run("snapshots delete daily-20261129", yes=True)
+    today = daily(0)  # the day the injected clock says, as the daily run names it
+    bot.run(f"snapshots create {today} --no-legacy")  # made by hand, then deleted keeping its copy
+    kept = bot.store.get_copy("production", today)
+    bot.run(f"snapshots delete {today}", yes=True)
     code, out = bot.run("backups run")
-    assert code == 0 and "Daily backup daily-20261129-2 of production created, copied off and verified" in out, out
-    assert "the archive keeps a copy of daily-20261129 that production no longer has" in out
-    assert bot.store.get_copy("production", "daily-20261129-2").sha256 != kept.sha256
+    assert code == 0 and f"Daily backup {today}-2 of production created, copied off and verified" in out, out
+    assert f"the archive keeps a copy of {today} that production no longer has" in out
+    assert bot.store.get_copy("production", f"{today}-2").sha256 != kept.sha256
     # never overwritten: retention then keeps the newest copy of the day, and says so
-    assert "pruned daily-20261129 in the archive: not among the newest 7 daily" in out, out
+    assert f"pruned {today} in the archive: not among the newest 7 daily" in out, out
