@@ -162,6 +162,22 @@ def served_settings(url: str, data_dir: str) -> Any:
                           "BOT_DATA_DIR": data_dir, "BOT_SHELL_ROLE": "admin"})
 
 
+def approve_and_die_at(bot: Any, op_id: str, text: str = "the restore is running") -> None:
+    """bob approves `op_id`, and the process running it dies (KeyboardInterrupt) as the step `text` is shown: the
+    row stays `running`, as after a SIGKILL, for another bot instance on the same store to settle."""
+    import pytest
+
+    from bot.core import Actor, ProgressEvent
+
+    class Dies:
+        def emit(self, event: ProgressEvent) -> None:
+            if text in event.text:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        bot.dispatcher.operations.decide(op_id, Actor("shell:bob", "bob", "shell"), "approve", Dies())
+
+
 def eventually(check: Callable[[], Any], timeout: float = 5.0) -> bool:
     """Poll `check` until it is true (True) or `timeout` seconds pass (False)."""
     end = time.monotonic() + timeout

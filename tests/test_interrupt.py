@@ -44,6 +44,18 @@ def ctrl_c() -> None:
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
 
+def after_cancel_request(term: Terminal, then: Callable[[], None]) -> None:
+    """Run `then` right after the terminal has asked, on the first Ctrl-C, to cancel its operation."""
+    original = term._cancel_on_interrupt
+
+    def cancel_then(job: Any) -> bool:
+        result = original(job)
+        then()
+        return result
+
+    term._cancel_on_interrupt = cancel_then  # type: ignore[method-assign]
+
+
 class Hooked(TerminalSink):
     """The terminal's sink; when a step containing `when` is printed, run `then` on the operation's thread and
     block that thread until `resume` is set (the operation pauses there; the terminal's thread does not)."""
@@ -222,14 +234,7 @@ def test_ctrl_c_in_run_cancels_at_the_next_step_and_a_second_one_leaves(make_bot
     term = terminal(bot, out)
     term.sink = hooked = Hooked(out, "creating snapshot nightly-1", ctrl_c)
     # the first Ctrl-C: cancel requested; the operation is let go on only after the terminal asked
-    original = term._cancel_on_interrupt
-
-    def cancel_then_resume(job: Any) -> bool:
-        result = original(job)
-        hooked.resume.set()
-        return result
-
-    term._cancel_on_interrupt = cancel_then_resume  # type: ignore[method-assign]
+    after_cancel_request(term, hooked.resume.set)
     code = term.run("snapshots create nightly-1")
     op = only_op(bot)
     assert code == 1 and op.state == "cancelled"
@@ -247,14 +252,7 @@ def test_a_second_ctrl_c_in_run_leaves_the_operation_to_the_next_start(make_bot)
     out = io.StringIO()
     term = terminal(bot, out)
     term.sink = hooked = Hooked(out, "creating snapshot nightly-1", ctrl_c)
-    original = term._cancel_on_interrupt
-
-    def cancel_then_press_again(job: Any) -> bool:
-        result = original(job)
-        ctrl_c()  # pressed again before the operation reached its next step
-        return result
-
-    term._cancel_on_interrupt = cancel_then_press_again  # type: ignore[method-assign]
+    after_cancel_request(term, ctrl_c)  # pressed again before the operation reached its next step
     code = term.run("snapshots create nightly-1")
     op = only_op(bot)
     assert code == INTERRUPTED and op.state == "running" and op.cancel_requested == "shell:alice"
@@ -381,14 +379,7 @@ def test_ctrl_c_in_run_json_keeps_one_json_object_per_line(make_bot) -> None:
     term = Terminal(bot.dispatcher, out=out, actor=shell_actor("alice"), as_json=True)
     term.sink = hooked = Hooked(out, "creating snapshot nightly-1", ctrl_c)
     hooked.as_json = True
-    original = term._cancel_on_interrupt
-
-    def cancel_then_resume(job: Any) -> bool:
-        result = original(job)
-        hooked.resume.set()
-        return result
-
-    term._cancel_on_interrupt = cancel_then_resume  # type: ignore[method-assign]
+    after_cancel_request(term, hooked.resume.set)
     assert term.run("snapshots create nightly-1") == 1
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     notices = [line["text"] for line in lines if line["type"] == "notice"]

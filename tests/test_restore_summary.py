@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
-from bot.core import Actor
-from sim_fixtures import daily
+from sim_fixtures import START, approve_and_die_at, daily
 from test_restore_preflight import archived
 
 SNAP = daily(1)
@@ -73,7 +71,7 @@ def restored_schedules(bot: Any) -> list[dict[str, Any]]:
 def test_success(make_bot) -> None:
     bot = make_bot(scheduled=True)  # 4 live scheduled executions: 1 overdue, 3 due later
     live = scheduled(bot)
-    overdue = [i for i, e in live.items() if e["scheduled_for"] < "2026-11-29T09:00"]
+    overdue = [i for i, e in live.items() if e["scheduled_for"] < START.isoformat()[:16]]
     assert len(live) == 4 and len(overdue) == 1
     before = listed(bot)
     code, out = bot.run(f"restore {SNAP} -f", yes=True, approver="bob")
@@ -189,18 +187,12 @@ def test_interrupted_then_resumed_by_another_bot_instance(make_bot, clock) -> No
 
     bot = make_bot(scheduled=True)
     live = scheduled(bot)
-    overdue = [i for i, e in live.items() if e["scheduled_for"] < "2026-11-29T09:00"]
+    overdue = [i for i, e in live.items() if e["scheduled_for"] < START.isoformat()[:16]]
     before = listed(bot)
     assert bot.run(f"restore {SNAP} -f", yes=True)[0] == 3
     [op] = [o for o in bot.store.list_operations() if o.kind == "restore"]
 
-    class Dies:
-        def emit(self, event: Any) -> None:
-            if "the restore is running" in event.text:
-                raise KeyboardInterrupt  # the process is gone here; the row stays `running`
-
-    with pytest.raises(KeyboardInterrupt):
-        bot.dispatcher.operations.decide(op.id, Actor("shell:bob", "bob", "shell"), "approve", Dies())
+    approve_and_die_at(bot, op.id)  # the process is gone at "the restore is running"; the row stays `running`
     assert bot.store.get_operation(op.id).state == "running"
     clock.advance(60)  # the bot is down for a minute
     second = Dispatcher(build_services(bot.settings, clock=clock,

@@ -7,7 +7,7 @@ import io
 import json
 
 from bot.front.shell import Terminal, shell_actor
-from sim_fixtures import daily
+from sim_fixtures import approve_and_die_at, daily
 
 SNAP = daily(1)
 
@@ -126,12 +126,9 @@ def test_a_restore_resumed_after_its_process_stopped_is_the_bots_in_the_audit_an
                                                                                                 capsys) -> None:
     """QA 13: the process that finishes someone else's orphaned restore says whose it is and shows its report; the
     steps after the restart are audited as system:reconcile; the requester stays the requester."""
-    from typing import Any
 
-    import pytest
 
     from bot.cloudify import wsgi_transport
-    from bot.core import Actor
     from bot.engine.dispatch import Dispatcher
     from bot.front.cli import _reconcile
     from bot.front.shell import TerminalSink
@@ -141,13 +138,7 @@ def test_a_restore_resumed_after_its_process_stopped_is_the_bots_in_the_audit_an
     assert bot.run(f"restore {SNAP} -f", yes=True)[0] == 3
     op = _op(bot)
 
-    class Dies:
-        def emit(self, event: Any) -> None:
-            if "the restore is running" in event.text:
-                raise KeyboardInterrupt  # the process is gone here; the row stays `running`
-
-    with pytest.raises(KeyboardInterrupt):
-        bot.dispatcher.operations.decide(op.id, Actor("shell:bob", "bob", "shell"), "approve", Dies())
+    approve_and_die_at(bot, op.id)  # the process is gone at "the restore is running"; the row stays `running`
     [before] = bot.store.query_audit(limit=1)
     clock.advance(60)
     second = Dispatcher(build_services(bot.settings, clock=clock,
