@@ -373,6 +373,11 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+def count(n: int, word: str, plural: str = "") -> str:
+    """`1 operation`, `2 operations`, `0 copies` (with `plural` for irregular words)."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def age(seconds: float) -> str:
     """A short human age: `45s`, `12m`, `5h 3m`, `3d 4h`."""
     s = int(max(seconds, 0))
@@ -399,7 +404,7 @@ def size(n: int | None) -> str:
 
 def file_size(n: int) -> str:
     """A file's size as a person reads it: `0 bytes`, `1 byte`, `900 bytes`, `5.8 KiB`."""
-    return ("1 byte" if n == 1 else f"{n} bytes") if n < 1024 else size(n)
+    return count(n, "byte") if n < 1024 else size(n)
 
 
 def size_problem(actual: int, expected: int) -> str:

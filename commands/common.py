@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from bot.engine.context import Ctx
 from bot.spec.registry import Param
-from bot.core import age, parse_time
+from bot.core import age, count, parse_time
 
 __all__ = ["SNAPSHOT_ID", "age", "check_snapshot_id", "clip", "count", "hint", "parse_time", "when"]
 
@@ -38,11 +38,6 @@ def when(text: str | None, now: datetime) -> str:
     delta = (now - t).total_seconds()
     rel = f"{age(delta)} ago" if delta >= 0 else f"in {age(-delta)}"
     return f"{t.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC ({rel})"
-
-
-def count(n: int, word: str, plural: str = "") -> str:
-    """`1 operation`, `2 operations`, `0 copies` (with `plural` for irregular words)."""
-    return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
 def hint(ctx: Ctx, command: str, tenant: str = "") -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.core import parse_since
+from bot.core import count, parse_since
 
 # The columns of an export, in the chain's own order (bot/store/audit.py FIELDS); `detail` is canonical JSON.
 COLUMNS = ("seq", "at", "actor", "transport", "channel", "manager", "command", "event", "operation_id",
@@ -73,24 +73,20 @@ def verify(store: Any, out: TextIO, expect: tuple[int, str] | None = None) -> in
     """
     verdict = store.verify_audit(expect)
     if verdict.ok:
-        print(f"audit log intact: {_rows(verdict.rows)}; head {verdict.rows}:{verdict.last_hash}", file=out)
+        print(f"audit log intact: {count(verdict.rows, 'row')}; head {verdict.rows}:{verdict.last_hash}", file=out)
         print(f"mode: {verdict.mode}", file=out)
         if expect:
             print(f"row {expect[0]} is the one seen before ({expect[0]}:{expect[1]})", file=out)
         return 0
     if verdict.lost:  # the chain that is left holds, but the store shows rows that are gone
-        print(f"audit log BROKEN: {verdict.reason} ({_rows(verdict.rows)} left, chain intact)", file=out)
+        print(f"audit log BROKEN: {verdict.reason} ({count(verdict.rows, 'row')} left, chain intact)", file=out)
         return 1
     if verdict.first_bad_seq is None:  # the links hold, but keyed rows were not checked
-        print(f"audit log NOT VERIFIED: {verdict.reason} ({_rows(verdict.rows)})", file=out)
+        print(f"audit log NOT VERIFIED: {verdict.reason} ({count(verdict.rows, 'row')})", file=out)
         return 1
     print(f"audit log BROKEN at row {verdict.first_bad_seq}: {verdict.reason} "
-          f"({_rows(verdict.rows)} before it {'is' if verdict.rows == 1 else 'are'} intact)", file=out)
+          f"({count(verdict.rows, 'row')} before it {'is' if verdict.rows == 1 else 'are'} intact)", file=out)
     return 1
-
-
-def _rows(n: int) -> str:
-    return f"{n} row" if n == 1 else f"{n} rows"
 
 
 def export(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.core import DrillResult
+from bot.core import DrillResult, count
 
 KINDS = ("blueprints", "deployments", "secrets", "plugins", "sites")
 KEY = {"blueprints": "id", "deployments": "id", "secrets": "key", "plugins": "id", "sites": "name"}
@@ -174,7 +174,7 @@ def _counts(content: Content, tenant: str | None = None) -> tuple[tuple[str, int
 
 def counts_text(counts: Sequence[tuple[str, int]]) -> str:
     """`3 tenants, 4 blueprints, 1 deployment, …` (singular for one)."""
-    return ", ".join(f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in counts)
+    return ", ".join(count(n, kind[:-1], kind) for kind, n in counts)
 
 
 def restore_check(expected: Content, actual: Content, manager: str) -> RestoreCheck:
@@ -229,7 +229,7 @@ def ago(seconds: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if s >= size:
             n = s // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+            return f"{count(n, unit)} ago"
     return "just now"
 
 

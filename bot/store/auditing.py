@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.core import Operation
+from bot.core import Operation, count
 from bot.errors import ConfigError
 from bot.store import audit
 from bot.store.audit import AuditVerdict
@@ -39,7 +39,7 @@ class _AuditCalls(_StoreBase):
             missing, example = audit.unaudited_operations(db)
         if missing:
             return replace(verdict, ok=False, lost=True, reason=(
-                f"the store holds {missing} operation{'s' if missing != 1 else ''} that no audit row names "
+                f"the store holds {count(missing, 'operation')} that no audit row names "
                 f"(e.g. {example}): their rows were deleted (rows keyed with BOT_AUDIT_KEY cannot be rewritten "
                 "to name them, and the head record is not keyed)"))
         return verdict
